@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite needs, when they are missing:
+#  - Mesa >= 25 lavapipe (a CPU Vulkan driver Dawn accepts; Debian 12's own Mesa 22 is rejected),
+#    from bookworm-backports, so WebGPU tests run on machines without a GPU;
+#  - Chromium, which opens the HTML run report in a test.
+# Idempotent and quiet when all is present. Without root it prints exactly what is missing.
+set -euo pipefail
+
+have_mesa() {
+  local v
+  v=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || true)
+  [ -n "$v" ] && dpkg --compare-versions "$v" ge 25
+}
+have_chromium() { command -v chromium >/dev/null 2>&1; }
+
+missing=()
+have_mesa || missing+=("mesa-vulkan-drivers>=25 (bookworm-backports)")
+have_chromium || missing+=("chromium")
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "covenant-ts: missing system packages: ${missing[*]}" >&2
+  echo "  As root on Debian 12: add a bookworm-backports source, then" >&2
+  echo "  apt-get install -t bookworm-backports mesa-vulkan-drivers && apt-get install chromium" >&2
+  echo "  (WebGPU tests and the report test are skipped with a message without them.)" >&2
+  exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "covenant-ts: installing system packages: ${missing[*]}"
+if ! have_mesa && [ ! -f /etc/apt/sources.list.d/backports.sources ]; then
+  # Same URI and key as the machine's main Debian source, suite bookworm-backports.
+  awk 'BEGIN{RS="";ORS="\n\n"} NR==1' /etc/apt/sources.list.d/debian.sources \
+    | sed 's/^Suites:.*/Suites: bookworm-backports/' > /etc/apt/sources.list.d/backports.sources
+fi
+apt-get update -qq
+have_mesa || apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers >/dev/null
+have_chromium || apt-get install -y -qq --no-install-recommends chromium >/dev/null
+echo "covenant-ts: system packages ready"
