@@ -1,0 +1,219 @@
+import { describe, expect, test } from "bun:test"
+import { spawnSync } from "node:child_process"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Either, FastCheck as fc } from "effect"
+import { decodeNpy, decodeSafetensors, encodeNpy, encodeSafetensors } from "../src/io/index.ts"
+import type { NpyData, SafetensorsInput } from "../src/io/index.ts"
+
+const vectorDir = "/work/shared/vectors/llama-hf/gqa-seed3"
+
+const shapeArb = fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 0, maxLength: 3 })
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1)
+const f32Arb = (n: number) => fc.float32Array({ minLength: n, maxLength: n, noDefaultInfinity: false })
+
+const tensorArb: fc.Arbitrary<SafetensorsInput> = shapeArb.chain((shape) =>
+  fc.oneof(
+    f32Arb(size(shape)).map((data) => ({ shape, data })),
+    fc.int32Array({ minLength: size(shape), maxLength: size(shape) }).map((data) => ({ shape, data }))
+  )
+)
+
+const bitsOf = (a: Float32Array | Int32Array) => [...new Uint32Array(a.buffer, a.byteOffset, a.length)]
+const sameBits = (a: Float32Array | Int32Array, b: Float32Array | Int32Array) => {
+  expect(bitsOf(b)).toEqual(bitsOf(a))
+  return true
+}
+
+const withHeader = (header: unknown, data: Uint8Array): Uint8Array => {
+  const json = new TextEncoder().encode(JSON.stringify(header))
+  const out = new Uint8Array(8 + json.length + data.length)
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true)
+  out.set(json, 8)
+  out.set(data, 8 + json.length)
+  return out
+}
+
+const reasonOf = (bytes: Uint8Array): string => {
+  const r = decodeSafetensors(bytes)
+  if (Either.isRight(r)) throw new Error("decoded a corrupt file")
+  expect(r.left._tag).toBe("SafetensorsDecodeError")
+  return r.left.reason
+}
+
+describe("safetensors", () => {
+  test("round trip keeps names, shapes, bits and metadata (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.tuple(fc.string({ minLength: 1, maxLength: 12 }).filter((s) => s !== "__metadata__"), tensorArb), {
+          selector: ([name]) => name,
+          maxLength: 5
+        }),
+        fc.dictionary(fc.string({ maxLength: 6 }).filter((k) => k !== "__proto__"), fc.string({ maxLength: 6 })),
+        (entries, metadata) => {
+          const bytes = Either.getOrThrow(encodeSafetensors(entries, metadata))
+          expect((8 + Number(new DataView(bytes.buffer).getBigUint64(0, true))) % 8).toBe(0)
+          const file = Either.getOrThrow(decodeSafetensors(bytes))
+          expect(file.tensors.size).toBe(entries.length)
+          for (const [name, t] of entries) {
+            const got = file.tensors.get(name)!
+            expect(got.shape).toEqual([...t.shape])
+            expect(got.dtype).toBe(t.data instanceof Float32Array ? "F32" : "I32")
+            expect(got.data.constructor).toBe(t.data.constructor)
+            expect(sameBits(t.data, got.data)).toBe(true)
+          }
+          expect(file.metadata).toEqual(Object.keys(metadata).length > 0 ? metadata : {})
+        }
+      ),
+      { numRuns: 150 }
+    )
+  })
+
+  test("reads the PyTorch-written shared vector", () => {
+    const file = Either.getOrThrow(decodeSafetensors(new Uint8Array(readFileSync(join(vectorDir, "model.safetensors")))))
+    expect(file.tensors.get("model.layers.1.self_attn.k_proj.weight")!.shape).toEqual([16, 64])
+    expect(file.tensors.get("lm_head.weight")!.data.length).toBe(97 * 64)
+  })
+
+  test("widens F16 and BF16 to f32", () => {
+    // 1.0, -2.0, 65504 (max half), 2^-24 (smallest subnormal)
+    const half = new Uint16Array([0x3c00, 0xc000, 0x7bff, 0x0001])
+    // bf16 is the top half of an f32: 1.0, -2.0, 3.140625
+    const bf = new Uint16Array([0x3f80, 0xc000, 0x4049])
+    const data = new Uint8Array(14)
+    data.set(new Uint8Array(half.buffer), 0)
+    data.set(new Uint8Array(bf.buffer), 8)
+    const file = Either.getOrThrow(decodeSafetensors(withHeader({
+      h: { dtype: "F16", shape: [4], data_offsets: [0, 8] },
+      b: { dtype: "BF16", shape: [3], data_offsets: [8, 14] }
+    }, data)))
+    expect([...file.tensors.get("h")!.data]).toEqual([1, -2, 65504, 2 ** -24])
+    expect([...file.tensors.get("b")!.data]).toEqual([1, -2, 3.140625])
+  })
+
+  test("corrupt files give a typed error", () => {
+    const eight = new Uint8Array(8)
+    expect(reasonOf(new Uint8Array(3))).toContain("shorter")
+    const huge = new Uint8Array(16)
+    new DataView(huge.buffer).setBigUint64(0, 1n << 40n, true)
+    expect(reasonOf(huge)).toContain("exceeds")
+    const past = new Uint8Array(16)
+    new DataView(past.buffer).setBigUint64(0, 100n, true)
+    expect(reasonOf(past)).toContain("past the end")
+    const notJson = new Uint8Array([4, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x7b, 0x20, 0x20])
+    expect(reasonOf(notJson)).toContain("JSON")
+    expect(reasonOf(withHeader([1, 2], eight))).toContain("object")
+    expect(reasonOf(withHeader({ a: { dtype: "F32", shape: [2], data_offsets: [0, 16] } }, eight))).toContain("past")
+    expect(reasonOf(withHeader({ a: { dtype: "F32", shape: [3], data_offsets: [0, 8] } }, eight))).toContain("needs 12")
+    expect(reasonOf(withHeader({ a: { dtype: "F32", shape: [1], data_offsets: [4, 0] } }, eight))).toContain("end before")
+    expect(reasonOf(withHeader({
+      a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+      b: { dtype: "F32", shape: [1], data_offsets: [4, 8] }
+    }, eight))).toContain("overlap")
+    expect(reasonOf(withHeader({ a: { dtype: "F32", shape: [1], data_offsets: [4, 8] } }, eight))).toContain("gap")
+    expect(reasonOf(withHeader({ a: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, eight))).toContain("no tensor covers")
+    expect(reasonOf(withHeader({ a: { dtype: "Q4", shape: [2], data_offsets: [0, 8] } }, eight))).toContain('tensor "a"')
+    expect(reasonOf(withHeader({ a: { dtype: "F32", shape: [-2], data_offsets: [0, 8] } }, eight))).toContain('tensor "a"')
+    expect(reasonOf(withHeader({ __metadata__: { k: 1 } }, new Uint8Array(0)))).toContain("__metadata__")
+  })
+
+  test("encode rejects data that does not match its shape", () => {
+    const r = encodeSafetensors([["a", { shape: [3], data: new Float32Array(2) }]])
+    expect(Either.isLeft(r) && r.left._tag).toBe("SafetensorsEncodeError")
+  })
+})
+
+const npyArb: fc.Arbitrary<{ shape: number[]; data: NpyData }> = shapeArb.chain((shape) => {
+  const n = size(shape)
+  return fc.oneof(
+    f32Arb(n).map((data) => ({ shape, data: data as NpyData })),
+    fc.int32Array({ minLength: n, maxLength: n }).map((data) => ({ shape, data: data as NpyData })),
+    fc.uint32Array({ minLength: n, maxLength: n }).map((data) => ({ shape, data: data as NpyData })),
+    fc.bigInt64Array({ minLength: n, maxLength: n }).map((data) => ({ shape, data: data as NpyData }))
+  )
+})
+
+const npyReason = (bytes: Uint8Array): string => {
+  const r = decodeNpy(bytes)
+  if (Either.isRight(r)) throw new Error("decoded a corrupt file")
+  expect(r.left._tag).toBe("NpyDecodeError")
+  return r.left.reason
+}
+
+const npyWithHeader = (dict: string, data: Uint8Array, version = 1): Uint8Array => {
+  const prefix = version === 1 ? 10 : 12
+  const out = new Uint8Array(prefix + dict.length + data.length)
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, version, 0])
+  if (version === 1) new DataView(out.buffer).setUint16(8, dict.length, true)
+  else new DataView(out.buffer).setUint32(8, dict.length, true)
+  for (let i = 0; i < dict.length; i++) out[prefix + i] = dict.charCodeAt(i)
+  out.set(data, prefix + dict.length)
+  return out
+}
+
+describe("npy", () => {
+  test("round trip keeps dtype, shape and values (property)", () => {
+    fc.assert(
+      fc.property(npyArb, ({ shape, data }) => {
+        const bytes = Either.getOrThrow(encodeNpy(data, shape))
+        const back = Either.getOrThrow(decodeNpy(bytes))
+        expect(back.shape).toEqual(shape)
+        expect(back.data.constructor).toBe(data.constructor)
+        expect(new Uint8Array(back.data.buffer)).toEqual(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+      }),
+      { numRuns: 150 }
+    )
+  })
+
+  test("reads numpy's files: the shared tokens and logits", () => {
+    const tokens = Either.getOrThrow(decodeNpy(new Uint8Array(readFileSync(join(vectorDir, "tokens.npy")))))
+    expect(tokens.dtype).toBe("<i4")
+    expect(tokens.shape).toEqual([2, 24])
+    const logits = Either.getOrThrow(decodeNpy(new Uint8Array(readFileSync(join(vectorDir, "expected_logits.npy")))))
+    expect(logits.shape).toEqual([2, 24, 97])
+  })
+
+  test("reads a v2 header", () => {
+    const data = new Uint8Array(new Int32Array([7, -8]).buffer)
+    const back = Either.getOrThrow(decodeNpy(npyWithHeader("{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }\n", data, 2)))
+    expect([...back.data]).toEqual([7, -8])
+  })
+
+  const hasNumpy = spawnSync("python3", ["-c", "import numpy"]).status === 0
+  test.skipIf(!hasNumpy)("numpy loads what we write and we load what numpy writes", () => {
+    const dir = mkdtempSync(join(tmpdir(), "npy-"))
+    const ours = join(dir, "ours.npy")
+    writeFileSync(ours, Either.getOrThrow(encodeNpy(new Float32Array([1.5, -2, 3, 4.25, 5, 6]), [2, 3])))
+    const theirs = join(dir, "theirs.npy")
+    const py = spawnSync("python3", ["-c", [
+      "import numpy as np, sys",
+      `a = np.load('${ours}')`,
+      "assert a.dtype == np.float32 and a.shape == (2, 3), (a.dtype, a.shape)",
+      `np.save('${theirs}', (a * 2).astype(np.int64))`,
+      "print(float(a.sum()))"
+    ].join("\n")], { encoding: "utf8" })
+    expect(py.stderr).toBe("")
+    expect(py.stdout.trim()).toBe("17.75")
+    const back = Either.getOrThrow(decodeNpy(new Uint8Array(readFileSync(theirs))))
+    expect(back.dtype).toBe("<i8")
+    expect([...back.data]).toEqual([3n, -4n, 6n, 8n, 10n, 12n])
+  })
+
+  test("corrupt files give a typed error", () => {
+    const four = new Uint8Array(4)
+    expect(npyReason(new Uint8Array([1, 2, 3]))).toContain("magic")
+    expect(npyReason(npyWithHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", four))).toContain("needs 8")
+    expect(npyReason(npyWithHeader("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", new Uint8Array(8)))).toContain("unsupported dtype")
+    expect(npyReason(npyWithHeader("{'descr': '<f4', 'fortran_order': True, 'shape': (1, 1), }", four))).toContain("Fortran")
+    expect(npyReason(npyWithHeader("{'descr': '<f4', 'shape': (1,), }", four))).toContain("exactly the keys")
+    expect(npyReason(npyWithHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", four))).toContain("non-negative")
+    expect(npyReason(npyWithHeader("[1, 2]", four))).toContain("dict")
+    expect(npyReason(npyWithHeader("{'descr': <f4}", four))).toContain("parse")
+    const truncated = npyWithHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", four).subarray(0, 20)
+    expect(npyReason(truncated)).toContain("past the end")
+    const v9 = npyWithHeader("{}", four)
+    v9[6] = 9
+    expect(npyReason(v9)).toContain("version")
+  })
+})
