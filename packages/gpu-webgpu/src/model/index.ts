@@ -1,0 +1,5 @@
+export * from "./checkpoint.ts"
+export * from "./hf-config.ts"
+export * from "./init.ts"
+export * from "./parameters.ts"
+export * from "./spec.ts"
