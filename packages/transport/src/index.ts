@@ -1,1 +1,8 @@
-export {}
+export * from "./errors.ts"
+export * from "./keys.ts"
+export * from "./Transport.ts"
+export * from "./envelope.ts"
+export * from "./protocol.ts"
+export { layerFileSystem, makeFileSystemTransport } from "./FileSystemTransport.ts"
+export { classifyS3Error, layerS3, makeS3Transport, rechunkBytes } from "./S3Transport.ts"
+export type { ChecksumMode, S3TransportConfig } from "./S3Transport.ts"

@@ -1,0 +1,283 @@
+/**
+ * The protocol on top of the Transport service: publish a signed object under the layout's key,
+ * gather the peers' updates of a window within its upload interval and a deadline, prune old
+ * updates. Chain facts (block times, hotkeys, bucket locations) come in as data.
+ */
+import { Clock, Duration, Effect, Either } from "effect"
+import type { BadSignature, StoreError } from "./errors.ts"
+import { isTransient, TooEarly, TooLate } from "./errors.ts"
+import { openEnvelope, sealEnvelope } from "./envelope.ts"
+import type { EnvelopeContext, Signer } from "./envelope.ts"
+import { debugKey, gradientKey, kindPrefix, parseKey } from "./keys.ts"
+import { Transport } from "./Transport.ts"
+import type { BucketLocation, ObjectInfo } from "./Transport.ts"
+
+/** Where a window's uploads must land, in store time (ms since epoch): [start, end]. */
+export interface UploadInterval {
+  readonly start: number
+  readonly end: number
+}
+
+/** The reference's rule: from the time of the window's first block to `uploadWindowMs` (70 s) later. */
+export const uploadInterval = (windowStartMs: number, uploadWindowMs: number): UploadInterval => ({
+  start: windowStartMs,
+  end: windowStartMs + uploadWindowMs,
+})
+
+/** Store timestamps are only as fine as the store's resolution: compare the start at that resolution. */
+export const checkStoreTime = (key: string, storeTime: number, interval: UploadInterval, resolutionMs: number): Either.Either<number, TooEarly | TooLate> => {
+  const start = Math.floor(interval.start / resolutionMs) * resolutionMs
+  if (storeTime < start) return Either.left(new TooEarly({ key, storeTime, start: interval.start }))
+  if (storeTime > interval.end) return Either.left(new TooLate({ key, storeTime, end: interval.end }))
+  return Either.right(storeTime)
+}
+
+export type UpdateKind = "gradient" | "debug"
+
+const updateKey = (kind: UpdateKind, window: number, uid: number, version: string) =>
+  kind === "gradient" ? gradientKey(window, uid, version) : debugKey(window, uid, version)
+
+export interface PublishSignedOptions {
+  readonly at: BucketLocation
+  readonly key: string
+  readonly context: EnvelopeContext
+  readonly payload: Uint8Array
+  readonly signer: Signer
+}
+
+/** Signs any payload for its context and stores it under key (peer lists, aggregation records, ...). */
+export const publishSigned = (options: PublishSignedOptions): Effect.Effect<ObjectInfo, StoreError, Transport> =>
+  Effect.flatMap(Transport, (transport) =>
+    transport.put(options.at, options.key, sealEnvelope(options.context, options.payload, options.signer)))
+
+export interface FetchSignedOptions {
+  readonly at: BucketLocation
+  readonly key: string
+  readonly context: EnvelopeContext
+  /** The ss58 address the chain lists for the publisher. */
+  readonly hotkey: string
+}
+
+export interface Delivered {
+  readonly bytes: Uint8Array
+  readonly storeTime: number
+}
+
+/** Reads a signed object and returns its payload only if it verifies for the expected context and hotkey. */
+export const fetchSigned = (options: FetchSignedOptions): Effect.Effect<Delivered, StoreError | BadSignature, Transport> =>
+  Effect.gen(function* () {
+    const transport = yield* Transport
+    const { storeTime } = yield* transport.head(options.at, options.key)
+    const sealed = yield* transport.get(options.at, options.key)
+    const bytes = yield* openEnvelope(sealed, options.context, options.hotkey)
+    return { bytes, storeTime }
+  })
+
+export interface PublishUpdateOptions {
+  readonly at: BucketLocation
+  readonly runId: string
+  readonly version: string
+  readonly window: number
+  readonly uid: number
+  readonly kind?: UpdateKind
+  readonly payload: Uint8Array
+  readonly signer: Signer
+}
+
+/** Publishes a peer's update (or debug slice) for (window, uid) in its own bucket. */
+export const publishUpdate = (options: PublishUpdateOptions): Effect.Effect<ObjectInfo, StoreError, Transport> => {
+  const kind = options.kind ?? "gradient"
+  return publishSigned({
+    at: options.at,
+    key: updateKey(kind, options.window, options.uid, options.version),
+    context: { runId: options.runId, window: options.window, uid: options.uid, kind },
+    payload: options.payload,
+    signer: options.signer,
+  })
+}
+
+export interface GatherOptions {
+  readonly runId: string
+  readonly version: string
+  readonly window: number
+  readonly kind?: UpdateKind
+  /** The uids to gather. */
+  readonly uids: ReadonlyArray<number>
+  /** Each uid's bucket and read credentials, as published on chain. */
+  readonly locations: ReadonlyMap<number, BucketLocation>
+  /** Each uid's hotkey (ss58), as the chain lists it. */
+  readonly hotkeys: ReadonlyMap<number, string>
+  readonly interval: UploadInterval
+  /** The whole gather returns within this (reference: 600 s). */
+  readonly timeout: Duration.DurationInput
+  /** How long one peer is polled (reference: 90 s). */
+  readonly perPeerTimeout?: Duration.DurationInput
+  /** Poll period for an object that is not there yet (reference: 0.5 s). */
+  readonly pollInterval?: Duration.DurationInput
+  /** Store requests in flight at once, over all peers. */
+  readonly concurrency?: number
+  /** First and largest delay between retries of transient errors (exponential in between). */
+  readonly retryBase?: Duration.DurationInput
+  readonly retryMax?: Duration.DurationInput
+}
+
+/** Every requested uid ends in exactly one of these. */
+export interface GatherResult {
+  readonly delivered: ReadonlyMap<number, Delivered>
+  /** Not there when the peer's polling ended. */
+  readonly missing: ReadonlyArray<number>
+  /** Stored before / after the upload interval (value: the store time). */
+  readonly tooEarly: ReadonlyMap<number, number>
+  readonly tooLate: ReadonlyMap<number, number>
+  /** The store failed or refused (value: the reason of the last failure). */
+  readonly unavailable: ReadonlyMap<number, string>
+  /** Malformed, tampered, replayed or signed by another key (value: why). */
+  readonly badSignature: ReadonlyMap<number, string>
+  /** No bucket location or no hotkey known for the uid. */
+  readonly unknownPeer: ReadonlyArray<number>
+  readonly elapsedMs: number
+}
+
+type Outcome =
+  | { readonly _tag: "Delivered"; readonly value: Delivered }
+  | { readonly _tag: "Missing" }
+  | { readonly _tag: "TooEarly" | "TooLate"; readonly storeTime: number }
+  | { readonly _tag: "Unavailable" | "BadSignature"; readonly reason: string }
+  | { readonly _tag: "UnknownPeer" }
+
+const describe = (error: StoreError): string => {
+  switch (error._tag) {
+    case "Unavailable":
+    case "Unauthorized":
+      return `${error._tag}: ${error.reason}`
+    case "InvalidKey":
+      return `InvalidKey: ${error.reason}`
+    case "NotFound":
+      return "NotFound"
+    case "InvalidRange":
+      return "InvalidRange"
+  }
+}
+
+/**
+ * Gathers the peers' updates of a window: polls each object until it appears, its peer's time
+ * is up, or the gather's deadline; accepts it only if its store time lies in the upload
+ * interval and its envelope verifies against the uid's hotkey. A store that is down makes the
+ * gather return what arrived, reporting the rest, by its deadline.
+ */
+export const gather = (options: GatherOptions): Effect.Effect<GatherResult, never, Transport> =>
+  Effect.gen(function* () {
+    const transport = yield* Transport
+    const kind = options.kind ?? "gradient"
+    const begin = yield* Clock.currentTimeMillis
+    const timeoutMs = Duration.toMillis(options.timeout)
+    const deadline = begin + timeoutMs
+    const perPeerMs = Duration.toMillis(options.perPeerTimeout ?? Duration.seconds(90))
+    const pollMs = Duration.toMillis(options.pollInterval ?? Duration.millis(500))
+    const retryBaseMs = Duration.toMillis(options.retryBase ?? Duration.millis(100))
+    const retryMaxMs = Duration.toMillis(options.retryMax ?? Duration.seconds(2))
+    const requests = yield* Effect.makeSemaphore(Math.max(1, options.concurrency ?? 16))
+    const limited = <A, E>(effect: Effect.Effect<A, E>) => requests.withPermits(1)(effect)
+
+    const gatherOne = (uid: number): Effect.Effect<Outcome> => {
+      const at = options.locations.get(uid)
+      const hotkey = options.hotkeys.get(uid)
+      if (at === undefined || hotkey === undefined) return Effect.succeed({ _tag: "UnknownPeer" })
+      const key = updateKey(kind, options.window, uid, options.version)
+      const context: EnvelopeContext = { runId: options.runId, window: options.window, uid, kind }
+      // What the gather reports for this peer if its time runs out now.
+      let last: Outcome = { _tag: "Missing" }
+      let failures = 0
+      const backoff = () => Math.min(retryMaxMs, retryBaseMs * 2 ** Math.min(failures - 1, 30))
+
+      /** Runs a store request; transient failures are retried with exponential backoff (until the peer's time is up). */
+      const withRetry = <A>(request: Effect.Effect<A, StoreError>): Effect.Effect<A, StoreError> =>
+        Effect.catchAll(limited(request), (error) => {
+          if (!isTransient(error)) return Effect.fail(error)
+          failures += 1
+          last = { _tag: "Unavailable", reason: describe(error) }
+          return Effect.zipRight(Effect.sleep(Duration.millis(backoff())), Effect.suspend(() => withRetry(request)))
+        })
+
+      const poll: Effect.Effect<Outcome> = Effect.gen(function* () {
+        const found = yield* Effect.either(withRetry(transport.head(at, key)))
+        if (Either.isLeft(found)) {
+          const error = found.left
+          if (error._tag !== "NotFound") return { _tag: "Unavailable", reason: describe(error) } satisfies Outcome
+          failures = 0
+          last = { _tag: "Missing" }
+          yield* Effect.sleep(Duration.millis(pollMs))
+          return yield* poll
+        }
+        const inInterval = checkStoreTime(key, found.right.storeTime, options.interval, transport.timeResolutionMs)
+        if (Either.isLeft(inInterval)) return { _tag: inInterval.left._tag, storeTime: inInterval.left.storeTime } satisfies Outcome
+        last = { _tag: "Unavailable", reason: "deadline reached while downloading" }
+        const sealed = yield* Effect.either(withRetry(transport.get(at, key)))
+        if (Either.isLeft(sealed)) {
+          // Deleted between head and get: it is no longer there.
+          return sealed.left._tag === "NotFound" ? { _tag: "Missing" } satisfies Outcome : { _tag: "Unavailable", reason: describe(sealed.left) } satisfies Outcome
+        }
+        const payload = openEnvelope(sealed.right, context, hotkey)
+        return Either.isLeft(payload)
+          ? { _tag: "BadSignature", reason: payload.left.reason } satisfies Outcome
+          : { _tag: "Delivered", value: { bytes: payload.right, storeTime: found.right.storeTime } } satisfies Outcome
+      })
+
+      return Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        const budget = Math.max(0, Math.min(perPeerMs, deadline - now))
+        const outcome = yield* Effect.timeoutOption(poll, Duration.millis(budget))
+        return outcome._tag === "Some" ? outcome.value : last
+      })
+    }
+
+    const uids = [...new Set(options.uids)]
+    const outcomes = yield* Effect.forEach(uids, (uid) => Effect.map(gatherOne(uid), (o) => [uid, o] as const), { concurrency: "unbounded" })
+
+    const delivered = new Map<number, Delivered>()
+    const missing: Array<number> = []
+    const tooEarly = new Map<number, number>()
+    const tooLate = new Map<number, number>()
+    const unavailable = new Map<number, string>()
+    const badSignature = new Map<number, string>()
+    const unknownPeer: Array<number> = []
+    for (const [uid, outcome] of outcomes) {
+      switch (outcome._tag) {
+        case "Delivered": delivered.set(uid, outcome.value); break
+        case "Missing": missing.push(uid); break
+        case "TooEarly": tooEarly.set(uid, outcome.storeTime); break
+        case "TooLate": tooLate.set(uid, outcome.storeTime); break
+        case "Unavailable": unavailable.set(uid, outcome.reason); break
+        case "BadSignature": badSignature.set(uid, outcome.reason); break
+        case "UnknownPeer": unknownPeer.push(uid); break
+      }
+    }
+    const end = yield* Clock.currentTimeMillis
+    return { delivered, missing, tooEarly, tooLate, unavailable, badSignature, unknownPeer, elapsedMs: end - begin }
+  })
+
+export interface PruneOptions {
+  readonly at: BucketLocation
+  readonly uid: number
+  readonly currentWindow: number
+  /** Keep this many most recent windows (reference: 100). */
+  readonly keepWindows?: number
+}
+
+/** Deletes this uid's own updates and debug slices older than `keepWindows` windows; returns the deleted keys. */
+export const prune = (options: PruneOptions): Effect.Effect<ReadonlyArray<string>, StoreError, Transport> =>
+  Effect.gen(function* () {
+    const transport = yield* Transport
+    const oldestKept = options.currentWindow - (options.keepWindows ?? 100)
+    const listed = [
+      ...(yield* transport.list(options.at, kindPrefix("gradient"))),
+      ...(yield* transport.list(options.at, kindPrefix("debug"))),
+    ]
+    const stale = listed.map((o) => o.key).filter((key) => {
+      const parsed = parseKey(key)
+      return Either.isRight(parsed) && (parsed.right.kind === "gradient" || parsed.right.kind === "debug") &&
+        parsed.right.uid === options.uid && parsed.right.window < oldestKept
+    })
+    yield* Effect.forEach(stale, (key) => transport.delete(options.at, key), { concurrency: 8, discard: true })
+    return stale
+  })

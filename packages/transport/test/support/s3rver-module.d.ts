@@ -1,0 +1,20 @@
+// s3rver ships no types; this declares the part of its API the tests use.
+declare module "s3rver" {
+  import type { Server } from "node:http"
+  import type { AddressInfo } from "node:net"
+  interface S3rverOptions {
+    readonly address?: string
+    readonly port?: number
+    readonly silent?: boolean
+    readonly directory?: string
+    readonly resetOnClose?: boolean
+    readonly allowMismatchedSignatures?: boolean
+    readonly configureBuckets?: ReadonlyArray<{ readonly name: string }>
+  }
+  export default class S3rver {
+    constructor(options?: S3rverOptions)
+    httpServer?: Server
+    run(): Promise<AddressInfo>
+    close(): Promise<void>
+  }
+}

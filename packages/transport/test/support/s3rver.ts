@@ -1,0 +1,47 @@
+/** A real s3rver on 127.0.0.1 for the tests: start on port 0, stop, restart on the same port and data dir. */
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import * as path from "node:path"
+import S3rver from "s3rver"
+import type { S3TransportConfig } from "../../src/index.ts"
+
+export class LocalS3 {
+  private server: S3rver | undefined
+  port = 0
+  readonly directory = mkdtempSync(path.join(tmpdir(), "covenant-s3rver-"))
+
+  async start(): Promise<void> {
+    const server = new S3rver({ address: "127.0.0.1", port: this.port, silent: true, directory: this.directory })
+    const address = await server.run()
+    this.port = address.port
+    this.server = server
+  }
+
+  /** Stops accepting and drops kept-alive connections too, like a crashed store. */
+  async stop(): Promise<void> {
+    const server = this.server
+    this.server = undefined
+    if (server === undefined) return
+    server.httpServer?.closeAllConnections()
+    await server.close()
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop()
+    rmSync(this.directory, { recursive: true, force: true })
+  }
+
+  config(): S3TransportConfig {
+    return {
+      endpoint: `http://127.0.0.1:${this.port}`,
+      region: "us-east-1",
+      forcePathStyle: true,
+      accessKeyId: "S3RVER",
+      secretAccessKey: "S3RVER",
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+      connectionTimeoutMs: 1_000,
+      requestTimeoutMs: 30_000,
+    }
+  }
+}
