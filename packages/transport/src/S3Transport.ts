@@ -227,7 +227,12 @@ export const makeS3Transport = (config: S3TransportConfig) =>
           }
           return yield* call(at, key, async (c, abortSignal) => {
             const r = await c.send(new GetObjectCommand({ Bucket: at.bucket, Key: key, Range: `bytes=${offset}-${offset + length - 1}` }), { abortSignal })
-            return r.Body === undefined ? new Uint8Array(0) : r.Body.transformToByteArray()
+            const body = r.Body === undefined ? new Uint8Array(0) : await r.Body.transformToByteArray()
+            // A server may answer more than was asked: 200 with the whole object, or (s3rver, for
+            // "bytes=0-0") a wider range than requested. Cut the requested bytes out of what came.
+            const served = /^bytes (\d+)-\d+\/\d+$/.exec(r.ContentRange ?? "")
+            const servedStart = served === null ? 0 : Number(served[1])
+            return body.subarray(offset - servedStart, offset - servedStart + length)
           }).pipe(
             Effect.catchTag("InvalidRange", () =>
               Effect.flatMap(head(at, key), ({ size }) => Effect.fail(invalidRange(at, key, offset, length, size)))),

@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { Effect, Fiber, ManagedRuntime } from "effect"
+import type { KeyringPair } from "@polkadot/keyring/types"
+import { Transport, cryptoReady, gather, layerS3, publishUpdate } from "../src/index.ts"
+import type { BucketLocation } from "../src/index.ts"
+import { expectPartition, runConformance } from "./support/conformance.ts"
+import { freshBucket, makeHotkeys } from "./support/peers.ts"
+import { LocalS3 } from "./support/s3rver.ts"
+
+runConformance("S3 (s3rver)", async () => {
+  const s3 = new LocalS3()
+  await s3.start()
+  return { layer: layerS3(s3.config()), teardown: () => s3.dispose() }
+})
+
+describe("S3 layer faults (s3rver)", () => {
+  const s3 = new LocalS3()
+  let runtime: ManagedRuntime.ManagedRuntime<Transport, never>
+  let hotkeys: Array<KeyringPair>
+  beforeAll(async () => {
+    await s3.start()
+    runtime = ManagedRuntime.make(layerS3(s3.config()))
+    hotkeys = await makeHotkeys(10, "fault")
+    await Effect.runPromise(cryptoReady)
+  })
+  afterAll(async () => {
+    await runtime.dispose()
+    await s3.dispose()
+  })
+
+  test("the store stops mid-gather: no crash, unavailable peers reported by the deadline; after a restart the next window works", async () => {
+    const uids = Array.from({ length: 10 }, (_, i) => i)
+    const locations = new Map<number, BucketLocation>()
+    for (const uid of uids) {
+      const at = { bucket: freshBucket(`fault-${uid}`) }
+      await runtime.runPromise(Effect.flatMap(Transport, (t) => t.ensureBucket(at)))
+      locations.set(uid, at)
+    }
+    const keys = new Map(uids.map((uid) => [uid, hotkeys[uid]!.address] as const))
+    const publish = (uid: number, window: number) =>
+      publishUpdate({ at: locations.get(uid)!, runId: "fault-run", version: "1", window, uid, payload: new Uint8Array(1000).fill(uid), signer: hotkeys[uid]! })
+    const published = [0, 1, 2, 3]
+    for (const uid of published) await runtime.runPromise(publish(uid, 1))
+
+    const timeoutMs = 3_000
+    const interval = () => ({ start: Date.now() - 10_000, end: Date.now() + 60_000 })
+    const firstInterval = interval()
+    const result = await runtime.runPromise(Effect.gen(function* () {
+      const running = yield* Effect.fork(gather({ runId: "fault-run", version: "1", window: 1, uids, locations, hotkeys: keys, interval: firstInterval, timeout: `${timeoutMs} millis`, pollInterval: "200 millis", retryBase: "50 millis", retryMax: "400 millis" }))
+      yield* Effect.sleep("700 millis")
+      yield* Effect.promise(() => s3.stop())
+      return yield* Fiber.join(running)
+    }))
+    expect(result.elapsedMs).toBeLessThan(timeoutMs + 750)
+    expectPartition(result, uids)
+    // Objects that were there were fetched before the stop; the others could not be polled any more.
+    expect([...result.delivered.keys()].sort()).toEqual(published)
+    expect([...result.unavailable.keys()].sort((a, b) => a - b)).toEqual(uids.filter((u) => !published.includes(u)))
+    expect(result.missing).toEqual([])
+
+    await s3.start() // same port, same data directory
+    for (const uid of uids) await runtime.runPromise(publish(uid, 2))
+    const next = await runtime.runPromise(gather({ runId: "fault-run", version: "1", window: 2, uids, locations, hotkeys: keys, interval: interval(), timeout: "5 seconds" }))
+    expect([...next.delivered.keys()].sort((a, b) => a - b)).toEqual(uids)
+    expect(next.delivered.get(9)!.bytes).toEqual(new Uint8Array(1000).fill(9))
+  }, 30_000)
+
+  test("a store that is down from the start: the gather returns by its deadline with every peer unavailable", async () => {
+    const dead = ManagedRuntime.make(layerS3({ ...s3.config(), endpoint: "http://127.0.0.1:9" }))
+    try {
+      const uids = [0, 1, 2]
+      const locations = new Map(uids.map((uid) => [uid, { bucket: `dead-${uid}` }] as const))
+      const keys = new Map(uids.map((uid) => [uid, hotkeys[uid]!.address] as const))
+      const result = await dead.runPromise(gather({ runId: "r", version: "1", window: 1, uids, locations, hotkeys: keys, interval: { start: 0, end: Date.now() + 60_000 }, timeout: "1500 millis" }))
+      expect(result.elapsedMs).toBeLessThan(2_250)
+      expect([...result.unavailable.keys()].sort()).toEqual(uids)
+      expect([...result.unavailable.values()][0]).toContain("Unavailable")
+    } finally {
+      await dead.dispose()
+    }
+  }, 15_000)
+})
