@@ -1,1 +1,10 @@
-export {}
+export * from "./Chain.ts";
+export * from "./Commitment.ts";
+export * from "./errors.ts";
+export * from "./Identity.ts";
+export { LocalChain, makeLocalChain } from "./local/LocalChain.ts";
+export type { LocalChainShape } from "./local/LocalChain.ts";
+export { layerLocal, layerLocalClient, readOwnerUrl } from "./local/layers.ts";
+export type { LayerLocalOptions } from "./local/layers.ts";
+export { defaultLocalParams, LocalParams } from "./local/state.ts";
+export { LocalStoreError, replayStore } from "./local/store.ts";

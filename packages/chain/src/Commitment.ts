@@ -1,0 +1,101 @@
+import { Effect, Either, ParseResult, Schema } from "effect";
+import { CommitmentFormatError } from "./errors.ts";
+
+/** An S3-compatible bucket (AWS S3, Cloudflare R2, s3rver) and the read credentials peers use. */
+export const S3Commitment = Schema.TaggedStruct("S3", {
+  endpoint: Schema.String,
+  bucket: Schema.String,
+  region: Schema.String,
+  accessKeyId: Schema.String,
+  secretAccessKey: Schema.String,
+});
+export type S3Commitment = typeof S3Commitment.Type;
+
+/** A directory on a filesystem all participants share (the filesystem transport). */
+export const FilesystemCommitment = Schema.TaggedStruct("Filesystem", { dir: Schema.String });
+export type FilesystemCommitment = typeof FilesystemCommitment.Type;
+
+/** Where a participant's uploads live; what a hotkey commits on chain. */
+export const Commitment = Schema.Union(S3Commitment, FilesystemCommitment);
+export type Commitment = typeof Commitment.Type;
+
+/** Three `Raw128` fields is the most a commitment may carry on subtensor, so no encoding may exceed it. */
+export const maxCommitmentBytes = 384;
+
+const compactPrefix = "ct1:";
+
+// The compact wire form: short keys, so a whole S3 location usually fits in two Raw128 fields.
+const CompactWire = Schema.Union(
+  Schema.Struct({
+    v: Schema.Literal(1),
+    t: Schema.Literal("s3"),
+    e: Schema.String,
+    b: Schema.String,
+    r: Schema.String,
+    a: Schema.String,
+    s: Schema.String,
+  }),
+  Schema.Struct({ v: Schema.Literal(1), t: Schema.Literal("fs"), d: Schema.String }),
+);
+const decodeCompactWire = Schema.decodeUnknownEither(Schema.parseJson(CompactWire));
+
+// The reference network's format: R2 account id (32) + access key id (32) + secret (64).
+const legacyPattern = /^([0-9A-Za-z]{32})([0-9A-Za-z]{32})([0-9A-Za-z]{64})$/;
+const r2Endpoint = (accountId: string) => `https://${accountId}.r2.cloudflarestorage.com`;
+
+const base64url = {
+  encode: (text: string): string => Buffer.from(text, "utf8").toString("base64url"),
+  decode: (text: string): string => Buffer.from(text, "base64url").toString("utf8"),
+};
+
+const fail = (reason: string) => Effect.fail(new CommitmentFormatError({ reason }));
+
+/**
+ * Encodes a commitment. `compact` (default) handles every location; `legacy` is the reference's
+ * 128-character R2 string and only fits an R2 bucket named after its account id.
+ */
+export const encodeCommitment = (
+  commitment: Commitment,
+  format: "compact" | "legacy" = "compact",
+): Effect.Effect<string, CommitmentFormatError> => {
+  if (format === "legacy") {
+    if (commitment._tag !== "S3") return fail("the legacy format only carries R2 (S3) locations");
+    const text = commitment.bucket + commitment.accessKeyId + commitment.secretAccessKey;
+    if (!legacyPattern.test(text) || commitment.endpoint !== r2Endpoint(commitment.bucket)) {
+      return fail("the legacy format needs an R2 bucket named after its 32-character account id, a 32-character key id and a 64-character secret");
+    }
+    return Effect.succeed(text);
+  }
+  const wire =
+    commitment._tag === "S3"
+      ? { v: 1, t: "s3", e: commitment.endpoint, b: commitment.bucket, r: commitment.region, a: commitment.accessKeyId, s: commitment.secretAccessKey }
+      : { v: 1, t: "fs", d: commitment.dir };
+  const text = compactPrefix + base64url.encode(JSON.stringify(wire));
+  return Buffer.byteLength(text) > maxCommitmentBytes
+    ? fail(`encoded commitment is ${Buffer.byteLength(text)} bytes; at most ${maxCommitmentBytes} fit on chain`)
+    : Effect.succeed(text);
+};
+
+/** Decodes either format; anything else is a `CommitmentFormatError`. */
+export const decodeCommitment = (text: string): Effect.Effect<Commitment, CommitmentFormatError> => {
+  if (text.startsWith(compactPrefix)) {
+    const wire = decodeCompactWire(base64url.decode(text.slice(compactPrefix.length)));
+    if (Either.isLeft(wire)) {
+      return fail(`malformed compact commitment: ${ParseResult.TreeFormatter.formatErrorSync(wire.left)}`);
+    }
+    const w = wire.right;
+    return Effect.succeed(
+      w.t === "s3"
+        ? S3Commitment.make({ endpoint: w.e, bucket: w.b, region: w.r, accessKeyId: w.a, secretAccessKey: w.s })
+        : FilesystemCommitment.make({ dir: w.d }),
+    );
+  }
+  const legacy = legacyPattern.exec(text);
+  if (legacy !== null) {
+    const [, accountId = "", accessKeyId = "", secretAccessKey = ""] = legacy;
+    return Effect.succeed(
+      S3Commitment.make({ endpoint: r2Endpoint(accountId), bucket: accountId, region: "auto", accessKeyId, secretAccessKey }),
+    );
+  }
+  return fail(`not a known commitment format (${text.length} characters, starts ${JSON.stringify(text.slice(0, 8))})`);
+};
