@@ -5,13 +5,13 @@
  *   bun run examples/covenant72b.ts          # spec summary + plan
  *   bun run examples/covenant72b.ts --plan   # plan table only
  */
-import { Effect, Exit } from "effect"
+import { Cause, Effect, Exit, Option } from "effect"
 import { covenant72b, defineRun, formatPlan, formatSpecSummary, plan, type RunSpec } from "@covenant/dsl"
 
 /** The Cloudflare R2 account id names both the endpoint and (in the reference) the bucket. */
 const withR2Account = (spec: RunSpec, accountId: string | undefined): RunSpec => {
   const transport = spec.infrastructure.transport
-  if (accountId === undefined || transport.kind !== "s3") return spec
+  if (accountId === undefined || accountId === "" || transport.kind !== "s3") return spec
   return {
     ...spec,
     infrastructure: {
@@ -32,7 +32,8 @@ if (import.meta.main) {
     if (!process.argv.includes("--plan")) console.log(`${formatSpecSummary(spec)}\n`)
     console.log(formatPlan(plan(spec)))
   } else {
-    console.error(exit.cause.toString())
+    const failure = Cause.failureOption(exit.cause)
+    console.error(Option.isSome(failure) ? `invalid run spec:\n${failure.value.message}` : Cause.pretty(exit.cause))
     process.exitCode = 1
   }
 }

@@ -44,7 +44,8 @@ export const Bool = Schema.Boolean.annotations({ message: gotMessage("true or fa
 /** A string literal union whose failure lists the accepted values. */
 export const oneOf = <const L extends readonly [string, ...Array<string>]>(...literals: L) =>
   Schema.Literal(...literals).annotations({
-    message: gotMessage(literals.map((l) => JSON.stringify(l)).join(" | ")),
+    // override: a multi-value Literal is a union, whose members would each report on their own.
+    message: (issue) => ({ message: gotMessage(literals.map((l) => JSON.stringify(l)).join(" | "))(issue), override: true }),
   })
 
 /** A path inside the spec, as the error formatter prints it: `a.b[2].c`. */
