@@ -1,0 +1,146 @@
+/**
+ * The receiver's aggregation of one tensor over peers, as the reference's outer_step:
+ * per-peer L2 norms of the dequantized values, clip factors min(1, median / (norm + 1e-8)) with
+ * the LOWER middle as median, and per coordinate the mean over the peers that selected it
+ * (sequential float32 sum in peer order, divided by that count). Unselected coordinates are 0.
+ */
+import { Either } from "effect"
+import { CodecError } from "./errors.ts"
+import { chunkBase, layoutOf } from "./layout.ts"
+import type { TensorLayout } from "./layout.ts"
+import { dequantTable } from "./quantize.ts"
+import type { TensorUpdate } from "./update.ts"
+
+const f32 = Math.fround
+const EPS = f32(1e-8)
+
+/** L2 norm of a peer's dequantized values (exact sum of squares, rounded to float32). */
+export const peerNorm = (u: TensorUpdate): number => {
+  const dq = dequantTable(u)
+  const counts = new Float64Array(dq.length)
+  for (let e = 0; e < u.codes.length; e++) counts[u.codes[e]!]!++
+  let ss = 0
+  for (let b = 0; b < dq.length; b++) ss += counts[b]! * dq[b]! * dq[b]!
+  return f32(Math.sqrt(ss))
+}
+
+/** torch.median: for an even count the lower of the two middle values. */
+export const lowerMedian = (xs: ArrayLike<number>): number => {
+  const s = Float64Array.from(xs).sort()
+  return s[(s.length - 1) >> 1]!
+}
+
+/** float32 `min(1, median / (norm + 1e-8))` per peer. */
+export const clipFactors = (norms: ArrayLike<number>): Float32Array => {
+  const m = lowerMedian(norms)
+  const out = new Float32Array(norms.length)
+  for (let i = 0; i < norms.length; i++) {
+    const f = f32(m / f32(norms[i]! + EPS))
+    out[i] = f > 1 ? 1 : f
+  }
+  return out
+}
+
+export interface Aggregated {
+  readonly dense: Float32Array
+  readonly norms: Float32Array
+  readonly median: number
+  readonly factors: Float32Array
+}
+
+export interface AggregateOptions {
+  /** Use these clip factors instead of computing them (to check against reference files). */
+  readonly factors?: ArrayLike<number>
+  /** Write into this zero-initialised-or-not buffer of the tensor's size instead of allocating. */
+  readonly out?: Float32Array
+}
+
+const fail = (reason: CodecError["reason"], message: string) => Either.left(new CodecError({ reason, message }))
+
+const OK = 0
+const OUT_OF_RANGE = 1
+const NON_FINITE = 2
+
+/** The hot loop, kept out of the generator so the JIT compiles it as a plain function. */
+const accumulate = (
+  l: TensorLayout,
+  updates: readonly TensorUpdate[],
+  scaled: readonly Float32Array[],
+  dense: Float32Array,
+): number => {
+  const P = updates.length
+  const totalk = l.totalk
+  const acc = new Float32Array(totalk)
+  const cnt = new Uint32Array(totalk)
+  const touched = new Int32Array(totalk)
+  const off = l.localOffset
+  let finite = true
+  for (let c = 0; c < l.nChunks; c++) {
+    let nt = 0
+    for (let p = 0; p < P; p++) {
+      const u = updates[p]!
+      const sv = scaled[p]!
+      const idx = u.indices
+      const codes = u.codes
+      const end = (c + 1) * u.kEff
+      for (let e = c * u.kEff; e < end; e++) {
+        const j = idx[e]!
+        const q = codes[e]!
+        if (j >= totalk || q >= sv.length) return OUT_OF_RANGE
+        if (cnt[j]++ === 0) {
+          touched[nt++] = j
+          acc[j] = 0 + sv[q]!
+        } else acc[j] = acc[j]! + sv[q]!
+      }
+    }
+    const base = chunkBase(l, c)
+    for (let t = 0; t < nt; t++) {
+      const j = touched[t]!
+      const m = cnt[j]!
+      const v = m === 1 ? acc[j]! : f32(acc[j]! / m)
+      if (v - v !== 0) finite = false
+      dense[base + off[j]!] = v
+      cnt[j] = 0
+    }
+  }
+  return finite ? OK : NON_FINITE
+}
+
+export const aggregate = (
+  updates: readonly TensorUpdate[],
+  options: AggregateOptions = {},
+): Either.Either<Aggregated, CodecError> =>
+  Either.gen(function* () {
+    const first = updates[0]
+    if (first === undefined) return yield* fail("NoPeers", "no updates to aggregate")
+    const l = yield* layoutOf(first.shape, first.chunk)
+    for (const u of updates) {
+      if (u.chunk !== first.chunk || u.shape.length !== first.shape.length || u.shape.some((d, i) => d !== first.shape[i])) {
+        return yield* fail("PeerMismatch", `${first.name}: peers disagree on shape or chunk`)
+      }
+      const n = l.nChunks * u.kEff
+      if (u.kEff < 1 || u.kEff > l.totalk || u.indices.length !== n || u.codes.length !== n) {
+        return yield* fail("LengthMismatch", `${first.name}: a peer's update lengths do not match the shape`)
+      }
+    }
+    const P = updates.length
+    const norms = Float32Array.from(updates, peerNorm)
+    const median = lowerMedian(norms)
+    const factors = options.factors === undefined ? clipFactors(norms) : Float32Array.from(options.factors)
+    if (factors.length !== P) return yield* fail("PeerMismatch", "one clip factor per peer expected")
+    // Each peer contributes one of at most 4 values: its dequantized bins times its factor.
+    const scaled = updates.map((u, i) => {
+      const dq = dequantTable(u)
+      for (let b = 0; b < dq.length; b++) dq[b] = dq[b]! * factors[i]!
+      return dq
+    })
+    if (options.out !== undefined && options.out.length !== l.numel) {
+      return yield* fail("LengthMismatch", `${first.name}: output buffer has the wrong length`)
+    }
+    const dense = options.out ?? new Float32Array(l.numel)
+    if (options.out !== undefined) dense.fill(0)
+    const status = accumulate(l, updates, scaled, dense)
+    if (status === OUT_OF_RANGE) return yield* fail("LengthMismatch", `${first.name}: index or code out of range`)
+    if (status === NON_FINITE) return yield* fail("NonFinite", `${first.name}: non-finite aggregate; the round is rejected for this tensor`)
+    return { dense, norms, median, factors }
+  })

@@ -1,0 +1,92 @@
+/**
+ * How a parameter tensor is cut into chunks, exactly as the reference's ChunkingTransformer:
+ * per dimension the largest divisor <= target; 2-D tensors are rearranged
+ * `(y h)(x w) -> y x (h w)` (block rows outer, block columns inner, row-major inside a block),
+ * 1-D tensors into consecutive rows.
+ */
+import { Either } from "effect"
+import { CodecError } from "./errors.ts"
+
+/** The largest divisor of `d` that is <= `target` (`d` itself when d <= target). */
+export const chunkEdge = (d: number, target: number): number => {
+  if (d <= target) return d
+  for (let e = target; e > 1; e--) if (d % e === 0) return e
+  return 1
+}
+
+/** The reference's k clamping: cap at the chunk length, at least 2, then even. */
+export const clampK = (k: number, totalk: number): number => {
+  let kk = Math.min(k, totalk)
+  kk = Math.max(kk, 2)
+  kk -= kk % 2
+  // A chunk of length 1 (two prime dimensions > target) cannot hold 2 entries; the reference
+  // would fail there, we send the chunk whole.
+  return Math.min(kk, totalk)
+}
+
+export interface TensorLayout {
+  readonly shape: readonly number[]
+  readonly numel: number
+  /** Columns of the dense tensor (1 for a 1-D tensor is not used: `cols = n`). */
+  readonly cols: number
+  /** Chunk edges: `[h, w]` for 2-D, `[n]` for 1-D. */
+  readonly edges: readonly number[]
+  /** Blocks per row of the block grid (X); 1 for 1-D. */
+  readonly blocksPerRow: number
+  readonly nChunks: number
+  /** Chunk length: h*w or n. */
+  readonly totalk: number
+  /** Dense offset of local index j relative to its chunk's base. */
+  readonly localOffset: Int32Array
+}
+
+/** Dense offset of the first element of chunk `c`. */
+export const chunkBase = (l: TensorLayout, c: number): number => {
+  if (l.edges.length === 1) return c * l.totalk
+  const h = l.edges[0]!
+  const w = l.edges[1]!
+  const yy = Math.floor(c / l.blocksPerRow)
+  const xx = c - yy * l.blocksPerRow
+  return yy * h * l.cols + xx * w
+}
+
+/** Largest tensor we address with 32-bit offsets. */
+export const MAX_NUMEL = 2 ** 31 - 1
+
+const isDim = (d: number): boolean => Number.isSafeInteger(d) && d >= 1
+
+export const layoutOf = (shape: readonly number[], target: number): Either.Either<TensorLayout, CodecError> => {
+  if (!Number.isSafeInteger(target) || target < 1 || target > 64) {
+    return Either.left(new CodecError({ reason: "BadParams", message: `chunk target must be an integer in 1..64, got ${target}` }))
+  }
+  if ((shape.length !== 1 && shape.length !== 2) || !shape.every(isDim)) {
+    return Either.left(new CodecError({ reason: "BadShape", message: `expected a 1-D or 2-D shape of positive integers, got [${shape.join(",")}]` }))
+  }
+  const numel = shape.reduce((a, b) => a * b, 1)
+  if (numel > MAX_NUMEL) {
+    return Either.left(new CodecError({ reason: "BadShape", message: `tensor of ${numel} elements is too large` }))
+  }
+  if (shape.length === 1) {
+    const n = chunkEdge(shape[0]!, target)
+    const localOffset = new Int32Array(n)
+    for (let j = 0; j < n; j++) localOffset[j] = j
+    return Either.right({ shape, numel, cols: n, edges: [n], blocksPerRow: 1, nChunks: numel / n, totalk: n, localOffset })
+  }
+  const rows = shape[0]!
+  const cols = shape[1]!
+  const h = chunkEdge(rows, target)
+  const w = chunkEdge(cols, target)
+  const totalk = h * w
+  const localOffset = new Int32Array(totalk)
+  for (let hh = 0; hh < h; hh++) for (let ww = 0; ww < w; ww++) localOffset[hh * w + ww] = hh * cols + ww
+  return Either.right({
+    shape,
+    numel,
+    cols,
+    edges: [h, w],
+    blocksPerRow: cols / w,
+    nChunks: (rows / h) * (cols / w),
+    totalk,
+    localOffset,
+  })
+}
