@@ -1,0 +1,5 @@
+export * from "./errors.ts"
+export * from "./run-log.ts"
+export * from "./series.ts"
+export * from "./html.ts"
+export * from "./write.ts"

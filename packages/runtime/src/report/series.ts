@@ -1,0 +1,57 @@
+/**
+ * Turns a run log into the aligned columns the report plots (one value per window, null for a gap).
+ * Kept apart from the HTML so the numbers can be checked without a browser.
+ */
+import type { RunLog } from "./run-log.ts"
+
+export interface ReportSeries {
+  readonly windows: number[]
+  readonly peers: string[]
+  /** peerLoss[p][i]: loss of peers[p] in windows[i]. */
+  readonly peerLoss: Array<Array<number | null>>
+  readonly validatorLoss: Array<number | null>
+  readonly mibUp: number[]
+  readonly mibDown: number[]
+  readonly peersGathered: number[]
+  readonly peersExpected: Array<number | null>
+  /** Percent of the round spent outside local compute: 100 * (roundMs - compute) / roundMs. */
+  readonly outsideComputePct: Array<number | null>
+  readonly phases: string[]
+  /** phaseSeconds[k][i]: seconds of phases[k] in windows[i]. */
+  readonly phaseSeconds: Array<Array<number | null>>
+}
+
+const MIB = 1024 * 1024
+const finiteOrNull = (x: number | null | undefined): number | null =>
+  x === null || x === undefined || !Number.isFinite(x) ? null : x
+
+/** Numeric order for uids ("2" before "10"), then by name. */
+const byPeerId = (a: string, b: string) => {
+  const na = Number(a)
+  const nb = Number(b)
+  if (Number.isFinite(na) && Number.isFinite(nb)) return na - nb
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+export const reportSeries = (log: RunLog): ReportSeries => {
+  const ws = log.windows
+  const peers = [...new Set(ws.flatMap((w) => Object.keys(w.peerLoss)))].sort(byPeerId)
+  const phases = [...new Set(ws.flatMap((w) => Object.keys(w.phaseMs)))].sort((a, b) =>
+    a === "compute" ? -1 : b === "compute" ? 1 : a < b ? -1 : a > b ? 1 : 0,
+  )
+  return {
+    windows: ws.map((w) => w.window),
+    peers,
+    peerLoss: peers.map((p) => ws.map((w) => finiteOrNull(w.peerLoss[p]))),
+    validatorLoss: ws.map((w) => finiteOrNull(w.validatorLoss)),
+    mibUp: ws.map((w) => w.bytesUp / MIB),
+    mibDown: ws.map((w) => w.bytesDown / MIB),
+    peersGathered: ws.map((w) => w.peersGathered),
+    peersExpected: ws.map((w) => w.peersExpected ?? null),
+    outsideComputePct: ws.map((w) =>
+      w.roundMs > 0 ? (100 * Math.max(0, w.roundMs - w.phaseMs.compute)) / w.roundMs : null,
+    ),
+    phases,
+    phaseSeconds: phases.map((name) => ws.map((w) => finiteOrNull(w.phaseMs[name] === undefined ? null : w.phaseMs[name] / 1000))),
+  }
+}
