@@ -55,7 +55,7 @@ export const covenant72b = (): RunSpec =>
         dtype: "bfloat16",
       },
       data: {
-        source: { kind: "shards", uri: "data/covenant72b", tokenDtype: "uint32" },
+        source: { kind: "shards", uri: "data/covenant72b" },
         tokenizer: { kind: "huggingface", name: "data/covenant72b/tokenizer.json" },
         // EOS comes from the tokenizer.
         sampling: { kind: "uidWindowSeed", poolSize: 30 * 1024, samplesPerWindow: 192 * 30 },
@@ -156,7 +156,7 @@ const smaller = (name: string, model: Pick<RunSpec["model"], "dim" | "nLayers" |
     name,
     model: { ...base.model, ...model },
     data: {
-      source: { kind: "shards", uri: `data/${name}`, tokenDtype: "uint32" },
+      source: { kind: "shards", uri: `data/${name}` },
       tokenizer: { kind: "huggingface", name: `data/${name}/tokenizer.json` },
       sampling: { ...base.data.sampling, samplesPerWindow: batchSize * innerSteps },
     },
@@ -197,7 +197,7 @@ export const debug = (): RunSpec => {
         nHeads: 4,
         nKvHeads: 2,
         ffnDim: 128,
-        vocabSize: 256,
+        vocabSize: 258, // bytes + end of document + padding
         seqLen: 64,
         ropeTheta: 10_000,
         normEps: 1e-5,
@@ -205,8 +205,10 @@ export const debug = (): RunSpec => {
         dtype: "float32",
       },
       data: {
-        source: { kind: "synthetic" },
+        // The small public-domain corpus that ships with @covenant/runtime (paths are relative to the repository root).
+        source: { kind: "text", path: "packages/runtime/corpus" },
         tokenizer: { kind: "bytes" },
+        eosTokenId: 256,
         sampling: { kind: "uidWindowSeed", poolSize: 64, samplesPerWindow: 4 * 5 },
       },
       innerOptimizer: {

@@ -2,7 +2,7 @@
 import { Schema } from "effect"
 import { CheckpointingSpec } from "./checkpointing.ts"
 import { CompressionSpec } from "./compression.ts"
-import { DataSpec } from "./data.ts"
+import { BYTE_VOCAB_SIZE, DataSpec } from "./data.ts"
 import { numberWhere, stringWhere } from "./fields.ts"
 import { InfrastructureSpec } from "./infrastructure.ts"
 import { ModelSpec } from "./model.ts"
@@ -40,8 +40,11 @@ const crossSectionIssues = (r: typeof RunFields.Type): Array<Issue> => {
       message: `expected innerOptimizer.batchSize x innerSteps (${r.innerOptimizer.batchSize} x ${r.innerOptimizer.innerSteps} = ${samplesUsed}), got ${r.data.sampling.samplesPerWindow}`,
     })
   }
-  if (r.data.tokenizer.kind === "bytes" && r.model.vocabSize < 256) {
-    issues.push({ path: ["model", "vocabSize"], message: `expected at least 256 for the byte-level tokenizer, got ${r.model.vocabSize}` })
+  if (r.data.tokenizer.kind === "bytes" && r.model.vocabSize < BYTE_VOCAB_SIZE) {
+    issues.push({
+      path: ["model", "vocabSize"],
+      message: `expected at least ${BYTE_VOCAB_SIZE} for the byte-level tokenizer (256 bytes, end of document, padding), got ${r.model.vocabSize}`,
+    })
   }
   if (r.data.eosTokenId !== undefined && r.data.eosTokenId >= r.model.vocabSize) {
     issues.push({ path: ["data", "eosTokenId"], message: `expected less than model.vocabSize (${r.model.vocabSize}), got ${r.data.eosTokenId}` })

@@ -13,7 +13,7 @@ const model = fc
     group: fc.integer({ min: 1, max: 8 }),
     nLayers: fc.integer({ min: 1, max: 96 }),
     ffnDim: fc.integer({ min: 1, max: 65536 }),
-    vocabSize: fc.integer({ min: 256, max: 300_000 }),
+    vocabSize: fc.integer({ min: 258, max: 300_000 }),
     seqLen: fc.integer({ min: 1, max: 8192 }),
     ropeTheta: positive(1e7),
     normEps: positive(1e-2),

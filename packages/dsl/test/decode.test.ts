@@ -51,6 +51,15 @@ describe("decoding errors read `path: message`", () => {
     expect(issuesOf(bad)).toEqual([{ path: "infrastructure.chain.blockTimeMs", message: "expected participation.blockTimeMs (200), got 1000" }])
   })
 
+  test("debug: the byte-level tokenizer needs 258 ids, and EOS must be one of them", () => {
+    expect(issuesOf({ ...specDebug, model: { ...specDebug.model, vocabSize: 256 } })).toEqual([
+      { path: "model.vocabSize", message: "expected at least 258 for the byte-level tokenizer (256 bytes, end of document, padding), got 256" },
+    ])
+    expect(issuesOf({ ...specDebug, data: { ...specDebug.data, eosTokenId: 258 } })).toEqual([
+      { path: "data.eosTokenId", message: "expected less than model.vocabSize (258), got 258" },
+    ])
+  })
+
   test("a missing section", () => {
     const { checkpointing: _missing, ...rest } = spec72
     expect(issuesOf(rest)).toEqual([{ path: "checkpointing", message: "expected a value, got nothing" }])

@@ -30,31 +30,31 @@ describe("parameter count", () => {
   })
 
   test("the debug model, counted by hand", () => {
-    // vocab 256, dim 64, 2 layers, head_dim 16, kv dim 2 x 16 = 32, ffn 128, untied:
-    //   embeddings + lm_head  2 x 256 x 64                                   = 32,768
+    // vocab 258, dim 64, 2 layers, head_dim 16, kv dim 2 x 16 = 32, ffn 128, untied:
+    //   embeddings + lm_head  2 x 258 x 64                                   = 33,024
     //   per layer  q, o: 2 x 64 x 64 = 8,192; k, v: 2 x 32 x 64 = 4,096;
     //              gate, up, down: 3 x 64 x 128 = 24,576; two norms: 128     = 36,992
     //   2 layers                                                              = 73,984
     //   final norm                                                            = 64
-    expect(parameterCount(debug().model)).toBe(32_768 + 73_984 + 64)
-    expect(plan(debug()).parameters).toBe(106_816)
+    expect(parameterCount(debug().model)).toBe(33_024 + 73_984 + 64)
+    expect(plan(debug()).parameters).toBe(107_072)
   })
 
   test("tied embeddings drop lm_head", () => {
     const m = debug().model
     const tied = { ...m, tiedEmbeddings: true }
-    expect(parameterCount(m) - parameterCount(tied)).toBe(256 * 64)
+    expect(parameterCount(m) - parameterCount(tied)).toBe(258 * 64)
     expect(modelTensors(tied).some((t) => t.name === "lm_head.weight")).toBe(false)
   })
 
   test("tensor names and shapes follow Hugging Face's LlamaForCausalLM", () => {
     const names = modelTensors(debug().model)
-    expect(names[0]).toEqual({ name: "model.embed_tokens.weight", shape: [256, 64] })
+    expect(names[0]).toEqual({ name: "model.embed_tokens.weight", shape: [258, 64] })
     expect(names).toContainEqual({ name: "model.layers.1.self_attn.k_proj.weight", shape: [32, 64] })
     expect(names).toContainEqual({ name: "model.layers.0.mlp.down_proj.weight", shape: [64, 128] })
     expect(names).toContainEqual({ name: "model.layers.1.post_attention_layernorm.weight", shape: [64] })
     expect(names.at(-2)).toEqual({ name: "model.norm.weight", shape: [64] })
-    expect(names.at(-1)).toEqual({ name: "lm_head.weight", shape: [256, 64] })
+    expect(names.at(-1)).toEqual({ name: "lm_head.weight", shape: [258, 64] })
     expect(names.length).toBe(1 + 2 * 9 + 1 + 1)
   })
 })

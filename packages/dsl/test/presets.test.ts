@@ -77,7 +77,7 @@ describe("presets", () => {
 
   test("debug is tiny, byte-level, local and fast", () => {
     const s = debug()
-    expect(s.model).toMatchObject({ dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 128, vocabSize: 256, seqLen: 64, dtype: "float32" })
+    expect(s.model).toMatchObject({ dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 128, vocabSize: 258, seqLen: 64, dtype: "float32" })
     expect(s.data.tokenizer.kind).toBe("bytes")
     expect(s.infrastructure.chain.kind).toBe("local")
     expect(s.infrastructure.transport.kind).toBe("filesystem")
