@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Schema } from "effect"
 import { chromium } from "playwright-core"
 import { RunLog, renderReport, reportSeries, writeReport } from "../src/report/index.ts"
 
@@ -12,6 +12,30 @@ const work = mkdtempSync(join(tmpdir(), "covenant-report-"))
 afterAll(() => rmSync(work, { recursive: true, force: true }))
 
 type Log = typeof RunLog.Encoded
+
+/**
+ * Runs in the page (a string, since this package compiles without DOM types): for each chart, its
+ * canvas size, how many pixels are not transparent background, how many distinct colours they
+ * use, and the length of the canvas's PNG data URL.
+ */
+const READ_CANVASES = `Array.from(document.querySelectorAll("section.chart")).map((section) => {
+  const canvas = section.querySelector("canvas")
+  if (canvas === null) return { id: section.id, width: 0, height: 0, inked: 0, colours: 0, pngBytes: 0 }
+  const { width, height } = canvas
+  const pixels = canvas.getContext("2d").getImageData(0, 0, width, height).data
+  let inked = 0
+  const colours = new Set()
+  for (let i = 0; i < pixels.length; i += 4) {
+    if (pixels[i + 3] > 0) {
+      inked++
+      colours.add((pixels[i] << 16) | (pixels[i + 1] << 8) | pixels[i + 2])
+    }
+  }
+  return { id: section.id, width, height, inked, colours: colours.size, pngBytes: canvas.toDataURL("image/png").length }
+})`
+const CanvasStats = Schema.Array(
+  Schema.Struct({ id: Schema.String, width: Schema.Number, height: Schema.Number, inked: Schema.Number, colours: Schema.Number, pngBytes: Schema.Number }),
+)
 
 /** A plausible 4-peer run: losses decay with per-peer offsets, one peer misses windows 12-14. */
 const syntheticLog = (windows: number): Log => ({
@@ -115,24 +139,7 @@ describe("report in headless Chromium", () => {
       expect(errors).toEqual([])
       expect(await page.getAttribute("body", "data-charts")).toBe("5")
 
-      const canvases = await page.evaluate(() =>
-        Array.from(document.querySelectorAll("section.chart")).map((section) => {
-          const canvas = section.querySelector("canvas")
-          if (canvas === null) return { id: section.id, width: 0, height: 0, inked: 0, colours: 0, pngBytes: 0 }
-          const ctx = canvas.getContext("2d")
-          const { width, height } = canvas
-          const pixels = ctx === null ? new Uint8ClampedArray(0) : ctx.getImageData(0, 0, width, height).data
-          let inked = 0
-          const colours = new Set<number>()
-          for (let i = 0; i < pixels.length; i += 4) {
-            if (pixels[i + 3] > 0) {
-              inked++
-              colours.add((pixels[i] << 16) | (pixels[i + 1] << 8) | pixels[i + 2])
-            }
-          }
-          return { id: section.id, width, height, inked, colours: colours.size, pngBytes: canvas.toDataURL("image/png").length }
-        }),
-      )
+      const canvases = Schema.decodeUnknownSync(CanvasStats)(await page.evaluate(READ_CANVASES))
       expect(canvases.map((c) => c.id)).toEqual(["chart-loss", "chart-bytes", "chart-peers", "chart-outside", "chart-phases"])
       for (const c of canvases) {
         expect(c.width).toBeGreaterThan(300)
