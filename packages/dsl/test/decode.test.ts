@@ -54,6 +54,8 @@ describe("decoding errors read `path: message`", () => {
   test("debug: the byte-level tokenizer needs 258 ids, and EOS must be one of them", () => {
     expect(issuesOf({ ...specDebug, model: { ...specDebug.model, vocabSize: 256 } })).toEqual([
       { path: "model.vocabSize", message: "expected at least 258 for the byte-level tokenizer (256 bytes, end of document, padding), got 256" },
+      // debug's EOS (256) is then outside the vocabulary too.
+      { path: "data.eosTokenId", message: "expected less than model.vocabSize (256), got 256" },
     ])
     expect(issuesOf({ ...specDebug, data: { ...specDebug.data, eosTokenId: 258 } })).toEqual([
       { path: "data.eosTokenId", message: "expected less than model.vocabSize (258), got 258" },
