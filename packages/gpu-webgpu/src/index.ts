@@ -1,1 +1,7 @@
 export * from "./io/index.ts"
+export * from "./backend.ts"
+export { CpuBackend } from "./cpu/backend.ts"
+export { Tensor, ShapeError, TensorError, type DType } from "./tensor.ts"
+export * from "./engine.ts"
+export { AdamWState, type AdamWHyper } from "./optim/adamw.ts"
+export { ropeTable } from "./ops/rope.ts"

@@ -1,0 +1,111 @@
+/**
+ * The small contract both backends (CPU reference, WebGPU) implement.
+ *
+ * A logical buffer may be larger than one storage binding allows (128 MiB on lavapipe), so the
+ * backend stores it as consecutive chunks of `chunkBytes` each (the last one may be shorter).
+ * A kernel binds exactly one chunk per binding; ops that touch huge tensors loop over chunks and
+ * pass element offsets as parameters. Chunks always hold whole rows of the tensor that owns the
+ * buffer, so row-wise kernels never see a split row.
+ */
+import { Data } from "effect"
+
+export type BufferId = number & { readonly BufferId: unique symbol }
+
+export type ElemType = "f32" | "i32"
+
+export interface KernelBindingSpec {
+  readonly name: string
+  readonly type: ElemType
+  readonly access: "read" | "read_write"
+}
+
+export type ParamType = "u32" | "i32" | "f32"
+
+/** Typed views of the bound chunks, handed to a kernel's CPU reference. */
+export interface CpuViews {
+  f32(name: string): Float32Array
+  i32(name: string): Int32Array
+}
+
+/**
+ * One compute kernel: WGSL for the WebGPU backend and a CPU reference with the same meaning.
+ * The backend prepends the binding declarations (`var<storage> <name>: array<type>`) and a
+ * uniform `P` holding `params` in order, so `wgsl` holds only helpers and the entry point `main`.
+ */
+export interface Kernel {
+  readonly name: string
+  readonly bindings: readonly KernelBindingSpec[]
+  readonly params: readonly (readonly [string, ParamType])[]
+  readonly wgsl: string
+  readonly cpu: (views: CpuViews, p: Readonly<Record<string, number>>) => void
+}
+
+/** A binding: one chunk of one logical buffer. */
+export interface Binding {
+  readonly buf: BufferId
+  readonly chunk: number
+}
+
+export interface Dispatch {
+  readonly kernel: Kernel
+  readonly bindings: Readonly<Record<string, Binding>>
+  readonly params: Readonly<Record<string, number>>
+  /** Workgroup counts; the CPU backend ignores them. */
+  readonly workgroups: readonly [number, number, number]
+}
+
+export interface Backend {
+  /** "cpu" or "webgpu (<adapter description>)" */
+  readonly name: string
+  /** Largest chunk a kernel may bind. */
+  readonly maxBindingBytes: number
+  /** `chunkBytes` defaults to one chunk when `bytes` fits, else it must be given by the caller. */
+  alloc(bytes: number, chunkBytes?: number): BufferId
+  chunkBytes(buf: BufferId): number
+  byteLength(buf: BufferId): number
+  upload(buf: BufferId, data: Float32Array | Int32Array | Uint32Array, byteOffset?: number): void
+  download(buf: BufferId, byteOffset?: number, bytes?: number): Promise<ArrayBuffer>
+  run(d: Dispatch): void
+  free(buf: BufferId): void
+  liveBuffers(): number
+  sync(): Promise<void>
+  /** Releases device resources (pooled buffers, the device itself where owned). */
+  destroy(): void
+}
+
+export class BackendError extends Data.TaggedError("BackendError")<{ readonly message: string }> {}
+
+/** Chunk layout shared by both backends: which chunks cover a byte range. */
+export const chunkCount = (bytes: number, chunkBytes: number): number =>
+  Math.max(1, Math.ceil(bytes / chunkBytes))
+
+/** Splits a byte range of a chunked buffer into per-chunk pieces. */
+export const chunkPieces = (
+  byteOffset: number,
+  bytes: number,
+  chunkBytes: number
+): Array<{ chunk: number; offset: number; bytes: number; srcOffset: number }> => {
+  const pieces: Array<{ chunk: number; offset: number; bytes: number; srcOffset: number }> = []
+  let pos = byteOffset
+  const end = byteOffset + bytes
+  while (pos < end) {
+    const chunk = Math.floor(pos / chunkBytes)
+    const offset = pos - chunk * chunkBytes
+    const n = Math.min(end - pos, chunkBytes - offset)
+    pieces.push({ chunk, offset, bytes: n, srcOffset: pos - byteOffset })
+    pos += n
+  }
+  return pieces
+}
+
+/** 1-D dispatch over `n` invocations that stays under the 65535 workgroups-per-dimension limit. */
+export const grid1d = (n: number, workgroupSize: number): readonly [number, number, number] => {
+  const groups = Math.max(1, Math.ceil(n / workgroupSize))
+  if (groups <= 65535) return [groups, 1, 1]
+  const y = Math.ceil(groups / 65535)
+  return [Math.ceil(groups / y), y, 1]
+}
+
+/** WGSL for the linear invocation index under `grid1d`. */
+export const LINEAR_INDEX_WGSL = (workgroupSize: number) =>
+  `gid.x + gid.y * nwg.x * ${workgroupSize}u`

@@ -1,0 +1,266 @@
+/**
+ * Causal grouped-query attention: q [B,T,H,hd], k and v [B,T,Hkv,hd] -> [B,T,H,hd]; query head h
+ * reads kv head h / (H/Hkv); scores scaled by 1/sqrt(hd); position t sees s <= t.
+ *
+ * Forward saves the per-row log-sum-exp L so backward recomputes probabilities instead of storing
+ * the [T,T] matrix (flash-attention style): P = exp(s - L), D = rowsum(dO * O),
+ * dS = P (dO·v - D), dq = scale dS k, dk = scale dS^T q, dv = P^T dO (summed over the group).
+ */
+import type { Kernel } from "../backend.ts"
+import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
+import { binding, main1d, requireF32, requireShape, sameShape, shapeStr } from "./kernel.ts"
+
+const params = [["rows", "u32"], ["T", "u32"], ["H", "u32"], ["Hkv", "u32"], ["hd", "u32"], ["scale", "f32"]] as const
+
+const dotWgsl = `fn dotq(a: u32, b: u32) -> f32 {
+  var s = 0.0;
+  for (var d = 0u; d < P.hd; d++) { s += q[a + d] * k[b + d]; }
+  return s;
+}`
+
+export const attentionKernel: Kernel = {
+  name: "attention",
+  bindings: [binding("q"), binding("k"), binding("v"), binding("out", "read_write"), binding("L", "read_write")],
+  params,
+  wgsl: `${dotWgsl}
+${main1d(64)}
+  if (i >= P.rows) { return; }
+  let t = (i / P.H) % P.T;
+  let b = i / (P.H * P.T);
+  let kvh = (i % P.H) / (P.H / P.Hkv);
+  let qb = i * P.hd;
+  var m = -3.4e38;
+  var l = 0.0;
+  for (var s = 0u; s <= t; s++) {
+    let sc = P.scale * dotq(qb, ((b * P.T + s) * P.Hkv + kvh) * P.hd);
+    if (sc > m) { l = l * exp(m - sc) + 1.0; m = sc; } else { l += exp(sc - m); }
+  }
+  let lse = m + log(l);
+  L[i] = lse;
+  for (var d = 0u; d < P.hd; d++) { out[qb + d] = 0.0; }
+  for (var s = 0u; s <= t; s++) {
+    let kb = ((b * P.T + s) * P.Hkv + kvh) * P.hd;
+    let p = exp(P.scale * dotq(qb, kb) - lse);
+    for (var d = 0u; d < P.hd; d++) { out[qb + d] += p * v[kb + d]; }
+  }
+}`,
+  cpu: (views, p) => {
+    const q = views.f32("q")
+    const k = views.f32("k")
+    const v = views.f32("v")
+    const out = views.f32("out")
+    const L = views.f32("L")
+    const { rows, T, H, Hkv, hd, scale } = p as Record<string, number>
+    const scores = new Float64Array(T!)
+    for (let r = 0; r < rows!; r++) {
+      const t = Math.floor(r / H!) % T!
+      const b = Math.floor(r / (H! * T!))
+      const kvh = Math.floor((r % H!) / (H! / Hkv!))
+      let m = -Infinity
+      for (let s = 0; s <= t; s++) {
+        let dot = 0
+        const kb = ((b * T! + s) * Hkv! + kvh) * hd!
+        for (let d = 0; d < hd!; d++) dot += q[r * hd! + d]! * k[kb + d]!
+        scores[s] = scale! * dot
+        m = Math.max(m, scores[s]!)
+      }
+      let l = 0
+      for (let s = 0; s <= t; s++) l += Math.exp(scores[s]! - m)
+      const lse = m + Math.log(l)
+      L[r] = lse
+      for (let d = 0; d < hd!; d++) {
+        let acc = 0
+        for (let s = 0; s <= t; s++) acc += Math.exp(scores[s]! - lse) * v[((b * T! + s) * Hkv! + kvh) * hd! + d]!
+        out[r * hd! + d] = acc
+      }
+    }
+  }
+}
+
+export const attentionGradQKernel: Kernel = {
+  name: "attentionGradQ",
+  bindings: [binding("q"), binding("k"), binding("v"), binding("o"), binding("dO"), binding("L"), binding("Drow", "read_write"), binding("dq", "read_write")],
+  params,
+  wgsl: `${dotWgsl}
+${main1d(64)}
+  if (i >= P.rows) { return; }
+  let t = (i / P.H) % P.T;
+  let b = i / (P.H * P.T);
+  let kvh = (i % P.H) / (P.H / P.Hkv);
+  let qb = i * P.hd;
+  var Dr = 0.0;
+  for (var d = 0u; d < P.hd; d++) { Dr += dO[qb + d] * o[qb + d]; dq[qb + d] = 0.0; }
+  Drow[i] = Dr;
+  for (var s = 0u; s <= t; s++) {
+    let kb = ((b * P.T + s) * P.Hkv + kvh) * P.hd;
+    let p = exp(P.scale * dotq(qb, kb) - L[i]);
+    var dp = 0.0;
+    for (var d = 0u; d < P.hd; d++) { dp += dO[qb + d] * v[kb + d]; }
+    let ds = P.scale * p * (dp - Dr);
+    for (var d = 0u; d < P.hd; d++) { dq[qb + d] += ds * k[kb + d]; }
+  }
+}`,
+  cpu: (views, p) => {
+    const q = views.f32("q")
+    const k = views.f32("k")
+    const v = views.f32("v")
+    const o = views.f32("o")
+    const dO = views.f32("dO")
+    const L = views.f32("L")
+    const Drow = views.f32("Drow")
+    const dq = views.f32("dq")
+    const { rows, T, H, Hkv, hd, scale } = p as Record<string, number>
+    for (let r = 0; r < rows!; r++) {
+      const t = Math.floor(r / H!) % T!
+      const b = Math.floor(r / (H! * T!))
+      const kvh = Math.floor((r % H!) / (H! / Hkv!))
+      const qb = r * hd!
+      let Dr = 0
+      for (let d = 0; d < hd!; d++) Dr += dO[qb + d]! * o[qb + d]!
+      Drow[r] = Dr
+      const acc = new Float64Array(hd!)
+      for (let s = 0; s <= t; s++) {
+        const kb = ((b * T! + s) * Hkv! + kvh) * hd!
+        let sc = 0
+        let dp = 0
+        for (let d = 0; d < hd!; d++) {
+          sc += q[qb + d]! * k[kb + d]!
+          dp += dO[qb + d]! * v[kb + d]!
+        }
+        const ds = scale! * Math.exp(scale! * sc - L[r]!) * (dp - Dr)
+        for (let d = 0; d < hd!; d++) acc[d]! += ds * k[kb + d]!
+      }
+      for (let d = 0; d < hd!; d++) dq[qb + d] = acc[d]!
+    }
+  }
+}
+
+export const attentionGradKVKernel: Kernel = {
+  name: "attentionGradKV",
+  bindings: [binding("q"), binding("k"), binding("v"), binding("dO"), binding("L"), binding("Drow"), binding("dk", "read_write"), binding("dv", "read_write")],
+  params,
+  wgsl: `${dotWgsl}
+${main1d(64)}
+  if (i >= P.rows) { return; }
+  let s = (i / P.Hkv) % P.T;
+  let b = i / (P.Hkv * P.T);
+  let kvh = i % P.Hkv;
+  let group = P.H / P.Hkv;
+  let kb = i * P.hd;
+  for (var d = 0u; d < P.hd; d++) { dk[kb + d] = 0.0; dv[kb + d] = 0.0; }
+  for (var hh = 0u; hh < group; hh++) {
+    let h = kvh * group + hh;
+    for (var t = s; t < P.T; t++) {
+      let r = (b * P.T + t) * P.H + h;
+      let qb = r * P.hd;
+      let p = exp(P.scale * dotq(qb, kb) - L[r]);
+      var dp = 0.0;
+      for (var d = 0u; d < P.hd; d++) { dp += dO[qb + d] * v[kb + d]; }
+      let ds = P.scale * p * (dp - Drow[r]);
+      for (var d = 0u; d < P.hd; d++) {
+        dv[kb + d] += p * dO[qb + d];
+        dk[kb + d] += ds * q[qb + d];
+      }
+    }
+  }
+}`,
+  cpu: (views, p) => {
+    const q = views.f32("q")
+    const k = views.f32("k")
+    const v = views.f32("v")
+    const dO = views.f32("dO")
+    const L = views.f32("L")
+    const Drow = views.f32("Drow")
+    const dk = views.f32("dk")
+    const dv = views.f32("dv")
+    const { T, H, Hkv, hd, scale } = p as Record<string, number>
+    const kvRows = (p["rows"]! / H!) * Hkv!
+    const group = H! / Hkv!
+    for (let i = 0; i < kvRows; i++) {
+      const s = Math.floor(i / Hkv!) % T!
+      const b = Math.floor(i / (Hkv! * T!))
+      const kvh = i % Hkv!
+      const kb = i * hd!
+      const ak = new Float64Array(hd!)
+      const av = new Float64Array(hd!)
+      for (let hh = 0; hh < group; hh++) {
+        const h = kvh * group + hh
+        for (let t = s; t < T!; t++) {
+          const r = (b * T! + t) * H! + h
+          const qb = r * hd!
+          let sc = 0
+          let dp = 0
+          for (let d = 0; d < hd!; d++) {
+            sc += q[qb + d]! * k[kb + d]!
+            dp += dO[qb + d]! * v[kb + d]!
+          }
+          const pr = Math.exp(scale! * sc - L[r]!)
+          const ds = scale! * pr * (dp - Drow[r]!)
+          for (let d = 0; d < hd!; d++) {
+            av[d]! += pr * dO[qb + d]!
+            ak[d]! += ds * q[qb + d]!
+          }
+        }
+      }
+      for (let d = 0; d < hd!; d++) {
+        dk[kb + d] = ak[d]!
+        dv[kb + d] = av[d]!
+      }
+    }
+  }
+}
+
+const dims = (q: Tensor) => {
+  const [B, T, H, hd] = q.shape as [number, number, number, number]
+  return { B, T, H, hd }
+}
+
+export const attention = (rt: Runtime, q: Tensor, k: Tensor, v: Tensor): Tensor => {
+  requireF32("attention", q, k, v)
+  const bad = `attention: q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)}`
+  requireShape(q.shape.length === 4 && k.shape.length === 4 && sameShape(k.shape, v.shape), bad)
+  const { B, T, H, hd } = dims(q)
+  const Hkv = k.shape[2]!
+  requireShape(k.shape[0] === B && k.shape[1] === T && k.shape[3] === hd && Hkv > 0 && H % Hkv === 0, bad)
+  requireShape(q.chunks === 1 && k.chunks === 1, `${bad}: attention operands must fit one binding each`)
+  const rows = B * T * H
+  const out = rt.empty(q.shape)
+  const L = rt.empty([rows])
+  rt.run1d(
+    attentionKernel,
+    { q: q.binding(), k: k.binding(), v: v.binding(), out: out.binding(), L: L.binding() },
+    { rows, T, H, Hkv, hd, scale: 1 / Math.sqrt(hd) },
+    rows,
+    64
+  )
+  return rt.record(out, "attention", [q, k, v], [L])
+}
+
+export const attentionRule: DerivativeRule = (rt, g, node, out) => {
+  const [q, k, v] = node.inputs as [Tensor, Tensor, Tensor]
+  const L = node.saved[0]!
+  const { B, T, H, hd } = dims(q)
+  const Hkv = k.shape[2]!
+  const rows = B * T * H
+  const p = { rows, T, H, Hkv, hd, scale: 1 / Math.sqrt(hd) }
+  const Drow = rt.empty([rows])
+  const dq = rt.empty(q.shape)
+  const dk = rt.empty(k.shape)
+  const dv = rt.empty(v.shape)
+  rt.run1d(
+    attentionGradQKernel,
+    { q: q.binding(), k: k.binding(), v: v.binding(), o: out.binding(), dO: g.binding(), L: L.binding(), Drow: Drow.binding(), dq: dq.binding() },
+    p,
+    rows,
+    64
+  )
+  rt.run1d(
+    attentionGradKVKernel,
+    { q: q.binding(), k: k.binding(), v: v.binding(), dO: g.binding(), L: L.binding(), Drow: Drow.binding(), dk: dk.binding(), dv: dv.binding() },
+    p,
+    B * T * Hkv,
+    64
+  )
+  Drow.dispose()
+  return [dq, dk, dv]
+}

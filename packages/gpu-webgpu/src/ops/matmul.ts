@@ -1,0 +1,280 @@
+/**
+ * Batched matmul with transposed operands: C[.., m, n] = op(A)[.., m, k] · op(B)[.., k, n].
+ * `b` may be 2-D and is then shared by every batch of `a` (a linear layer).
+ *
+ * The kernel is register-blocked: each invocation computes a 4x4 block of C held in four vec4
+ * accumulators, reading A and B through general (row, column, batch) strides so that transposes
+ * and chunk slices are just different strides and offsets. Operands larger than one binding are
+ * cut into sub-matmuls along M, N and K at their chunk (row) boundaries; K pieces accumulate.
+ */
+import type { Kernel } from "../backend.ts"
+import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
+import { binding, requireF32, requireShape, shapeStr } from "./kernel.ts"
+import { fill } from "./util.ts"
+
+const TILE = 32 // 8x8 invocations x 4x4 outputs each
+
+const storeRow = (r: number) => `  if (row0 + ${r}u < P.M) { storeRow(row0 + ${r}u, col0, acc${r}, cbase); }`
+
+export const matmulKernel: Kernel = {
+  name: "matmul",
+  bindings: [binding("A"), binding("B"), binding("C", "read_write")],
+  params: [
+    ["M", "u32"], ["N", "u32"], ["K", "u32"],
+    ["offA", "u32"], ["rsA", "u32"], ["csA", "u32"], ["bsA", "u32"],
+    ["offB", "u32"], ["rsB", "u32"], ["csB", "u32"], ["bsB", "u32"],
+    ["offC", "u32"], ["ldc", "u32"], ["bsC", "u32"], ["acc", "u32"],
+    // read by the CPU reference only; the WebGPU dispatch carries batches as workgroups.z
+    ["batches", "u32"]
+  ],
+  wgsl: `fn storeRow(r: u32, col0: u32, v: vec4<f32>, base: u32) {
+  for (var j = 0u; j < 4u; j++) {
+    let c = col0 + j;
+    if (c < P.N) {
+      let idx = base + r * P.ldc + c;
+      var prev = 0.0;
+      if (P.acc != 0u) { prev = C[idx]; }
+      C[idx] = prev + v[j];
+    }
+  }
+}
+@compute @workgroup_size(8, 8, 1) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row0 = gid.y * 4u;
+  let col0 = gid.x * 4u;
+  let bt = gid.z;
+  if (row0 >= P.M || col0 >= P.N) { return; }
+  let mx = P.M - 1u;
+  let nx = P.N - 1u;
+  // Edge blocks clamp their reads to the last row/column and skip those stores.
+  let ra = vec4<u32>(min(row0, mx), min(row0 + 1u, mx), min(row0 + 2u, mx), min(row0 + 3u, mx)) * P.rsA + vec4<u32>(P.offA + bt * P.bsA);
+  let cb = vec4<u32>(min(col0, nx), min(col0 + 1u, nx), min(col0 + 2u, nx), min(col0 + 3u, nx)) * P.csB + vec4<u32>(P.offB + bt * P.bsB);
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  for (var p = 0u; p < P.K; p++) {
+    let pa = vec4<u32>(p * P.csA);
+    let pb = vec4<u32>(p * P.rsB);
+    let ia = ra + pa;
+    let ib = cb + pb;
+    let av = vec4<f32>(A[ia.x], A[ia.y], A[ia.z], A[ia.w]);
+    let bv = vec4<f32>(B[ib.x], B[ib.y], B[ib.z], B[ib.w]);
+    acc0 += av.x * bv;
+    acc1 += av.y * bv;
+    acc2 += av.z * bv;
+    acc3 += av.w * bv;
+  }
+  let cbase = P.offC + bt * P.bsC;
+${[0, 1, 2, 3].map(storeRow).join("\n")}
+}`,
+  cpu: (views, p) => {
+    const A = views.f32("A")
+    const B = views.f32("B")
+    const C = views.f32("C")
+    const { M, N, K, offA, rsA, csA, offB, rsB, csB, offC, ldc, acc } = p as Record<string, number>
+    const batches = p["batches"]!
+    for (let bt = 0; bt < batches; bt++) {
+      const a0 = offA! + bt * p["bsA"]!
+      const b0 = offB! + bt * p["bsB"]!
+      const c0 = offC! + bt * p["bsC"]!
+      for (let i = 0; i < M!; i++) {
+        for (let j = 0; j < N!; j++) {
+          let s = 0
+          for (let q = 0; q < K!; q++) s += A[a0 + i * rsA! + q * csA!]! * B[b0 + q * rsB! + j * csB!]!
+          const idx = c0 + i * ldc! + j
+          C[idx] = (acc! !== 0 ? C[idx]! : 0) + s
+        }
+      }
+    }
+  }
+}
+
+/** A 2-D row-major matrix inside a (possibly chunked) tensor, starting at global row `rowBase`. */
+interface Mat {
+  readonly t: Tensor
+  readonly ld: number
+  readonly rowBase: number
+}
+
+type Range = readonly [number, number]
+
+/** Cuts [0, size) wherever one of the matrices whose stored rows run along this dim changes chunk. */
+const ranges = (size: number, mats: readonly Mat[]): Range[] => {
+  const cuts = new Set<number>([0, size])
+  for (const m of mats) {
+    if (m.t.chunks === 1) continue
+    const rpc = m.t.chunkElems / m.ld
+    for (let r = Math.ceil(m.rowBase / rpc) * rpc - m.rowBase; r < size; r += rpc) if (r > 0) cuts.add(r)
+  }
+  const sorted = [...cuts].sort((x, y) => x - y)
+  const out: Range[] = []
+  for (let i = 0; i + 1 < sorted.length; i++) out.push([sorted[i]!, sorted[i + 1]!])
+  return out
+}
+
+/** Chunk and in-chunk element offset of (row, col) of a stored matrix. */
+const locate = (m: Mat, row: number, col: number): { chunk: number; off: number } => {
+  const rpc = m.t.chunkElems / m.ld
+  const g = m.rowBase + row
+  const chunk = Math.floor(g / rpc)
+  return { chunk, off: (g - chunk * rpc) * m.ld + col }
+}
+
+/**
+ * C (+)= op(A)·op(B) for one batch of 2-D matrices that may each span several chunks.
+ * A is stored [M,K] (or [K,M] when transA), B [K,N] (or [N,K]), C [M,N].
+ */
+const matmul2d = (
+  rt: Runtime,
+  A: Mat, B: Mat, C: Mat,
+  M: number, N: number, K: number,
+  transA: boolean, transB: boolean, accumulate: boolean
+): void => {
+  const mR = ranges(M, [...(transA ? [] : [A]), C])
+  const nR = ranges(N, transB ? [B] : [])
+  const kR = ranges(K, [...(transA ? [A] : []), ...(transB ? [] : [B])])
+  for (const [m0, m1] of mR) {
+    for (const [n0, n1] of nR) {
+      kR.forEach(([k0, k1], ki) => {
+        const a = transA ? locate(A, k0, m0) : locate(A, m0, k0)
+        const b = transB ? locate(B, n0, k0) : locate(B, k0, n0)
+        const c = locate(C, m0, n0)
+        const Mi = m1 - m0
+        const Ni = n1 - n0
+        rt.run(
+          matmulKernel,
+          { A: A.t.binding(a.chunk), B: B.t.binding(b.chunk), C: C.t.binding(c.chunk) },
+          {
+            M: Mi, N: Ni, K: k1 - k0,
+            offA: a.off, rsA: transA ? 1 : A.ld, csA: transA ? A.ld : 1, bsA: 0,
+            offB: b.off, rsB: transB ? 1 : B.ld, csB: transB ? B.ld : 1, bsB: 0,
+            offC: c.off, ldc: C.ld, bsC: 0,
+            acc: accumulate || ki > 0 ? 1 : 0,
+            batches: 1
+          },
+          [Math.ceil(Ni / 4 / 8), Math.ceil(Mi / 4 / 8), 1]
+        )
+      })
+    }
+  }
+}
+
+interface Plan {
+  readonly batch: readonly number[]
+  readonly batches: number
+  readonly M: number
+  readonly N: number
+  readonly K: number
+  /** b is 2-D and shared by all batches of a. */
+  readonly shared: boolean
+}
+
+const plan = (a: Tensor, b: Tensor, transA: boolean, transB: boolean): Plan => {
+  requireF32("matmul", a, b)
+  const bad = `matmul: cannot multiply ${shapeStr(a.shape)}${transA ? "ᵀ" : ""} by ${shapeStr(b.shape)}${transB ? "ᵀ" : ""}`
+  requireShape(a.shape.length >= 2 && b.shape.length >= 2, bad)
+  const ar = a.shape.length
+  const br = b.shape.length
+  const M = transA ? a.shape[ar - 1]! : a.shape[ar - 2]!
+  const Ka = transA ? a.shape[ar - 2]! : a.shape[ar - 1]!
+  const Kb = transB ? b.shape[br - 1]! : b.shape[br - 2]!
+  const N = transB ? b.shape[br - 2]! : b.shape[br - 1]!
+  requireShape(Ka === Kb, bad)
+  const batch = a.shape.slice(0, ar - 2)
+  const shared = br === 2 && ar > 2
+  if (!shared) {
+    requireShape(br === ar && b.shape.slice(0, br - 2).every((d, i) => d === batch[i]), bad)
+  } else {
+    // A batched, transposed A with a shared B would need a batch-sum in backward; no model uses it.
+    requireShape(!transA, `${bad}: a transposed batched operand with a 2-D right operand is not supported`)
+  }
+  return { batch, batches: batch.reduce((x, y) => x * y, 1), M, N, K: Ka, shared }
+}
+
+/** Writes (or adds, with `accumulate`) op(a)·op(b) into `out` without recording a graph node. */
+export const matmulInto = (rt: Runtime, a: Tensor, b: Tensor, out: Tensor, transA: boolean, transB: boolean, accumulate: boolean): void => {
+  const p = plan(a, b, transA, transB)
+  const { M, N, K } = p
+  if (M === 0 || N === 0) return
+  if (K === 0) {
+    if (!accumulate) fill(rt, out, 0)
+    return
+  }
+  const ldA = a.rowLength
+  const ldB = b.rowLength
+  if (p.shared) {
+    // [..., m, k] x [k, n]: one 2-D product over all rows of a.
+    const rows = p.batches * M
+    matmul2d(rt, { t: a, ld: ldA, rowBase: 0 }, { t: b, ld: ldB, rowBase: 0 }, { t: out, ld: N, rowBase: 0 }, rows, N, K, false, transB, accumulate)
+    return
+  }
+  if (a.chunks === 1 && b.chunks === 1 && out.chunks === 1 && p.batches <= 65535) {
+    rt.run(
+      matmulKernel,
+      { A: a.binding(), B: b.binding(), C: out.binding() },
+      {
+        M, N, K,
+        offA: 0, rsA: transA ? 1 : ldA, csA: transA ? ldA : 1, bsA: M * K,
+        offB: 0, rsB: transB ? 1 : ldB, csB: transB ? ldB : 1, bsB: K * N,
+        offC: 0, ldc: N, bsC: M * N,
+        acc: accumulate ? 1 : 0, batches: p.batches
+      },
+      [Math.ceil(N / TILE), Math.ceil(M / TILE), p.batches]
+    )
+    return
+  }
+  const aRows = transA ? K : M
+  const bRows = transB ? N : K
+  for (let bt = 0; bt < p.batches; bt++) {
+    matmul2d(
+      rt,
+      { t: a, ld: ldA, rowBase: bt * aRows },
+      { t: b, ld: ldB, rowBase: bt * bRows },
+      { t: out, ld: N, rowBase: bt * M },
+      M, N, K, transA, transB, accumulate
+    )
+  }
+}
+
+export const matmulShape = (a: Tensor, b: Tensor, transA: boolean, transB: boolean): number[] => {
+  const p = plan(a, b, transA, transB)
+  return [...p.batch, p.M, p.N]
+}
+
+const matmulNew = (rt: Runtime, a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor => {
+  const out = rt.empty(matmulShape(a, b, transA, transB))
+  matmulInto(rt, a, b, out, transA, transB, false)
+  return out
+}
+
+export const matmul = (rt: Runtime, a: Tensor, b: Tensor, transA = false, transB = false): Tensor => {
+  const out = matmulNew(rt, a, b, transA, transB)
+  return rt.record(out, "matmul", [a, b], [], { transA, transB })
+}
+
+/** Flattens [..., r, c] to [prod(...)*r, c] as a view (caller disposes). */
+const flatten2d = (rt: Runtime, t: Tensor): Tensor => rt.view(t, [t.size / t.rowLength, t.rowLength])
+
+export const matmulRule: DerivativeRule = (rt, g, node) => {
+  const [A, B] = node.inputs as [Tensor, Tensor]
+  const transA = node.attrs["transA"] === true
+  const transB = node.attrs["transB"] === true
+  const shared = B.shape.length === 2 && A.shape.length > 2
+  let dA: Tensor | null = null
+  let dB: Tensor | null = null
+  if (A.requiresGrad) {
+    dA = transA ? matmulNew(rt, B, g, transB, true) : matmulNew(rt, g, B, false, !transB)
+  }
+  if (B.requiresGrad) {
+    if (shared) {
+      const A2 = flatten2d(rt, A)
+      const g2 = flatten2d(rt, g)
+      dB = transB ? matmulNew(rt, g2, A2, true, false) : matmulNew(rt, A2, g2, true, false)
+      A2.dispose()
+      g2.dispose()
+    } else {
+      dB = transB ? matmulNew(rt, g, A, true, transA) : matmulNew(rt, A, g, !transA, false)
+    }
+  }
+  return [dA, dB]
+}

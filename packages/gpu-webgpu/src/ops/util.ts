@@ -1,0 +1,164 @@
+/**
+ * Internal kernels the derivative rules and optimisers build on: fill, copy, accumulate,
+ * row sums, whole-tensor sums and scalar broadcast. Not differentiated themselves.
+ */
+import type { Kernel } from "../backend.ts"
+import type { Runtime, Tensor } from "../tensor.ts"
+import { binding, main1d, mapKernel, requireShape, shapeStr } from "./kernel.ts"
+
+export const fillKernel = mapKernel({
+  name: "fill",
+  inputs: [],
+  outputs: ["out"],
+  params: [["value", "f32"]],
+  body: "out[i] = P.value;",
+  cpu: (i, _bi, v, p) => {
+    v["out"]![i] = p["value"]!
+  }
+})
+
+/** y = y * beta + x * alpha (beta 0 means overwrite, so stale pool contents never leak in). */
+export const axpbyKernel = mapKernel({
+  name: "axpby",
+  inputs: ["x"],
+  outputs: ["y"],
+  params: [["alpha", "f32"], ["beta", "f32"]],
+  body: "var prev = 0.0; if (P.beta != 0.0) { prev = y[i] * P.beta; } y[i] = prev + x[i] * P.alpha;",
+  cpu: (i, _bi, v, p) => {
+    const y = v["y"]!
+    const prev = p["beta"]! !== 0 ? y[i]! * p["beta"]! : 0
+    y[i] = prev + v["x"]![i]! * p["alpha"]!
+  }
+})
+
+export const fill = (rt: Runtime, t: Tensor, value: number): void => {
+  for (let c = 0; c < t.chunks; c++) {
+    rt.run1d(fillKernel, { out: t.binding(c) }, { n: t.chunkSize(c), bcast: 0, value }, t.chunkSize(c))
+  }
+}
+
+export const zerosLike = (rt: Runtime, t: Tensor): Tensor => {
+  const z = rt.empty(t.shape, "f32", t)
+  fill(rt, z, 0)
+  return z
+}
+
+/** y = beta*y + alpha*x over same-shape, same-chunking tensors. */
+export const axpby = (rt: Runtime, x: Tensor, y: Tensor, alpha: number, beta: number): void => {
+  requireShape(x.size === y.size && x.chunkElems === y.chunkElems, `axpby: ${shapeStr(x.shape)} vs ${shapeStr(y.shape)}`)
+  for (let c = 0; c < y.chunks; c++) {
+    rt.run1d(axpbyKernel, { x: x.binding(c), y: y.binding(c) }, { n: y.chunkSize(c), bcast: 0, alpha, beta }, y.chunkSize(c))
+  }
+}
+
+export const copy = (rt: Runtime, x: Tensor): Tensor => {
+  const y = rt.empty(x.shape, x.dtype, x)
+  axpby(rt, x, y, 1, 0)
+  return y
+}
+
+/** out[d] = (acc ? out[d] : 0) + sum over `rows` rows of x[r*D + d]. */
+export const sumRowsKernel: Kernel = {
+  name: "sumRows",
+  bindings: [binding("x"), binding("out", "read_write")],
+  params: [["rows", "u32"], ["D", "u32"], ["acc", "u32"]],
+  wgsl: `${main1d()}
+  if (i >= P.D) { return; }
+  var s = 0.0;
+  if (P.acc != 0u) { s = out[i]; }
+  for (var r = 0u; r < P.rows; r++) { s += x[r * P.D + i]; }
+  out[i] = s;
+}`,
+  cpu: (views, p) => {
+    const x = views.f32("x")
+    const out = views.f32("out")
+    const D = p["D"]!
+    for (let d = 0; d < D; d++) {
+      let s = p["acc"]! !== 0 ? out[d]! : 0
+      for (let r = 0; r < p["rows"]!; r++) s += x[r * D + d]!
+      out[d] = s
+    }
+  }
+}
+
+/** Sums `x` ([R, D], possibly chunked) over rows into a fresh [D] tensor. */
+export const sumRows = (rt: Runtime, x: Tensor, D: number): Tensor => {
+  const out = rt.empty([D])
+  for (let c = 0; c < x.chunks; c++) {
+    rt.run1d(sumRowsKernel, { x: x.binding(c), out: out.binding() }, { rows: x.chunkSize(c) / D, D, acc: c > 0 ? 1 : 0 }, D)
+  }
+  return out
+}
+
+const RED = 256
+/**
+ * One workgroup reduces a whole chunk: out[0] = (acc ? out[0] : 0) + scale * sum(x) (squares
+ * when `square` is 1). Single-workgroup keeps it deterministic and simple; it is used for loss
+ * scalars and the global grad norm, never on the hot path of a matmul.
+ */
+export const sumAllKernel: Kernel = {
+  name: "sumAll",
+  bindings: [binding("x"), binding("out", "read_write")],
+  params: [["n", "u32"], ["scale", "f32"], ["acc", "u32"], ["square", "u32"]],
+  wgsl: `var<workgroup> part: array<f32, ${RED}>;
+@compute @workgroup_size(${RED}) fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+  var s = 0.0;
+  for (var i = lid.x; i < P.n; i += ${RED}u) {
+    let v = x[i];
+    if (P.square != 0u) { s += v * v; } else { s += v; }
+  }
+  part[lid.x] = s;
+  workgroupBarrier();
+  for (var w = ${RED / 2}u; w > 0u; w = w / 2u) {
+    if (lid.x < w) { part[lid.x] += part[lid.x + w]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) {
+    var prev = 0.0;
+    if (P.acc != 0u) { prev = out[0]; }
+    out[0] = prev + part[0] * P.scale;
+  }
+}`,
+  cpu: (views, p) => {
+    const x = views.f32("x")
+    const out = views.f32("out")
+    let s = 0
+    for (let i = 0; i < p["n"]!; i++) s += p["square"]! !== 0 ? x[i]! * x[i]! : x[i]!
+    out[0] = (p["acc"]! !== 0 ? out[0]! : 0) + Math.fround(s) * p["scale"]!
+  }
+}
+
+/** Adds scale * sum(x) (or of squares) over all chunks of `x` into out[0]. */
+export const sumAllInto = (rt: Runtime, x: Tensor, out: Tensor, scale: number, accumulate: boolean, square: boolean): void => {
+  for (let c = 0; c < x.chunks; c++) {
+    rt.run(
+      sumAllKernel,
+      { x: x.binding(c), out: out.binding() },
+      { n: x.chunkSize(c), scale, acc: accumulate || c > 0 ? 1 : 0, square: square ? 1 : 0 },
+      [1, 1, 1]
+    )
+  }
+}
+
+/** out[i] = s[0] * scale for every element. */
+export const broadcastScalarKernel: Kernel = {
+  name: "broadcastScalar",
+  bindings: [binding("s"), binding("out", "read_write")],
+  params: [["n", "u32"], ["scale", "f32"]],
+  wgsl: `${main1d()}
+  if (i >= P.n) { return; }
+  out[i] = s[0] * P.scale;
+}`,
+  cpu: (views, p) => {
+    const s = views.f32("s")[0]! * p["scale"]!
+    views.f32("out").fill(s, 0, p["n"]!)
+  }
+}
+
+export const broadcastScalar = (rt: Runtime, s: Tensor, shape: readonly number[], scale: number): Tensor => {
+  const out = rt.empty(shape)
+  for (let c = 0; c < out.chunks; c++) {
+    rt.run1d(broadcastScalarKernel, { s: s.binding(), out: out.binding(c) }, { n: out.chunkSize(c), scale }, out.chunkSize(c))
+  }
+  return out
+}
