@@ -5,7 +5,7 @@ import { Transport, cryptoReady, gather, layerS3, publishUpdate } from "../src/i
 import type { BucketLocation } from "../src/index.ts"
 import { expectPartition, runConformance } from "./support/conformance.ts"
 import { freshBucket, makeHotkeys } from "./support/peers.ts"
-import { LocalS3 } from "./support/s3rver.ts"
+import { LocalS3 } from "../src/testing/index.ts"
 
 runConformance("S3 (s3rver)", async () => {
   const s3 = new LocalS3()

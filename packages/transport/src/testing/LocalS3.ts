@@ -1,9 +1,10 @@
-/** A real s3rver on 127.0.0.1 for the tests: start on port 0, stop, restart on the same port and data dir. */
+/// <reference path="./s3rver-module.d.ts" />
+/** A real s3rver on 127.0.0.1 for tests and benchmarks: start on port 0, stop, restart on the same port and data dir. */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import S3rver from "s3rver"
-import type { S3TransportConfig } from "../../src/index.ts"
+import type { S3TransportConfig } from "../S3Transport.ts"
 
 export class LocalS3 {
   private server: S3rver | undefined
