@@ -1,38 +1,33 @@
 /** How a peer's pseudo-gradient travels: SparseLoCo, or full precision (`none`, plain DiLoCo). */
 import { Schema } from "effect"
-import { Decay, oneOf, Positive, PositiveInt } from "./fields.ts"
+import { Decay, numberWhere, oneOf, Positive, PositiveInt } from "./fields.ts"
 
-/** 12-bit indices address at most 4096 positions inside one chunk. */
-export const PACKED12_MAX_CHUNK_LENGTH = 4096
+/** Chunk indices are 12-bit (4096 = 64 x 64 positions), whatever the index coding. */
+export const MAX_CHUNK_EDGE = 64
+/** Quantization codes travel in 2 bits, so at most 4 bins. */
+export const VALUE_BITS = 2
+export const MAX_QUANT_BINS = 2 ** VALUE_BITS
 
 export const SparseLoCoCompression = Schema.Struct({
   kind: Schema.Literal("sparseloco"),
   /** Target chunk edge: each dimension is cut by its largest divisor <= chunk. */
-  chunk: PositiveInt,
+  chunk: numberWhere(`an integer in 1..${MAX_CHUNK_EDGE} (indices are 12-bit)`, (n) => Number.isInteger(n) && n >= 1 && n <= MAX_CHUNK_EDGE),
   /** Values kept per chunk. */
   topk: PositiveInt,
   efDecay: Decay,
-  quantBins: PositiveInt,
+  quantBins: numberWhere(
+    `an integer in 2..${MAX_QUANT_BINS} (codes travel in ${VALUE_BITS} bits)`,
+    (n) => Number.isInteger(n) && n >= 2 && n <= MAX_QUANT_BINS,
+  ),
   quantRange: Positive,
   indexCoding: oneOf("packed12", "rice"),
 }).pipe(
   Schema.filter((c) => {
-    const issues: Array<{ path: ReadonlyArray<string>; message: string }> = []
     const chunkLength = c.chunk * c.chunk
     // Two indices pack into three bytes, so the reference keeps k even.
-    if (c.topk % 2 !== 0 || c.topk > chunkLength) {
-      issues.push({ path: ["topk"], message: `expected an even integer <= ${chunkLength}, got ${c.topk}` })
-    }
-    if (c.indexCoding === "packed12" && chunkLength > PACKED12_MAX_CHUNK_LENGTH) {
-      issues.push({
-        path: ["chunk"],
-        message: `expected chunk * chunk <= ${PACKED12_MAX_CHUNK_LENGTH} for 12-bit packed indices, got ${c.chunk}`,
-      })
-    }
-    if (c.quantBins < 2) {
-      issues.push({ path: ["quantBins"], message: `expected an integer >= 2, got ${c.quantBins}` })
-    }
-    return issues
+    return c.topk % 2 === 0 && c.topk <= chunkLength
+      ? undefined
+      : { path: ["topk"], message: `expected an even integer <= ${chunkLength}, got ${c.topk}` }
   }),
 )
 
@@ -43,6 +38,3 @@ export const CompressionSpec = Schema.Union(SparseLoCoCompression, NoCompression
 })
 export type CompressionSpec = typeof CompressionSpec.Type
 export type SparseLoCoCompression = typeof SparseLoCoCompression.Type
-
-/** Bits that carry one quantized value. */
-export const bitsPerValue = (c: SparseLoCoCompression): number => Math.ceil(Math.log2(c.quantBins))

@@ -1,5 +1,5 @@
 /** What a spec implies: size, bytes on the wire, tokens, memory and time. */
-import { bitsPerValue, type CompressionSpec, type SparseLoCoCompression } from "./compression.ts"
+import { type CompressionSpec, type SparseLoCoCompression, VALUE_BITS } from "./compression.ts"
 import { bytesPerValue, modelTensors, type ModelDtype, type TensorSpec, tensorSize } from "./model.ts"
 import type { RunSpec } from "./runSpec.ts"
 import { windowDurationMs } from "./participation.ts"
@@ -50,7 +50,7 @@ export const tensorWireSize = (tensor: TensorSpec, c: CompressionSpec): WireSize
   const kept = k * chunks
   const indexBytes =
     c.indexCoding === "packed12" ? Math.ceil((kept * 12) / 8) : Math.ceil((chunks * log2Binomial(chunkLength, k)) / 8)
-  const valueBytes = Math.ceil((kept * bitsPerValue(c)) / 8)
+  const valueBytes = Math.ceil((kept * VALUE_BITS) / 8)
   const statsBytes = statsBytesOf(c)
   return { indexBytes, valueBytes, statsBytes, bytes: indexBytes + valueBytes + statsBytes, kept }
 }

@@ -32,17 +32,16 @@ const compression: fc.Arbitrary<RunSpec["compression"]> = fc.oneof(
   fc
     .record({
       indexCoding: fc.constantFrom("packed12" as const, "rice" as const),
-      chunkSeed: fc.integer({ min: 2, max: 128 }),
+      chunk: fc.integer({ min: 2, max: 64 }),
       kSeed: fc.double({ min: 0, max: 1, noNaN: true }),
       efDecay: fc.double({ min: 0, max: 0.999, noNaN: true }),
-      quantBins: fc.integer({ min: 2, max: 16 }),
+      quantBins: fc.integer({ min: 2, max: 4 }),
       quantRange: positive(16),
     })
-    .map(({ chunkSeed, kSeed, indexCoding, ...rest }) => {
-      const chunk = indexCoding === "packed12" ? Math.min(chunkSeed, 64) : chunkSeed
+    .map(({ chunk, kSeed, ...rest }) => {
       const maxPairs = Math.floor((chunk * chunk) / 2)
       const topk = 2 * Math.max(1, Math.ceil(kSeed * maxPairs))
-      return { kind: "sparseloco" as const, chunk, topk, indexCoding, ...rest }
+      return { kind: "sparseloco" as const, chunk, topk, ...rest }
     }),
 )
 

@@ -71,11 +71,8 @@ const mutations: ReadonlyArray<Mutation> = [
   },
   { path: ["compression", "efDecay"], invalid: () => fc.constantFrom(1, 1.5, -0.1), applies: sparse },
   { path: ["compression", "indexCoding"], invalid: () => fc.constantFrom("huffman", "packed16"), applies: sparse },
-  {
-    path: ["compression", "chunk"],
-    invalid: () => fc.integer({ min: 65, max: 512 }),
-    applies: (s) => s.compression.kind === "sparseloco" && s.compression.indexCoding === "packed12",
-  },
+  { path: ["compression", "chunk"], invalid: () => fc.oneof(fc.integer({ min: 65, max: 512 }), fc.integer({ min: -5, max: 0 })), applies: sparse },
+  { path: ["compression", "quantBins"], invalid: () => fc.constantFrom(0, 1, 5, 16, 2.5), applies: sparse },
   {
     path: ["innerOptimizer", "schedule", "warmupSteps"],
     invalid: (s) => fc.integer({ min: s.innerOptimizer.schedule.totalSteps, max: 2 * s.innerOptimizer.schedule.totalSteps }),
