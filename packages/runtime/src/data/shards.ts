@@ -181,7 +181,7 @@ export const openShardSet = (
       samples: (ids) => {
         const out = new Uint32Array(ids.length * (seqLen + 1))
         return Effect.as(
-          Effect.forEach(Array.from({ length: ids.length }, (_, i) => i), (i) => sampleInto(ids[i], out, i * (seqLen + 1)), { discard: true }),
+          Effect.forEach(Array.from({ length: ids.length }, (_, i) => i), (i) => sampleInto(ids[i], out, i * (seqLen + 1)), { discard: true, concurrency: 16 }),
           out,
         )
       },
