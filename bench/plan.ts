@@ -38,10 +38,11 @@ for (const spec of presets) {
 
 console.log("\nCovenant-72B update size by k per 4096-element chunk and index coding")
 const base = covenant72b()
-if (base.compression.kind === "sparseloco") {
+const reference = base.compression
+if (reference.kind === "sparseloco") {
   for (const topk of [16, 32, 64, 128, 256]) {
     const row = (["packed12", "rice"] as const).map((indexCoding) => {
-      const p = plan({ ...base, compression: { ...base.compression, topk, indexCoding } })
+      const p = plan({ ...base, compression: { ...reference, topk, indexCoding } })
       return `${indexCoding} ${formatBytes(p.wire.bytes).padStart(10)} (${p.wire.ratioVsFp32.toFixed(1).padStart(6)}x)`
     })
     console.log(`  k = ${String(topk).padStart(3)}  ${row.join("   ")}`)
