@@ -25,8 +25,9 @@ export type Tokenizer = typeof Tokenizer.Type
 
 /**
  * The per-(uid, window) rule of the reference network: a pool of `poolSize` samples drawn
- * without replacement from a generator seeded by `sampleSeed(uid, window)`, of which a miner
- * trains on `samplesPerWindow` (batch x inner steps). Samples are `model.seqLen` tokens.
+ * without replacement from a generator seeded by `(uid * 1_000_003 ^ window) & 0xFFFFFFFF`
+ * (@covenant/runtime's `windowSeed`), of which a miner trains on `samplesPerWindow`
+ * (batch x inner steps). Samples are `model.seqLen` tokens.
  */
 export const Sampling = Schema.Struct({
   kind: Schema.Literal("uidWindowSeed"),
@@ -50,8 +51,3 @@ export const DataSpec = Schema.Struct({
 }).annotations({ identifier: "DataSpec" })
 export type DataSpec = typeof DataSpec.Type
 
-/** The reference seed: `(uid * 1_000_003 ^ window) & 0xFFFFFFFF`, as Python evaluates it. */
-export const sampleSeed = (uid: number, window: number): number =>
-  // Only the low 32 bits survive the mask, and xor acts bitwise, so 64-bit BigInt arithmetic
-  // gives Python's result for any non-negative integers.
-  Number(((BigInt(uid) * 1_000_003n) ^ BigInt(window)) & 0xffffffffn)
