@@ -3,7 +3,7 @@
  * Tokenizes text files into token shards for training.
  *
  *   bun packages/runtime/bin/prepare.ts --input <dir|file> [--input ...] --out <dir>
- *     [--tokenizer tokenizer.json] [--eos-token "</s>"] [--seq-len 2048] [--shard-tokens N]
+ *     [--tokenizer tokenizer.json] [--eos-token "</s>" | --eos-id N] [--seq-len 2048] [--shard-tokens N]
  *
  * Without --tokenizer the byte-level tokenizer is used (ids 0..255 bytes, 256 EOS, 257 PAD).
  */
@@ -12,7 +12,7 @@ import { Cause, Effect, Option } from "effect"
 import { byteTokenizer, loadHfTokenizer } from "../src/data/tokenizer.ts"
 import { prepareShards } from "../src/data/prepare.ts"
 
-const usage = "usage: prepare.ts --input <dir|file>... --out <dir> [--tokenizer tokenizer.json] [--eos-token T] [--seq-len 2048] [--shard-tokens N]"
+const usage = "usage: prepare.ts --input <dir|file>... --out <dir> [--tokenizer tokenizer.json] [--eos-token T | --eos-id N] [--seq-len 2048] [--shard-tokens N]"
 
 const positiveInt = (name: string, text: string | undefined, fallback?: number): number | undefined => {
   if (text === undefined) return fallback
@@ -32,6 +32,7 @@ const parsed = (() => {
         out: { type: "string" },
         tokenizer: { type: "string" },
         "eos-token": { type: "string" },
+        "eos-id": { type: "string" },
         "seq-len": { type: "string" },
         "shard-tokens": { type: "string" },
         help: { type: "boolean" },
@@ -57,13 +58,22 @@ if (inputs.length === 0 || values.out === undefined) {
 const seqLen = positiveInt("seq-len", values["seq-len"], 2048) ?? 2048
 const shardTokens = positiveInt("shard-tokens", values["shard-tokens"])
 const eosToken = values["eos-token"]
+const eosIdText = values["eos-id"]
+const eosId = eosIdText === undefined ? undefined : /^[0-9]+$/.test(eosIdText) ? Number(eosIdText) : Number.NaN
+if (eosId !== undefined && !(Number.isSafeInteger(eosId) && eosId >= 0)) {
+  console.error(`--eos-id must be a non-negative integer, got ${eosIdText}\n${usage}`)
+  process.exit(2)
+}
 const tokenizerPath = values.tokenizer
 const outDir = values.out
 
 const program = Effect.gen(function* () {
   const tokenizer = tokenizerPath === undefined
     ? byteTokenizer
-    : yield* loadHfTokenizer(tokenizerPath, eosToken === undefined ? {} : { eosToken })
+    : yield* loadHfTokenizer(tokenizerPath, {
+      ...(eosToken === undefined ? {} : { eosToken }),
+      ...(eosId === undefined ? {} : { eosId }),
+    })
   const started = performance.now()
   const manifest = yield* prepareShards({
     inputs,

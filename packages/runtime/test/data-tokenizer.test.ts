@@ -59,6 +59,13 @@ describe("Hugging Face tokenizer.json", () => {
     expect(Exit.isFailure(missing) && missing.cause._tag === "Fail" ? missing.cause.error._tag : "no").toBe("TokenizerError")
   })
 
+  test("an explicit eos id (the run spec's eosTokenId) wins; one outside the vocabulary is a TokenizerError", async () => {
+    const path = writeTokenizer(join(work, "e"), { eos_token: "</s>" })
+    expect((await Effect.runPromise(loadHfTokenizer(path, { eosId: 2, eosToken: "</s>" }))).eosId).toBe(2)
+    const outside = await Effect.runPromiseExit(loadHfTokenizer(path, { eosId: 9999 }))
+    expect(Exit.isFailure(outside) && outside.cause._tag === "Fail" ? outside.cause.error._tag : "no").toBe("TokenizerError")
+  })
+
   test("a broken tokenizer.json or a missing file fail with typed errors", async () => {
     const dir = join(work, "c")
     mkdirSync(dir, { recursive: true })

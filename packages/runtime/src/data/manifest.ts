@@ -16,6 +16,8 @@ const FileName = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_][A-Za-z0-9._-]*
 
 export const TokenizerInfo = Schema.Union(
   Schema.Struct({ kind: Schema.Literal("bytes") }),
+  /** No text: pseudo-random documents from `prepareSyntheticShards`. */
+  Schema.Struct({ kind: Schema.Literal("synthetic"), seed: Schema.Int }),
   Schema.Struct({
     kind: Schema.Literal("huggingface"),
     /** Name of the tokenizer.json it came from, for humans. */

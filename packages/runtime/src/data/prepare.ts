@@ -19,8 +19,9 @@ import { createInterface } from "node:readline"
 import { Effect, Schema, Stream } from "effect"
 import { DataIoError, NpyFormatError, TokenizerError, describeCause } from "./errors.ts"
 import { MANIFEST_FILE, MANIFEST_FORMAT, Manifest, samplesFileName, shardFileName } from "./manifest.ts"
-import type { ShardEntry } from "./manifest.ts"
+import type { ShardEntry, TokenizerInfo } from "./manifest.ts"
 import { encodeNpy } from "./npy.ts"
+import { Xoshiro128 } from "./sampler.ts"
 import type { TextTokenizer } from "./tokenizer.ts"
 
 export interface PrepareOptions {
@@ -62,34 +63,55 @@ export const collectInputFiles = (inputs: readonly string[]): Effect.Effect<stri
     return out
   })
 
-/** The documents of one input file, as a stream (JSONL is read line by line). */
-const documentsOf = (path: string): Stream.Stream<string, DataIoError> => {
-  if (extname(path) !== ".jsonl") {
-    return Stream.fromEffect(io(path, () => readFile(path, "utf-8")))
-  }
-  return Stream.fromAsyncIterable(
-    createInterface({ input: createReadStream(path, { encoding: "utf-8" }), crlfDelay: Infinity }),
-    (cause) => new DataIoError({ path, reason: describeCause(cause) }),
-  ).pipe(
-    Stream.zipWithIndex,
-    Stream.filter(([line]) => line.trim().length > 0),
-    Stream.mapEffect(([line, index]) =>
-      Schema.decodeUnknown(JsonlDocument)(line).pipe(
-        Effect.mapError((e) => new DataIoError({ path, reason: `line ${index + 1} is not {"text": string}: ${e.message}` })),
-        Effect.map((doc) => doc.text),
+/**
+ * The documents of one input file, as a stream (JSONL is read line by line). Suspended so the file
+ * is opened only when the stream runs: readline emits lines as soon as it is created, and lines
+ * emitted before iteration starts would be lost.
+ */
+const documentsOf = (path: string): Stream.Stream<string, DataIoError> =>
+  Stream.suspend(() => {
+    if (extname(path) !== ".jsonl") {
+      return Stream.fromEffect(io(path, () => readFile(path, "utf-8")))
+    }
+    return Stream.fromAsyncIterable(
+      createInterface({ input: createReadStream(path, { encoding: "utf-8" }), crlfDelay: Infinity }),
+      (cause) => new DataIoError({ path, reason: describeCause(cause) }),
+    ).pipe(
+      Stream.zipWithIndex,
+      Stream.filter(([line]) => line.trim().length > 0),
+      Stream.mapEffect(([line, index]) =>
+        Schema.decodeUnknown(JsonlDocument)(line).pipe(
+          Effect.mapError((e) => new DataIoError({ path, reason: `line ${index + 1} is not {"text": string}: ${e.message}` })),
+          Effect.map((doc) => doc.text),
+        ),
       ),
-    ),
-  )
-}
+    )
+  })
 
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex")
 
-/** Tokenizes `inputs` into `outDir` and returns the manifest it wrote. */
-export const prepareShards = (
-  options: PrepareOptions,
-): Effect.Effect<Manifest, DataIoError | TokenizerError | NpyFormatError> =>
+export interface ShardWriterOptions {
+  readonly outDir: string
+  readonly tokenizer: TokenizerInfo
+  readonly vocabSize: number
+  readonly eosId: number
+  readonly padId: number | null
+  readonly seqLen: number
+  readonly shardTokens?: number
+  /** Stop consuming documents once this many complete samples are written or buffered. */
+  readonly stopAfterSamples?: number
+}
+
+/**
+ * Writes a stream of documents (token ids, EOS appended here) as shards + sample index +
+ * manifest; the common back end of `prepareShards` and `prepareSyntheticShards`.
+ */
+export const writeShards = <E>(
+  documentStream: Stream.Stream<Uint32Array, E>,
+  options: ShardWriterOptions,
+): Effect.Effect<Manifest, E | DataIoError | NpyFormatError> =>
   Effect.gen(function* () {
-    const { tokenizer, seqLen, outDir } = options
+    const { seqLen, outDir } = options
     if (!Number.isSafeInteger(seqLen) || seqLen < 1) {
       return yield* new DataIoError({ path: outDir, reason: `seqLen must be a positive integer, got ${seqLen}` })
     }
@@ -97,7 +119,6 @@ export const prepareShards = (
     if (!Number.isSafeInteger(shardTokens) || shardTokens < seqLen + 1 || shardTokens > 0xffffffff) {
       return yield* new DataIoError({ path: outDir, reason: `shardTokens must be an integer in [seqLen + 1, 2^32), got ${shardTokens}` })
     }
-    const files = yield* collectInputFiles(options.inputs)
     yield* io(outDir, () => mkdir(outDir, { recursive: true }))
 
     const buffer = new Uint32Array(shardTokens)
@@ -105,12 +126,13 @@ export const prepareShards = (
     const shards: ShardEntry[] = []
     let nextSample = 0
     let documents = 0
+    const samplesIn = (tokens: number) => (tokens > seqLen ? Math.floor((tokens - 1) / seqLen) : 0)
 
     const flush = Effect.gen(function* () {
       if (filled === 0) return
       const index = shards.length
       const tokens = buffer.subarray(0, filled)
-      const samples = filled > seqLen ? Math.floor((filled - 1) / seqLen) : 0
+      const samples = samplesIn(filled)
       const sampleIndex = new Uint32Array(samples * 2)
       for (let j = 0; j < samples; j++) {
         sampleIndex[2 * j] = nextSample + j
@@ -147,31 +169,108 @@ export const prepareShards = (
         }
       })
 
-    const eos = Uint32Array.of(tokenizer.eosId)
-    for (const path of files) {
-      yield* Stream.runForEach(documentsOf(path), (text) =>
-        Effect.gen(function* () {
-          yield* append(yield* tokenizer.encode(text))
-          yield* append(eos)
-          documents++
-        }),
-      )
-    }
+    const eos = Uint32Array.of(options.eosId)
+    const stopAt = options.stopAfterSamples ?? Number.POSITIVE_INFINITY
+    yield* Stream.runForEachWhile(documentStream, (ids) =>
+      Effect.gen(function* () {
+        yield* append(ids)
+        yield* append(eos)
+        documents++
+        return nextSample + samplesIn(filled) < stopAt
+      }),
+    )
     yield* flush
 
     const manifest = yield* Schema.decodeUnknown(Manifest)({
       format: MANIFEST_FORMAT,
-      tokenizer: tokenizer.info,
-      vocabSize: tokenizer.vocabSize,
-      eosId: tokenizer.eosId,
-      padId: tokenizer.padId,
+      tokenizer: options.tokenizer,
+      vocabSize: options.vocabSize,
+      eosId: options.eosId,
+      padId: options.padId,
       seqLen,
       documents,
       totalTokens: shards.reduce((n, s) => n + s.tokens, 0),
       totalSamples: nextSample,
       shards,
-    }).pipe(Effect.mapError((e) => new DataIoError({ path: outDir, reason: `internal: manifest does not validate: ${e.message}` })))
+    }).pipe(Effect.mapError((e) => new DataIoError({ path: outDir, reason: `manifest does not validate: ${e.message}` })))
     const encoded = Schema.encodeSync(Manifest)(manifest)
     yield* io(join(outDir, MANIFEST_FILE), () => writeFile(join(outDir, MANIFEST_FILE), JSON.stringify(encoded, null, 2) + "\n"))
     return manifest
+  })
+
+/** Tokenizes `inputs` into `outDir` and returns the manifest it wrote. */
+export const prepareShards = (
+  options: PrepareOptions,
+): Effect.Effect<Manifest, DataIoError | TokenizerError | NpyFormatError> =>
+  Effect.gen(function* () {
+    const { tokenizer } = options
+    const files = yield* collectInputFiles(options.inputs)
+    const documentStream = Stream.fromIterable(files).pipe(
+      Stream.flatMap(documentsOf),
+      Stream.mapEffect(tokenizer.encode),
+    )
+    return yield* writeShards(documentStream, {
+      outDir: options.outDir,
+      tokenizer: tokenizer.info,
+      vocabSize: tokenizer.vocabSize,
+      eosId: tokenizer.eosId,
+      padId: tokenizer.padId,
+      seqLen: options.seqLen,
+      ...(options.shardTokens === undefined ? {} : { shardTokens: options.shardTokens }),
+    })
+  })
+
+export interface SyntheticShardOptions {
+  readonly outDir: string
+  readonly vocabSize: number
+  /** End-of-document id; defaults to `vocabSize - 1`. Other ids are uniform over the rest. */
+  readonly eosId?: number
+  readonly seqLen: number
+  /** Documents are generated until at least this many samples exist. */
+  readonly samples: number
+  readonly seed: number
+  readonly shardTokens?: number
+}
+
+/**
+ * Pseudo-random documents (lengths 1..2*seqLen, ids uniform except EOS) for smoke runs that need
+ * no text; deterministic in `seed`.
+ */
+export const prepareSyntheticShards = (
+  options: SyntheticShardOptions,
+): Effect.Effect<Manifest, DataIoError | NpyFormatError> =>
+  Effect.gen(function* () {
+    const { vocabSize, seqLen, samples, seed, outDir } = options
+    const eosId = options.eosId ?? vocabSize - 1
+    if (!Number.isSafeInteger(vocabSize) || vocabSize < 2 || vocabSize > 0xffffffff) {
+      return yield* new DataIoError({ path: outDir, reason: `vocabSize must be an integer in [2, 2^32), got ${vocabSize}` })
+    }
+    if (!Number.isInteger(eosId) || eosId < 0 || eosId >= vocabSize) {
+      return yield* new DataIoError({ path: outDir, reason: `eosId must be in [0, vocabSize), got ${eosId}` })
+    }
+    if (!Number.isSafeInteger(samples) || samples < 1 || !Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+      return yield* new DataIoError({ path: outDir, reason: `samples must be a positive integer and seed an integer in [0, 2^32)` })
+    }
+    const rng = new Xoshiro128(seed)
+    const maxLength = 2 * Math.max(1, seqLen)
+    const documentStream = Stream.repeatEffect(
+      Effect.sync(() => {
+        const doc = new Uint32Array(1 + rng.below(maxLength))
+        for (let i = 0; i < doc.length; i++) {
+          const id = rng.below(vocabSize - 1)
+          doc[i] = id >= eosId ? id + 1 : id
+        }
+        return doc
+      }),
+    )
+    return yield* writeShards(documentStream, {
+      outDir,
+      tokenizer: { kind: "synthetic", seed },
+      vocabSize,
+      eosId,
+      padId: null,
+      seqLen,
+      stopAfterSamples: samples,
+      ...(options.shardTokens === undefined ? {} : { shardTokens: options.shardTokens }),
+    })
   })

@@ -67,6 +67,8 @@ const parseJson = (text: string, what: string) =>
 export interface HfTokenizerOptions {
   /** End-of-document token text; defaults to tokenizer_config.json's eos_token, then common names. */
   readonly eosToken?: string
+  /** End-of-document token id (the run spec's `data.eosTokenId`); wins over `eosToken`. */
+  readonly eosId?: number
 }
 
 /**
@@ -103,7 +105,10 @@ export const loadHfTokenizer = (
     const eosCandidates = options.eosToken !== undefined
       ? [options.eosToken]
       : [tokenContent(config.eos_token), ...KNOWN_EOS].filter((t): t is string => t !== undefined)
-    const eosId = eosCandidates.map((t) => tokenizer.token_to_id(t)).find((id) => id !== undefined)
+    const eosId = options.eosId ?? eosCandidates.map((t) => tokenizer.token_to_id(t)).find((id) => id !== undefined)
+    if (options.eosId !== undefined && !(Number.isInteger(options.eosId) && options.eosId >= 0 && options.eosId < vocabSize)) {
+      return yield* new TokenizerError({ reason: `eos id ${options.eosId} is outside the vocabulary (${vocabSize})` })
+    }
     if (eosId === undefined) {
       return yield* new TokenizerError({ reason: `no end-of-document token found in ${path} (tried ${eosCandidates.join(", ")}); pass one` })
     }

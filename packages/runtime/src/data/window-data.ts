@@ -1,0 +1,43 @@
+/**
+ * What a peer trains on in a window, and what it reports about it: the assigned sample ids (from
+ * the deterministic sampler), their tokens, and the digest a validator recomputes.
+ */
+import { Effect } from "effect"
+import type { SamplerError } from "./errors.ts"
+import { sampleDigest, windowSamples } from "./sampler.ts"
+import type { ShardReadError, ShardSet } from "./shards.ts"
+
+export interface WindowSampling {
+  readonly poolSize: number
+  readonly samplesPerWindow: number
+}
+
+export interface WindowBatch {
+  readonly ids: Uint32Array
+  /** `ids.length * (seqLen + 1)` tokens, sample after sample. */
+  readonly tokens: Uint32Array
+  /** sha256 hex of the ids as little-endian u32s. */
+  readonly digest: string
+}
+
+/** The ids a (uid, window) peer must train on, with their digest; no token reads (validators use this). */
+export const assignedSampleIds = (
+  set: Pick<ShardSet, "totalSamples">,
+  uid: number,
+  window: number,
+  sampling: WindowSampling,
+): Effect.Effect<{ readonly ids: Uint32Array; readonly digest: string }, SamplerError> =>
+  Effect.map(windowSamples(uid, window, { totalSamples: set.totalSamples, ...sampling }), (ids) => ({ ids, digest: sampleDigest(ids) }))
+
+/** The assigned ids, their tokens and digest, for a peer's window of training. */
+export const windowBatch = (
+  set: ShardSet,
+  uid: number,
+  window: number,
+  sampling: WindowSampling,
+): Effect.Effect<WindowBatch, SamplerError | ShardReadError> =>
+  Effect.gen(function* () {
+    const { ids, digest } = yield* assignedSampleIds(set, uid, window, sampling)
+    const tokens = yield* set.samples(ids)
+    return { ids, tokens, digest }
+  })
