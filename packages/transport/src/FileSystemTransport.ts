@@ -12,7 +12,7 @@ import { InvalidKey, InvalidRange, NotFound, Unauthorized, Unavailable } from ".
 import type { StoreError } from "./errors.ts"
 import { validateBucket, validateKey, validatePrefix } from "./keys.ts"
 import { Transport } from "./Transport.ts"
-import type { BucketLocation, ObjectInfo, TransportService } from "./Transport.ts"
+import type { BucketLocation, ObjectInfo, StoredObject, TransportService } from "./Transport.ts"
 
 const TEMP_DIR = ".tmp"
 
@@ -89,6 +89,21 @@ export const makeFileSystemTransport = (root: string): TransportService => {
       return yield* info(at, key, full)
     })
 
+  /** Reads through one open descriptor: a rename that replaces the file cannot split stat from bytes. */
+  const getWithInfo = (at: BucketLocation, key: string) =>
+    Effect.flatMap(objectPath(at, key), ({ full }) =>
+      Effect.acquireUseRelease(
+        attempt(at.bucket, key, () => fs.open(full, "r")),
+        (handle) =>
+          Effect.gen(function* () {
+            const stat = yield* attempt(at.bucket, key, () => handle.stat())
+            const buffer = yield* attempt(at.bucket, key, () => handle.readFile())
+            const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+            return { bytes, info: { key, size: bytes.byteLength, storeTime: Math.floor(stat.mtimeMs) } } satisfies StoredObject
+          }),
+        (handle) => Effect.promise(() => handle.close()),
+      ))
+
   const walk = (dir: string, relative: string): Promise<Array<string>> =>
     fs.readdir(dir, { withFileTypes: true }).then(async (entries) => {
       const keys: Array<string> = []
@@ -113,9 +128,9 @@ export const makeFileSystemTransport = (root: string): TransportService => {
       writeAtomically(at, key, (handle) =>
         Stream.runForEach(body, (chunk) => attempt(at.bucket, key, () => handle.write(chunk).then(() => undefined)))),
 
-    get: (at, key) =>
-      Effect.flatMap(objectPath(at, key), ({ full }) =>
-        attempt(at.bucket, key, () => fs.readFile(full)).pipe(Effect.map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)))),
+    get: (at, key) => Effect.map(getWithInfo(at, key), (o) => o.bytes),
+
+    getWithInfo,
 
     getRange: (at, key, range) =>
       Effect.flatMap(objectPath(at, key), ({ full }) =>
@@ -159,7 +174,10 @@ export const makeFileSystemTransport = (root: string): TransportService => {
         const start = base === "" ? dir : path.join(dir, ...base.split("/"))
         const keys = yield* attempt(at.bucket, prefix, () => walk(start, base))
         const matching = keys.filter((k) => k.startsWith(prefix)).sort()
-        return yield* Effect.forEach(matching, (k) => info(at, k, path.join(dir, ...k.split("/"))), { concurrency: 8 })
+        // An object deleted between the walk and its stat is simply no longer listed.
+        const infos = yield* Effect.forEach(matching, (k) =>
+          info(at, k, path.join(dir, ...k.split("/"))).pipe(Effect.asSome, Effect.catchTag("NotFound", () => Effect.succeedNone)), { concurrency: 8 })
+        return infos.flatMap((o) => (o._tag === "Some" ? [o.value] : []))
       }),
 
     delete: (at, key) =>

@@ -18,12 +18,12 @@ import {
   UploadPartCommand,
 } from "@aws-sdk/client-s3"
 import type { CompletedPart, ListObjectsV2CommandOutput } from "@aws-sdk/client-s3"
-import { Chunk, Effect, Layer, Stream } from "effect"
+import { Chunk, Effect, Layer, Sink, Stream } from "effect"
 import { InvalidRange, NotFound, Unauthorized, Unavailable } from "./errors.ts"
 import type { StoreError } from "./errors.ts"
 import { validateBucket, validateKey, validatePrefix } from "./keys.ts"
 import { Transport } from "./Transport.ts"
-import type { BucketLocation, ObjectInfo, TransportService } from "./Transport.ts"
+import type { BucketLocation, ObjectInfo, StoredObject, TransportService } from "./Transport.ts"
 
 export type ChecksumMode = "WHEN_SUPPORTED" | "WHEN_REQUIRED"
 
@@ -156,11 +156,20 @@ export const makeS3Transport = (config: S3TransportConfig) =>
       call(at, key, (c, abortSignal) => c.send(new HeadObjectCommand({ Bucket: at.bucket, Key: key }), { abortSignal })).pipe(
         Effect.map((r): ObjectInfo => ({ key, size: r.ContentLength ?? 0, storeTime: r.LastModified?.getTime() ?? 0 })))
 
+    /** One GET: the Last-Modified header belongs to the very bytes in the body. */
+    const getWithInfo = (at: BucketLocation, key: string) =>
+      call(at, key, async (c, abortSignal): Promise<StoredObject> => {
+        const r = await c.send(new GetObjectCommand({ Bucket: at.bucket, Key: key }), { abortSignal })
+        const bytes = r.Body === undefined ? new Uint8Array(0) : await r.Body.transformToByteArray()
+        return { bytes, info: { key, size: bytes.byteLength, storeTime: r.LastModified?.getTime() ?? 0 } }
+      })
+
     const putSingle = (at: BucketLocation, key: string, bytes: Uint8Array) =>
       call(at, key, (c, abortSignal) =>
         c.send(new PutObjectCommand({ Bucket: at.bucket, Key: key, Body: bytes, ContentLength: bytes.byteLength }), { abortSignal }))
 
-    const putMultipart = <E>(at: BucketLocation, key: string, body: Stream.Stream<Uint8Array, E>) =>
+    /** Uploads parts of exactly partSize (the last may be shorter) as one multipart object. */
+    const putMultipart = <E>(at: BucketLocation, key: string, parts: Stream.Stream<Uint8Array, E>) =>
       Effect.gen(function* () {
         const created = yield* call(at, key, (c, abortSignal) =>
           c.send(new CreateMultipartUploadCommand({ Bucket: at.bucket, Key: key }), { abortSignal }))
@@ -169,7 +178,7 @@ export const makeS3Transport = (config: S3TransportConfig) =>
           return yield* new Unavailable({ bucket: at.bucket, key, transient: false, reason: "no UploadId in CreateMultipartUpload reply" })
         }
         const upload = Effect.gen(function* () {
-          const parts = yield* rechunkBytes(body, partSize).pipe(
+          const completed = yield* parts.pipe(
             Stream.zipWithIndex,
             Stream.mapEffect(([part, index]) =>
               call(at, key, (c, abortSignal) =>
@@ -177,18 +186,21 @@ export const makeS3Transport = (config: S3TransportConfig) =>
               ).pipe(Effect.map((r): CompletedPart => ({ PartNumber: index + 1, ETag: r.ETag }))), { concurrency: partConcurrency }),
             Stream.runCollect,
           )
-          // S3 refuses a multipart upload with no parts; an empty body is a single empty object.
-          if (Chunk.isEmpty(parts)) {
-            yield* call(at, key, (c, abortSignal) => c.send(new AbortMultipartUploadCommand({ Bucket: at.bucket, Key: key, UploadId: uploadId }), { abortSignal }))
-            yield* putSingle(at, key, new Uint8Array(0))
-            return
-          }
           yield* call(at, key, (c, abortSignal) =>
-            c.send(new CompleteMultipartUploadCommand({ Bucket: at.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: Chunk.toArray(parts) } }), { abortSignal }))
+            c.send(new CompleteMultipartUploadCommand({ Bucket: at.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: Chunk.toArray(completed) } }), { abortSignal }))
         })
         yield* Effect.onError(upload, () =>
           call(at, key, (c) => c.send(new AbortMultipartUploadCommand({ Bucket: at.bucket, Key: key, UploadId: uploadId }))).pipe(Effect.ignore))
       })
+
+    /** A body of at most one part is a single PUT (S3 refuses multipart uploads with no parts); anything longer goes multipart. */
+    const putBody = <E>(at: BucketLocation, key: string, body: Stream.Stream<Uint8Array, E>) =>
+      Effect.scoped(
+        Effect.flatMap(Stream.peel(rechunkBytes(body, partSize), Sink.take<Uint8Array>(2)), ([first, rest]) =>
+          Chunk.size(first) < 2
+            ? putSingle(at, key, Chunk.isEmpty(first) ? new Uint8Array(0) : Chunk.unsafeGet(first, 0))
+            : putMultipart(at, key, Stream.concat(Stream.fromChunk(first), rest))),
+      )
 
     const invalidRange = (at: BucketLocation, key: string, offset: number, length: number, size: number) =>
       new InvalidRange({ bucket: at.bucket, key, offset, length, size })
@@ -204,16 +216,14 @@ export const makeS3Transport = (config: S3TransportConfig) =>
         ),
 
       put: (at, key, bytes) =>
-        (bytes.byteLength > multipartThreshold ? putMultipart(at, key, Stream.succeed(bytes)) : putSingle(at, key, bytes)).pipe(
+        (bytes.byteLength > multipartThreshold ? putBody(at, key, Stream.succeed(bytes)) : putSingle(at, key, bytes)).pipe(
           Effect.zipRight(head(at, key))),
 
-      putStream: (at, key, body) => Effect.zipRight(putMultipart(at, key, body), head(at, key)),
+      putStream: (at, key, body) => Effect.zipRight(putBody(at, key, body), head(at, key)),
 
-      get: (at, key) =>
-        call(at, key, async (c, abortSignal) => {
-          const r = await c.send(new GetObjectCommand({ Bucket: at.bucket, Key: key }), { abortSignal })
-          return r.Body === undefined ? new Uint8Array(0) : r.Body.transformToByteArray()
-        }),
+      get: (at, key) => Effect.map(getWithInfo(at, key), (o) => o.bytes),
+
+      getWithInfo,
 
       getRange: (at, key, { offset, length }) =>
         Effect.gen(function* () {

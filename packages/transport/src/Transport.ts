@@ -41,6 +41,11 @@ export interface ObjectInfo {
   readonly storeTime: number
 }
 
+export interface StoredObject {
+  readonly bytes: Uint8Array
+  readonly info: ObjectInfo
+}
+
 /** A byte range [offset, offset + length) of an object. */
 export interface ByteRange {
   readonly offset: number
@@ -57,6 +62,11 @@ export interface TransportService {
   /** Stores a stream of bytes without holding it all in memory (multipart on S3). */
   readonly putStream: <E>(at: BucketLocation, key: string, body: Stream.Stream<Uint8Array, E>) => Effect.Effect<ObjectInfo, StoreError | E>
   readonly get: (at: BucketLocation, key: string) => Effect.Effect<Uint8Array, StoreError>
+  /**
+   * The bytes together with the size and store time of that same version of the object, so a
+   * store time checked against a window cannot belong to an object replaced in between.
+   */
+  readonly getWithInfo: (at: BucketLocation, key: string) => Effect.Effect<StoredObject, StoreError>
   /** Bytes [offset, offset + length), clipped at the end of the object; an offset past the end fails with InvalidRange. */
   readonly getRange: (at: BucketLocation, key: string, range: ByteRange) => Effect.Effect<Uint8Array, StoreError>
   readonly getStream: (at: BucketLocation, key: string) => Stream.Stream<Uint8Array, StoreError>

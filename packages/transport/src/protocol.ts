@@ -67,10 +67,9 @@ export interface Delivered {
 export const fetchSigned = (options: FetchSignedOptions): Effect.Effect<Delivered, StoreError | BadSignature, Transport> =>
   Effect.gen(function* () {
     const transport = yield* Transport
-    const { storeTime } = yield* transport.head(options.at, options.key)
-    const sealed = yield* transport.get(options.at, options.key)
+    const { bytes: sealed, info } = yield* transport.getWithInfo(options.at, options.key)
     const bytes = yield* openEnvelope(sealed, options.context, options.hotkey)
-    return { bytes, storeTime }
+    return { bytes, storeTime: info.storeTime }
   })
 
 export interface PublishUpdateOptions {
@@ -209,18 +208,24 @@ export const gather = (options: GatherOptions): Effect.Effect<GatherResult, neve
           yield* Effect.sleep(Duration.millis(pollMs))
           return yield* poll
         }
-        const inInterval = checkStoreTime(key, found.right.storeTime, options.interval, transport.timeResolutionMs)
-        if (Either.isLeft(inInterval)) return { _tag: inInterval.left._tag, storeTime: inInterval.left.storeTime } satisfies Outcome
+        // The cheap head answers too early / too late without downloading.
+        const headInInterval = checkStoreTime(key, found.right.storeTime, options.interval, transport.timeResolutionMs)
+        if (Either.isLeft(headInInterval)) return { _tag: headInInterval.left._tag, storeTime: headInInterval.left.storeTime } satisfies Outcome
         last = { _tag: "Unavailable", reason: "deadline reached while downloading" }
-        const sealed = yield* Effect.either(withRetry(transport.get(at, key)))
+        const sealed = yield* Effect.either(withRetry(transport.getWithInfo(at, key)))
         if (Either.isLeft(sealed)) {
           // Deleted between head and get: it is no longer there.
           return sealed.left._tag === "NotFound" ? { _tag: "Missing" } satisfies Outcome : { _tag: "Unavailable", reason: describe(sealed.left) } satisfies Outcome
         }
-        const payload = openEnvelope(sealed.right, context, hotkey)
+        // Checked again on the downloaded version: an on-time placeholder replaced later by
+        // another object must not lend that object its timestamp.
+        const { bytes, info } = sealed.right
+        const inInterval = checkStoreTime(key, info.storeTime, options.interval, transport.timeResolutionMs)
+        if (Either.isLeft(inInterval)) return { _tag: inInterval.left._tag, storeTime: inInterval.left.storeTime } satisfies Outcome
+        const payload = openEnvelope(bytes, context, hotkey)
         return Either.isLeft(payload)
           ? { _tag: "BadSignature", reason: payload.left.reason } satisfies Outcome
-          : { _tag: "Delivered", value: { bytes: payload.right, storeTime: found.right.storeTime } } satisfies Outcome
+          : { _tag: "Delivered", value: { bytes: payload.right, storeTime: info.storeTime } } satisfies Outcome
       })
 
       return Effect.gen(function* () {

@@ -2,8 +2,8 @@ import { describe, expect, test } from "bun:test"
 import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
-import { Effect, ManagedRuntime } from "effect"
-import { Transport, cryptoReady, gather, gradientKey, layerFileSystem, publishUpdate } from "../src/index.ts"
+import { Effect, Layer, ManagedRuntime } from "effect"
+import { Transport, cryptoReady, gather, gradientKey, layerFileSystem, makeFileSystemTransport, publishUpdate, sealEnvelope } from "../src/index.ts"
 import { errorTag, expectPartition, runConformance } from "./support/conformance.ts"
 import { makeHotkeys } from "./support/peers.ts"
 
@@ -39,6 +39,41 @@ describe("filesystem layer specifics", () => {
       expect(result.delivered.get(1)!.storeTime).toBe(stamps[1]!)
       expect([...result.tooLate.entries()]).toEqual([[2, stamps[2]!]])
       expectPartition(result, [0, 1, 2])
+    } finally {
+      await runtime.dispose()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test("mock race: an object replaced between head and download is judged by the downloaded version's store time", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "covenant-fs-"))
+    const [peer] = await makeHotkeys(1, "fs-race")
+    await Effect.runPromise(cryptoReady)
+    const windowStart = 1_800_000_000_000
+    const interval = { start: windowStart, end: windowStart + 70_000 }
+    const at = { bucket: "racer" }
+    const key = gradientKey(3, 0, "1")
+    const file = path.join(dir, "racer", key)
+    const real = makeFileSystemTransport(dir)
+    // The real filesystem store, except that right after each head the peer swaps in another
+    // update stamped after the interval (what a peer would do to upload late under an early stamp).
+    const racing = Layer.succeed(Transport, {
+      ...real,
+      head: (loc, k) => Effect.tap(real.head(loc, k), () => Effect.gen(function* () {
+        yield* real.put(loc, k, sealEnvelope({ runId: "r", window: 3, uid: 0, kind: "gradient" }, new Uint8Array([2]), peer!))
+        const late = (windowStart + 100_000) / 1000
+        utimesSync(file, late, late)
+      })),
+    })
+    const runtime = ManagedRuntime.make(racing)
+    try {
+      await runtime.runPromise(Effect.flatMap(Transport, (t) => t.ensureBucket(at)))
+      await runtime.runPromise(publishUpdate({ at, runId: "r", version: "1", window: 3, uid: 0, payload: new Uint8Array([1]), signer: peer! }))
+      const onTime = (windowStart + 10_000) / 1000
+      utimesSync(file, onTime, onTime)
+      const result = await runtime.runPromise(gather({ runId: "r", version: "1", window: 3, uids: [0], locations: new Map([[0, at]]), hotkeys: new Map([[0, peer!.address]]), interval, timeout: "3 seconds" }))
+      expect(result.delivered.size).toBe(0)
+      expect([...result.tooLate.entries()]).toEqual([[0, windowStart + 100_000]])
     } finally {
       await runtime.dispose()
       rmSync(dir, { recursive: true, force: true })

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto"
 import { Effect, Either, Exit, FastCheck, Fiber, Layer, ManagedRuntime, Stream } from "effect"
 import type { KeyringPair } from "@polkadot/keyring/types"
 import {
-  Transport, cryptoReady, gather, gradientKey, prune, publishUpdate, sealEnvelope, debugKey,
+  Transport, cryptoReady, debugKey, fetchSigned, gather, gradientKey, peersKey, prune, publishSigned, publishUpdate, sealEnvelope,
 } from "../../src/index.ts"
 import type { BucketLocation, GatherResult, StoreError } from "../../src/index.ts"
 import { deterministicSlice, deterministicStream, sha256 } from "./data.ts"
@@ -78,6 +78,35 @@ export const runConformance = (name: string, start: () => Promise<StoreUnderTest
       // Overwrite replaces the object.
       await run(T((t) => t.put(at, "obj/size-1", new Uint8Array([9, 8, 7]))))
       expect([...(await run(T((t) => t.get(at, "obj/size-1"))))]).toEqual([9, 8, 7])
+    }, 30_000)
+
+    test("getWithInfo returns the bytes with that version's size and store time; small and empty streams store exactly", async () => {
+      const at = await bucket("withinfo")
+      const bytes = deterministicSlice(11, 5_000, 4096, 0, 5_000)
+      await run(T((t) => t.put(at, "w", bytes)))
+      const { bytes: got, info } = await run(T((t) => t.getWithInfo(at, "w")))
+      const head = await run(T((t) => t.head(at, "w")))
+      expect(Buffer.from(got).equals(Buffer.from(bytes))).toBe(true)
+      expect(info).toEqual(head)
+      const small = await run(T((t) => t.putStream(at, "s", deterministicStream(5, 70_000, 1000))))
+      expect(small.size).toBe(70_000)
+      expect(sha256([await run(T((t) => t.get(at, "s")))])).toBe(sha256([deterministicSlice(5, 70_000, 1000, 0, 70_000)]))
+      const empty = await run(T((t) => t.putStream(at, "e", Stream.empty)))
+      expect(empty.size).toBe(0)
+      expect((await run(T((t) => t.get(at, "e")))).length).toBe(0)
+    }, 30_000)
+
+    test("signed leader objects round-trip through publishSigned / fetchSigned and are refused for another signer", async () => {
+      const at = await bucket("leader")
+      const key = peersKey(500, VERSION)
+      const payload = new TextEncoder().encode(JSON.stringify({ peers: [1, 2, 3], reserve: [4], effectiveWindow: 500 }))
+      const context = { runId: RUN, window: 500, uid: 0, kind: "peers" }
+      await run(publishSigned({ at, key, context, payload, signer: hotkeys[0]! }))
+      const fetched = await run(fetchSigned({ at, key, context, hotkey: hotkeys[0]!.address }))
+      expect(new TextDecoder().decode(fetched.bytes)).toBe(new TextDecoder().decode(payload))
+      expect(errorTag(await exit(fetchSigned({ at, key, context, hotkey: hotkeys[1]!.address })))).toBe("BadSignature")
+      expect(errorTag(await exit(fetchSigned({ at, key, context: { ...context, window: 501 }, hotkey: hotkeys[0]!.address })))).toBe("BadSignature")
+      expect(errorTag(await exit(fetchSigned({ at, key: peersKey(501, VERSION), context, hotkey: hotkeys[0]!.address })))).toBe("NotFound")
     }, 30_000)
 
     test("ranged and streamed reads return the same bytes as slices", async () => {
