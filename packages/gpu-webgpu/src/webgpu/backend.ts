@@ -1,0 +1,280 @@
+/**
+ * WebGPU backend over a GPUDevice (Dawn). Logical buffers are lists of GPUBuffers (one per chunk,
+ * each within the binding limit) drawn from a size-keyed pool, so training steps reuse memory.
+ *
+ * Dispatches are recorded into one compute pass and submitted in batches (on upload, download,
+ * sync, or when the uniform arena fills). Kernel parameters go to a uniform arena bound with a
+ * dynamic offset, which lets bind groups be cached per (kernel, storage buffers).
+ */
+import {
+  BackendError,
+  chunkCount,
+  chunkPieces,
+  type Backend,
+  type BufferId,
+  type Dispatch,
+  type Kernel
+} from "../backend.ts"
+
+interface GpuLogical {
+  readonly bytes: number
+  readonly chunkBytes: number
+  readonly chunks: GPUBuffer[]
+}
+
+interface CompiledKernel {
+  readonly pipeline: GPUComputePipeline
+  readonly layout: GPUBindGroupLayout
+  readonly id: number
+}
+
+const SLOT = 256 // minUniformBufferOffsetAlignment upper bound
+const ARENA_SLOTS = 1024
+const POOL_ALIGN = 256
+
+/** The WGSL prelude the backend adds to every kernel: storage bindings and the params uniform. */
+export const kernelHeader = (k: Kernel): string => {
+  const fields = k.params.length === 0 ? ["_unused: u32"] : k.params.map(([n, t]) => `${n}: ${t}`)
+  const lines = [`struct Params { ${fields.join(", ")} }`]
+  k.bindings.forEach((b, i) => {
+    lines.push(`@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: array<${b.type}>;`)
+  })
+  lines.push(`@group(0) @binding(${k.bindings.length}) var<uniform> P: Params;`)
+  return lines.join("\n")
+}
+
+export class WebGpuBackend implements Backend {
+  readonly name: string
+  readonly maxBindingBytes: number
+  private readonly buffers = new Map<number, GpuLogical>()
+  private readonly pool = new Map<number, GPUBuffer[]>()
+  private readonly kernels = new Map<Kernel, CompiledKernel>()
+  private readonly bindGroups = new Map<string, GPUBindGroup>()
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>()
+  private nextBufferSerial = 1
+  private nextId = 1
+  private encoder: GPUCommandEncoder | null = null
+  private pass: GPUComputePassEncoder | null = null
+  private readonly arena: GPUBuffer
+  private readonly arenaData = new ArrayBuffer(SLOT * ARENA_SLOTS)
+  private arenaUsed = 0
+  private error: string | null = null
+
+  constructor(
+    readonly device: GPUDevice,
+    adapterDescription: string,
+    maxBindingBytes?: number
+  ) {
+    this.name = `webgpu (${adapterDescription})`
+    const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize)
+    this.maxBindingBytes = Math.floor(Math.min(limit, maxBindingBytes ?? limit) / 4) * 4
+    this.arena = device.createBuffer({ size: SLOT * ARENA_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST })
+    device.addEventListener("uncapturederror", (ev) => {
+      const e = (ev as GPUUncapturedErrorEvent).error
+      this.error ??= e.message
+    })
+  }
+
+  private check(): void {
+    if (this.error !== null) {
+      const message = this.error
+      this.error = null
+      throw new BackendError({ message: `WebGPU error: ${message}` })
+    }
+  }
+
+  private take(bytes: number): GPUBuffer {
+    const size = Math.ceil(bytes / POOL_ALIGN) * POOL_ALIGN
+    const free = this.pool.get(size)
+    const hit = free?.pop()
+    if (hit !== undefined) return hit
+    const b = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST
+    })
+    this.bufferIds.set(b, this.nextBufferSerial++)
+    return b
+  }
+
+  alloc(bytes: number, chunkBytes?: number): BufferId {
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4)
+    const cb = chunkBytes ?? size
+    if (cb > this.maxBindingBytes && size > this.maxBindingBytes) {
+      throw new BackendError({ message: `chunk of ${cb} bytes exceeds the binding limit ${this.maxBindingBytes}` })
+    }
+    const n = chunkCount(size, cb)
+    const chunks: GPUBuffer[] = []
+    for (let i = 0; i < n; i++) chunks.push(this.take(Math.min(cb, size - i * cb)))
+    const id = this.nextId++
+    this.buffers.set(id, { bytes: size, chunkBytes: cb, chunks })
+    return id as BufferId
+  }
+
+  private get(buf: BufferId): GpuLogical {
+    const b = this.buffers.get(buf)
+    if (b === undefined) throw new BackendError({ message: `buffer ${buf} is not allocated (freed already?)` })
+    return b
+  }
+
+  chunkBytes(buf: BufferId): number {
+    return this.get(buf).chunkBytes
+  }
+
+  byteLength(buf: BufferId): number {
+    return this.get(buf).bytes
+  }
+
+  upload(buf: BufferId, data: Float32Array | Int32Array | Uint32Array, byteOffset = 0): void {
+    const b = this.get(buf)
+    this.flush()
+    for (const p of chunkPieces(byteOffset, data.byteLength, b.chunkBytes)) {
+      this.device.queue.writeBuffer(b.chunks[p.chunk]!, p.offset, data.buffer, data.byteOffset + p.srcOffset, p.bytes)
+    }
+  }
+
+  async download(buf: BufferId, byteOffset = 0, bytes?: number): Promise<ArrayBuffer> {
+    const b = this.get(buf)
+    const n = bytes ?? b.bytes - byteOffset
+    const out = new Uint8Array(n)
+    if (n === 0) return out.buffer
+    this.flush()
+    const staging = this.device.createBuffer({ size: Math.ceil(n / 4) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST })
+    const enc = this.device.createCommandEncoder()
+    const pieces = chunkPieces(byteOffset, n, b.chunkBytes)
+    for (const p of pieces) enc.copyBufferToBuffer(b.chunks[p.chunk]!, p.offset, staging, p.srcOffset, p.bytes)
+    this.device.queue.submit([enc.finish()])
+    try {
+      await staging.mapAsync(GPUMapMode.READ)
+      out.set(new Uint8Array(staging.getMappedRange(), 0, n))
+      staging.unmap()
+    } finally {
+      staging.destroy()
+    }
+    this.check()
+    return out.buffer
+  }
+
+  private compile(k: Kernel): CompiledKernel {
+    const hit = this.kernels.get(k)
+    if (hit !== undefined) return hit
+    const module = this.device.createShaderModule({ label: k.name, code: `${kernelHeader(k)}\n${k.wgsl}` })
+    const layout = this.device.createBindGroupLayout({
+      label: k.name,
+      entries: [
+        ...k.bindings.map((b, i) => ({
+          binding: i,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: b.access === "read" ? ("read-only-storage" as const) : ("storage" as const) }
+        })),
+        { binding: k.bindings.length, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" as const, hasDynamicOffset: true } }
+      ]
+    })
+    const pipeline = this.device.createComputePipeline({
+      label: k.name,
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: "main" }
+    })
+    const compiled = { pipeline, layout, id: this.kernels.size + 1 }
+    this.kernels.set(k, compiled)
+    return compiled
+  }
+
+  private writeParams(k: Kernel, params: Readonly<Record<string, number>>): number {
+    if (this.arenaUsed === ARENA_SLOTS) this.flush()
+    const slot = this.arenaUsed++
+    const view = new DataView(this.arenaData, slot * SLOT, SLOT)
+    k.params.forEach(([name, type], i) => {
+      const v = params[name]
+      if (v === undefined || !Number.isFinite(v)) throw new BackendError({ message: `${k.name}: parameter ${name} is ${v}` })
+      if (type === "f32") view.setFloat32(i * 4, v, true)
+      else if (type === "i32") view.setInt32(i * 4, v, true)
+      else {
+        if (v < 0 || v > 0xffffffff || !Number.isInteger(v)) throw new BackendError({ message: `${k.name}: u32 parameter ${name} = ${v}` })
+        view.setUint32(i * 4, v, true)
+      }
+    })
+    return slot * SLOT
+  }
+
+  run(d: Dispatch): void {
+    const k = d.kernel
+    if (d.workgroups.some((w) => w === 0)) return
+    const compiled = this.compile(k)
+    const buffers = k.bindings.map((spec) => {
+      const bnd = d.bindings[spec.name]
+      if (bnd === undefined) throw new BackendError({ message: `${k.name}: binding ${spec.name} missing` })
+      const chunk = this.get(bnd.buf).chunks[bnd.chunk]
+      if (chunk === undefined) throw new BackendError({ message: `${k.name}: chunk ${bnd.chunk} of ${spec.name} out of range` })
+      return chunk
+    })
+    const offset = this.writeParams(k, d.params)
+    const key = `${compiled.id}:${buffers.map((b) => this.bufferIds.get(b)).join(",")}`
+    let group = this.bindGroups.get(key)
+    if (group === undefined) {
+      group = this.device.createBindGroup({
+        layout: compiled.layout,
+        entries: [
+          ...buffers.map((buffer, i) => ({ binding: i, resource: { buffer } })),
+          { binding: buffers.length, resource: { buffer: this.arena, offset: 0, size: SLOT } }
+        ]
+      })
+      if (this.bindGroups.size > 4096) this.bindGroups.clear()
+      this.bindGroups.set(key, group)
+    }
+    if (this.pass === null) {
+      this.encoder = this.device.createCommandEncoder()
+      this.pass = this.encoder.beginComputePass()
+    }
+    this.pass.setPipeline(compiled.pipeline)
+    this.pass.setBindGroup(0, group, [offset])
+    const [x, y, z] = d.workgroups
+    this.pass.dispatchWorkgroups(x, y, z)
+  }
+
+  /** Submits recorded dispatches, after uploading their parameters. */
+  private flush(): void {
+    if (this.pass === null || this.encoder === null) return
+    this.pass.end()
+    this.device.queue.writeBuffer(this.arena, 0, this.arenaData, 0, this.arenaUsed * SLOT)
+    this.device.queue.submit([this.encoder.finish()])
+    this.pass = null
+    this.encoder = null
+    this.arenaUsed = 0
+  }
+
+  free(buf: BufferId): void {
+    const b = this.buffers.get(buf)
+    if (b === undefined) return
+    this.buffers.delete(buf)
+    for (const g of b.chunks) {
+      const list = this.pool.get(g.size)
+      if (list === undefined) this.pool.set(g.size, [g])
+      else list.push(g)
+    }
+  }
+
+  liveBuffers(): number {
+    return this.buffers.size
+  }
+
+  async sync(): Promise<void> {
+    this.flush()
+    await this.device.queue.onSubmittedWorkDone()
+    this.check()
+  }
+
+  /** Drops pooled (free) GPU buffers, e.g. between phases with different shapes. */
+  trimPool(): void {
+    for (const list of this.pool.values()) for (const g of list) g.destroy()
+    this.pool.clear()
+    this.bindGroups.clear()
+  }
+
+  destroy(): void {
+    this.flush()
+    this.trimPool()
+    for (const b of this.buffers.values()) for (const g of b.chunks) g.destroy()
+    this.buffers.clear()
+    this.arena.destroy()
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Acquires a WebGPU device through Dawn: under Bun `bun-webgpu` is tried first, then the `webgpu`
+ * package (the only choice under Node). `bun-webgpu` 0.1.x rejects `requiredLimits`, which we
+ * need to raise the binding size on real GPUs, so there it usually falls through to `webgpu`.
+ * Set COVENANT_WEBGPU_BINDING=webgpu (or bun-webgpu) to force one.
+ */
+import { Data, Effect } from "effect"
+
+export class NoAdapterError extends Data.TaggedError("NoAdapterError")<{ readonly message: string }> {}
+
+export const NO_ADAPTER_HELP =
+  "No WebGPU adapter found. Dawn needs a Vulkan driver: on a machine without a GPU install Mesa >= 25 lavapipe " +
+  "(Debian 12: add the bookworm-backports suite and `apt-get install -t bookworm-backports mesa-vulkan-drivers`; " +
+  "Debian's own Mesa 22 lavapipe is rejected by Dawn). Set COVENANT_ALLOW_NO_GPU=1 to skip WebGPU tests."
+
+export interface AcquiredDevice {
+  readonly device: GPUDevice
+  readonly adapterDescription: string
+  readonly binding: "bun-webgpu" | "webgpu"
+  /**
+   * The object `webgpu`'s create() returned: it must stay referenced for the life of the process
+   * or Dawn is torn down under live devices (random crashes). Held here and by a module global.
+   */
+  readonly instance: unknown
+}
+
+const instances: unknown[] = []
+
+const limitsFor = (adapter: GPUAdapter): Record<string, number> => ({
+  maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+  maxBufferSize: adapter.limits.maxBufferSize,
+  maxStorageBuffersPerShaderStage: Math.min(adapter.limits.maxStorageBuffersPerShaderStage, 10),
+  maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
+  maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
+  maxComputeWorkgroupSizeX: adapter.limits.maxComputeWorkgroupSizeX
+})
+
+const describe = (adapter: GPUAdapter): string => {
+  const info = adapter.info
+  return info.description !== "" ? info.description : `${info.vendor} ${info.architecture} ${info.device}`.trim()
+}
+
+const fromGpu = async (gpu: GPU, binding: AcquiredDevice["binding"], instance: unknown): Promise<AcquiredDevice | null> => {
+  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" })
+  if (adapter === null) return null
+  const features: GPUFeatureName[] = []
+  if (adapter.features.has("timestamp-query")) features.push("timestamp-query")
+  const device = await adapter.requestDevice({ requiredLimits: limitsFor(adapter), requiredFeatures: features })
+  return { device, adapterDescription: describe(adapter), binding, instance }
+}
+
+const viaBunWebgpu = async (): Promise<AcquiredDevice | null> => {
+  const m = await import("bun-webgpu")
+  await m.setupGlobals()
+  return fromGpu(navigator.gpu, "bun-webgpu", null)
+}
+
+const viaWebgpu = async (): Promise<AcquiredDevice | null> => {
+  const m = await import("webgpu")
+  Object.assign(globalThis, m.globals)
+  const gpu = m.create([])
+  instances.push(gpu)
+  return fromGpu(gpu, "webgpu", gpu)
+}
+
+const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined"
+
+/** Acquires a device or fails with NoAdapterError saying what to install. */
+export const acquireDevice: Effect.Effect<AcquiredDevice, NoAdapterError> = Effect.tryPromise({
+  try: async () => {
+    const forced = process.env["COVENANT_WEBGPU_BINDING"]
+    const attempts: Array<() => Promise<AcquiredDevice | null>> =
+      forced === "webgpu" ? [viaWebgpu] : forced === "bun-webgpu" ? [viaBunWebgpu] : isBun ? [viaBunWebgpu, viaWebgpu] : [viaWebgpu]
+    const failures: string[] = []
+    for (const attempt of attempts) {
+      try {
+        const d = await attempt()
+        if (d !== null) return d
+        failures.push("no adapter")
+      } catch (e) {
+        failures.push(String(e))
+      }
+    }
+    throw new NoAdapterError({ message: `${NO_ADAPTER_HELP} (tried: ${failures.join("; ")})` })
+  },
+  catch: (e) => (e instanceof NoAdapterError ? e : new NoAdapterError({ message: `${NO_ADAPTER_HELP} (${String(e)})` }))
+})
