@@ -1,5 +1,4 @@
 import { describe, expect, test } from "bun:test"
-import { readFileSync } from "node:fs"
 import { Either, FastCheck } from "effect"
 import { decodeNpy, encodeNpy, parseNpyHeader } from "../src/data/npy.ts"
 
@@ -36,12 +35,18 @@ describe("npy", () => {
     expect(Array.from(arr.data)).toEqual([1, 2, 0xffffffff])
   })
 
-  test("reads a numpy int32 2-D file from the shared vectors", () => {
-    const bytes = new Uint8Array(readFileSync("/work/shared/vectors/llama-hf/gqa-seed3/tokens.npy"))
-    const arr = Either.getOrThrow(decodeNpy(bytes))
+  test("reads and rewrites numpy's int32 2-D file", () => {
+    // np.save(buf, np.array([[-1, 0, 7], [2**31 - 1, -2**31, 42]], dtype='<i4'))
+    const numpyI4 = hex(
+      "934e554d5059010076007b276465736372273a20273c6934272c2027666f727472616e5f6f72646572273a2046616c73652c20277368617065273a2028322c2033292c207d" +
+        "202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020200a" +
+        "ffffffff0000000007000000ffffff7f000000802a000000",
+    )
+    const arr = Either.getOrThrow(decodeNpy(numpyI4))
     expect(arr.dtype).toBe("<i4")
-    expect(arr.shape).toEqual([2, 24])
-    expect(arr.data.length).toBe(48)
+    expect(arr.shape).toEqual([2, 3])
+    expect(Array.from(arr.data)).toEqual([-1, 0, 7, 2 ** 31 - 1, -(2 ** 31), 42])
+    expect(Either.getOrThrow(encodeNpy(arr.data, arr.shape))).toEqual(numpyI4)
   })
 
   test("round trips any u4/i4/f4 array of any 1-3 D shape (property)", () => {

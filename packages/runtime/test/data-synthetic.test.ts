@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Exit } from "effect"
-import { assignedSampleIds, openShardSet, prepareSyntheticShards, sampleDigest, windowBatch, windowSamples } from "../src/data/index.ts"
+import { Shards, assignedSampleIds, openShardSet, prepareSyntheticShards, sampleDigest, windowBatch, windowSamples } from "../src/data/index.ts"
 
 const work = mkdtempSync(join(tmpdir(), "covenant-synth-"))
 afterAll(() => rmSync(work, { recursive: true, force: true }))
@@ -58,5 +58,17 @@ describe("window batch", () => {
         }),
       ),
     )
+  })
+})
+
+describe("Shards service", () => {
+  test("the layer opens the folder for the program and fails typed on a missing one", async () => {
+    await Effect.runPromise(prepareSyntheticShards(options("svc", 4)))
+    const count = await Effect.runPromise(
+      Effect.map(Shards, (set) => set.totalSamples).pipe(Effect.provide(Shards.layer(join(work, "svc")))),
+    )
+    expect(count).toBeGreaterThanOrEqual(500)
+    const missing = await Effect.runPromiseExit(Effect.map(Shards, (set) => set.totalSamples).pipe(Effect.provide(Shards.layer(join(work, "none")))))
+    expect(Exit.isFailure(missing) && missing.cause._tag === "Fail" ? missing.cause.error._tag : "no").toBe("ManifestError")
   })
 })
