@@ -1,7 +1,9 @@
 import { describe, expect, test } from "bun:test"
-import { initLlamaParameters } from "../src/model/index.ts"
+import type { Engine } from "../src/engine.ts"
+import { initLlamaParameters, LlamaModel } from "../src/model/index.ts"
+import type { LlamaSpec } from "../src/model/index.ts"
 import { Trainer, warmupCosine } from "../src/train/index.ts"
-import { cpuEngine, debugSpec, randomIds, thrown, tinySpec } from "./model-engines.ts"
+import { cpuEngine, debugSpec, randomIds, thrown, tinySpec, webgpuEngine, webgpuTest } from "./model-engines.ts"
 
 describe("learning-rate schedule", () => {
   test("linear warmup, cosine to the floor, then flat", () => {
@@ -86,4 +88,85 @@ describe("Trainer (CPU engine)", () => {
     // disposing frees each parameter and its two moments; the engine keeps only its cached rope table
     expect(e.backend.liveBuffers()).toBe(live - 3 * t.parameters().length)
   }, 60_000)
+})
+
+const gpu = await webgpuEngine()
+const gpuTest = webgpuTest(gpu)
+
+/** Loss and the gradient of every parameter for one batch, read back to the host. */
+const lossAndGrads = async (e: Engine, spec: LlamaSpec, params: ReadonlyMap<string, Float32Array>, ids: Int32Array, batch: number, seqLen: number) => {
+  const model = LlamaModel.create(e, spec, params)
+  try {
+    const loss = e.tidy(() => {
+      const l = model.loss(ids, batch, seqLen)
+      e.backward(l)
+      return l
+    })
+    const grads = new Map<string, Float32Array>()
+    for (const p of model.infos) grads.set(p.name, await e.read(model.parameter(p.name).grad!))
+    const value = (await e.read(loss))[0]!
+    loss.dispose()
+    return { loss: value, grads }
+  } finally {
+    model.dispose()
+  }
+}
+
+/** Trains on one fixed batch until the loss drops below a tenth of ln(vocab); returns the losses. */
+const overfit = async (e: Engine) => {
+  const t = Trainer.create(e, tinySpec, initLlamaParameters(tinySpec, 11), { microBatch: 4, lr: 1e-2, weightDecay: 0 })
+  const ids = randomIds(4 * tinySpec.seqLen, tinySpec.vocabSize, 12)
+  const losses: number[] = []
+  try {
+    for (let i = 0; i < 80; i++) {
+      losses.push(await t.step(ids, [4, tinySpec.seqLen]))
+      if (losses[losses.length - 1]! < 0.1 * Math.log(tinySpec.vocabSize)) break
+    }
+    return losses
+  } finally {
+    t.dispose()
+  }
+}
+
+describe("overfitting one batch", () => {
+  test("CPU engine: loss from ~ln(vocab) to below a tenth of it", async () => {
+    const losses = await overfit(cpuEngine())
+    expect(Math.abs(losses[0]! - Math.log(tinySpec.vocabSize))).toBeLessThan(0.3)
+    expect(losses[losses.length - 1]!).toBeLessThan(0.1 * Math.log(tinySpec.vocabSize))
+  }, 60_000)
+
+  gpuTest("WebGPU engine: loss from ~ln(vocab) to below a tenth of it", async (g) => {
+    const losses = await overfit(g)
+    expect(Math.abs(losses[0]! - Math.log(tinySpec.vocabSize))).toBeLessThan(0.3)
+    expect(losses[losses.length - 1]!).toBeLessThan(0.1 * Math.log(tinySpec.vocabSize))
+  }, 120_000)
+})
+
+describe("WebGPU engine against the CPU reference", () => {
+  gpuTest("debug-sized model: the loss and every parameter gradient agree", async (g) => {
+    const params = initLlamaParameters(debugSpec, 21)
+    const ids = randomIds(2 * 32, debugSpec.vocabSize, 22)
+    const cpu = await lossAndGrads(cpuEngine(), debugSpec, params, ids, 2, 32)
+    const gpuResult = await lossAndGrads(g, debugSpec, params, ids, 2, 32)
+    expect(Math.abs(gpuResult.loss - cpu.loss) / cpu.loss).toBeLessThan(1e-5)
+    for (const [name, want] of cpu.grads) {
+      const got = gpuResult.grads.get(name)!
+      const scale = want.reduce((m, x) => Math.max(m, Math.abs(x)), 0)
+      let maxDiff = 0
+      for (let i = 0; i < want.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i]! - want[i]!))
+      if (maxDiff > 1e-5 * scale + 1e-9) throw new Error(`gradient of ${name}: max diff ${maxDiff} vs max |g| ${scale}`)
+      expect(scale).toBeGreaterThan(0)
+    }
+  }, 120_000)
+
+  gpuTest("debug-sized model: buffers do not grow over many steps (leak)", async (g) => {
+    const t = Trainer.create(g, debugSpec, initLlamaParameters(debugSpec, 1), { microBatch: 1, lr: 1e-3 })
+    const ids = randomIds(2 * 32, debugSpec.vocabSize, 2)
+    await t.step(ids, [2, 32])
+    const live = g.backend.liveBuffers()
+    for (let i = 0; i < 8; i++) await t.step(ids, [2, 32])
+    expect(g.backend.liveBuffers()).toBe(live)
+    t.dispose()
+    expect(g.backend.liveBuffers()).toBe(live - 3 * t.parameters().length)
+  }, 120_000)
 })
