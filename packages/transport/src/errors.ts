@@ -58,6 +58,11 @@ export class BadSignature extends Data.TaggedError("BadSignature")<{
   readonly reason: string
 }> {}
 
+/** An envelope context that cannot be encoded (kind not printable ascii, uid beyond u32, ...). */
+export class InvalidContext extends Data.TaggedError("InvalidContext")<{
+  readonly reason: string
+}> {}
+
 /** Errors of the storage operations themselves. */
 export type StoreError = NotFound | Unauthorized | Unavailable | InvalidKey | InvalidRange
 

@@ -80,6 +80,13 @@ export const checkpointKey = (version: string, window: number, name: string): st
 /** The latest-checkpoint pointer, kept inside the version's checkpoint namespace. */
 export const latestKey = (version: string): string => `checkpoints/${assertVersion(version)}/_LATEST.json`
 
+/** Runs a builder on values from outside: a RangeError becomes a typed InvalidKey. */
+export const tryKey = (build: () => string): Either.Either<string, InvalidKey> =>
+  Either.try({
+    try: build,
+    catch: (error) => new InvalidKey({ key: "", reason: error instanceof Error ? error.message : String(error) }),
+  })
+
 /** Prefix under which all of one uid's objects of a kind live (for listing and pruning). */
 export const kindPrefix = (kind: "gradient" | "debug"): string => `${kind}-`
 

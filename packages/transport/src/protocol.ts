@@ -4,11 +4,11 @@
  * updates. Chain facts (block times, hotkeys, bucket locations) come in as data.
  */
 import { Clock, Duration, Effect, Either } from "effect"
-import type { BadSignature, StoreError } from "./errors.ts"
-import { isTransient, TooEarly, TooLate } from "./errors.ts"
+import type { BadSignature, InvalidKey, StoreError } from "./errors.ts"
+import { InvalidContext, isTransient, TooEarly, TooLate } from "./errors.ts"
 import { openEnvelope, sealEnvelope } from "./envelope.ts"
 import type { EnvelopeContext, Signer } from "./envelope.ts"
-import { debugKey, gradientKey, kindPrefix, parseKey } from "./keys.ts"
+import { debugKey, gradientKey, kindPrefix, parseKey, tryKey } from "./keys.ts"
 import { Transport } from "./Transport.ts"
 import type { BucketLocation, ObjectInfo } from "./Transport.ts"
 
@@ -46,9 +46,15 @@ export interface PublishSignedOptions {
 }
 
 /** Signs any payload for its context and stores it under key (peer lists, aggregation records, ...). */
-export const publishSigned = (options: PublishSignedOptions): Effect.Effect<ObjectInfo, StoreError, Transport> =>
-  Effect.flatMap(Transport, (transport) =>
-    transport.put(options.at, options.key, sealEnvelope(options.context, options.payload, options.signer)))
+export const publishSigned = (options: PublishSignedOptions): Effect.Effect<ObjectInfo, StoreError | InvalidContext, Transport> =>
+  Effect.gen(function* () {
+    const transport = yield* Transport
+    const sealed = yield* Effect.try({
+      try: () => sealEnvelope(options.context, options.payload, options.signer),
+      catch: (error) => new InvalidContext({ reason: error instanceof Error ? error.message : String(error) }),
+    })
+    return yield* transport.put(options.at, options.key, sealed)
+  })
 
 export interface FetchSignedOptions {
   readonly at: BucketLocation
@@ -84,15 +90,16 @@ export interface PublishUpdateOptions {
 }
 
 /** Publishes a peer's update (or debug slice) for (window, uid) in its own bucket. */
-export const publishUpdate = (options: PublishUpdateOptions): Effect.Effect<ObjectInfo, StoreError, Transport> => {
+export const publishUpdate = (options: PublishUpdateOptions): Effect.Effect<ObjectInfo, StoreError | InvalidContext, Transport> => {
   const kind = options.kind ?? "gradient"
-  return publishSigned({
-    at: options.at,
-    key: updateKey(kind, options.window, options.uid, options.version),
-    context: { runId: options.runId, window: options.window, uid: options.uid, kind },
-    payload: options.payload,
-    signer: options.signer,
-  })
+  return Effect.flatMap(tryKey(() => updateKey(kind, options.window, options.uid, options.version)), (key) =>
+    publishSigned({
+      at: options.at,
+      key,
+      context: { runId: options.runId, window: options.window, uid: options.uid, kind },
+      payload: options.payload,
+      signer: options.signer,
+    }))
 }
 
 export interface GatherOptions {
@@ -164,10 +171,12 @@ const describe = (error: StoreError): string => {
  * interval and its envelope verifies against the uid's hotkey. A store that is down makes the
  * gather return what arrived, reporting the rest, by its deadline.
  */
-export const gather = (options: GatherOptions): Effect.Effect<GatherResult, never, Transport> =>
+export const gather = (options: GatherOptions): Effect.Effect<GatherResult, InvalidKey, Transport> =>
   Effect.gen(function* () {
     const transport = yield* Transport
     const kind = options.kind ?? "gradient"
+    // A window or version that cannot name an object fails the gather; a bad uid is an unknown peer.
+    yield* tryKey(() => updateKey(kind, options.window, 0, options.version))
     const begin = yield* Clock.currentTimeMillis
     const timeoutMs = Duration.toMillis(options.timeout)
     const deadline = begin + timeoutMs
@@ -181,8 +190,9 @@ export const gather = (options: GatherOptions): Effect.Effect<GatherResult, neve
     const gatherOne = (uid: number): Effect.Effect<Outcome> => {
       const at = options.locations.get(uid)
       const hotkey = options.hotkeys.get(uid)
-      if (at === undefined || hotkey === undefined) return Effect.succeed({ _tag: "UnknownPeer" })
-      const key = updateKey(kind, options.window, uid, options.version)
+      const validKey = tryKey(() => updateKey(kind, options.window, uid, options.version))
+      if (at === undefined || hotkey === undefined || Either.isLeft(validKey)) return Effect.succeed({ _tag: "UnknownPeer" })
+      const key = validKey.right
       const context: EnvelopeContext = { runId: options.runId, window: options.window, uid, kind }
       // What the gather reports for this peer if its time runs out now.
       let last: Outcome = { _tag: "Missing" }
@@ -198,16 +208,16 @@ export const gather = (options: GatherOptions): Effect.Effect<GatherResult, neve
           return Effect.zipRight(Effect.sleep(Duration.millis(backoff())), Effect.suspend(() => withRetry(request)))
         })
 
+      /** Polls until the object is there, then judges it; runs until it has an outcome or is timed out. */
       const poll: Effect.Effect<Outcome> = Effect.gen(function* () {
-        const found = yield* Effect.either(withRetry(transport.head(at, key)))
-        if (Either.isLeft(found)) {
-          const error = found.left
-          if (error._tag !== "NotFound") return { _tag: "Unavailable", reason: describe(error) } satisfies Outcome
+        let found = yield* Effect.either(withRetry(transport.head(at, key)))
+        while (Either.isLeft(found) && found.left._tag === "NotFound") {
           failures = 0
           last = { _tag: "Missing" }
           yield* Effect.sleep(Duration.millis(pollMs))
-          return yield* poll
+          found = yield* Effect.either(withRetry(transport.head(at, key)))
         }
+        if (Either.isLeft(found)) return { _tag: "Unavailable", reason: describe(found.left) } satisfies Outcome
         // The cheap head answers too early / too late without downloading.
         const headInInterval = checkStoreTime(key, found.right.storeTime, options.interval, transport.timeResolutionMs)
         if (Either.isLeft(headInInterval)) return { _tag: headInInterval.left._tag, storeTime: headInInterval.left.storeTime } satisfies Outcome

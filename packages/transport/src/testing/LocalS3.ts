@@ -23,6 +23,8 @@ export class LocalS3 {
     const server = this.server
     this.server = undefined
     if (server === undefined) return
+    // Requests still in flight log after the server closed its logger; winston would complain.
+    server.logger.silent = true
     server.httpServer?.closeAllConnections()
     await server.close()
   }

@@ -14,6 +14,8 @@ declare module "s3rver" {
   export default class S3rver {
     constructor(options?: S3rverOptions)
     httpServer?: Server
+    /** s3rver's winston logger; it closes with the server. */
+    logger: { silent: boolean }
     run(): Promise<AddressInfo>
     close(): Promise<void>
   }

@@ -277,6 +277,18 @@ export const runConformance = (name: string, start: () => Promise<StoreUnderTest
       const result = await run(gather({ runId: RUN, version: VERSION, window: 1, uids: [1, 2], locations: new Map([[1, at]]), hotkeys: new Map([[2, hotkeys[2]!.address]]), interval: { start: 0, end: Date.now() }, timeout: "2 seconds" }))
       expect([...result.unknownPeer].sort()).toEqual([1, 2])
       expect(result.elapsedMs).toBeLessThan(500)
+      const badUid = await run(gather({ runId: RUN, version: VERSION, window: 1, uids: [-1, 1.5], locations: new Map([[-1, at], [1.5, at]]), hotkeys: new Map([[-1, hotkeys[1]!.address], [1.5, hotkeys[1]!.address]]), interval: { start: 0, end: Date.now() }, timeout: "2 seconds" }))
+      expect([...badUid.unknownPeer]).toEqual([-1, 1.5])
+    })
+
+    test("bad publish and gather inputs are typed errors, not crashes", async () => {
+      const at = await bucket("badinput")
+      const base = { at, runId: RUN, version: VERSION, window: 1, uid: 1, payload: new Uint8Array(1), signer: hotkeys[1]! }
+      expect(errorTag(await exit(publishUpdate({ ...base, version: "a/b" })))).toBe("InvalidKey")
+      expect(errorTag(await exit(publishUpdate({ ...base, window: -3 })))).toBe("InvalidKey")
+      expect(errorTag(await exit(publishUpdate({ ...base, uid: 2 ** 33 })))).toBe("InvalidContext")
+      expect(errorTag(await exit(publishSigned({ at, key: "ok-key", context: { runId: RUN, window: 1, uid: 1, kind: "" }, payload: new Uint8Array(1), signer: hotkeys[1]! })))).toBe("InvalidContext")
+      expect(errorTag(await exit(gather({ runId: RUN, version: "", window: 1, uids: [1], locations: new Map([[1, at]]), hotkeys: new Map([[1, hotkeys[1]!.address]]), interval: { start: 0, end: 1 }, timeout: "1 second" })))).toBe("InvalidKey")
     })
 
     test("prune deletes only this uid's updates older than 100 windows", async () => {
