@@ -7,7 +7,7 @@ import { Either, FastCheck as fc } from "effect"
 import { decodeNpy, decodeSafetensors, encodeNpy, encodeSafetensors } from "../src/io/index.ts"
 import type { NpyData, SafetensorsInput } from "../src/io/index.ts"
 
-const vectorDir = "/work/shared/vectors/llama-hf/gqa-seed3"
+const vectorDir = join(import.meta.dir, "fixtures", "llama-hf", "gqa-seed3")
 
 const shapeArb = fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 0, maxLength: 3 })
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1)

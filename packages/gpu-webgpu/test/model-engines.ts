@@ -4,6 +4,7 @@
  * typed error unless COVENANT_ALLOW_NO_GPU=1.
  */
 import { test } from "bun:test"
+import { join } from "node:path"
 import { Cause, Context, Effect, Exit, Layer, Scope } from "effect"
 import { Engine, makeEngine } from "../src/engine.ts"
 import { EngineWebGpu } from "../src/webgpu/layer.ts"
@@ -12,7 +13,8 @@ import type { LlamaSpec } from "../src/model/index.ts"
 
 export const cpuEngine = (): Engine => makeEngine(new CpuBackend())
 
-export const vectorDir = "/work/shared/vectors/llama-hf/gqa-seed3"
+/** The PyTorch-computed HF LLaMA case (a copy of /work/shared/vectors/llama-hf/gqa-seed3). */
+export const vectorDir = join(import.meta.dir, "fixtures", "llama-hf", "gqa-seed3")
 
 /** The debug-sized model of the brief. */
 export const debugSpec: LlamaSpec = {

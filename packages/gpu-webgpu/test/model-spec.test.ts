@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
+import { join } from "node:path"
 import { Either } from "effect"
 import {
   decodeCheckpoint,
@@ -14,7 +15,7 @@ import {
 import type { LlamaSpec } from "../src/model/index.ts"
 import { decodeSafetensors } from "../src/io/index.ts"
 
-const vectorDir = "/work/shared/vectors/llama-hf/gqa-seed3"
+const vectorDir = join(import.meta.dir, "fixtures", "llama-hf", "gqa-seed3")
 const sharedConfig: Record<string, unknown> = JSON.parse(readFileSync(`${vectorDir}/config.json`, "utf8"))
 
 const debugSpec: LlamaSpec = {
