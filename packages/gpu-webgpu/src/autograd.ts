@@ -109,6 +109,8 @@ export const backward = (rt: Runtime, loss: Tensor): void => {
     const node = t.node
     if (node === null) continue
     for (const s of node.saved) s.dispose()
+    // constants (ids, targets, masks) that a tidy scope handed to this graph
+    for (const x of node.inputs) if (x.graphOwned && x.isLeaf && !x.requiresGrad) x.dispose()
     t.node = null
     if (t !== loss) t.dispose()
   }

@@ -124,8 +124,20 @@ export const makeEngine = (backend: Backend): Engine => {
         rt.scopes.pop()
       }
       const keep = new Set(keptTensors(result))
+      const graph = new Set<Tensor>()
+      const stack = [...keep]
+      while (stack.length > 0) {
+        const node = stack.pop()!.node
+        for (const x of [...(node?.inputs ?? []), ...(node?.saved ?? [])]) {
+          if (!graph.has(x)) {
+            graph.add(x)
+            stack.push(x)
+          }
+        }
+      }
       for (const t of scope) {
         if (keep.has(t)) rt.track(t)
+        else if (graph.has(t)) t.graphOwned = true
         else t.dispose()
       }
       return result

@@ -8,7 +8,10 @@
  *   `loss`, and everything saved for backward, is disposed, except `loss` itself. Reading such an
  *   intermediate afterwards fails with a `TensorError`. Keep what you need with `.read()` first.
  * - `engine.tidy(f)` disposes every tensor created inside `f` except the ones `f` returns (a tensor,
- *   an array or a record of tensors) and gradients / optimiser state made inside it.
+ *   an array or a record of tensors), gradients / optimiser state made inside it, and whatever the
+ *   autograd graph of a returned tensor still needs: those are handed to the graph and freed by
+ *   `backward`. So `const loss = engine.tidy(() => model(x)); engine.backward(loss); loss.dispose()`
+ *   leaks nothing. (Without a backward, run the forward under `noGrad` so no graph is kept.)
  * - `engine.zeroGrad(params)` disposes and clears `.grad`.
  * - `new AdamWState()` holds the moments (created lazily on the first step); `state.dispose()`.
  * - Ops validate shapes and throw a `ShapeError` (a Data.TaggedError) on bad input.
@@ -60,6 +63,8 @@ const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b
 export class Tensor {
   grad: Tensor | null = null
   node: GraphNode | null = null
+  /** Set by `tidy` for tensors only a returned graph still references; backward frees them. */
+  graphOwned = false
   private disposed = false
 
   constructor(
@@ -130,7 +135,8 @@ export class Runtime {
   chunkBytesFor(shape: readonly number[]): number {
     const bytes = Math.max(4, numel(shape) * 4)
     if (bytes <= this.backend.maxBindingBytes) return bytes
-    const rowBytes = (shape.length === 0 ? 1 : shape[shape.length - 1]!) * 4
+    // 1-D tensors have no row structure: any 4-byte boundary will do
+    const rowBytes = (shape.length <= 1 ? 1 : shape[shape.length - 1]!) * 4
     const rows = Math.floor(this.backend.maxBindingBytes / rowBytes)
     if (rows < 1) {
       throw new BackendError({ message: `a row of ${rowBytes} bytes exceeds the binding limit ${this.backend.maxBindingBytes}` })

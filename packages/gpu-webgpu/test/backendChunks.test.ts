@@ -1,0 +1,92 @@
+/**
+ * Tensors larger than one storage binding: with the binding limit lowered to 4 KiB, a [300 x 24]
+ * "vocabulary" weight spans 8 chunks and the [40 x 300] logits 14. Embedding (and its scatter-add
+ * gradient), a tied lm-head matmul (all three transposition cases of its backward), row-wise ops
+ * on chunked rows, elementwise ops and AdamW must give the same numbers as an unchunked run.
+ * Tolerance: |chunked - whole| <= 1e-5 + 1e-4 * |whole|.
+ */
+import { describe, expect, test } from "bun:test"
+import { AdamWState, CpuBackend, makeEngine, type Engine } from "../src/index.ts"
+import { rng } from "./opsCases.ts"
+import { gpuEngine, gpuTest } from "./opsGpuEngine.ts"
+
+const LIMIT = 4096
+const V = 300
+const D = 24
+const N = 40
+
+const scenario = async (e: Engine): Promise<Record<string, Float32Array>> => {
+  const rand = rng(7)
+  const W = e.fromArray(Float32Array.from({ length: V * D }, () => rand() - 0.5), [V, D], { requiresGrad: true })
+  const g = e.fromArray(Float32Array.from({ length: D }, () => 0.5 + rand()), [D], { requiresGrad: true })
+  const ids = e.fromArray(Int32Array.from({ length: N }, () => Math.floor(rand() * V)), [N])
+  const targets = e.fromArray(Int32Array.from({ length: N }, (_, i) => (i % 7 === 3 ? -100 : Math.floor(rand() * V))), [N])
+  const bigA = e.fromArray(Float32Array.from({ length: 2 * 50 * 24 }, () => rand() - 0.5), [2, 50, 24], { requiresGrad: true })
+  const bigB = e.fromArray(Float32Array.from({ length: 2 * 24 * 60 }, () => rand() - 0.5), [2, 24, 60], { requiresGrad: true })
+  const out: Record<string, Float32Array> = {}
+  const params = [W, g, bigA, bigB]
+  const state = new AdamWState()
+  for (let step = 1; step <= 2; step++) {
+    const loss = e.tidy(() => {
+      const x = e.rmsnorm(e.embedding(W, ids), g, 1e-5)
+      const logits = e.matmul(x, W, { transB: true })
+      const probs = e.softmax(logits)
+      const ce = e.crossEntropy(logits, targets)
+      const reg = e.scale(e.sum(e.mul(e.sub(W, e.scale(W, 0.5)), e.add(W, W))), 1e-3)
+      const bm = e.mean(e.mul(e.matmul(bigA, bigB), e.silu(e.matmul(bigA, bigB))))
+      const l = e.add(e.add(ce, reg), e.add(bm, e.scale(e.sum(probs), 0)))
+      return l
+    })
+    out[`loss${step}`] = await e.read(loss)
+    e.backward(loss)
+    loss.dispose()
+    for (const [i, p] of params.entries()) out[`grad${step}.${i}`] = await e.read(p.grad!)
+    e.adamwStep(params, state, { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step })
+    e.zeroGrad(params)
+  }
+  for (const [i, p] of params.entries()) out[`param.${i}`] = await e.read(p)
+  const gram = e.noGrad(() => e.matmul(W, W, { transB: true }))
+  out["gram"] = await e.read(gram)
+  gram.dispose()
+  for (const t of [W, g, ids, targets, bigA, bigB]) t.dispose()
+  state.dispose()
+  return out
+}
+
+const compare = (got: Record<string, Float32Array>, want: Record<string, Float32Array>) => {
+  expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort())
+  for (const [k, w] of Object.entries(want)) {
+    const gv = got[k]!
+    expect(gv.length).toBe(w.length)
+    for (let i = 0; i < w.length; i++) {
+      if (!(Math.abs(gv[i]! - w[i]!) <= 1e-5 + 1e-4 * Math.abs(w[i]!))) throw new Error(`${k}[${i}]: chunked ${gv[i]} vs whole ${w[i]}`)
+    }
+  }
+}
+
+const whole = await scenario(makeEngine(new CpuBackend()))
+const gpu = await gpuEngine({ maxBindingBytes: LIMIT })
+
+describe("big tensors split across bindings", () => {
+  test("the scenario really is chunked under a 4 KiB limit", () => {
+    const e = makeEngine(new CpuBackend(LIMIT))
+    const W = e.zeros([V, D])
+    const logits = e.zeros([N, V])
+    expect(e.backend.chunkBytes(W.storage.buf)).toBe(42 * D * 4)
+    expect(Math.ceil((V * D * 4) / e.backend.chunkBytes(W.storage.buf))).toBe(8)
+    expect(e.backend.chunkBytes(logits.storage.buf)).toBe(3 * V * 4)
+    W.dispose()
+    logits.dispose()
+  })
+
+  test("CPU backend, chunked == unchunked", async () => {
+    const e = makeEngine(new CpuBackend(LIMIT))
+    compare(await scenario(e), whole)
+    expect(e.backend.liveBuffers()).toBe(0)
+  }, 30_000)
+
+  gpuTest(gpu)("WebGPU backend, chunked == unchunked CPU", async (e) => {
+    expect(e.backend.maxBindingBytes).toBe(LIMIT)
+    compare(await scenario(e), whole)
+  }, 60_000)
+})
