@@ -65,6 +65,24 @@ describe("S3 layer faults (s3rver)", () => {
     expect(next.delivered.get(9)!.bytes).toEqual(new Uint8Array(1000).fill(9))
   }, 30_000)
 
+  test("a peer location with credentials the store refuses: Unauthorized, reported at once by gather", async () => {
+    const good = { bucket: freshBucket("auth-good") }
+    await runtime.runPromise(Effect.flatMap(Transport, (t) => t.ensureBucket(good)))
+    await runtime.runPromise(publishUpdate({ at: good, runId: "auth", version: "1", window: 1, uid: 0, payload: new Uint8Array([5]), signer: hotkeys[0]! }))
+    // Same bucket, read with an access key id the store does not know (a separate client).
+    const refused: BucketLocation = { ...good, accessKeyId: "NOT-A-KEY", secretAccessKey: "whatever" }
+    const direct = await runtime.runPromiseExit(Effect.flatMap(Transport, (t) => t.head(refused, "gradient-1-0-v1")))
+    expect(direct._tag === "Failure" && direct.cause._tag === "Fail" && direct.cause.error._tag).toBe("Unauthorized")
+    const result = await runtime.runPromise(gather({
+      runId: "auth", version: "1", window: 1, uids: [0, 1], locations: new Map([[0, good], [1, refused]]),
+      hotkeys: new Map([[0, hotkeys[0]!.address], [1, hotkeys[1]!.address]]), interval: { start: 0, end: Date.now() + 60_000 }, timeout: "5 seconds",
+    }))
+    expect([...result.delivered.keys()]).toEqual([0])
+    expect([...result.unavailable.keys()]).toEqual([1])
+    expect(result.unavailable.get(1)).toContain("Unauthorized")
+    expect(result.elapsedMs).toBeLessThan(2_000)
+  }, 15_000)
+
   test("a store that is down from the start: the gather returns by its deadline with every peer unavailable", async () => {
     const dead = ManagedRuntime.make(layerS3({ ...s3.config(), endpoint: "http://127.0.0.1:9" }))
     try {
