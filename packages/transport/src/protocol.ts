@@ -3,7 +3,7 @@
  * gather the peers' updates of a window within its upload interval and a deadline, prune old
  * updates. Chain facts (block times, hotkeys, bucket locations) come in as data.
  */
-import { Clock, Duration, Effect, Either } from "effect"
+import { Clock, Duration, Effect, Either, Schedule } from "effect"
 import type { BadSignature, InvalidKey, StoreError } from "./errors.ts"
 import { InvalidContext, isTransient, TooEarly, TooLate } from "./errors.ts"
 import { openEnvelope, sealEnvelope } from "./envelope.ts"
@@ -37,13 +37,28 @@ export type UpdateKind = "gradient" | "debug"
 const updateKey = (kind: UpdateKind, window: number, uid: number, version: string) =>
   kind === "gradient" ? gradientKey(window, uid, version) : debugKey(window, uid, version)
 
+/** Retries of transient store failures while publishing (the upload must land inside its window). */
+export interface PublishRetry {
+  /** First delay; each retry doubles it (default 200 ms). */
+  readonly base?: Duration.DurationInput
+  /** Retries after the first attempt (default 4). */
+  readonly times?: number
+}
+
 export interface PublishSignedOptions {
   readonly at: BucketLocation
   readonly key: string
   readonly context: EnvelopeContext
   readonly payload: Uint8Array
   readonly signer: Signer
+  readonly retry?: PublishRetry
 }
+
+const retryTransient = <A, E extends { readonly _tag: string }>(effect: Effect.Effect<A, E, Transport>, retry: PublishRetry | undefined) =>
+  Effect.retry(effect, {
+    schedule: Schedule.exponential(retry?.base ?? Duration.millis(200)).pipe(Schedule.intersect(Schedule.recurs(retry?.times ?? 4))),
+    while: (error) => error._tag === "Unavailable" && "transient" in error && error.transient === true,
+  })
 
 /** Signs any payload for its context and stores it under key (peer lists, aggregation records, ...). */
 export const publishSigned = (options: PublishSignedOptions): Effect.Effect<ObjectInfo, StoreError | InvalidContext, Transport> =>
@@ -53,7 +68,7 @@ export const publishSigned = (options: PublishSignedOptions): Effect.Effect<Obje
       try: () => sealEnvelope(options.context, options.payload, options.signer),
       catch: (error) => new InvalidContext({ reason: error instanceof Error ? error.message : String(error) }),
     })
-    return yield* transport.put(options.at, options.key, sealed)
+    return yield* retryTransient(transport.put(options.at, options.key, sealed), options.retry)
   })
 
 export interface FetchSignedOptions {
@@ -87,6 +102,7 @@ export interface PublishUpdateOptions {
   readonly kind?: UpdateKind
   readonly payload: Uint8Array
   readonly signer: Signer
+  readonly retry?: PublishRetry
 }
 
 /** Publishes a peer's update (or debug slice) for (window, uid) in its own bucket. */
@@ -99,6 +115,7 @@ export const publishUpdate = (options: PublishUpdateOptions): Effect.Effect<Obje
       context: { runId: options.runId, window: options.window, uid: options.uid, kind },
       payload: options.payload,
       signer: options.signer,
+      ...(options.retry === undefined ? {} : { retry: options.retry }),
     }))
 }
 

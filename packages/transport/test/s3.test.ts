@@ -83,6 +83,30 @@ describe("S3 layer faults (s3rver)", () => {
     expect(result.elapsedMs).toBeLessThan(2_000)
   }, 15_000)
 
+  test("publishing retries transient failures: a store back within the backoff still gets the update", async () => {
+    const at = { bucket: freshBucket("retry") }
+    await runtime.runPromise(Effect.flatMap(Transport, (t) => t.ensureBucket(at)))
+    await s3.stop()
+    const info = await runtime.runPromise(Effect.gen(function* () {
+      const restart = yield* Effect.fork(Effect.zipRight(Effect.sleep("400 millis"), Effect.promise(() => s3.start())))
+      const published = yield* publishUpdate({ at, runId: "retry", version: "1", window: 2, uid: 3, payload: new Uint8Array([7, 7]), signer: hotkeys[3]!, retry: { base: "100 millis", times: 6 } })
+      yield* Fiber.join(restart)
+      return published
+    }))
+    expect(info.key).toBe("gradient-2-3-v1")
+    const down = new LocalS3()
+    await down.start()
+    await down.stop()
+    const refused = ManagedRuntime.make(layerS3(down.config()))
+    try {
+      const failed = await refused.runPromiseExit(publishUpdate({ at, runId: "retry", version: "1", window: 2, uid: 3, payload: new Uint8Array(1), signer: hotkeys[3]!, retry: { base: "10 millis", times: 2 } }))
+      expect(failed._tag === "Failure" && failed.cause._tag === "Fail" && failed.cause.error._tag).toBe("Unavailable")
+    } finally {
+      await refused.dispose()
+      await down.dispose()
+    }
+  }, 15_000)
+
   test("a store that is down from the start: the gather returns by its deadline with every peer unavailable", async () => {
     const dead = ManagedRuntime.make(layerS3({ ...s3.config(), endpoint: "http://127.0.0.1:9" }))
     try {
