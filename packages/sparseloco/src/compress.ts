@@ -9,7 +9,7 @@ import type { TensorLayout } from "./layout.ts"
 import type { SparseLoCoParams } from "./params.ts"
 import { checkParams } from "./params.ts"
 import { dequantTable, quantize } from "./quantize.ts"
-import { pickTopK, quickselect, SAMPLE_STRIDE, samplePlan, TopKScratch } from "./select.ts"
+import { pickTopK, samplePlan, TopKScratch } from "./select.ts"
 import type { TensorUpdate } from "./update.ts"
 
 const f32 = Math.fround
@@ -32,44 +32,47 @@ const scratchFor = (totalk: number): TopKScratch => {
 }
 
 /**
- * `ef <- fround(fround(ef * beta) + delta)` over one chunk fused with candidate collection.
- * Returns the number of candidates (chunk-local indices in ascending order).
+ * Candidates of one chunk (already error-fed, so still in cache): a threshold from a strided
+ * sample, then one pass keeping keys at or above it. Returns their number (chunk-local indices
+ * in ascending order); every element when the sample overshot.
  */
-const updateChunk = (
-  l: TensorLayout,
-  base: number,
-  ef: Float32Array,
-  efBits: Uint32Array,
-  delta: Float32Array,
-  beta: number,
-  k: number,
-  sc: TopKScratch,
-): number => {
+const candidates = (l: TensorLayout, base: number, efBits: Uint32Array, k: number, sc: TopKScratch, sampleOff: Int32Array, rank: number): number => {
   const totalk = l.totalk
-  const off = l.localOffset
-  let threshold = 0
-  if (k < totalk) {
-    const { s, rank } = samplePlan(totalk, k)
-    const sb = sc.sampleBits
-    for (let i = 0; i < s; i++) {
-      const p = base + off[(i * SAMPLE_STRIDE) % totalk]!
-      sb[0] = f32(ef[p]! * beta) + delta[p]!
-      sc.sampleKeys[i] = sc.sampleBitsU[0]! & ABS
-    }
-    // rank-th largest of the sample
-    threshold = quickselect(sc.sampleKeys, s, s - rank)
-  }
-  const { candIdx, candKey } = sc
   const bh = l.edges.length === 2 ? l.edges[0]! : 1
   const bw = l.edges.length === 2 ? l.edges[1]! : l.edges[0]!
+  const cols = l.cols
+  const { candIdx, candKey } = sc
+  let threshold = 0
+  if (k < totalk) {
+    // rank-th largest sampled key, by insertion into a short descending list
+    const top = sc.sampleKeys
+    let filled = 0
+    for (let i = 0; i < sampleOff.length; i++) {
+      const key = efBits[base + sampleOff[i]!]! & ABS
+      if (filled < rank) {
+        let p = filled++
+        while (p > 0 && top[p - 1]! < key) {
+          top[p] = top[p - 1]!
+          p--
+        }
+        top[p] = key
+      } else if (key > top[rank - 1]!) {
+        let p = rank - 1
+        while (p > 0 && top[p - 1]! < key) {
+          top[p] = top[p - 1]!
+          p--
+        }
+        top[p] = key
+      }
+    }
+    threshold = top[rank - 1]!
+  }
   let cnt = 0
   let j = 0
   for (let hh = 0; hh < bh; hh++) {
-    const row = base + hh * l.cols
+    const row = base + hh * cols
     for (let ww = 0; ww < bw; ww++, j++) {
-      const i = row + ww
-      ef[i] = f32(ef[i]! * beta) + delta[i]!
-      const key = efBits[i]! & ABS
+      const key = efBits[row + ww]! & ABS
       if (key >= threshold) {
         candIdx[cnt] = j
         candKey[cnt] = key
@@ -79,6 +82,7 @@ const updateChunk = (
   }
   if (cnt < k) {
     // The sample overshot: every element is a candidate.
+    const off = l.localOffset
     for (let jj = 0; jj < totalk; jj++) {
       candIdx[jj] = jj
       candKey[jj] = efBits[base + off[jj]!]! & ABS
@@ -88,7 +92,16 @@ const updateChunk = (
   return cnt
 }
 
-/** EF update and top-k over every chunk; fills indices (ascending per chunk), dense positions and values. */
+/** `ef <- fround(fround(ef * beta) + delta)` over a contiguous range. */
+const errorFeedback = (ef: Float32Array, delta: Float32Array, beta: number, start: number, end: number): void => {
+  for (let i = start; i < end; i++) ef[i] = f32(ef[i]! * beta) + delta[i]!
+}
+
+/**
+ * EF update and top-k over every chunk; fills indices (ascending per chunk), dense positions and
+ * values. The EF update runs one block row at a time (contiguous, and still in cache when its
+ * chunks are scanned).
+ */
 const selectAll = (
   l: TensorLayout,
   ef: Float32Array,
@@ -102,16 +115,31 @@ const selectAll = (
 ): void => {
   const sc = scratchFor(l.totalk)
   const off = l.localOffset
-  for (let c = 0; c < l.nChunks; c++) {
-    const base = chunkBase(l, c)
-    const cnt = updateChunk(l, base, ef, efBits, delta, beta, k, sc)
-    const at = c * k
-    pickTopK(sc, cnt, k, indices, at)
-    for (let e = at; e < at + k; e++) {
-      const q = base + off[indices[e]!]!
-      pos[e] = q
-      vals[e] = ef[q]!
+  const perRow = l.blocksPerRow
+  const sampleOff = Int32Array.from(sc.sampleAt, (j) => off[j]!)
+  const { rank } = samplePlan(l.totalk, k)
+  for (let c0 = 0; c0 < l.nChunks; c0 += perRow) {
+    const start = chunkBase(l, c0)
+    errorFeedback(ef, delta, beta, start, start + perRow * l.totalk)
+    for (let c = c0; c < c0 + perRow; c++) {
+      const base = chunkBase(l, c)
+      const cnt = candidates(l, base, efBits, k, sc, sampleOff, rank)
+      const at = c * k
+      pickTopK(sc, cnt, k, indices, at)
+      for (let e = at; e < at + k; e++) {
+        const q = base + off[indices[e]!]!
+        pos[e] = q
+        vals[e] = ef[q]!
+      }
     }
+  }
+}
+
+/** What was sent leaves the buffer: ef[pos] -= lookup[code] + shift. */
+const subtractSent = (ef: Float32Array, pos: Int32Array, codes: Uint8Array, dq: Float32Array): void => {
+  for (let e = 0; e < pos.length; e++) {
+    const q = pos[e]!
+    ef[q] = ef[q]! - dq[codes[e]!]!
   }
 }
 
@@ -143,8 +171,7 @@ export const compress = (
     if (!Number.isFinite(stats.shift) || !stats.lookup.every(Number.isFinite)) {
       return yield* Either.left(new CodecError({ reason: "NonFinite", message: `${name}: non-finite values in the error-feedback buffer` }))
     }
-    const dq = dequantTable(stats)
-    for (let e = 0; e < n; e++) ef[pos[e]!] = ef[pos[e]!]! - dq[codes[e]!]!
+    subtractSent(ef, pos, codes, dequantTable(stats))
     const update: TensorUpdate = { name, shape: [...shape], chunk: p.chunk, kEff: k, indices, codes, ...stats }
     return { update, ef }
   })

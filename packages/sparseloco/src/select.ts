@@ -41,23 +41,25 @@ export const quickselect = (a: Uint32Array, n: number, r: number): number => {
 /** Sample size for the threshold; large enough that the fallback full scan is rare. */
 const SAMPLE = 256
 /** A prime coprime with every chunk length <= 4096, so sampled positions are distinct. */
-export const SAMPLE_STRIDE = 1031
+const SAMPLE_STRIDE = 1031
 
 /** Reusable buffers for one chunk length. */
 export class TopKScratch {
+  /** Chunk-local positions of the threshold sample. */
+  readonly sampleAt: Int32Array
+  readonly sampleSize: number
   readonly candIdx: Int32Array
   readonly candKey: Uint32Array
   readonly work: Uint32Array
   readonly sampleKeys: Uint32Array
-  readonly sampleBits: Float32Array
-  readonly sampleBitsU: Uint32Array
   constructor(readonly totalk: number) {
     this.candIdx = new Int32Array(totalk)
     this.candKey = new Uint32Array(totalk)
     this.work = new Uint32Array(totalk)
-    this.sampleKeys = new Uint32Array(SAMPLE)
-    this.sampleBits = new Float32Array(1)
-    this.sampleBitsU = new Uint32Array(this.sampleBits.buffer)
+    this.sampleSize = Math.min(totalk, SAMPLE)
+    this.sampleKeys = new Uint32Array(this.sampleSize + 1)
+    this.sampleAt = new Int32Array(this.sampleSize)
+    for (let i = 0; i < this.sampleSize; i++) this.sampleAt[i] = (i * SAMPLE_STRIDE) % totalk
   }
 }
 

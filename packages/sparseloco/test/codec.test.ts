@@ -36,7 +36,7 @@ describe("chunking", () => {
       }),
       { numRuns: 60 },
     )
-  })
+  }, 60_000)
   test("round half to even, as torch.round", () => {
     expect([0.5, 1.5, 2.5, 3.5, -0.5, -1.5, 2.4999, 2.5001, 0, 3].map((t) => roundHalfEven(t) + 0)).toEqual([0, 2, 2, 4, 0, -2, 2, 3, 0, 3])
   })
@@ -83,7 +83,7 @@ describe("compress", () => {
       }),
       { numRuns: 150 },
     )
-  })
+  }, 60_000)
 
   test("error feedback is conserved: beta*ef + delta == ef_new + sent (float32 tolerance)", () => {
     fc.assert(
@@ -106,7 +106,7 @@ describe("compress", () => {
       }),
       { numRuns: 150 },
     )
-  })
+  }, 60_000)
 
   test("the kept entries are a top-k by |x| in every chunk, including exact ties", () => {
     // many equal magnitudes: the cut falls inside a run of ties

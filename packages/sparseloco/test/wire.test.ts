@@ -75,7 +75,7 @@ describe("wire format", () => {
       ),
       { numRuns: 60 },
     )
-  })
+  }, 60_000)
 
   test("dense (DiLoCo) tensors round-trip bit for bit", () => {
     const dense = randn(333, 5, 1e-2)
