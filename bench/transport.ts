@@ -82,7 +82,7 @@ const benchStore = async (storeName: string, layer: Layer.Layer<Transport>) => {
 
 console.log(`100M params; update sizes: ${sizes.map((s) => `${s.label} = ${fmt(s.bytes / MB, 3)} MB`).join(", ")}`)
 {
-  // Signing cost alone (blake2b-256 of the envelope + one sr25519 sign / verify), per update.
+  // Signing cost alone (sha256 of the envelope + one sr25519 sign / verify), per update.
   const payload = randomBytes(sizes[0]!.bytes, 7)
   const context = { runId: "bench", window: 1, uid: 0, kind: "gradient" }
   const reps = 10

@@ -7,9 +7,11 @@
  * Layout (big-endian):
  *   "CVEN" | version u8 (=1) | kind length u8 | kind (ascii) | run id length u16 | run id (utf-8)
  *   | window u64 | uid u32 | payload length u64 | payload | sr25519 signature (64 bytes)
- * The signature is over DOMAIN || blake2b-256(everything before the signature).
+ * The signature is over DOMAIN || sha256(everything before the signature): native SHA-256 hashes
+ * a 2.7 MB update ~3x faster than the WASM blake2 of util-crypto.
  */
-import { blake2AsU8a, cryptoWaitReady, signatureVerify } from "@polkadot/util-crypto"
+import { createHash } from "node:crypto"
+import { cryptoWaitReady, signatureVerify } from "@polkadot/util-crypto"
 import { Effect, Either } from "effect"
 import { BadSignature } from "./errors.ts"
 
@@ -42,7 +44,7 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true })
 const digestToSign = (signed: Uint8Array): Uint8Array => {
   const message = new Uint8Array(DOMAIN.length + 32)
   message.set(DOMAIN, 0)
-  message.set(blake2AsU8a(signed, 256), DOMAIN.length)
+  message.set(createHash("sha256").update(signed).digest(), DOMAIN.length)
   return message
 }
 
