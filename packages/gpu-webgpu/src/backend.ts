@@ -11,7 +11,8 @@ import { Data } from "effect"
 
 export type BufferId = number & { readonly BufferId: unique symbol }
 
-export type ElemType = "f32" | "i32"
+/** Element type of a storage binding; "vec4<f32>" is f32 data read four at a time (CPU: f32 view). */
+export type ElemType = "f32" | "i32" | "vec4<f32>"
 
 export interface KernelBindingSpec {
   readonly name: string

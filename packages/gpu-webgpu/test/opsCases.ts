@@ -55,6 +55,20 @@ export const cases: readonly OpCase<unknown>[] = [
     forward: (e, [a, b], { transA, transB }) => e.matmul(a!, b!, { transA, transB })
   }),
   op({
+    // multiples of 4 take the vec4 kernels; K = 4j+r splits into a vec4 and a scalar part
+    name: "matmul (vec4 kernels)",
+    params: fc.record({
+      batch: fc.constantFrom<number[]>([], [2]),
+      m: fc.constantFrom(4, 8, 12),
+      k: fc.constantFrom(4, 8, 13),
+      n: fc.constantFrom(4, 8, 16),
+      transA: fc.boolean(),
+      transB: fc.boolean()
+    }),
+    inputs: ({ batch, m, k, n, transA, transB }) => [f([...batch, ...(transA ? [k, m] : [m, k])]), f([...batch, ...(transB ? [n, k] : [k, n])])],
+    forward: (e, [a, b], { transA, transB }) => e.matmul(a!, b!, { transA, transB })
+  }),
+  op({
     name: "matmul (2-D right operand shared over batches)",
     params: fc.record({ batch: fc.constantFrom([1], [3], [2, 2]), m: dim(6), k: dim(7), n: dim(6), transB: fc.boolean() }),
     inputs: ({ batch, m, k, n, transB }) => [f([...batch, m, k]), f(transB ? [n, k] : [k, n])],

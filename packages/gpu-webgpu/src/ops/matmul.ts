@@ -7,7 +7,7 @@
  * and chunk slices are just different strides and offsets. Operands larger than one binding are
  * cut into sub-matmuls along M, N and K at their chunk (row) boundaries; K pieces accumulate.
  */
-import type { Kernel } from "../backend.ts"
+import type { Binding, Kernel } from "../backend.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
 import { binding, requireF32, requireShape, shapeStr } from "./kernel.ts"
 import { fill } from "./util.ts"
@@ -89,6 +89,118 @@ ${[0, 1, 2, 3].map(storeRow).join("\n")}
   }
 }
 
+type AContig = "k" | "m" // A stored [M,K] (k contiguous) or transposed [K,M] (m contiguous)
+type BContig = "n" | "k" // B stored [K,N] (n contiguous) or transposed [N,K] (k contiguous)
+
+/**
+ * The vec4 variant: A and B are read as vec4 along their contiguous dimension, four k-steps at a
+ * time, and the 4x4 block update is one mat4x4 product (acc += Bblock * Ablock, columns of acc
+ * being rows of C). Needs K % 4 == 0 and 4-aligned offsets/strides (see `vec4Eligible`).
+ */
+const vec4Kernel = (ac: AContig, bc: BContig): Kernel => {
+  const loadA =
+    ac === "k"
+      ? `let am = mat4x4<f32>(A[ra.x + k4], A[ra.y + k4], A[ra.z + k4], A[ra.w + k4]);`
+      : `let ka = a4 + k4 * 4u * cs4;
+    let am = transpose(mat4x4<f32>(A[ka], A[ka + cs4], A[ka + 2u * cs4], A[ka + 3u * cs4]));`
+  const loadB =
+    bc === "n"
+      ? `let kb = b4 + k4 * 4u * rs4;
+    let bm = mat4x4<f32>(B[kb], B[kb + rs4], B[kb + 2u * rs4], B[kb + 3u * rs4]);`
+      : `let bm = transpose(mat4x4<f32>(B[cb.x + k4], B[cb.y + k4], B[cb.z + k4], B[cb.w + k4]));`
+  return {
+    name: `matmul_vec4_a${ac}_b${bc}`,
+    bindings: [binding("A", "read", "vec4<f32>"), binding("B", "read", "vec4<f32>"), binding("C", "read_write")],
+    params: matmulKernel.params,
+    wgsl: `fn storeRow(r: u32, col0: u32, v: vec4<f32>, base: u32) {
+  for (var j = 0u; j < 4u; j++) {
+    let c = col0 + j;
+    if (c < P.N) {
+      let idx = base + r * P.ldc + c;
+      var prev = 0.0;
+      if (P.acc != 0u) { prev = C[idx]; }
+      C[idx] = prev + v[j];
+    }
+  }
+}
+@compute @workgroup_size(8, 8, 1) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row0 = gid.y * 4u;
+  let col0 = gid.x * 4u;
+  let bt = gid.z;
+  if (row0 >= P.M || col0 >= P.N) { return; }
+  let mx = P.M - 1u;
+  let nx = P.N - 1u;
+  let aBase = P.offA + bt * P.bsA;
+  let bBase = P.offB + bt * P.bsB;
+  let ra = (vec4<u32>(min(row0, mx), min(row0 + 1u, mx), min(row0 + 2u, mx), min(row0 + 3u, mx)) * P.rsA + vec4<u32>(aBase)) / vec4<u32>(4u);
+  let cb = (vec4<u32>(min(col0, nx), min(col0 + 1u, nx), min(col0 + 2u, nx), min(col0 + 3u, nx)) * P.csB + vec4<u32>(bBase)) / vec4<u32>(4u);
+  let a4 = (aBase + row0) / 4u;
+  let cs4 = P.csA / 4u;
+  let b4 = (bBase + col0) / 4u;
+  let rs4 = P.rsB / 4u;
+  var acc = mat4x4<f32>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+  for (var k4 = 0u; k4 < P.K / 4u; k4++) {
+    ${loadA}
+    ${loadB}
+    acc = acc + bm * am;
+  }
+  let cbase = P.offC + bt * P.bsC;
+  if (row0 < P.M) { storeRow(row0, col0, acc[0], cbase); }
+  if (row0 + 1u < P.M) { storeRow(row0 + 1u, col0, acc[1], cbase); }
+  if (row0 + 2u < P.M) { storeRow(row0 + 2u, col0, acc[2], cbase); }
+  if (row0 + 3u < P.M) { storeRow(row0 + 3u, col0, acc[3], cbase); }
+}`,
+    cpu: matmulKernel.cpu
+  }
+}
+
+const vec4Kernels = {
+  kn: vec4Kernel("k", "n"),
+  kk: vec4Kernel("k", "k"),
+  mn: vec4Kernel("m", "n"),
+  mk: vec4Kernel("m", "k")
+} as const
+
+type MatmulParams = Record<string, number> & {
+  readonly M: number; readonly N: number; readonly K: number
+  readonly offA: number; readonly rsA: number; readonly csA: number; readonly bsA: number
+  readonly offB: number; readonly rsB: number; readonly csB: number; readonly bsB: number
+}
+
+const aligned = (...xs: number[]) => xs.every((x) => x % 4 === 0)
+
+/** Whether the vec4 kernel can read A and B (K % 4 is split off by the caller). */
+const vec4Eligible = (p: MatmulParams, transA: boolean, transB: boolean): boolean => {
+  const aOk = transA
+    ? p.rsA === 1 && aligned(p.M, p.csA, p.offA, p.bsA)
+    : p.csA === 1 && aligned(p.rsA, p.offA, p.bsA)
+  const bOk = transB
+    ? p.rsB === 1 && aligned(p.csB, p.offB, p.bsB)
+    : p.csB === 1 && aligned(p.N, p.rsB, p.offB, p.bsB)
+  return aOk && bOk
+}
+
+/** One matmul dispatch: vec4 kernel for the largest multiple of 4 of K, scalar kernel for the rest. */
+const dispatchMatmul = (
+  rt: Runtime,
+  bindings: Record<string, Binding>,
+  p: MatmulParams,
+  transA: boolean,
+  transB: boolean,
+  batches: number
+): void => {
+  const groups: readonly [number, number, number] = [Math.ceil(p.N / TILE), Math.ceil(p.M / TILE), batches]
+  const K4 = p.K - (p.K % 4)
+  if (K4 > 0 && vec4Eligible(p, transA, transB)) {
+    const k = vec4Kernels[`${transA ? "m" : "k"}${transB ? "k" : "n"}`]
+    rt.run(k, bindings, { ...p, K: K4 }, groups)
+    if (K4 === p.K) return
+    rt.run(matmulKernel, bindings, { ...p, K: p.K - K4, offA: p.offA + K4 * p.csA, offB: p.offB + K4 * p.rsB, acc: 1 }, groups)
+    return
+  }
+  rt.run(matmulKernel, bindings, p, groups)
+}
+
 /** A 2-D row-major matrix inside a (possibly chunked) tensor, starting at global row `rowBase`. */
 interface Mat {
   readonly t: Tensor
@@ -141,8 +253,8 @@ const matmul2d = (
         const c = locate(C, m0, n0)
         const Mi = m1 - m0
         const Ni = n1 - n0
-        rt.run(
-          matmulKernel,
+        dispatchMatmul(
+          rt,
           { A: A.t.binding(a.chunk), B: B.t.binding(b.chunk), C: C.t.binding(c.chunk) },
           {
             M: Mi, N: Ni, K: k1 - k0,
@@ -152,7 +264,9 @@ const matmul2d = (
             acc: accumulate || ki > 0 ? 1 : 0,
             batches: 1
           },
-          [Math.ceil(Ni / 4 / 8), Math.ceil(Mi / 4 / 8), 1]
+          transA,
+          transB,
+          1
         )
       })
     }
@@ -209,8 +323,8 @@ export const matmulInto = (rt: Runtime, a: Tensor, b: Tensor, out: Tensor, trans
     return
   }
   if (a.chunks === 1 && b.chunks === 1 && out.chunks === 1 && p.batches <= 65535) {
-    rt.run(
-      matmulKernel,
+    dispatchMatmul(
+      rt,
       { A: a.binding(), B: b.binding(), C: out.binding() },
       {
         M, N, K,
@@ -219,7 +333,9 @@ export const matmulInto = (rt: Runtime, a: Tensor, b: Tensor, out: Tensor, trans
         offC: 0, ldc: N, bsC: M * N,
         acc: accumulate ? 1 : 0, batches: p.batches
       },
-      [Math.ceil(N / TILE), Math.ceil(M / TILE), p.batches]
+      transA,
+      transB,
+      p.batches
     )
     return
   }
