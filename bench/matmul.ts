@@ -29,7 +29,7 @@ const program = Effect.gen(function* () {
         await e.sync()
         let iters = 0
         const t0 = performance.now()
-        while (performance.now() - t0 < minSeconds * 1000 || iters < 2) {
+        while (performance.now() - t0 < minSeconds * 1000 || iters < 1) {
           once()
           await e.sync()
           iters++

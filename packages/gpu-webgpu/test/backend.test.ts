@@ -175,3 +175,20 @@ test("the WebGPU engine runs on a real adapter", () => {
   }
   expect(gpu.backend.name).toStartWith("webgpu (")
 })
+
+test("without a Vulkan driver, acquiring the device fails with NoAdapterError saying what to install", () => {
+  const script = `import { Effect } from "effect"
+import { acquireDevice } from "./src/webgpu/device.ts"
+const r = await Effect.runPromise(Effect.either(acquireDevice))
+console.log(JSON.stringify(r._tag === "Left" ? { tag: r.left._tag, message: r.left.message } : { adapter: r.right.adapterDescription }))
+process.exit(0)`
+  const out = Bun.spawnSync([process.execPath, "-e", script], {
+    cwd: `${import.meta.dir}/..`,
+    env: { ...process.env, VK_ICD_FILENAMES: "/nonexistent/icd.json", VK_DRIVER_FILES: "/nonexistent/icd.json" }
+  })
+  const line = out.stdout.toString().trim().split("\n").pop()!
+  const result = JSON.parse(line) as { tag?: string; message?: string }
+  expect(result.tag).toBe("NoAdapterError")
+  expect(result.message).toContain("Mesa >= 25 lavapipe")
+  expect(result.message).toContain("bookworm-backports")
+}, 30_000)

@@ -69,16 +69,17 @@ const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined"
 export const acquireDevice: Effect.Effect<AcquiredDevice, NoAdapterError> = Effect.tryPromise({
   try: async () => {
     const forced = process.env["COVENANT_WEBGPU_BINDING"]
-    const attempts: Array<() => Promise<AcquiredDevice | null>> =
-      forced === "webgpu" ? [viaWebgpu] : forced === "bun-webgpu" ? [viaBunWebgpu] : isBun ? [viaBunWebgpu, viaWebgpu] : [viaWebgpu]
+    const bun = ["bun-webgpu", viaBunWebgpu] as const
+    const node = ["webgpu", viaWebgpu] as const
+    const attempts = forced === "webgpu" ? [node] : forced === "bun-webgpu" ? [bun] : isBun ? [bun, node] : [node]
     const failures: string[] = []
-    for (const attempt of attempts) {
+    for (const [name, attempt] of attempts) {
       try {
         const d = await attempt()
         if (d !== null) return d
-        failures.push("no adapter")
+        failures.push(`${name}: no adapter`)
       } catch (e) {
-        failures.push(String(e))
+        failures.push(`${name}: ${String(e)}`)
       }
     }
     throw new NoAdapterError({ message: `${NO_ADAPTER_HELP} (tried: ${failures.join("; ")})` })
