@@ -106,7 +106,3 @@ export const grid1d = (n: number, workgroupSize: number): readonly [number, numb
   const y = Math.ceil(groups / 65535)
   return [Math.ceil(groups / y), y, 1]
 }
-
-/** WGSL for the linear invocation index under `grid1d`. */
-export const LINEAR_INDEX_WGSL = (workgroupSize: number) =>
-  `gid.x + gid.y * nwg.x * ${workgroupSize}u`

@@ -12,37 +12,39 @@ import { binding, main1d, requireF32, requireShape, sameShape, shapeStr } from "
 
 const params = [["rows", "u32"], ["T", "u32"], ["H", "u32"], ["Hkv", "u32"], ["hd", "u32"], ["scale", "f32"]] as const
 
-const dotWgsl = `fn dotq(a: u32, b: u32) -> f32 {
-  var s = 0.0;
-  for (var d = 0u; d < P.hd; d++) { s += q[a + d] * k[b + d]; }
-  return s;
-}`
+/** Head dims up to this live in per-invocation registers / private memory. */
+export const MAX_HEAD_DIM = 256
 
 export const attentionKernel: Kernel = {
   name: "attention",
   bindings: [binding("q"), binding("k"), binding("v"), binding("out", "read_write"), binding("L", "read_write")],
   params,
-  wgsl: `${dotWgsl}
-${main1d(64)}
+  // one invocation per query row; single pass with an online softmax, accumulators private
+  wgsl: `${main1d(64)}
   if (i >= P.rows) { return; }
   let t = (i / P.H) % P.T;
   let b = i / (P.H * P.T);
   let kvh = (i % P.H) / (P.H / P.Hkv);
   let qb = i * P.hd;
+  var qv: array<f32, ${MAX_HEAD_DIM}>;
+  var acc: array<f32, ${MAX_HEAD_DIM}>;
+  for (var d = 0u; d < P.hd; d++) { qv[d] = q[qb + d] * P.scale; }
   var m = -3.4e38;
   var l = 0.0;
   for (var s = 0u; s <= t; s++) {
-    let sc = P.scale * dotq(qb, ((b * P.T + s) * P.Hkv + kvh) * P.hd);
-    if (sc > m) { l = l * exp(m - sc) + 1.0; m = sc; } else { l += exp(sc - m); }
-  }
-  let lse = m + log(l);
-  L[i] = lse;
-  for (var d = 0u; d < P.hd; d++) { out[qb + d] = 0.0; }
-  for (var s = 0u; s <= t; s++) {
     let kb = ((b * P.T + s) * P.Hkv + kvh) * P.hd;
-    let p = exp(P.scale * dotq(qb, kb) - lse);
-    for (var d = 0u; d < P.hd; d++) { out[qb + d] += p * v[kb + d]; }
+    var sc = 0.0;
+    for (var d = 0u; d < P.hd; d++) { sc += qv[d] * k[kb + d]; }
+    let mn = max(m, sc);
+    let alpha = exp(m - mn);
+    let p = exp(sc - mn);
+    l = l * alpha + p;
+    for (var d = 0u; d < P.hd; d++) { acc[d] = acc[d] * alpha + p * v[kb + d]; }
+    m = mn;
   }
+  L[i] = m + log(l);
+  let inv = 1.0 / l;
+  for (var d = 0u; d < P.hd; d++) { out[qb + d] = acc[d] * inv; }
 }`,
   cpu: (views, p) => {
     const q = views.f32("q")
@@ -81,24 +83,35 @@ export const attentionGradQKernel: Kernel = {
   name: "attentionGradQ",
   bindings: [binding("q"), binding("k"), binding("v"), binding("o"), binding("dO"), binding("L"), binding("Drow", "read_write"), binding("dq", "read_write")],
   params,
-  wgsl: `${dotWgsl}
-${main1d(64)}
+  wgsl: `${main1d(64)}
   if (i >= P.rows) { return; }
   let t = (i / P.H) % P.T;
   let b = i / (P.H * P.T);
   let kvh = (i % P.H) / (P.H / P.Hkv);
   let qb = i * P.hd;
+  var qv: array<f32, ${MAX_HEAD_DIM}>;
+  var gv: array<f32, ${MAX_HEAD_DIM}>;
+  var acc: array<f32, ${MAX_HEAD_DIM}>;
   var Dr = 0.0;
-  for (var d = 0u; d < P.hd; d++) { Dr += dO[qb + d] * o[qb + d]; dq[qb + d] = 0.0; }
+  for (var d = 0u; d < P.hd; d++) {
+    qv[d] = q[qb + d];
+    gv[d] = dO[qb + d];
+    Dr += gv[d] * o[qb + d];
+  }
   Drow[i] = Dr;
+  let Li = L[i];
   for (var s = 0u; s <= t; s++) {
     let kb = ((b * P.T + s) * P.Hkv + kvh) * P.hd;
-    let p = exp(P.scale * dotq(qb, kb) - L[i]);
+    var sc = 0.0;
     var dp = 0.0;
-    for (var d = 0u; d < P.hd; d++) { dp += dO[qb + d] * v[kb + d]; }
-    let ds = P.scale * p * (dp - Dr);
-    for (var d = 0u; d < P.hd; d++) { dq[qb + d] += ds * k[kb + d]; }
+    for (var d = 0u; d < P.hd; d++) {
+      sc += qv[d] * k[kb + d];
+      dp += gv[d] * v[kb + d];
+    }
+    let ds = P.scale * exp(P.scale * sc - Li) * (dp - Dr);
+    for (var d = 0u; d < P.hd; d++) { acc[d] += ds * k[kb + d]; }
   }
+  for (var d = 0u; d < P.hd; d++) { dq[qb + d] = acc[d]; }
 }`,
   cpu: (views, p) => {
     const q = views.f32("q")
@@ -139,30 +152,38 @@ export const attentionGradKVKernel: Kernel = {
   name: "attentionGradKV",
   bindings: [binding("q"), binding("k"), binding("v"), binding("dO"), binding("L"), binding("Drow"), binding("dk", "read_write"), binding("dv", "read_write")],
   params,
-  wgsl: `${dotWgsl}
-${main1d(64)}
+  wgsl: `${main1d(64)}
   if (i >= P.rows) { return; }
   let s = (i / P.Hkv) % P.T;
   let b = i / (P.Hkv * P.T);
   let kvh = i % P.Hkv;
   let group = P.H / P.Hkv;
   let kb = i * P.hd;
-  for (var d = 0u; d < P.hd; d++) { dk[kb + d] = 0.0; dv[kb + d] = 0.0; }
+  var kv: array<f32, ${MAX_HEAD_DIM}>;
+  var vv: array<f32, ${MAX_HEAD_DIM}>;
+  var ak: array<f32, ${MAX_HEAD_DIM}>;
+  var av: array<f32, ${MAX_HEAD_DIM}>;
+  for (var d = 0u; d < P.hd; d++) { kv[d] = k[kb + d]; vv[d] = v[kb + d]; }
   for (var hh = 0u; hh < group; hh++) {
     let h = kvh * group + hh;
     for (var t = s; t < P.T; t++) {
       let r = (b * P.T + t) * P.H + h;
       let qb = r * P.hd;
-      let p = exp(P.scale * dotq(qb, kb) - L[r]);
+      var sc = 0.0;
       var dp = 0.0;
-      for (var d = 0u; d < P.hd; d++) { dp += dO[qb + d] * v[kb + d]; }
+      for (var d = 0u; d < P.hd; d++) {
+        sc += q[qb + d] * kv[d];
+        dp += dO[qb + d] * vv[d];
+      }
+      let p = exp(P.scale * sc - L[r]);
       let ds = P.scale * p * (dp - Drow[r]);
       for (var d = 0u; d < P.hd; d++) {
-        dv[kb + d] += p * dO[qb + d];
-        dk[kb + d] += ds * q[qb + d];
+        av[d] += p * dO[qb + d];
+        ak[d] += ds * q[qb + d];
       }
     }
   }
+  for (var d = 0u; d < P.hd; d++) { dk[kb + d] = ak[d]; dv[kb + d] = av[d]; }
 }`,
   cpu: (views, p) => {
     const q = views.f32("q")
@@ -223,6 +244,7 @@ export const attention = (rt: Runtime, q: Tensor, k: Tensor, v: Tensor): Tensor 
   const Hkv = k.shape[2]!
   requireShape(k.shape[0] === B && k.shape[1] === T && k.shape[3] === hd && Hkv > 0 && H % Hkv === 0, bad)
   requireShape(q.chunks === 1 && k.chunks === 1, `${bad}: attention operands must fit one binding each`)
+  requireShape(hd <= MAX_HEAD_DIM, `${bad}: head dim ${hd} exceeds ${MAX_HEAD_DIM}`)
   const rows = B * T * H
   const out = rt.empty(q.shape)
   const L = rt.empty([rows])

@@ -352,7 +352,7 @@ export const matmulInto = (rt: Runtime, a: Tensor, b: Tensor, out: Tensor, trans
   }
 }
 
-export const matmulShape = (a: Tensor, b: Tensor, transA: boolean, transB: boolean): number[] => {
+const matmulShape = (a: Tensor, b: Tensor, transA: boolean, transB: boolean): number[] => {
   const p = plan(a, b, transA, transB)
   return [...p.batch, p.M, p.N]
 }

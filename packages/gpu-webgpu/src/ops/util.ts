@@ -51,12 +51,6 @@ export const axpby = (rt: Runtime, x: Tensor, y: Tensor, alpha: number, beta: nu
   }
 }
 
-export const copy = (rt: Runtime, x: Tensor): Tensor => {
-  const y = rt.empty(x.shape, x.dtype, x)
-  axpby(rt, x, y, 1, 0)
-  return y
-}
-
 /** out[d] = (acc ? out[d] : 0) + sum over `rows` rows of x[r*D + d]. */
 export const sumRowsKernel: Kernel = {
   name: "sumRows",
