@@ -7,6 +7,7 @@ import { Either, FastCheck as fc } from "effect"
 import { decodeNpy, decodeSafetensors, encodeNpy, encodeSafetensors } from "../src/io/index.ts"
 import type { NpyData, SafetensorsInput } from "../src/io/index.ts"
 
+const hasNumpy = spawnSync("python3", ["-c", "import numpy"]).status === 0
 const vectorDir = join(import.meta.dir, "fixtures", "llama-hf", "gqa-seed3")
 
 const shapeArb = fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 0, maxLength: 3 })
@@ -70,6 +71,16 @@ describe("safetensors", () => {
     )
   })
 
+  test("names that are Object.prototype keys survive (\"__proto__\", \"constructor\")", () => {
+    const bytes = Either.getOrThrow(encodeSafetensors([
+      ["__proto__", { shape: [1], data: new Float32Array([1]) }],
+      ["constructor", { shape: [1], data: new Float32Array([2]) }]
+    ], { toString: "x" }))
+    const file = Either.getOrThrow(decodeSafetensors(bytes))
+    expect([...file.tensors.keys()]).toEqual(["__proto__", "constructor"])
+    expect(file.metadata["toString"]).toBe("x")
+  })
+
   test("reads the PyTorch-written shared vector", () => {
     const file = Either.getOrThrow(decodeSafetensors(new Uint8Array(readFileSync(join(vectorDir, "model.safetensors")))))
     expect(file.tensors.get("model.layers.1.self_attn.k_proj.weight")!.shape).toEqual([16, 64])
@@ -116,6 +127,31 @@ describe("safetensors", () => {
     expect(reasonOf(withHeader({ a: { dtype: "Q4", shape: [2], data_offsets: [0, 8] } }, eight))).toContain('tensor "a"')
     expect(reasonOf(withHeader({ a: { dtype: "F32", shape: [-2], data_offsets: [0, 8] } }, eight))).toContain('tensor "a"')
     expect(reasonOf(withHeader({ __metadata__: { k: 1 } }, new Uint8Array(0)))).toContain("__metadata__")
+  })
+
+  test.skipIf(!hasNumpy)("a Python reader following the library's validation loads what we write", () => {
+    // The `safetensors` wheel is not installable here (no PyPI); this script applies the same
+    // checks its Rust core does (header bound, JSON, contiguous offsets covering the data) with numpy.
+    const dir = mkdtempSync(join(tmpdir(), "st-"))
+    const path = join(dir, "t.safetensors")
+    const a = new Float32Array([1.5, -2, 3, 0.25, 5, 6])
+    writeFileSync(path, Either.getOrThrow(encodeSafetensors([["b", { shape: [2, 3], data: a }], ["a", { shape: [1], data: new Int32Array([-7]) }]], { k: "v" })))
+    const py = spawnSync("python3", ["-c", [
+      "import json, struct, numpy as np",
+      `raw = open('${path}', 'rb').read()`,
+      "(n,) = struct.unpack('<Q', raw[:8]); assert (8 + n) % 8 == 0 and n <= 100_000_000",
+      "header = json.loads(raw[8:8 + n]); data = raw[8 + n:]",
+      "assert header.pop('__metadata__') == {'k': 'v'}",
+      "dt = {'F32': '<f4', 'I32': '<i4'}",
+      "end = 0",
+      "for name, info in sorted(header.items(), key=lambda kv: kv[1]['data_offsets']):",
+      "    s, e = info['data_offsets']; assert s == end, (name, s, end); end = e",
+      "    arr = np.frombuffer(data[s:e], dtype=dt[info['dtype']]).reshape(info['shape'])",
+      "    print(name, arr.tolist())",
+      "assert end == len(data)"
+    ].join("\n")], { encoding: "utf8" })
+    expect(py.stderr).toBe("")
+    expect(py.stdout).toBe("b [[1.5, -2.0, 3.0], [0.25, 5.0, 6.0]]\na [-7]\n")
   })
 
   test("encode rejects data that does not match its shape", () => {
@@ -180,7 +216,6 @@ describe("npy", () => {
     expect([...back.data]).toEqual([7, -8])
   })
 
-  const hasNumpy = spawnSync("python3", ["-c", "import numpy"]).status === 0
   test.skipIf(!hasNumpy)("numpy loads what we write and we load what numpy writes", () => {
     const dir = mkdtempSync(join(tmpdir(), "npy-"))
     const ours = join(dir, "ours.npy")

@@ -1,8 +1,10 @@
 import { describe, expect, test } from "bun:test"
+import { Either } from "effect"
+import { encodeSafetensors } from "../src/io/index.ts"
 import type { Engine } from "../src/engine.ts"
 import { initLlamaParameters, LlamaModel } from "../src/model/index.ts"
 import type { LlamaSpec } from "../src/model/index.ts"
-import { Trainer, warmupCosine } from "../src/train/index.ts"
+import { decodeOptimizerState, encodeOptimizerState, Trainer, warmupCosine } from "../src/train/index.ts"
 import { cpuEngine, debugSpec, randomIds, thrown, tinySpec, webgpuEngine, webgpuTest } from "./model-engines.ts"
 
 describe("learning-rate schedule", () => {
@@ -45,7 +47,8 @@ describe("Trainer (CPU engine)", () => {
     expect(state.moments.size).toBe(a.parameters().length)
 
     const b = Trainer.create(cpuEngine(), tinySpec, params, options)
-    b.importOptimizerState(state)
+    // through the checkpoint encoding, as the runtime stores it
+    b.importOptimizerState(Either.getOrThrow(decodeOptimizerState(Either.getOrThrow(encodeOptimizerState(state)))))
     const fresh = Trainer.create(cpuEngine(), tinySpec, params, options)
     const la = await a.step(ids, [2, 16])
     expect(await b.step(ids, [2, 16])).toBe(la)
@@ -56,6 +59,21 @@ describe("Trainer (CPU engine)", () => {
     for (const [name, data] of pa) expect(pb.get(name)).toEqual(data)
     // without the moments (and step count) the same step lands elsewhere
     expect(pf.get("model.layers.0.mlp.up_proj.weight")).not.toEqual(pa.get("model.layers.0.mlp.up_proj.weight")!)
+  })
+
+  test("optimizer state decoding rejects files that are not AdamW state", () => {
+    const tag = (bytes: Uint8Array) => {
+      const r = decodeOptimizerState(bytes)
+      return Either.isLeft(r) ? r.left._tag : "decoded"
+    }
+    const moments = { m: new Float32Array(2), v: new Float32Array(2) }
+    expect(tag(Either.getOrThrow(encodeOptimizerState({ step: 1, moments: new Map([["w", moments]]) })))).toBe("decoded")
+    // a model checkpoint: no step metadata
+    expect(tag(Either.getOrThrow(encodeSafetensors([["w", { shape: [2], data: new Float32Array(2) }]])))).toBe("OptimizerStateError")
+    // a first moment without its second
+    const lonely = encodeSafetensors([["w.exp_avg", { shape: [2], data: new Float32Array(2) }]], { "covenant.adamw.step": "3" })
+    expect(tag(Either.getOrThrow(lonely))).toBe("OptimizerStateError")
+    expect(tag(new Uint8Array(16))).toBe("SafetensorsDecodeError")
   })
 
   test("writeParameters replaces what the next step starts from", async () => {

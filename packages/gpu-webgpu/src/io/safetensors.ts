@@ -37,8 +37,6 @@ const TensorInfo = Schema.Struct({
   shape: Schema.Array(NonNegativeInt),
   data_offsets: Schema.Tuple(NonNegativeInt, NonNegativeInt)
 })
-const Metadata = Schema.Record({ key: Schema.String, value: Schema.String })
-const Header = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 
 const fail = (reason: string) => Either.left(new SafetensorsDecodeError({ reason }))
 
@@ -100,17 +98,22 @@ export const decodeSafetensors = (bytes: Uint8Array): Either.Either<SafetensorsF
   } catch (cause) {
     return fail(`header is not UTF-8 JSON: ${String(cause)}`)
   }
-  const header = Schema.decodeUnknownEither(Header)(json)
-  if (Either.isLeft(header)) return fail(`header is not a JSON object`)
+  // checked by hand, not with Schema.Record: decoding into a fresh {} would turn a key named
+  // "__proto__" into a prototype change and lose that tensor
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return fail(`header is not a JSON object`)
   const data = bytes.subarray(8 + n)
 
   let metadata: Record<string, string> = {}
   const entries: Array<{ name: string; info: typeof TensorInfo.Type }> = []
-  for (const [name, value] of Object.entries(header.right)) {
+  for (const [name, value] of Object.entries(json)) {
     if (name === "__metadata__") {
-      const decoded = Schema.decodeUnknownEither(Metadata)(value)
-      if (Either.isLeft(decoded)) return fail(`__metadata__ must map strings to strings`)
-      metadata = { ...decoded.right }
+      if (typeof value !== "object" || value === null || Array.isArray(value)) return fail(`__metadata__ must map strings to strings`)
+      const pairs: Array<[string, string]> = []
+      for (const [k, v] of Object.entries(value)) {
+        if (typeof v !== "string") return fail(`__metadata__ must map strings to strings`)
+        pairs.push([k, v])
+      }
+      metadata = Object.fromEntries(pairs)
       continue
     }
     const decoded = Schema.decodeUnknownEither(TensorInfo)(value)
@@ -164,13 +167,14 @@ export const encodeSafetensors = (
   tensors: Iterable<readonly [string, SafetensorsInput]>,
   metadata?: Readonly<Record<string, string>>
 ): Either.Either<Uint8Array, SafetensorsEncodeError> => {
-  const header: Record<string, unknown> = {}
-  if (metadata !== undefined && Object.keys(metadata).length > 0) header["__metadata__"] = metadata
+  // no prototype: a tensor named "__proto__" must become a key, not replace the prototype
+  const header: Record<string, unknown> = Object.create(null)
+  if (metadata !== undefined && Object.keys(metadata).length > 0) header["__metadata__"] = Object.fromEntries(Object.entries(metadata))
   const parts: Array<Float32Array | Int32Array> = []
   let offset = 0
   for (const [name, tensor] of tensors) {
     if (name === "__metadata__") return Either.left(new SafetensorsEncodeError({ reason: `"__metadata__" is reserved` }))
-    if (Object.prototype.hasOwnProperty.call(header, name)) {
+    if (Object.hasOwn(header, name)) {
       return Either.left(new SafetensorsEncodeError({ reason: `duplicate tensor name "${name}"` }))
     }
     if (!tensor.shape.every((d) => Number.isInteger(d) && d >= 0)) {

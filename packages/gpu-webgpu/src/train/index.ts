@@ -1,2 +1,3 @@
 export * from "./schedule.ts"
 export * from "./trainer.ts"
+export * from "./optimizer-state.ts"
