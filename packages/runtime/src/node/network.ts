@@ -1,0 +1,231 @@
+/**
+ * The run's objects on the transport, addressed through what the chain says: each uid's bucket
+ * (its commitment) and hotkey, the leader (highest-stake validator), and the leader's start
+ * window, peer lists, aggregation records and debug slices.
+ */
+import { Duration, Effect, Either, Schema } from "effect"
+import { Chain } from "@covenant/chain"
+import type { Commitment, Identity } from "@covenant/chain"
+import {
+  aggregatorKey, fetchSigned, gather, parseKey, peersKey, publishSigned, publishUpdate, startWindowKey, Transport, uploadInterval,
+} from "@covenant/transport"
+import type { BucketLocation, GatherResult } from "@covenant/transport"
+import type { RunSpec } from "@covenant/dsl"
+import { RuntimeError, inPhase } from "../errors.ts"
+
+/** What a node knows of one registered uid. */
+export interface Participant {
+  readonly uid: number
+  readonly hotkey: string
+  readonly stake: number
+  readonly validatorPermit: boolean
+  readonly location: BucketLocation | undefined
+}
+
+export interface Directory {
+  readonly participants: ReadonlyMap<number, Participant>
+  readonly leader: Participant | undefined
+}
+
+/** A commitment as the transport's bucket location (a filesystem commitment names the bucket folder). */
+export const locationOf = (c: Commitment): BucketLocation =>
+  c._tag === "Filesystem"
+    ? { bucket: c.dir }
+    : { bucket: c.bucket, endpoint: c.endpoint, region: c.region, accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, forcePathStyle: true }
+
+/** The highest-stake validator (lowest uid on ties). */
+export const leaderOf = (ps: Iterable<Participant>): Participant | undefined => {
+  let best: Participant | undefined
+  for (const p of ps) {
+    if (!p.validatorPermit) continue
+    if (best === undefined || p.stake > best.stake || (p.stake === best.stake && p.uid < best.uid)) best = p
+  }
+  return best
+}
+
+export const readDirectory: Effect.Effect<Directory, RuntimeError, Chain> = Effect.gen(function* () {
+  const chain = yield* Chain
+  const graph = yield* Effect.mapError(chain.refreshMetagraph, inPhase("metagraph"))
+  const commitments = yield* Effect.mapError(chain.commitments, inPhase("commitments"))
+  const byHotkey = new Map<string, BucketLocation>()
+  for (const c of commitments) if (Either.isRight(c.commitment)) byHotkey.set(c.hotkey, locationOf(c.commitment.right))
+  const participants = new Map<number, Participant>()
+  for (const n of graph.neurons) {
+    participants.set(n.uid, { uid: n.uid, hotkey: n.hotkey, stake: n.stake, validatorPermit: n.validatorPermit, location: byHotkey.get(n.hotkey) })
+  }
+  return { participants, leader: leaderOf(participants.values()) }
+})
+
+/** The run's identity on the store: the run id signs into every envelope, the version into every key. */
+export interface RunAddress {
+  readonly runId: string
+  readonly version: string
+}
+
+export const runAddress = (spec: RunSpec, version = "1"): RunAddress => ({ runId: spec.name, version })
+
+/** Registers this identity (if needed), makes its bucket and commits its location. Returns its uid. */
+export const joinNetwork = (own: BucketLocation, commitment: Commitment): Effect.Effect<number, RuntimeError, Chain | Transport> =>
+  Effect.gen(function* () {
+    const chain = yield* Chain
+    const transport = yield* Transport
+    yield* Effect.mapError(transport.ensureBucket(own), inPhase("bucket"))
+    const known = yield* Effect.mapError(chain.uid, inPhase("register"))
+    const uid = known ?? (yield* Effect.mapError(chain.register, inPhase("register")))
+    const commitments = yield* Effect.mapError(chain.commitments, inPhase("commit"))
+    const mine = commitments.find((c) => c.hotkey === chain.identity.hotkey.address)
+    const same = mine !== undefined && Either.isRight(mine.commitment) && JSON.stringify(mine.commitment.right) === JSON.stringify(commitment)
+    if (!same) yield* Effect.mapError(chain.commit(commitment), inPhase("commit"))
+    return uid
+  })
+
+// ---------------------------------------------------------------- leader's small JSON objects
+
+const StartWindow = Schema.parseJson(Schema.Struct({ startWindow: Schema.Int.pipe(Schema.nonNegative()) }))
+const PeerList = Schema.parseJson(Schema.Struct({
+  firstEffectiveWindow: Schema.Int.pipe(Schema.nonNegative()),
+  peers: Schema.Array(Schema.Int.pipe(Schema.nonNegative())),
+  reserve: Schema.Array(Schema.Int.pipe(Schema.nonNegative())),
+}))
+const DebugSlice = Schema.parseJson(Schema.Struct({
+  window: Schema.Int.pipe(Schema.nonNegative()),
+  digest: Schema.String,
+  values: Schema.Record({ key: Schema.String, value: Schema.Array(Schema.Number) }),
+}))
+export type DebugSlice = typeof DebugSlice.Type
+
+const utf8 = (value: string) => new TextEncoder().encode(value)
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
+
+const decodeJson = <A>(schema: Schema.Schema<A, string>, bytes: Uint8Array, what: string): Either.Either<A, RuntimeError> =>
+  Either.mapLeft(Schema.decodeUnknownEither(schema)(text(bytes)), (e) => new RuntimeError({ phase: what, reason: e.message }))
+
+const requireLeader = (dir: Directory): Effect.Effect<Participant & { readonly location: BucketLocation }, RuntimeError> => {
+  const leader = dir.leader
+  return leader === undefined || leader.location === undefined
+    ? Effect.fail(new RuntimeError({ phase: "leader", reason: "no validator with a committed bucket on chain" }))
+    : Effect.succeed({ ...leader, location: leader.location })
+}
+
+/** Reads a signed object of the leader; `undefined` when it is not there (yet). */
+const fetchFromLeader = (dir: Directory, address: RunAddress, key: string, window: number, kind: string) =>
+  Effect.gen(function* () {
+    const leader = yield* requireLeader(dir)
+    const got = yield* Effect.either(fetchSigned({ at: leader.location, key, context: { runId: address.runId, window, uid: leader.uid, kind }, hotkey: leader.hotkey }))
+    if (Either.isRight(got)) return got.right.bytes
+    if (got.left._tag === "NotFound") return undefined
+    return yield* new RuntimeError({ phase: kind, reason: `${got.left._tag} reading ${key}` })
+  })
+
+export interface Publisher {
+  readonly identity: Identity
+  readonly uid: number
+  readonly own: BucketLocation
+}
+
+const publishJson = (me: Publisher, address: RunAddress, key: string, window: number, kind: string, json: unknown) =>
+  Effect.mapError(
+    publishSigned({ at: me.own, key, context: { runId: address.runId, window, uid: me.uid, kind }, payload: utf8(JSON.stringify(json)), signer: me.identity.hotkey }),
+    inPhase(kind),
+  )
+
+export const publishStartWindow = (me: Publisher, address: RunAddress, startWindow: number) =>
+  publishJson(me, address, startWindowKey(address.version), 0, "start_window", { startWindow })
+
+export const fetchStartWindow = (dir: Directory, address: RunAddress): Effect.Effect<number | undefined, RuntimeError, Transport> =>
+  Effect.flatMap(fetchFromLeader(dir, address, startWindowKey(address.version), 0, "start_window"), (bytes) =>
+    bytes === undefined ? Effect.succeed(undefined) : Effect.map(decodeJson(StartWindow, bytes, "start_window"), (s) => s.startWindow))
+
+export const publishPeerList = (me: Publisher, address: RunAddress, firstEffectiveWindow: number, peers: readonly number[], reserve: readonly number[]) =>
+  publishJson(me, address, peersKey(firstEffectiveWindow, address.version), firstEffectiveWindow, "peers", { firstEffectiveWindow, peers, reserve })
+
+/** The peer list in force at `window`: the leader's list with the largest first effective window <= window. */
+export const peerListFor = (dir: Directory, address: RunAddress, window: number): Effect.Effect<ReadonlyArray<number>, RuntimeError, Transport> =>
+  Effect.gen(function* () {
+    const transport = yield* Transport
+    const leader = yield* requireLeader(dir)
+    const listed = yield* Effect.mapError(transport.list(leader.location, "peers_"), inPhase("peers"))
+    let best = -1
+    for (const o of listed) {
+      const parsed = parseKey(o.key)
+      if (Either.isRight(parsed) && parsed.right.kind === "peers" && parsed.right.version === address.version && parsed.right.window <= window) {
+        best = Math.max(best, parsed.right.window)
+      }
+    }
+    if (best < 0) return []
+    const bytes = yield* fetchFromLeader(dir, address, peersKey(best, address.version), best, "peers")
+    if (bytes === undefined) return []
+    const list = yield* decodeJson(PeerList, bytes, "peers")
+    return [...list.peers].sort((a, b) => a - b)
+  })
+
+export const publishRecord = (me: Publisher, address: RunAddress, window: number, bytes: Uint8Array) =>
+  Effect.mapError(
+    publishSigned({ at: me.own, key: aggregatorKey(window, address.version), context: { runId: address.runId, window, uid: me.uid, kind: "aggregator" }, payload: bytes, signer: me.identity.hotkey }),
+    inPhase("aggregator"),
+  )
+
+export const fetchRecord = (dir: Directory, address: RunAddress, window: number) =>
+  fetchFromLeader(dir, address, aggregatorKey(window, address.version), window, "aggregator")
+
+export const publishDebug = (me: Publisher, address: RunAddress, slice: DebugSlice) =>
+  Effect.mapError(
+    publishUpdate({ at: me.own, runId: address.runId, version: address.version, window: slice.window, uid: me.uid, kind: "debug", payload: utf8(JSON.stringify(slice)), signer: me.identity.hotkey }),
+    inPhase("debug"),
+  )
+
+export const fetchLeaderDebug = (dir: Directory, address: RunAddress, window: number): Effect.Effect<DebugSlice | undefined, RuntimeError, Transport> =>
+  Effect.gen(function* () {
+    const leader = yield* requireLeader(dir)
+    const bytes = yield* fetchFromLeader(dir, address, `debug-${window}-${leader.uid}-v${address.version}`, window, "debug")
+    return bytes === undefined ? undefined : yield* decodeJson(DebugSlice, bytes, "debug")
+  })
+
+export const publishGradient = (me: Publisher, address: RunAddress, window: number, payload: Uint8Array) =>
+  Effect.mapError(
+    publishUpdate({ at: me.own, runId: address.runId, version: address.version, window, uid: me.uid, payload, signer: me.identity.hotkey }),
+    inPhase("publish"),
+  )
+
+/**
+ * Gathers `uids`' updates of `window`, polling until the upload interval has closed (plus the
+ * store's timestamp resolution and two polls): whatever landed inside the interval is then seen
+ * by every node, so all nodes gather the same set.
+ */
+export const gatherWindow = (
+  dir: Directory,
+  address: RunAddress,
+  spec: RunSpec,
+  window: number,
+  uids: ReadonlyArray<number>,
+): Effect.Effect<GatherResult, RuntimeError, Chain | Transport> =>
+  Effect.gen(function* () {
+    const chain = yield* Chain
+    const transport = yield* Transport
+    const p = spec.participation
+    const start = yield* Effect.mapError(chain.windowStartTime(window + 1), inPhase("gather"))
+    const interval = uploadInterval(start, p.uploadWindowMs)
+    const slack = transport.timeResolutionMs + 2 * p.gather.pollIntervalMs + 100
+    const wait = Math.max(0, interval.end + slack - Date.now())
+    const locations = new Map<number, BucketLocation>()
+    const hotkeys = new Map<number, string>()
+    for (const uid of uids) {
+      const who = dir.participants.get(uid)
+      if (who?.location !== undefined) {
+        locations.set(uid, who.location)
+        hotkeys.set(uid, who.hotkey)
+      }
+    }
+    return yield* gather({
+      runId: address.runId,
+      version: address.version,
+      window,
+      uids,
+      locations,
+      hotkeys,
+      interval,
+      timeout: Duration.millis(Math.max(wait, slack)),
+      perPeerTimeout: Duration.millis(Math.max(wait, slack)),
+      pollInterval: Duration.millis(p.gather.pollIntervalMs),
+    })
+  }).pipe(Effect.mapError((e) => (e._tag === "RuntimeError" ? e : inPhase("gather")(e))))

@@ -1,0 +1,165 @@
+/**
+ * The peer (miner): follows the chain's windows; for each, trains H inner steps on its own
+ * (uid, window) data, publishes its compressed pseudo-gradient in the upload interval, gathers the
+ * peer list's updates and takes the same outer step as everyone else. A peer that starts late or
+ * was down first replays the windows it missed, then checks itself against the leader's debug
+ * values, and only then trains the live window (it never ends one window behind).
+ */
+import { Duration, Effect, Either } from "effect"
+import { Chain } from "@covenant/chain"
+import { innerLrAt } from "@covenant/dsl"
+import { Engine, Trainer } from "@covenant/gpu-webgpu"
+import { Transport } from "@covenant/transport"
+import { RuntimeError } from "../errors.ts"
+import { encodeUpdate } from "../round/codec.ts"
+import { outerRound } from "../round/outer-round.ts"
+import type { RoundState } from "../round/outer-round.ts"
+import { debugDistance, debugValues, paramsDigest } from "../round/params.ts"
+import { currentWindow, waitForWindow } from "./clock.ts"
+import type { NodeConfig } from "./node.ts"
+import { awaitStart, decodeDelivered, initialModel, modelManifest, outerLrFor, pollMs, replayWindows, trainingBatches } from "./node.ts"
+import { fetchLeaderDebug, gatherWindow, joinNetwork, peerListFor, publishGradient, readDirectory } from "./network.ts"
+import { loadNodeState, saveNodeState } from "./state.ts"
+
+export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chain | Transport | Engine> =>
+  Effect.gen(function* () {
+    const { spec, address } = cfg
+    const engine = yield* Engine
+    const uid = yield* joinNetwork(cfg.own, cfg.commitment)
+    const me = { identity: cfg.identity, uid, own: cfg.own }
+    const start = yield* awaitStart(address, spec)
+    const saved = yield* loadNodeState(cfg.stateDir, spec.model)
+    const initial = yield* initialModel(spec, address, saved, start)
+    cfg.events({ _tag: "Joined", name: cfg.name, role: "peer", uid, resumedAt: saved?.window ?? null })
+    const state: RoundState = { params: initial.params, ef: saved?.ef ?? null, momentum: saved?.momentum ?? null }
+    const inner = spec.innerOptimizer
+    // The inner schedule runs on the run's global inner step, the same for every peer.
+    let globalInnerStep = 0
+    const trainer = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () =>
+          Trainer.create(engine, spec.model, state.params, {
+            microBatch: inner.microBatchSize,
+            lr: () => innerLrAt(inner, globalInnerStep),
+            beta1: inner.betas[0],
+            beta2: inner.betas[1],
+            eps: inner.eps,
+            weightDecay: inner.weightDecay,
+            maxGradNorm: inner.gradClip,
+          }),
+        catch: (e) => new RuntimeError({ phase: "trainer", reason: String(e) }),
+      }),
+      (t) => Effect.sync(() => t.dispose()),
+    )
+    if (saved?.optimizer != null) {
+      const opt = saved.optimizer
+      yield* Effect.try({ try: () => trainer.importOptimizerState(opt), catch: (e) => new RuntimeError({ phase: "state", reason: String(e) }) })
+    }
+    const manifest = modelManifest(spec.model)
+    let done = initial.window
+    const poll = pollMs(spec)
+
+    for (;;) {
+      // Catch up to the window before the live one; re-check the clock after replaying.
+      const caughtFrom = done
+      let replayedBytes = 0
+      for (;;) {
+        const live = Math.max(yield* currentWindow, start)
+        if (done >= live - 1) break
+        cfg.events({ _tag: "Phase", name: cfg.name, window: live, phase: "catch-up" })
+        replayedBytes += (yield* replayWindows(state, spec, address, start, done + 1, live - 1)).bytesDown
+        done = live - 1
+      }
+      if (done > caughtFrom) {
+        trainer.writeParameters(state.params)
+        const dist = yield* checkAgainstLeader(cfg, done, state)
+        cfg.events({ _tag: "CaughtUp", name: cfg.name, uid, from: caughtFrom + 1, to: done, replayed: done - caughtFrom, debugDistance: dist })
+        yield* saveNodeState(cfg.stateDir, spec.model, { window: done, params: state.params, ef: state.ef, momentum: state.momentum, optimizer: yield* exportOptimizer(trainer) })
+      }
+      const window = done + 1
+      if (cfg.rounds !== undefined && window >= start + cfg.rounds) return
+      yield* waitForWindow(window, poll)
+
+      const roundStart = performance.now()
+      cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "train" })
+      const data = yield* trainingBatches(cfg.shards, spec, uid, window)
+      const dir = yield* readDirectory
+      const expected = yield* peerListFor(dir, address, window)
+      let bytesDown = replayedBytes
+      let waitMs = 0
+      const result = yield* outerRound(
+        state,
+        {
+          trainer,
+          batches: data.batches,
+          batchShape: data.shape,
+          manifest,
+          compression: spec.compression,
+          outer: spec.outerOptimizer,
+          outerLr: outerLrFor(spec, start, window),
+          beforeStep: (h) => {
+            globalInnerStep = (window - start) * inner.innerSteps + h
+          },
+        },
+        {
+          encode: (tensors) =>
+            encodeUpdate({ runId: address.runId, window, uid, hotkey: cfg.identity.hotkey.address, sampleDigest: data.digest, sampleCount: data.count }, tensors),
+          publish: (payload) =>
+            Effect.gen(function* () {
+              const t = performance.now()
+              cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "wait" })
+              yield* waitForWindow(window + 1, poll)
+              waitMs = performance.now() - t
+              cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "publish" })
+              yield* publishGradient(me, address, window, payload)
+            }),
+          gather: Effect.gen(function* () {
+            cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "gather" })
+            const got = yield* gatherWindow(dir, address, spec, window, expected)
+            const delivered = [...got.delivered].map(([u, d]) => ({ uid: u, payload: d.bytes }))
+            bytesDown += delivered.reduce((n, d) => n + d.payload.length, 0)
+            return decodeDelivered(delivered, manifest, window)
+          }),
+        },
+      )
+      done = window
+      yield* saveNodeState(cfg.stateDir, spec.model, { window, params: state.params, ef: state.ef, momentum: state.momentum, optimizer: yield* exportOptimizer(trainer) })
+      const { publish, ...rest } = result.phaseMs
+      cfg.events({
+        _tag: "Round",
+        name: cfg.name,
+        role: "peer",
+        uid,
+        window,
+        loss: result.losses.reduce((a, b) => a + b, 0) / Math.max(1, result.losses.length),
+        bytesUp: result.bytesUp,
+        bytesDown,
+        expected,
+        gathered: result.gathered,
+        stepped: result.stepped,
+        digest: paramsDigest(state.params),
+        roundMs: performance.now() - roundStart,
+        phaseMs: { ...rest, wait: waitMs, publish: Math.max(0, publish - waitMs) },
+      })
+    }
+  }).pipe(Effect.scoped)
+
+const exportOptimizer = (trainer: Trainer) =>
+  Effect.tryPromise({ try: () => trainer.exportOptimizerState(), catch: (e) => new RuntimeError({ phase: "state", reason: String(e) }) })
+
+/** Compares this node's model with the leader's debug slice of `window` (waits up to one window for it). */
+const checkAgainstLeader = (cfg: NodeConfig, window: number, state: RoundState): Effect.Effect<number | null, RuntimeError, Chain | Transport> =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + cfg.spec.participation.blocksPerWindow * cfg.spec.participation.blockTimeMs
+    while (Date.now() < deadline) {
+      const dir = yield* readDirectory
+      const slice = yield* Effect.either(fetchLeaderDebug(dir, cfg.address, window))
+      if (Either.isRight(slice) && slice.right !== undefined) {
+        const dist = debugDistance(debugValues(state.params), slice.right.values)
+        if (dist > 0) yield* Effect.logWarning(`${cfg.name}: after catch-up to window ${window} the model differs from the leader's by up to ${dist}`)
+        return dist
+      }
+      yield* Effect.sleep(Duration.millis(pollMs(cfg.spec)))
+    }
+    return null
+  })

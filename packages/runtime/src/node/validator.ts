@@ -1,0 +1,134 @@
+/**
+ * The validator: gathers the same updates as the peers and applies the same outer step, so it
+ * holds the canonical model. The leader (highest-stake validator) also publishes the start
+ * window, the peer lists, each window's aggregation record and debug slice, and checkpoints.
+ * Weights come from the Scoring service and are set on chain every few windows.
+ */
+import { Effect, Option } from "effect"
+import { Chain } from "@covenant/chain"
+import { Engine } from "@covenant/gpu-webgpu"
+import { Transport } from "@covenant/transport"
+import { assignedSampleIds } from "../data/window-data.ts"
+import { RuntimeError, inPhase } from "../errors.ts"
+import { encodeRecord } from "../round/codec.ts"
+import { evalLoss } from "../round/eval.ts"
+import { aggregateUpdates, applyOuterStep } from "../round/outer-round.ts"
+import type { RoundState } from "../round/outer-round.ts"
+import { debugValues, paramsDigest } from "../round/params.ts"
+import { publishCheckpoint } from "./checkpoint.ts"
+import { currentWindow, waitForWindow } from "./clock.ts"
+import type { NodeConfig } from "./node.ts"
+import { awaitStart, decodeDelivered, initialModel, modelManifest, outerLrFor, pollMs } from "./node.ts"
+import {
+  fetchStartWindow, gatherWindow, joinNetwork, peerListFor, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory,
+} from "./network.ts"
+import type { Directory } from "./network.ts"
+import { Scoring } from "./scoring.ts"
+import { loadNodeState, saveNodeState } from "./state.ts"
+
+/** The peers the leader lists: registered non-validators with a committed bucket, by uid. */
+export const eligiblePeers = (dir: Directory): number[] =>
+  [...dir.participants.values()].filter((p) => !p.validatorPermit && p.location !== undefined).map((p) => p.uid).sort((a, b) => a - b)
+
+/** How many windows after publication a new peer list takes effect (time for every node to see it). */
+export const PEER_LIST_LEAD = 2
+
+export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chain | Transport | Scoring> =>
+  Effect.gen(function* () {
+    const { spec, address } = cfg
+    const chain = yield* Chain
+    const scoring = yield* Scoring
+    const engine = Option.getOrUndefined(yield* Effect.serviceOption(Engine))
+    const uid = yield* joinNetwork(cfg.own, cfg.commitment)
+    const me = { identity: cfg.identity, uid, own: cfg.own }
+    const isLeader = (dir: Directory) => dir.leader?.uid === uid
+    const poll = pollMs(spec)
+
+    // The leader fixes the start window (the next one) and the first peer list.
+    let dir = yield* readDirectory
+    if (isLeader(dir) && (yield* fetchStartWindow(dir, address)) === undefined) {
+      const next = (yield* currentWindow) + 1
+      yield* publishPeerList(me, address, next, eligiblePeers(dir), [])
+      yield* publishStartWindow(me, address, next)
+    }
+    const start = yield* awaitStart(address, spec)
+    const saved = yield* loadNodeState(cfg.stateDir, spec.model)
+    const initial = yield* initialModel(spec, address, saved, start)
+    cfg.events({ _tag: "Joined", name: cfg.name, role: "validator", uid, resumedAt: saved?.window ?? null })
+    const state: RoundState = { params: initial.params, ef: null, momentum: saved?.momentum ?? null }
+    const manifest = modelManifest(spec.model)
+
+    // A fixed held-out batch for the model's loss: samples no peer is assigned in the run's first windows.
+    const evalSet = yield* evalBatches(cfg)
+
+    let window = initial.window + 1
+    for (;;) {
+      if (cfg.rounds !== undefined && window >= start + cfg.rounds) return
+      yield* waitForWindow(window + 1, poll)
+      const roundStart = performance.now()
+      cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "gather" })
+      dir = yield* readDirectory
+      const expected = yield* peerListFor(dir, address, window)
+      const got = yield* gatherWindow(dir, address, spec, window, expected)
+      const gatherMs = performance.now() - roundStart
+      const delivered = [...got.delivered].map(([u, d]) => ({ uid: u, payload: d.bytes })).sort((a, b) => a.uid - b.uid)
+      const decoded = decodeDelivered(delivered, manifest, window)
+      let t = performance.now()
+      const G = aggregateUpdates(decoded, manifest, spec.compression)
+      applyOuterStep(state, G, spec.outerOptimizer, outerLrFor(spec, start, window))
+      const outerMs = performance.now() - t
+      t = performance.now()
+      const digest = paramsDigest(state.params)
+      if (isLeader(dir)) {
+        const accepted = new Set(decoded.map((d) => d.uid))
+        yield* publishRecord(me, address, window, encodeRecord({ window, updates: delivered.filter((d) => accepted.has(d.uid)) }))
+        yield* publishDebug(me, address, { window, digest, values: debugValues(state.params) })
+        const next = eligiblePeers(dir)
+        const inForce = yield* peerListFor(dir, address, window + PEER_LIST_LEAD)
+        if (next.join(",") !== inForce.join(",")) yield* publishPeerList(me, address, window + PEER_LIST_LEAD, next, [])
+        if ((window - start + 1) % spec.checkpointing.everyOuterSteps === 0) {
+          yield* publishCheckpoint(cfg.own, address, spec.model, window, state.params)
+        }
+      }
+      yield* saveNodeState(cfg.stateDir, spec.model, { window, params: state.params, ef: null, momentum: state.momentum, optimizer: null })
+      yield* scoring.observe({ window, expected, delivered: decoded.map((d) => d.uid) })
+      if ((window - start + 1) % spec.participation.setWeightsEveryWindows === 0) {
+        const weights = yield* scoring.weights
+        if (weights.length > 0) yield* Effect.catchAll(Effect.mapError(chain.setWeights(weights), inPhase("weights")), (e) => Effect.logWarning(`set weights: ${e.reason}`))
+      }
+      const publishMs = performance.now() - t
+      const loss = engine === undefined || evalSet === undefined ? null : yield* evalLoss(engine, spec.model, state.params, evalSet.batches, evalSet.shape)
+      cfg.events({
+        _tag: "Round",
+        name: cfg.name,
+        role: "validator",
+        uid,
+        window,
+        loss,
+        bytesUp: 0,
+        bytesDown: delivered.reduce((n, d) => n + d.payload.length, 0),
+        expected,
+        gathered: decoded.map((d) => d.uid),
+        stepped: G !== null,
+        digest,
+        roundMs: performance.now() - roundStart,
+        phaseMs: { compute: 0, gather: gatherMs, outerStep: outerMs, publish: publishMs },
+      })
+      window++
+    }
+  })
+
+/** Two batches of held-out samples (those of a uid no participant has) for the validator's model loss. */
+const evalBatches = (cfg: NodeConfig) =>
+  Effect.gen(function* () {
+    const { spec, shards } = cfg
+    const sampling = { poolSize: Math.min(spec.data.sampling.poolSize, shards.totalSamples), samplesPerWindow: Math.min(spec.innerOptimizer.batchSize * 2, shards.totalSamples) }
+    const ids = yield* Effect.either(assignedSampleIds(shards, 65535, 0, { ...sampling, samplesPerWindow: Math.min(sampling.samplesPerWindow, sampling.poolSize) }))
+    if (ids._tag === "Left") return undefined
+    const tokens = yield* Effect.mapError(shards.samples(ids.right.ids), (e) => new RuntimeError({ phase: "data", reason: e._tag }))
+    const row = shards.seqLen + 1
+    const b = spec.innerOptimizer.batchSize
+    const batches: Int32Array[] = []
+    for (let i = 0; (i + 1) * b <= ids.right.ids.length; i++) batches.push(Int32Array.from(tokens.subarray(i * b * row, (i + 1) * b * row)))
+    return batches.length === 0 ? undefined : { batches, shape: [b, row] as const }
+  })
