@@ -60,6 +60,11 @@ export interface Backend {
   readonly name: string
   /** Largest chunk a kernel may bind. */
   readonly maxBindingBytes: number
+  /**
+   * Which matmul kernels suit the device: "tiled" (workgroup-memory tiles, real GPUs) or
+   * "blocked" (register blocking straight from storage, CPU emulations such as lavapipe).
+   */
+  readonly matmulVariant: "tiled" | "blocked"
   /** `chunkBytes` defaults to one chunk when `bytes` fits, else it must be given by the caller. */
   alloc(bytes: number, chunkBytes?: number): BufferId
   chunkBytes(buf: BufferId): number

@@ -66,6 +66,7 @@ const compare = (got: Record<string, Float32Array>, want: Record<string, Float32
 
 const whole = await scenario(makeEngine(new CpuBackend()))
 const gpu = await gpuEngine({ maxBindingBytes: LIMIT })
+const gpuTiled = await gpuEngine({ maxBindingBytes: LIMIT, matmul: "tiled" })
 
 describe("big tensors split across bindings", () => {
   test("the scenario really is chunked under a 4 KiB limit", () => {
@@ -87,6 +88,10 @@ describe("big tensors split across bindings", () => {
 
   gpuTest(gpu)("WebGPU backend, chunked == unchunked CPU", async (e) => {
     expect(e.backend.maxBindingBytes).toBe(LIMIT)
+    compare(await scenario(e), whole)
+  }, 60_000)
+
+  gpuTest(gpuTiled)("WebGPU backend with tiled matmuls, chunked == unchunked CPU", async (e) => {
     compare(await scenario(e), whole)
   }, 60_000)
 })

@@ -11,6 +11,8 @@ import { gpuEngine, gpuTest } from "./opsGpuEngine.ts"
 const cpu = makeEngine(new CpuBackend())
 const gpu = await gpuEngine()
 const gtest = gpuTest(gpu)
+// lavapipe defaults to the register-blocked matmuls; the tiled family (real GPUs) is forced here
+const gpuTiled = await gpuEngine({ matmul: "tiled" })
 
 const runCase = async (e: Engine, c: (typeof cases)[number], p: unknown, data: ReadonlyArray<Float32Array | Int32Array>, seed: number) => {
   const specs = c.inputs(p)
@@ -37,23 +39,26 @@ const close = (what: string, got: Float32Array, want: Float32Array) => {
   }
 }
 
+const check = (c: (typeof cases)[number]) => async (e: Engine) => {
+  await fc.assert(
+    fc.asyncProperty(c.params, fc.integer({ min: 0, max: 2 ** 31 - 1 }), async (p, seed) => {
+      const rand = rng(seed)
+      const data = c.inputs(p).map((s) => makeData(s, rand))
+      const want = await runCase(cpu, c, p, data, seed)
+      const got = await runCase(e, c, p, data, seed)
+      close(`${c.name} ${JSON.stringify(p)} output`, got.y, want.y)
+      want.grads.forEach((g, i) => {
+        if (g === null) expect(got.grads[i]).toBeNull()
+        else close(`${c.name} ${JSON.stringify(p)} grad ${i}`, got.grads[i]!, g)
+      })
+    }),
+    { numRuns: 10 }
+  )
+}
+
 describe("WebGPU forward and gradients equal the CPU reference", () => {
-  for (const c of cases) {
-    gtest(c.name, async (e) => {
-      await fc.assert(
-        fc.asyncProperty(c.params, fc.integer({ min: 0, max: 2 ** 31 - 1 }), async (p, seed) => {
-          const rand = rng(seed)
-          const data = c.inputs(p).map((s) => makeData(s, rand))
-          const want = await runCase(cpu, c, p, data, seed)
-          const got = await runCase(e, c, p, data, seed)
-          close(`${c.name} ${JSON.stringify(p)} output`, got.y, want.y)
-          want.grads.forEach((g, i) => {
-            if (g === null) expect(got.grads[i]).toBeNull()
-            else close(`${c.name} ${JSON.stringify(p)} grad ${i}`, got.grads[i]!, g)
-          })
-        }),
-        { numRuns: 10 }
-      )
-    }, 60_000)
+  for (const c of cases) gtest(c.name, check(c), 60_000)
+  for (const c of cases.filter((c) => c.name.startsWith("matmul"))) {
+    gpuTest(gpuTiled)(`${c.name}, tiled kernel`, check(c), 60_000)
   }
 })

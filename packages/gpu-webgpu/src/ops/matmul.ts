@@ -180,6 +180,86 @@ const vec4Eligible = (p: MatmulParams, transA: boolean, transB: boolean): boolea
   return aOk && bOk
 }
 
+const BM = 64
+const BK = 16
+
+/**
+ * Shared-memory tiled variant for real GPUs: a 16x16 workgroup stages 64x16 tiles of A and B in
+ * workgroup memory (loads coalesced along whichever dimension is contiguous) and each invocation
+ * accumulates a 4x4 block from them. Any shape, stride or offset; out-of-range reads are zeros.
+ * (On lavapipe staging through workgroup memory is slower than the register-blocked kernels.)
+ */
+export const matmulTiledKernel: Kernel = {
+  name: "matmul_tiled",
+  bindings: [binding("A"), binding("B"), binding("C", "read_write")],
+  params: matmulKernel.params,
+  wgsl: `var<workgroup> As: array<f32, ${BM * BK}>;
+var<workgroup> Bs: array<f32, ${BM * BK}>;
+fn storeRow(r: u32, col0: u32, v: vec4<f32>, base: u32) {
+  for (var j = 0u; j < 4u; j++) {
+    let c = col0 + j;
+    if (c < P.N) {
+      let idx = base + r * P.ldc + c;
+      var prev = 0.0;
+      if (P.acc != 0u) { prev = C[idx]; }
+      C[idx] = prev + v[j];
+    }
+  }
+}
+@compute @workgroup_size(16, 16, 1) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let tileRow = wid.y * ${BM}u;
+  let tileCol = wid.x * ${BM}u;
+  let bt = wid.z;
+  let l = lid.y * 16u + lid.x;
+  let aBase = P.offA + bt * P.bsA;
+  let bBase = P.offB + bt * P.bsB;
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  for (var k0 = 0u; k0 < P.K; k0 += ${BK}u) {
+    for (var rep = 0u; rep < ${(BM * BK) / 256}u; rep++) {
+      let e = l + rep * 256u;
+      // A tile element (row i, k kk); walk the contiguous dimension fastest
+      var i = e / ${BK}u;
+      var kk = e % ${BK}u;
+      if (P.csA != 1u) { i = e % ${BM}u; kk = e / ${BM}u; }
+      var av = 0.0;
+      if (tileRow + i < P.M && k0 + kk < P.K) { av = A[aBase + (tileRow + i) * P.rsA + (k0 + kk) * P.csA]; }
+      As[kk * ${BM}u + i] = av;
+      // B tile element (k kk, column j)
+      var j = e % ${BM}u;
+      var kb = e / ${BM}u;
+      if (P.csB != 1u) { j = e / ${BK}u; kb = e % ${BK}u; }
+      var bv = 0.0;
+      if (tileCol + j < P.N && k0 + kb < P.K) { bv = B[bBase + (k0 + kb) * P.rsB + (tileCol + j) * P.csB]; }
+      Bs[kb * ${BM}u + j] = bv;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${BK}u; kk++) {
+      let ao = kk * ${BM}u + lid.y * 4u;
+      let bo = kk * ${BM}u + lid.x * 4u;
+      let a = vec4<f32>(As[ao], As[ao + 1u], As[ao + 2u], As[ao + 3u]);
+      let b = vec4<f32>(Bs[bo], Bs[bo + 1u], Bs[bo + 2u], Bs[bo + 3u]);
+      acc0 += a.x * b;
+      acc1 += a.y * b;
+      acc2 += a.z * b;
+      acc3 += a.w * b;
+    }
+    workgroupBarrier();
+  }
+  let row0 = tileRow + lid.y * 4u;
+  let col0 = tileCol + lid.x * 4u;
+  if (col0 >= P.N) { return; }
+  let cbase = P.offC + bt * P.bsC;
+  if (row0 < P.M) { storeRow(row0, col0, acc0, cbase); }
+  if (row0 + 1u < P.M) { storeRow(row0 + 1u, col0, acc1, cbase); }
+  if (row0 + 2u < P.M) { storeRow(row0 + 2u, col0, acc2, cbase); }
+  if (row0 + 3u < P.M) { storeRow(row0 + 3u, col0, acc3, cbase); }
+}`,
+  cpu: matmulKernel.cpu
+}
+
 /** One matmul dispatch: vec4 kernel for the largest multiple of 4 of K, scalar kernel for the rest. */
 const dispatchMatmul = (
   rt: Runtime,
@@ -189,6 +269,10 @@ const dispatchMatmul = (
   transB: boolean,
   batches: number
 ): void => {
+  if (rt.backend.matmulVariant === "tiled") {
+    rt.run(matmulTiledKernel, bindings, p, [Math.ceil(p.N / BM), Math.ceil(p.M / BM), batches])
+    return
+  }
   const groups: readonly [number, number, number] = [Math.ceil(p.N / TILE), Math.ceil(p.M / TILE), batches]
   const K4 = p.K - (p.K % 4)
   if (K4 > 0 && vec4Eligible(p, transA, transB)) {

@@ -46,6 +46,7 @@ export const kernelHeader = (k: Kernel): string => {
 export class WebGpuBackend implements Backend {
   readonly name: string
   readonly maxBindingBytes: number
+  readonly matmulVariant: "tiled" | "blocked"
   private readonly buffers = new Map<number, GpuLogical>()
   private readonly pool = new Map<number, GPUBuffer[]>()
   private readonly kernels = new Map<Kernel, CompiledKernel>()
@@ -63,9 +64,11 @@ export class WebGpuBackend implements Backend {
   constructor(
     readonly device: GPUDevice,
     adapterDescription: string,
-    maxBindingBytes?: number
+    maxBindingBytes?: number,
+    matmulVariant?: "tiled" | "blocked"
   ) {
     this.name = `webgpu (${adapterDescription})`
+    this.matmulVariant = matmulVariant ?? (/llvmpipe|lavapipe|swiftshader/i.test(adapterDescription) ? "blocked" : "tiled")
     const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize)
     this.maxBindingBytes = Math.floor(Math.min(limit, maxBindingBytes ?? limit) / 4) * 4
     this.arena = device.createBuffer({ size: SLOT * ARENA_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST })
