@@ -59,6 +59,21 @@ const fillRandom = (out: Float32Array, seed: number, scale: number): void => {
 }
 
 const rssMB = () => process.memoryUsage().rss / 2 ** 20
+/** CPU time of this process (ms): less disturbed than wall time on a shared machine. */
+const cpuMs = () => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1e3
+}
+/** Wall and CPU milliseconds of fn. */
+const timed = (fn: () => void): { wall: number; cpu: number } => {
+  const w = performance.now()
+  const c = cpuMs()
+  fn()
+  return { wall: performance.now() - w, cpu: cpuMs() - c }
+}
+const best = (a: { wall: number; cpu: number }, b: { wall: number; cpu: number }) => ({ wall: Math.min(a.wall, b.wall), cpu: Math.min(a.cpu, b.cpu) })
+const none = { wall: Infinity, cpu: Infinity }
+const rate = (work: number, t: { wall: number; cpu: number }) => `${fmt((work / t.wall) * 1e3)}/s wall, ${fmt((work / t.cpu) * 1e3)}/s by CPU time`
 const meta = (uid: number) => ({
   runId: "bench",
   window: 1,
@@ -74,34 +89,38 @@ console.log(`model: ${manifest.tensors.length} tensors, ${(total / 1e6).toFixed(
 console.log(`machine: ${navigator.hardwareConcurrency} cores, shared with other jobs while measuring (best of ${repeat})`)
 
 // ---------------------------------------------------------------- encode
-const efs = manifest.tensors.map((t) => new Float32Array(numelOf(t.shape)))
+// EF buffers start random too, so their pages are resident before memory is measured.
+const efs = manifest.tensors.map((t, i) => {
+  const e = new Float32Array(numelOf(t.shape))
+  fillRandom(e, 9000 + i, 2e-3)
+  return e
+})
 const deltas = manifest.tensors.map((t, i) => {
   const d = new Float32Array(numelOf(t.shape))
   fillRandom(d, 1000 + i, 1e-3)
   return d
 })
-let bestCompress = Infinity
-let bestEncode: Record<IndexCoding, number> = { packed12: Infinity, rice: Infinity }
+let tCompress = none
+const tPack: Record<IndexCoding, { wall: number; cpu: number }> = { packed12: none, rice: none }
 const sizes: Record<IndexCoding, number> = { packed12: 0, rice: 0 }
 let peakExtra = 0
 for (let r = 0; r < repeat; r++) {
   Bun.gc(true)
   const before = rssMB()
   let peak = before
-  const t0 = performance.now()
   const updates: TensorUpdate[] = []
-  manifest.tensors.forEach((t, i) => {
-    updates.push(Either.getOrThrow(compress(efs[i]!, deltas[i]!, t.shape, defaultParams, t.name)).update)
-    peak = Math.max(peak, rssMB())
-  })
-  const t1 = performance.now()
-  bestCompress = Math.min(bestCompress, t1 - t0)
+  tCompress = best(
+    tCompress,
+    timed(() =>
+      manifest.tensors.forEach((t, i) => {
+        updates.push(Either.getOrThrow(compress(efs[i]!, deltas[i]!, t.shape, defaultParams, t.name)).update)
+        peak = Math.max(peak, rssMB())
+      }),
+    ),
+  )
   for (const coding of ["rice", "packed12"] as const) {
-    const t2 = performance.now()
     const msg: UpdateMessage = { meta: meta(0), tensors: updates.map((update) => ({ coding, update })) }
-    const bytes = Either.getOrThrow(encode(msg))
-    bestEncode = { ...bestEncode, [coding]: Math.min(bestEncode[coding], performance.now() - t2) }
-    sizes[coding] = bytes.length
+    tPack[coding] = best(tPack[coding], timed(() => (sizes[coding] = Either.getOrThrow(encode(msg)).length)))
     peak = Math.max(peak, rssMB())
   }
   peakExtra = Math.max(peakExtra, peak - before)
@@ -111,60 +130,59 @@ for (const coding of ["packed12", "rice"] as const) {
   const bpp = (sizes[coding] * 8) / total
   console.log(`  ${coding.padEnd(8)} ${(sizes[coding] / 2 ** 20).toFixed(2)} MiB, ${bpp.toFixed(4)} bits/param, ${(32 / bpp).toFixed(1)}x smaller than fp32`)
 }
-console.log(`\nencode (EF + top-k + quantize): ${(bestCompress / 1e3).toFixed(2)} s = ${fmt((total / bestCompress) * 1e3)} params/s`)
+console.log(`\nencode, EF + top-k + quantize: ${(tCompress.wall / 1e3).toFixed(2)} s wall = ${rate(total, tCompress)} params`)
 for (const coding of ["rice", "packed12"] as const) {
-  const t = bestCompress + bestEncode[coding]
-  console.log(`encode + pack (${coding}): ${(t / 1e3).toFixed(2)} s = ${fmt((total / t) * 1e3)} params/s (packing alone ${bestEncode[coding].toFixed(0)} ms)`)
+  const t = { wall: tCompress.wall + tPack[coding].wall, cpu: tCompress.cpu + tPack[coding].cpu }
+  console.log(`encode + pack (${coding}): ${rate(total, t)} params (packing alone ${tPack[coding].wall.toFixed(0)} ms wall)`)
 }
-console.log(`peak extra RSS while encoding: ${peakExtra.toFixed(0)} MB (reference PyTorch: ~230 MB)`)
+console.log(`peak extra RSS while encoding (updates + scratch + wire bytes): ${peakExtra.toFixed(0)} MB (reference PyTorch: ~230 MB)`)
 efs.length = 0
 deltas.length = 0
 Bun.gc(true)
 
 // ---------------------------------------------------------------- decode + aggregate
-const peerMessages = (P: number, coding: IndexCoding): Uint8Array[] => {
-  const out: Uint8Array[] = []
-  for (let p = 0; p < P; p++) {
-    const updates = manifest.tensors.map((t, i) => {
+const maxPeers = Math.max(...peerCounts)
+/** Peers share a common component, so their selections overlap as in training. */
+const peerUpdates: TensorUpdate[][] = []
+for (let p = 0; p < maxPeers; p++) {
+  peerUpdates.push(
+    manifest.tensors.map((t, i) => {
       const n = numelOf(t.shape)
-      const common = new Float32Array(n)
-      fillRandom(common, 77 + i, 1e-3)
+      const g = new Float32Array(n)
+      fillRandom(g, 77 + i, 1e-3)
       const own = new Float32Array(n)
       fillRandom(own, 5000 + p * 1000 + i, 1e-3)
-      for (let j = 0; j < n; j++) common[j] = common[j]! + own[j]!
-      return Either.getOrThrow(compress(new Float32Array(n), common, t.shape, defaultParams, t.name)).update
-    })
-    out.push(Either.getOrThrow(encode({ meta: meta(p), tensors: updates.map((update) => ({ coding, update })) })))
-  }
-  return out
+      for (let j = 0; j < n; j++) g[j] = g[j]! + own[j]!
+      return Either.getOrThrow(compress(new Float32Array(n), g, t.shape, defaultParams, t.name)).update
+    }),
+  )
 }
-
 const maxNumel = Math.max(...manifest.tensors.map((t) => numelOf(t.shape)))
 const outBuf = new Float32Array(maxNumel)
 for (const P of peerCounts) {
   for (const coding of ["rice", "packed12"] as const) {
-    const msgs = peerMessages(P, coding)
-    let best = Infinity
-    let bestDecode = Infinity
+    const msgs = peerUpdates.slice(0, P).map((ups, p) => Either.getOrThrow(encode({ meta: meta(p), tensors: ups.map((update) => ({ coding, update })) })))
+    let tAll = none
+    let tDecode = none
     for (let r = 0; r < repeat; r++) {
       Bun.gc(true)
-      const t0 = performance.now()
-      const decoded = msgs.map((m) => Either.getOrThrow(decode(m, manifest)))
-      const t1 = performance.now()
-      manifest.tensors.forEach((t, i) => {
-        const ups = decoded.map((d) => {
-          const w = d.tensors[i]!
-          if (w.coding === "f32") throw new Error("unexpected dense tensor")
-          return w.update
-        })
-        Either.getOrThrow(aggregate(ups, { out: outBuf.subarray(0, numelOf(t.shape)) }))
-      })
-      const t2 = performance.now()
-      best = Math.min(best, t2 - t0)
-      bestDecode = Math.min(bestDecode, t1 - t0)
+      let decoded: UpdateMessage[] = []
+      const d = timed(() => (decoded = msgs.map((m) => Either.getOrThrow(decode(m, manifest)))))
+      const a = timed(() =>
+        manifest.tensors.forEach((t, i) => {
+          const ups = decoded.map((m) => {
+            const w = m.tensors[i]!
+            if (w.coding === "f32") throw new Error("unexpected dense tensor")
+            return w.update
+          })
+          Either.getOrThrow(aggregate(ups, { out: outBuf.subarray(0, numelOf(t.shape)) }))
+        }),
+      )
+      tAll = best(tAll, { wall: d.wall + a.wall, cpu: d.cpu + a.cpu })
+      tDecode = best(tDecode, d)
     }
     console.log(
-      `decode + aggregate, ${P} peers, ${coding}: ${(best / 1e3).toFixed(2)} s = ${fmt(((total * P) / best) * 1e3)} params x peers/s (decode alone ${(bestDecode / 1e3).toFixed(2)} s)`,
+      `decode + aggregate, ${P} peers, ${coding}: ${(tAll.wall / 1e3).toFixed(2)} s wall = ${rate(total * P, tAll)} params x peers (decode alone ${(tDecode.wall / 1e3).toFixed(2)} s wall)`,
     )
   }
 }

@@ -61,12 +61,17 @@ const OK = 0
 const OUT_OF_RANGE = 1
 const NON_FINITE = 2
 
-/** The hot loop, kept out of the generator so the JIT compiles it as a plain function. */
+/**
+ * The hot loop, kept out of the generator so the JIT compiles it as a plain function. Per chunk,
+ * all peers accumulate into an L1-sized scratch; the output is zeroed one block row at a time,
+ * just before that row's chunks are written, so the scattered writes hit cache.
+ */
 const accumulate = (
   l: TensorLayout,
   updates: readonly TensorUpdate[],
   scaled: readonly Float32Array[],
   dense: Float32Array,
+  zero: boolean,
 ): number => {
   const P = updates.length
   const totalk = l.totalk
@@ -74,33 +79,43 @@ const accumulate = (
   const cnt = new Uint32Array(totalk)
   const touched = new Int32Array(totalk)
   const off = l.localOffset
+  const perRow = l.blocksPerRow
   let finite = true
-  for (let c = 0; c < l.nChunks; c++) {
-    let nt = 0
-    for (let p = 0; p < P; p++) {
-      const u = updates[p]!
-      const sv = scaled[p]!
-      const idx = u.indices
-      const codes = u.codes
-      const end = (c + 1) * u.kEff
-      for (let e = c * u.kEff; e < end; e++) {
-        const j = idx[e]!
-        const q = codes[e]!
-        if (j >= totalk || q >= sv.length) return OUT_OF_RANGE
-        if (cnt[j]++ === 0) {
-          touched[nt++] = j
-          acc[j] = 0 + sv[q]!
-        } else acc[j] = acc[j]! + sv[q]!
-      }
+  for (let c0 = 0; c0 < l.nChunks; c0 += perRow) {
+    if (zero) {
+      const start = chunkBase(l, c0)
+      dense.fill(0, start, start + perRow * totalk)
     }
-    const base = chunkBase(l, c)
-    for (let t = 0; t < nt; t++) {
-      const j = touched[t]!
-      const m = cnt[j]!
-      const v = m === 1 ? acc[j]! : f32(acc[j]! / m)
-      if (v - v !== 0) finite = false
-      dense[base + off[j]!] = v
-      cnt[j] = 0
+    for (let c = c0; c < c0 + perRow; c++) {
+      let nt = 0
+      for (let p = 0; p < P; p++) {
+        const u = updates[p]!
+        const sv = scaled[p]!
+        const idx = u.indices
+        const codes = u.codes
+        const end = (c + 1) * u.kEff
+        for (let e = c * u.kEff; e < end; e++) {
+          const j = idx[e]!
+          const q = codes[e]!
+          if (j >= totalk || q >= sv.length) return OUT_OF_RANGE
+          // branch-free: acc is 0 at an untouched j (0 + v as torch's include_self=False)
+          const m = cnt[j]!
+          touched[nt] = j
+          nt += m === 0 ? 1 : 0
+          cnt[j] = m + 1
+          acc[j] = acc[j]! + sv[q]!
+        }
+      }
+      const base = chunkBase(l, c)
+      for (let t = 0; t < nt; t++) {
+        const j = touched[t]!
+        const m = cnt[j]!
+        const v = m === 1 ? acc[j]! : f32(acc[j]! / m)
+        if (v - v !== 0) finite = false
+        dense[base + off[j]!] = v
+        cnt[j] = 0
+        acc[j] = 0
+      }
     }
   }
   return finite ? OK : NON_FINITE
@@ -138,8 +153,7 @@ export const aggregate = (
       return yield* fail("LengthMismatch", `${first.name}: output buffer has the wrong length`)
     }
     const dense = options.out ?? new Float32Array(l.numel)
-    if (options.out !== undefined) dense.fill(0)
-    const status = accumulate(l, updates, scaled, dense)
+    const status = accumulate(l, updates, scaled, dense, options.out !== undefined)
     if (status === OUT_OF_RANGE) return yield* fail("LengthMismatch", `${first.name}: index or code out of range`)
     if (status === NON_FINITE) return yield* fail("NonFinite", `${first.name}: non-finite aggregate; the round is rejected for this tensor`)
     return { dense, norms, median, factors }

@@ -176,6 +176,21 @@ export const compress = (
     return { update, ef }
   })
 
+/** Scatters dequantized values into a zeroed dense tensor; false on an out-of-range index or code. */
+const scatter = (l: TensorLayout, u: TensorUpdate, dq: Float32Array, dense: Float32Array): boolean => {
+  const off = l.localOffset
+  for (let c = 0; c < l.nChunks; c++) {
+    const base = chunkBase(l, c)
+    for (let e = c * u.kEff; e < (c + 1) * u.kEff; e++) {
+      const j = u.indices[e]!
+      const q = u.codes[e]!
+      if (j >= l.totalk || q >= dq.length) return false
+      dense[base + off[j]!] = dq[q]!
+    }
+  }
+  return true
+}
+
 /** Dense decode of one update: dequantize and scatter into a zero tensor (the reference's transmit_grad). */
 export const decompress = (u: TensorUpdate, out?: Float32Array): Either.Either<Float32Array, CodecError> =>
   Either.gen(function* () {
@@ -186,18 +201,8 @@ export const decompress = (u: TensorUpdate, out?: Float32Array): Either.Either<F
     }
     const dense = out ?? new Float32Array(l.numel)
     if (out !== undefined) dense.fill(0)
-    const dq = dequantTable(u)
-    const off = l.localOffset
-    for (let c = 0; c < l.nChunks; c++) {
-      const base = chunkBase(l, c)
-      for (let e = c * u.kEff; e < (c + 1) * u.kEff; e++) {
-        const j = u.indices[e]!
-        const q = u.codes[e]!
-        if (j >= l.totalk || q >= dq.length) {
-          return yield* Either.left(new CodecError({ reason: "LengthMismatch", message: `${u.name}: index or code out of range` }))
-        }
-        dense[base + off[j]!] = dq[q]!
-      }
+    if (!scatter(l, u, dequantTable(u), dense)) {
+      return yield* Either.left(new CodecError({ reason: "LengthMismatch", message: `${u.name}: index or code out of range` }))
     }
     return dense
   })

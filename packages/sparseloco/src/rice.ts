@@ -108,6 +108,26 @@ export const decodeRice = (
   for (let c = 0; c < nChunks; c++) {
     let prev = -1
     for (let e = c * k; e < (c + 1) * k; e++) {
+      while (avail <= 24 && p < end) {
+        word = (word | (bytes[p++]! << (24 - avail))) >>> 0
+        avail += 8
+      }
+      if (word !== 0) {
+        // fast path: the whole codeword (q zeros, a one, r bits) is in the window
+        const z = Math.clz32(word)
+        const len = z + 1 + r
+        if (len <= avail && z < 31) {
+          if (z > maxQ) return RICE_BAD_INDEX
+          const t = (word << (z + 1)) >>> 0
+          const i = prev + 1 + ((z << r) | (r > 0 ? t >>> (32 - r) : 0))
+          word = r > 0 ? (t << r) >>> 0 : t
+          avail -= len
+          if (i >= totalk) return RICE_BAD_INDEX
+          out[e] = i
+          prev = i
+          continue
+        }
+      }
       let q = 0
       for (;;) {
         while (avail <= 24 && p < end) {
