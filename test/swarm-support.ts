@@ -1,0 +1,33 @@
+/** Shared setup of the swarm integration tests: the debug preset at a pace this 2-core machine keeps. */
+import { Effect } from "effect"
+import { debug, derive } from "@covenant/dsl"
+import type { RunSpec } from "@covenant/dsl"
+import type { NodeEvent } from "@covenant/runtime"
+
+/**
+ * The debug model and data, with 2 x 3 inner steps per window (instead of 4 x 5) and 3 s windows
+ * (6 blocks of 500 ms): five nodes share one JS thread here, and each window must hold every
+ * peer's training plus the 700 ms upload interval.
+ */
+export const swarmTestSpec = (): Promise<RunSpec> =>
+  Effect.runPromise(derive(debug(), {
+    innerOptimizer: { batchSize: 2, innerSteps: 3, microBatchSize: 2 },
+    data: { sampling: { samplesPerWindow: 6 } },
+    participation: { blocksPerWindow: 6, blockTimeMs: 500, uploadWindowMs: 700 },
+    infrastructure: { chain: { kind: "local", path: ".covenant/test/chain", blockTimeMs: 500 } },
+  }))
+
+export type RoundEvent = Extract<NodeEvent, { _tag: "Round" }>
+
+export const roundsOf = (events: ReadonlyArray<NodeEvent>): RoundEvent[] => events.filter((e): e is RoundEvent => e._tag === "Round")
+
+/** The validator's round of each window, by window. */
+export const validatorRounds = (events: ReadonlyArray<NodeEvent>): Map<number, RoundEvent> =>
+  new Map(roundsOf(events).filter((e) => e.role === "validator").map((e) => [e.window, e]))
+
+export const logEvent = (t0: number) => (e: NodeEvent): void => {
+  if (process.env["SWARM_LOG"] === undefined || e._tag === "Phase") return
+  const t = ((Date.now() - t0) / 1000).toFixed(1)
+  if (e._tag === "Round") console.log(t, e.name, "w", e.window, "loss", e.loss?.toFixed(4), "gathered", e.gathered.join(","), e.digest.slice(0, 12))
+  else console.log(t, JSON.stringify(e))
+}
