@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto"
 import { createReadStream } from "node:fs"
+import type { Stats } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect, Either, Layer, Stream } from "effect"
@@ -66,8 +67,12 @@ export const makeFileSystemTransport = (root: string): TransportService => {
   const requireBucket = (at: BucketLocation, dir: string) =>
     attempt(at.bucket, "", () => fs.stat(dir)).pipe(Effect.asVoid)
 
+  /** A directory (left by a key "a/b") is no object named "a", as on S3. */
+  const fileStat = (at: BucketLocation, key: string, stat: () => Promise<Stats>) =>
+    Effect.filterOrFail(attempt(at.bucket, key, stat), (s) => s.isFile(), () => new NotFound({ bucket: at.bucket, key }))
+
   const info = (at: BucketLocation, key: string, full: string) =>
-    Effect.map(attempt(at.bucket, key, () => fs.stat(full)), (s): ObjectInfo => ({ key, size: s.size, storeTime: Math.floor(s.mtimeMs) }))
+    Effect.map(fileStat(at, key, () => fs.stat(full)), (s): ObjectInfo => ({ key, size: s.size, storeTime: Math.floor(s.mtimeMs) }))
 
   /** Writes through a temp file, then renames it into place (atomic on one filesystem). */
   const writeAtomically = <E>(at: BucketLocation, key: string, write: (handle: fs.FileHandle) => Effect.Effect<void, StoreError | E>) =>
@@ -81,8 +86,17 @@ export const makeFileSystemTransport = (root: string): TransportService => {
         write,
         (handle) => Effect.promise(() => handle.close()),
       ).pipe(
-        Effect.zipRight(attempt(at.bucket, key, () => fs.mkdir(path.dirname(full), { recursive: true }))),
-        Effect.zipRight(attempt(at.bucket, key, () => fs.rename(temp, full))),
+        // A delete may remove the (empty) parent between mkdir and rename: then do both again.
+        Effect.zipRight(attempt(at.bucket, key, async () => {
+          for (let tries = 0; ; tries++) {
+            await fs.mkdir(path.dirname(full), { recursive: true })
+            try {
+              return await fs.rename(temp, full)
+            } catch (error) {
+              if (errorCode(error) !== "ENOENT" || tries >= 3) throw error
+            }
+          }
+        })),
       )
       yield* Effect.onExit(written, (exit) =>
         exit._tag === "Success" ? Effect.void : Effect.promise(() => fs.rm(temp, { force: true })))
@@ -96,7 +110,7 @@ export const makeFileSystemTransport = (root: string): TransportService => {
         attempt(at.bucket, key, () => fs.open(full, "r")),
         (handle) =>
           Effect.gen(function* () {
-            const stat = yield* attempt(at.bucket, key, () => handle.stat())
+            const stat = yield* fileStat(at, key, () => handle.stat())
             const buffer = yield* attempt(at.bucket, key, () => handle.readFile())
             const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
             return { bytes, info: { key, size: bytes.byteLength, storeTime: Math.floor(stat.mtimeMs) } } satisfies StoredObject
@@ -113,7 +127,7 @@ export const makeFileSystemTransport = (root: string): TransportService => {
         else if (entry.isFile()) keys.push(rel)
       }
       return keys
-    }, (error: unknown) => (errorCode(error) === "ENOENT" ? [] : Promise.reject(error)))
+    }, (error: unknown) => (errorCode(error) === "ENOENT" || errorCode(error) === "ENOTDIR" ? [] : Promise.reject(error)))
 
   const service: TransportService = {
     timeResolutionMs: 1,
@@ -138,7 +152,7 @@ export const makeFileSystemTransport = (root: string): TransportService => {
           attempt(at.bucket, key, () => fs.open(full, "r")),
           (handle) =>
             Effect.gen(function* () {
-              const { size } = yield* attempt(at.bucket, key, () => handle.stat())
+              const { size } = yield* fileStat(at, key, () => handle.stat())
               if (!Number.isSafeInteger(range.offset) || !Number.isSafeInteger(range.length) || range.offset < 0 || range.length < 0 || (range.offset >= size && range.length > 0) || range.offset > size) {
                 return yield* new InvalidRange({ bucket: at.bucket, key, offset: range.offset, length: range.length, size })
               }
@@ -157,8 +171,10 @@ export const makeFileSystemTransport = (root: string): TransportService => {
 
     getStream: (at, key) =>
       Stream.unwrap(
-        Effect.map(objectPath(at, key), ({ full }) =>
-          Stream.fromAsyncIterable<Uint8Array, StoreError>(createReadStream(full), toStoreError(at.bucket, key))),
+        Effect.flatMap(objectPath(at, key), ({ full }) =>
+          // The read stream is opened only when the stream runs (an unopened one cannot emit an unhandled error).
+          Effect.as(info(at, key, full), Stream.suspend(() =>
+            Stream.fromAsyncIterable<Uint8Array, StoreError>(createReadStream(full), toStoreError(at.bucket, key))))),
       ),
 
     head: (at, key) => Effect.flatMap(objectPath(at, key), ({ full }) => info(at, key, full)),
@@ -181,7 +197,20 @@ export const makeFileSystemTransport = (root: string): TransportService => {
       }),
 
     delete: (at, key) =>
-      Effect.flatMap(objectPath(at, key), ({ full }) => attempt(at.bucket, key, () => fs.rm(full, { force: true }))),
+      Effect.flatMap(objectPath(at, key), ({ dir, full }) =>
+        attempt(at.bucket, key, async () => {
+          const stat = await fs.lstat(full).catch((error: unknown) => (errorCode(error) === "ENOENT" || errorCode(error) === "ENOTDIR" ? undefined : Promise.reject(error)))
+          if (stat === undefined || !stat.isFile()) return // no object by that name
+          await fs.rm(full, { force: true })
+          // S3 has no directories: drop the ones this delete left empty, so "a" can be written after "a/b" is gone.
+          for (let parent = path.dirname(full); parent !== dir && parent.startsWith(dir + path.sep); parent = path.dirname(parent)) {
+            try {
+              await fs.rmdir(parent)
+            } catch {
+              break // not empty (or already gone): nothing above it is empty either
+            }
+          }
+        })),
   }
   return service
 }
