@@ -1,21 +1,27 @@
 /**
- * One WebGPU engine per test file. Without an adapter the WebGPU tests FAIL with the typed
- * NoAdapterError message, unless COVENANT_ALLOW_NO_GPU=1 is set (then they are skipped).
+ * One WebGPU device per test file, shared by every engine the file builds on it. Without an
+ * adapter the WebGPU tests FAIL with the typed NoAdapterError message, unless
+ * COVENANT_ALLOW_NO_GPU=1 is set (then they are skipped).
  */
 import { test } from "bun:test"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
-import { Engine, EngineWebGpuWith, type WebGpuOptions } from "../src/index.ts"
+import { Engine, EngineWebGpuOn, WebGpuDevice, WebGpuDeviceLive, type WebGpuOptions } from "../src/index.ts"
 
 export const allowNoGpu = process.env["COVENANT_ALLOW_NO_GPU"] === "1"
 
+const scope = Effect.runSync(Scope.make())
+const device = await Effect.runPromiseExit(Layer.buildWithScope(WebGpuDeviceLive, scope))
+
+const asError = (u: unknown): Error => (u instanceof Error ? u : new Error(String(u)))
+
+/** An engine on this file's device, or the error that kept the device from being acquired. */
 export const gpuEngine = async (opts: WebGpuOptions = {}): Promise<Engine | Error> => {
-  const scope = Effect.runSync(Scope.make())
+  if (Exit.isFailure(device)) return asError(device.cause._tag === "Fail" ? device.cause.error : device.cause)
+  const dev: Context.Context<WebGpuDevice> = device.value
   const exit = await Effect.runPromiseExit(
-    Layer.buildWithScope(EngineWebGpuWith(opts), scope).pipe(Effect.map((ctx) => Context.get(ctx, Engine)))
+    Layer.buildWithScope(EngineWebGpuOn(opts), scope).pipe(Effect.provide(dev), Effect.map((ctx) => Context.get(ctx, Engine)))
   )
-  if (Exit.isSuccess(exit)) return exit.value
-  const err = exit.cause._tag === "Fail" ? exit.cause.error : new Error(String(exit.cause))
-  return err instanceof Error ? err : new Error(String(err))
+  return Exit.isSuccess(exit) ? exit.value : asError(exit.cause)
 }
 
 /** `test` that needs the GPU engine: fails with the acquisition error, or skips when allowed. */

@@ -1,8 +1,19 @@
-/** The WebGPU engine layer: acquires the device, builds the backend, releases both on scope close. */
-import { Effect, Layer } from "effect"
+/**
+ * WebGPU layers: `WebGpuDeviceLive` acquires the Dawn device (and destroys it on scope close);
+ * `EngineWebGpuOn` builds an engine on that device; `EngineWebGpu` is both together. Several
+ * engines (e.g. with different binding limits) can share one device through `WebGpuDevice`.
+ */
+import { Context, Effect, Layer } from "effect"
 import { Engine, makeEngine } from "../engine.ts"
 import { WebGpuBackend } from "./backend.ts"
-import { acquireDevice, type NoAdapterError } from "./device.ts"
+import { acquireDevice, type AcquiredDevice, type NoAdapterError } from "./device.ts"
+
+export class WebGpuDevice extends Context.Tag("@covenant/gpu-webgpu/WebGpuDevice")<WebGpuDevice, AcquiredDevice>() {}
+
+export const WebGpuDeviceLive: Layer.Layer<WebGpuDevice, NoAdapterError> = Layer.scoped(
+  WebGpuDevice,
+  Effect.acquireRelease(acquireDevice, (d) => Effect.sync(() => d.device.destroy()))
+)
 
 export interface WebGpuOptions {
   /** Lower the per-binding chunk size (tests of big-tensor chunking use a few KiB). */
@@ -11,16 +22,18 @@ export interface WebGpuOptions {
   readonly matmul?: "tiled" | "blocked"
 }
 
-export const EngineWebGpuWith = (opts: WebGpuOptions = {}): Layer.Layer<Engine, NoAdapterError> =>
+export const EngineWebGpuOn = (opts: WebGpuOptions = {}): Layer.Layer<Engine, never, WebGpuDevice> =>
   Layer.scoped(
     Engine,
-    Effect.gen(function* () {
-      const d = yield* Effect.acquireRelease(acquireDevice, (d) => Effect.sync(() => d.device.destroy()))
-      return yield* Effect.acquireRelease(
+    Effect.flatMap(WebGpuDevice, (d) =>
+      Effect.acquireRelease(
         Effect.sync(() => makeEngine(new WebGpuBackend(d.device, d.adapterDescription, opts.maxBindingBytes, opts.matmul))),
         (e) => Effect.sync(() => e.backend.destroy())
       )
-    })
+    )
   )
+
+export const EngineWebGpuWith = (opts: WebGpuOptions = {}): Layer.Layer<Engine, NoAdapterError> =>
+  EngineWebGpuOn(opts).pipe(Layer.provide(WebGpuDeviceLive))
 
 export const EngineWebGpu: Layer.Layer<Engine, NoAdapterError> = EngineWebGpuWith()
