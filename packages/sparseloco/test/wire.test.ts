@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test"
 import { Either, FastCheck as fc } from "effect"
 import { bytesToSign, compress, crc32, decode, decompress, defaultParams, encode, signatureOf, withSignature } from "../src/index.ts"
 import type { IndexCoding, TensorUpdate, UpdateMessage, WireTensor } from "../src/index.ts"
+import { crc32 as zlibCrc32 } from "node:zlib"
 import { randn } from "./reference.ts"
 
 const meta = {
@@ -51,6 +52,16 @@ const editHeader = (b: Uint8Array, edit: (h: { tensors: Array<Record<string, unk
 const reasonOf = (r: Either.Either<unknown, { reason: string }>): string => (Either.isLeft(r) ? r.left.reason : "ok")
 
 describe("wire format", () => {
+  test("crc32 agrees with zlib's on any bytes and range", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(), fc.nat(), (b, x, y) => {
+        const s = b.length === 0 ? 0 : x % (b.length + 1)
+        const e = s + (b.length === 0 ? 0 : y % (b.length - s + 1))
+        return crc32(b, s, e) === zlibCrc32(b.subarray(s, e)) >>> 0
+      }),
+    )
+  })
+
   test("decode(encode(x)) gives the dequantized values bit for bit, with both index codings", () => {
     fc.assert(
       fc.property(
