@@ -313,3 +313,30 @@ export const prune = (options: PruneOptions): Effect.Effect<ReadonlyArray<string
     yield* Effect.forEach(stale, (key) => transport.delete(options.at, key), { concurrency: 8, discard: true })
     return stale
   })
+
+export interface ActivePeersOptions {
+  readonly uids: ReadonlyArray<number>
+  readonly locations: ReadonlyMap<number, BucketLocation>
+  readonly version: string
+  readonly currentWindow: number
+  /** A peer is active if it uploaded in this many most recent windows, the current one included (reference: 2). */
+  readonly windows?: number
+  readonly concurrency?: number
+}
+
+/** The uids with a gradient in one of the last `windows` windows; unreachable stores count as inactive. */
+export const activePeers = (options: ActivePeersOptions): Effect.Effect<ReadonlySet<number>, never, Transport> =>
+  Effect.gen(function* () {
+    const transport = yield* Transport
+    const windows = Array.from({ length: options.windows ?? 2 }, (_, i) => options.currentWindow - i).filter((w) => w >= 0)
+    const active = yield* Effect.forEach(options.uids, (uid) => {
+      const at = options.locations.get(uid)
+      if (at === undefined) return Effect.succeed(false)
+      return Effect.exists(windows, (window) =>
+        Either.match(tryKey(() => gradientKey(window, uid, options.version)), {
+          onLeft: () => Effect.succeed(false),
+          onRight: (key) => transport.head(at, key).pipe(Effect.as(true), Effect.orElseSucceed(() => false)),
+        }))
+    }, { concurrency: options.concurrency ?? 16 })
+    return new Set(options.uids.filter((_, i) => active[i]))
+  })

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto"
 import { Effect, Either, Exit, FastCheck, Fiber, Layer, ManagedRuntime, Stream } from "effect"
 import type { KeyringPair } from "@polkadot/keyring/types"
 import {
-  Transport, cryptoReady, debugKey, fetchSigned, gather, gradientKey, peersKey, prune, publishSigned, publishUpdate, sealEnvelope,
+  Transport, activePeers, cryptoReady, debugKey, fetchSigned, gather, gradientKey, peersKey, prune, publishSigned, publishUpdate, sealEnvelope,
 } from "../../src/index.ts"
 import type { BucketLocation, GatherResult, StoreError } from "../../src/index.ts"
 import { deterministicSlice, deterministicStream, sha256 } from "./data.ts"
@@ -304,6 +304,19 @@ export const runConformance = (name: string, start: () => Promise<StoreUnderTest
       expect([...deleted].sort()).toEqual(expectedDeleted.sort())
       const left = (await run(T((t) => t.list(at, "")))).map((o) => o.key)
       expect(left).toEqual(written.filter((k) => !expectedDeleted.includes(k)).sort())
+    }, 30_000)
+
+    test("active peers are those with a gradient in the last 2 windows", async () => {
+      const locations = new Map<number, BucketLocation>()
+      for (const uid of [0, 1, 2, 3]) locations.set(uid, await bucket(`active-${uid}`))
+      const put = (uid: number, key: string) => run(T((t) => t.put(locations.get(uid)!, key, new Uint8Array(1))))
+      await put(0, gradientKey(10, 0, VERSION)) // current window
+      await put(1, gradientKey(9, 1, VERSION)) // previous window
+      await put(2, gradientKey(8, 2, VERSION)) // too old
+      await put(3, debugKey(10, 3, VERSION)) // debug slices do not count
+      await put(3, gradientKey(10, 3, "0.0.1")) // nor another release's namespace
+      const active = await run(activePeers({ uids: [0, 1, 2, 3, 4], locations, version: VERSION, currentWindow: 10 }))
+      expect([...active].sort()).toEqual([0, 1])
     }, 30_000)
 
     test("property: any sequence of puts, gets, deletes and lists matches an in-memory model", async () => {
