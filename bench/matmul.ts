@@ -2,7 +2,8 @@
  * Matmul throughput of the WebGPU backend: C = A·B for square fp32 matrices, printed as GFLOP/s
  * (2n^3 flops per product) with the adapter's name. On lavapipe the big sizes take long, so
  * `--max=N` (or env MATMUL_MAX_N, default 2048) skips sizes above N; `--min-seconds=S` sets how
- * long each size is timed (default 1). Also times the transposed-B form used by linear layers.
+ * long each size is timed (default 1). Also times the transposed-B form used by linear layers,
+ * unless `--plain`.
  *   bun bench/matmul.ts --max=4096
  */
 import { Effect } from "effect"
@@ -14,12 +15,13 @@ const arg = (name: string): string | undefined =>
 const maxN = Number(arg("max") ?? process.env["MATMUL_MAX_N"] ?? 2048)
 const minSeconds = Number(arg("min-seconds") ?? 1)
 const sizes = [512, 1024, 2048, 4096].filter((n) => n <= maxN)
+const variants = process.argv.includes("--plain") ? [false] : [false, true]
 
 const program = Effect.gen(function* () {
   const e = yield* Engine
   console.log(`matmul on ${e.backend.name}`)
   for (const n of sizes) {
-    for (const transB of [false, true]) {
+    for (const transB of variants) {
       const data = Float32Array.from({ length: n * n }, (_, i) => ((i * 2654435761) % 1000) / 1000 - 0.5)
       const a = e.fromArray(data, [n, n])
       const b = e.fromArray(data, [n, n])

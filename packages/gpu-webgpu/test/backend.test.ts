@@ -147,6 +147,25 @@ for (const [backend, run, runSmall] of suites) {
       param.dispose()
     })
 
+    run("sum and grad norm of 200k elements go through per-workgroup partials", async (e) => {
+      const n = 200_003
+      const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i) + 0.25)
+      let s = 0
+      let sq = 0
+      for (const v of x) {
+        s += v
+        sq += v * v
+      }
+      const t = e.fromArray(x, [n], { requiresGrad: true })
+      const total = e.noGrad(() => e.sum(t))
+      expect(Math.abs((await e.read(total))[0]! - s)).toBeLessThan(1e-5 * Math.abs(s) + 1e-2)
+      t.grad = e.fromArray(x, [n])
+      expect(Math.abs((await e.gradNorm([t])) - Math.sqrt(sq))).toBeLessThan(1e-5 * Math.sqrt(sq))
+      total.dispose()
+      t.grad.dispose()
+      t.dispose()
+    })
+
     runSmall("global grad norm and clipping over chunked grads", async (e) => {
       const rand = rng(5)
       const a = Float32Array.from({ length: 700 }, () => rand() * 4 - 2)

@@ -86,18 +86,19 @@ export const sumRows = (rt: Runtime, x: Tensor, D: number): Tensor => {
 
 const RED = 256
 /**
- * One workgroup reduces a whole chunk: out[0] = (acc ? out[0] : 0) + scale * sum(x) (squares
- * when `square` is 1). Single-workgroup keeps it deterministic and simple; it is used for loss
- * scalars and the global grad norm, never on the hot path of a matmul.
+ * Workgroup g reduces elements g*256 + lane, stepping by groups*256, and writes
+ * out[g] = (acc ? out[g] : 0) + scale * sum (of squares when `square` is 1). With groups = 1 it
+ * reduces a whole chunk; big chunks go through `groups` partials first (see sumAllInto), which
+ * keeps the sum deterministic without atomics.
  */
 export const sumAllKernel: Kernel = {
   name: "sumAll",
   bindings: [binding("x"), binding("out", "read_write")],
-  params: [["n", "u32"], ["scale", "f32"], ["acc", "u32"], ["square", "u32"]],
+  params: [["n", "u32"], ["scale", "f32"], ["acc", "u32"], ["square", "u32"], ["groups", "u32"]],
   wgsl: `var<workgroup> part: array<f32, ${RED}>;
-@compute @workgroup_size(${RED}) fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+@compute @workgroup_size(${RED}) fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   var s = 0.0;
-  for (var i = lid.x; i < P.n; i += ${RED}u) {
+  for (var i = wid.x * ${RED}u + lid.x; i < P.n; i += P.groups * ${RED}u) {
     let v = x[i];
     if (P.square != 0u) { s += v * v; } else { s += v; }
   }
@@ -109,28 +110,40 @@ export const sumAllKernel: Kernel = {
   }
   if (lid.x == 0u) {
     var prev = 0.0;
-    if (P.acc != 0u) { prev = out[0]; }
-    out[0] = prev + part[0] * P.scale;
+    if (P.acc != 0u) { prev = out[wid.x]; }
+    out[wid.x] = prev + part[0] * P.scale;
   }
 }`,
   cpu: (views, p) => {
     const x = views.f32("x")
     const out = views.f32("out")
-    let s = 0
-    for (let i = 0; i < p["n"]!; i++) s += p["square"]! !== 0 ? x[i]! * x[i]! : x[i]!
-    out[0] = (p["acc"]! !== 0 ? out[0]! : 0) + Math.fround(s) * p["scale"]!
+    const { n, scale, acc, square, groups } = p as Record<string, number>
+    for (let g = 0; g < groups!; g++) {
+      let s = 0
+      for (let base = g * RED; base < n!; base += groups! * RED) {
+        for (let i = base; i < Math.min(base + RED, n!); i++) s += square !== 0 ? x[i]! * x[i]! : x[i]!
+      }
+      out[g] = (acc !== 0 ? out[g]! : 0) + Math.fround(s) * scale!
+    }
   }
 }
+
+const PARTIAL_ABOVE = 1 << 16
 
 /** Adds scale * sum(x) (or of squares) over all chunks of `x` into out[0]. */
 export const sumAllInto = (rt: Runtime, x: Tensor, out: Tensor, scale: number, accumulate: boolean, square: boolean): void => {
   for (let c = 0; c < x.chunks; c++) {
-    rt.run(
-      sumAllKernel,
-      { x: x.binding(c), out: out.binding() },
-      { n: x.chunkSize(c), scale, acc: accumulate || c > 0 ? 1 : 0, square: square ? 1 : 0 },
-      [1, 1, 1]
-    )
+    const n = x.chunkSize(c)
+    const acc = accumulate || c > 0 ? 1 : 0
+    if (n <= PARTIAL_ABOVE) {
+      rt.run(sumAllKernel, { x: x.binding(c), out: out.binding() }, { n, scale, acc, square: square ? 1 : 0, groups: 1 }, [1, 1, 1])
+      continue
+    }
+    const groups = Math.min(1024, Math.ceil(n / PARTIAL_ABOVE))
+    const partials = rt.empty([groups])
+    rt.run(sumAllKernel, { x: x.binding(c), out: partials.binding() }, { n, scale: 1, acc: 0, square: square ? 1 : 0, groups }, [groups, 1, 1])
+    rt.run(sumAllKernel, { x: partials.binding(), out: out.binding() }, { n: groups, scale, acc, square: 0, groups: 1 }, [1, 1, 1])
+    partials.dispose()
   }
 }
 
