@@ -34,7 +34,11 @@ export interface S3TransportConfig {
   readonly forcePathStyle: boolean
   readonly accessKeyId: string
   readonly secretAccessKey: string
-  /** s3rver needs "WHEN_REQUIRED" for both, else streamed bodies are stored with aws-chunked framing. */
+  /**
+   * SDK checksums, default "WHEN_REQUIRED" for both: s3rver stores streamed bodies with their
+   * aws-chunked framing otherwise, and R2 has refused the SDK's default CRC32 headers (and ranged
+   * reads with them). Every object we publish is signed over its full bytes anyway.
+   */
   readonly requestChecksumCalculation?: ChecksumMode
   readonly responseChecksumValidation?: ChecksumMode
   /** Objects larger than this go multipart (default 64 MiB). */
@@ -129,8 +133,8 @@ export const makeS3Transport = (config: S3TransportConfig) =>
         region,
         forcePathStyle,
         credentials: { accessKeyId, secretAccessKey },
-        requestChecksumCalculation: config.requestChecksumCalculation ?? "WHEN_SUPPORTED",
-        responseChecksumValidation: config.responseChecksumValidation ?? "WHEN_SUPPORTED",
+        requestChecksumCalculation: config.requestChecksumCalculation ?? "WHEN_REQUIRED",
+        responseChecksumValidation: config.responseChecksumValidation ?? "WHEN_REQUIRED",
         // Retries are ours (bounded by the caller's deadlines), not the SDK's.
         maxAttempts: 1,
         requestHandler: {

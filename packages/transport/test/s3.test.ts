@@ -42,12 +42,13 @@ describe("S3 layer faults (s3rver)", () => {
     const published = [0, 1, 2, 3]
     for (const uid of published) await runtime.runPromise(publish(uid, 1))
 
-    const timeoutMs = 3_000
+    const timeoutMs = 3_500
     const interval = () => ({ start: Date.now() - 10_000, end: Date.now() + 60_000 })
     const firstInterval = interval()
     const result = await runtime.runPromise(Effect.gen(function* () {
       const running = yield* Effect.fork(gather({ runId: "fault-run", version: "1", window: 1, uids, locations, hotkeys: keys, interval: firstInterval, timeout: `${timeoutMs} millis`, pollInterval: "200 millis", retryBase: "50 millis", retryMax: "400 millis" }))
-      yield* Effect.sleep("700 millis")
+      // Long enough for the four present objects to be fetched (tens of ms here), even on a busy CI machine.
+      yield* Effect.sleep("1 second")
       yield* Effect.promise(() => s3.stop())
       return yield* Fiber.join(running)
     }))
