@@ -1,0 +1,41 @@
+/**
+ * `auto` backend choice: time a few training steps of the run's model on the CPU engine and, if an
+ * adapter exists, on WebGPU; WebGPU is used only when it is measured faster (on a software
+ * adapter such as lavapipe the CPU engine usually wins).
+ */
+import { Effect, Either, Layer } from "effect"
+import { Engine, EngineCpu, EngineWebGpu, initLlamaParameters, Trainer } from "@covenant/gpu-webgpu"
+import type { LlamaSpec } from "@covenant/gpu-webgpu"
+
+export interface BackendChoice {
+  readonly backend: "cpu" | "webgpu"
+  readonly cpuStepMs: number
+  /** null: no adapter (or it failed). */
+  readonly webgpuStepMs: number | null
+}
+
+const timeSteps = (spec: LlamaSpec, batch: number, steps = 3) =>
+  Effect.gen(function* () {
+    const engine = yield* Engine
+    return yield* Effect.promise(async () => {
+      const trainer = Trainer.create(engine, spec, initLlamaParameters(spec, 0), { microBatch: batch, lr: 1e-3 })
+      try {
+        const T = spec.seqLen + 1
+        const ids = Int32Array.from({ length: batch * T }, (_, i) => (i * 31) % spec.vocabSize)
+        await trainer.step(ids, [batch, T])
+        const t = performance.now()
+        for (let i = 0; i < steps; i++) await trainer.step(ids, [batch, T])
+        return (performance.now() - t) / steps
+      } finally {
+        trainer.dispose()
+      }
+    })
+  })
+
+export const measureBackends = (spec: LlamaSpec, batch: number): Effect.Effect<BackendChoice> =>
+  Effect.gen(function* () {
+    const cpuStepMs = yield* Effect.scoped(Effect.provide(timeSteps(spec, batch), EngineCpu))
+    const gpu = yield* Effect.either(Effect.scoped(Effect.provide(timeSteps(spec, batch), EngineWebGpu as Layer.Layer<Engine, unknown>)))
+    const webgpuStepMs = Either.isRight(gpu) ? gpu.right : null
+    return { backend: webgpuStepMs !== null && webgpuStepMs < cpuStepMs ? "webgpu" : "cpu", cpuStepMs, webgpuStepMs }
+  })

@@ -1,0 +1,72 @@
+/** Turns the nodes' events into the report's RunLog and the per-window progress figures. */
+import type { RunLog } from "../report/run-log.ts"
+import type { NodeEvent } from "../node/node.ts"
+
+type Round = Extract<NodeEvent, { _tag: "Round" }>
+
+export interface WindowSummary {
+  readonly window: number
+  readonly peerLoss: number
+  readonly validatorLoss: number | null
+  readonly gathered: number
+  readonly expected: number
+  readonly bytesUp: number
+  readonly bytesDown: number
+  /** Share of the peers' active round time (everything but idling for the window boundary) spent outside compute. */
+  readonly outsideCompute: number
+  /** Share of the peers' round time spent idle, waiting for the window boundary. */
+  readonly idle: number
+  /** Every node that finished this window holds the validator's parameters. */
+  readonly identical: boolean
+}
+
+const mean = (xs: readonly number[]) => (xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length)
+
+export const summarizeWindow = (events: ReadonlyArray<NodeEvent>, window: number): WindowSummary | undefined => {
+  const rounds = events.filter((e): e is Round => e._tag === "Round" && e.window === window)
+  const v = rounds.find((e) => e.role === "validator")
+  if (v === undefined) return undefined
+  const peers = rounds.filter((e) => e.role === "peer")
+  const active = (e: Round) => e.roundMs - (e.phaseMs["wait"] ?? 0)
+  const outside = peers.map((e) => (active(e) - e.phaseMs.compute) / Math.max(1, active(e)))
+  return {
+    window,
+    peerLoss: mean(peers.map((e) => e.loss ?? Number.NaN)),
+    validatorLoss: v.loss,
+    gathered: v.gathered.length,
+    expected: v.expected.length,
+    bytesUp: peers.reduce((n, e) => n + e.bytesUp, 0),
+    bytesDown: rounds.reduce((n, e) => n + e.bytesDown, 0),
+    outsideCompute: mean(outside),
+    idle: mean(peers.map((e) => (e.phaseMs["wait"] ?? 0) / Math.max(1, e.roundMs))),
+    identical: rounds.every((e) => e.digest === v.digest),
+  }
+}
+
+/** The report's log: per window, each peer's loss, the validator's loss, bytes, peers and phase times (mean over peers). */
+export const runLogOf = (title: string, events: ReadonlyArray<NodeEvent>, meta: Record<string, string>): RunLog => {
+  const windows = [...new Set(events.flatMap((e) => (e._tag === "Round" && e.role === "validator" ? [e.window] : [])))].sort((a, b) => a - b)
+  return {
+    title,
+    meta,
+    windows: windows.map((w) => {
+      const rounds = events.filter((e): e is Round => e._tag === "Round" && e.window === w)
+      const v = rounds.find((e) => e.role === "validator")!
+      const peers = rounds.filter((e) => e.role === "peer")
+      const phases = new Set(peers.flatMap((e) => Object.keys(e.phaseMs)))
+      const phaseMs: Record<string, number> = {}
+      for (const k of phases) phaseMs[k] = Math.max(0, mean(peers.map((e) => e.phaseMs[k] ?? 0)))
+      return {
+        window: w,
+        peerLoss: Object.fromEntries(peers.map((e) => [e.name, e.loss ?? Number.NaN])),
+        validatorLoss: v.loss,
+        bytesUp: peers.reduce((n, e) => n + e.bytesUp, 0),
+        bytesDown: rounds.reduce((n, e) => n + e.bytesDown, 0),
+        peersGathered: v.gathered.length,
+        peersExpected: v.expected.length,
+        roundMs: peers.length === 0 ? v.roundMs : mean(peers.map((e) => e.roundMs)),
+        phaseMs: { ...phaseMs, compute: peers.length === 0 ? 0 : Math.max(0, phaseMs["compute"] ?? 0) },
+      }
+    }),
+  }
+}
