@@ -9,9 +9,11 @@ import type { S3TransportConfig } from "../S3Transport.ts"
 export class LocalS3 {
   private server: S3rver | undefined
   port = 0
-  readonly directory = mkdtempSync(path.join(tmpdir(), "covenant-s3rver-"))
+  /** The data directory, made on the first start (so an instance that never starts leaves nothing behind). */
+  private directory: string | undefined
 
   async start(): Promise<void> {
+    this.directory ??= mkdtempSync(path.join(tmpdir(), "covenant-s3rver-"))
     const server = new S3rver({ address: "127.0.0.1", port: this.port, silent: true, directory: this.directory })
     const address = await server.run()
     this.port = address.port
@@ -31,7 +33,8 @@ export class LocalS3 {
 
   async dispose(): Promise<void> {
     await this.stop()
-    rmSync(this.directory, { recursive: true, force: true })
+    if (this.directory !== undefined) rmSync(this.directory, { recursive: true, force: true })
+    this.directory = undefined
   }
 
   config(): S3TransportConfig {
