@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs"
 import { Either } from "effect"
 import { decodeNpy, tokenBatchFromNpy } from "../src/io/index.ts"
 import { decodeCheckpoint, initLlamaParameters, LlamaModel, shiftedTargets, specFromHfConfig } from "../src/model/index.ts"
-import { cpuEngine, debugSpec, randomIds, thrown, vectorDir } from "./model-engines.ts"
+import { cpuEngine, debugSpec, randomIds, thrown, tinySpec, vectorDir } from "./model-engines.ts"
 
 const loadVector = () => {
   const spec = Either.getOrThrow(specFromHfConfig(JSON.parse(readFileSync(`${vectorDir}/config.json`, "utf8"))))
@@ -51,6 +51,37 @@ describe("LLaMA forward (CPU engine)", () => {
     }
     expect(count).toBe(27)
     expect((await e.read(lossT))[0]!).toBeCloseTo(total / count, 5)
+  })
+
+  test("every parameter's gradient matches a finite difference of the loss along it", async () => {
+    // Directional check per tensor: d/dh L(w + h g) at h = 0 is |g|^2, so a central difference
+    // along the gradient itself tests the whole backward wiring with a strong, low-noise signal.
+    const spec = { ...tinySpec, nLayers: 2, tiedEmbeddings: true }
+    const e = cpuEngine()
+    const params = initLlamaParameters(spec, 13)
+    const model = LlamaModel.create(e, spec, params)
+    const ids = randomIds(2 * 12, spec.vocabSize, 14)
+    const loss = e.tidy(() => {
+      const l = model.loss(ids, 2, 12)
+      e.backward(l)
+      return l
+    })
+    loss.dispose()
+    const lossAt = async () => (await e.read(e.noGrad(() => e.tidy(() => model.loss(ids, 2, 12)))))[0]!
+    for (const { name } of model.infos) {
+      const g = await e.read(model.parameter(name).grad!)
+      const w = params.get(name)!
+      const norm2 = g.reduce((s, x) => s + x * x, 0)
+      const h = 1e-2 / Math.sqrt(norm2)
+      model.writeParameters(new Map([[name, w.map((x, i) => x + h * g[i]!)]]))
+      const up = await lossAt()
+      model.writeParameters(new Map([[name, w.map((x, i) => x - h * g[i]!)]]))
+      const down = await lossAt()
+      model.writeParameters(new Map([[name, w]]))
+      const fd = (up - down) / (2 * h)
+      if (Math.abs(fd - norm2) > 0.02 * norm2 + 1e-6) throw new Error(`${name}: finite difference ${fd} vs |g|^2 ${norm2}`)
+    }
+    expect(model.infos.length).toBe(1 + 2 * 9 + 1)
   })
 
   test("tied embeddings use the embedding matrix as lm_head; bad ids are typed errors", async () => {
