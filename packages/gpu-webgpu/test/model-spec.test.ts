@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test"
-import { readFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Either } from "effect"
+import { Effect, Either } from "effect"
 import {
   decodeCheckpoint,
   encodeCheckpoint,
@@ -9,11 +10,13 @@ import {
   initLlamaParameters,
   initStd,
   llamaParameters,
+  loadHfFolder,
   parameterCount,
-  specFromHfConfig
+  specFromHfConfig,
+  writeHfFolder
 } from "../src/model/index.ts"
 import type { LlamaSpec } from "../src/model/index.ts"
-import { decodeSafetensors } from "../src/io/index.ts"
+import { decodeSafetensors, encodeSafetensors } from "../src/io/index.ts"
 
 const vectorDir = join(import.meta.dir, "fixtures", "llama-hf", "gqa-seed3")
 const sharedConfig: Record<string, unknown> = JSON.parse(readFileSync(`${vectorDir}/config.json`, "utf8"))
@@ -119,5 +122,45 @@ describe("checkpoint", () => {
     expect(reasonOf(decodeCheckpoint(hfBytes))).toContain("no \"covenant.spec\"")
     const spec = Either.getOrThrow(specFromHfConfig(sharedConfig))
     expect(decodeCheckpoint(hfBytes, spec).pipe(Either.map((c) => c.parameters.size))).toEqual(Either.right(llamaParameters(spec).length))
+  })
+})
+
+describe("HF folders", () => {
+  const tied: LlamaSpec = { ...debugSpec, tiedEmbeddings: true, nLayers: 1 }
+
+  const folderWith = (extra: ReadonlyArray<readonly [string, Float32Array]>) => {
+    const dir = mkdtempSync(join(tmpdir(), "hf-folder-"))
+    const params = initLlamaParameters(tied, 3)
+    const tensors = [...llamaParameters(tied).map(({ name, shape }) => [name, { shape, data: params.get(name)! }] as const),
+      ...extra.map(([name, data]) => [name, { shape: [data.length], data }] as const)]
+    writeFileSync(join(dir, "model.safetensors"), Either.getOrThrow(encodeSafetensors(tensors)))
+    writeFileSync(join(dir, "config.json"), JSON.stringify(hfConfigFromSpec(tied)))
+    return { dir, params }
+  }
+
+  test("loading skips rotary inv_freq buffers and an lm_head stored beside tied embeddings", async () => {
+    const { dir, params } = folderWith([
+      ["model.layers.0.self_attn.rotary_emb.inv_freq", new Float32Array(8)],
+      ["lm_head.weight", new Float32Array(256 * 64)]
+    ])
+    const loaded = await Effect.runPromise(loadHfFolder(dir))
+    expect(loaded.spec).toEqual(tied)
+    expect([...loaded.parameters.keys()].sort()).toEqual([...params.keys()].sort())
+    expect(loaded.parameters.get("model.embed_tokens.weight")).toEqual(params.get("model.embed_tokens.weight")!)
+  })
+
+  test("any other extra tensor is a typed error", async () => {
+    const { dir } = folderWith([["model.layers.0.self_attn.q_proj.bias", new Float32Array(64)]])
+    const error = await Effect.runPromise(Effect.flip(loadHfFolder(dir)))
+    expect(error._tag).toBe("CheckpointMismatchError")
+  })
+
+  test("writeHfFolder then loadHfFolder is the identity", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "hf-folder-"))
+    const params = initLlamaParameters(debugSpec, 4)
+    await Effect.runPromise(writeHfFolder(dir, debugSpec, params))
+    const loaded = await Effect.runPromise(loadHfFolder(dir))
+    expect(loaded.spec).toEqual(debugSpec)
+    for (const [name, data] of params) expect(loaded.parameters.get(name)).toEqual(data)
   })
 })

@@ -7,6 +7,7 @@ import { Data, Effect, Either } from "effect"
 import { readBytes, writeBytes } from "../io/files.ts"
 import type { FileIoError, SafetensorsDecodeError, SafetensorsEncodeError } from "../io/errors.ts"
 import { decodeSafetensors, encodeSafetensors } from "../io/safetensors.ts"
+import type { SafetensorsFile } from "../io/safetensors.ts"
 import { llamaParameters } from "./parameters.ts"
 import type { LlamaSpec } from "./spec.ts"
 import { decodeLlamaSpec } from "./spec.ts"
@@ -67,8 +68,14 @@ export type CheckpointDecodeError = SafetensorsDecodeError | ModelSpecError | Ch
  * plain HF files, which carry none). Half-precision tensors are widened to f32.
  */
 export const decodeCheckpoint = (bytes: Uint8Array, spec?: LlamaSpec): Either.Either<Checkpoint, CheckpointDecodeError> =>
+  Either.flatMap(decodeSafetensors(bytes), (file) => checkpointFromFile(file, spec))
+
+/** `decodeCheckpoint` for an already decoded safetensors file. */
+export const checkpointFromFile = (
+  file: SafetensorsFile,
+  spec?: LlamaSpec
+): Either.Either<Checkpoint, ModelSpecError | CheckpointMismatchError> =>
   Either.gen(function*() {
-    const file = yield* decodeSafetensors(bytes)
     let resolved: LlamaSpec
     if (spec !== undefined) resolved = spec
     else {

@@ -6,12 +6,20 @@ import { join } from "node:path"
 import { Effect } from "effect"
 import type { FileIoError, SafetensorsDecodeError, SafetensorsEncodeError } from "../io/errors.ts"
 import { readBytes, writeBytes } from "../io/files.ts"
-import { encodeSafetensors } from "../io/safetensors.ts"
-import { checkParameters, decodeCheckpoint } from "./checkpoint.ts"
+import { decodeSafetensors, encodeSafetensors } from "../io/safetensors.ts"
+import { checkParameters, checkpointFromFile } from "./checkpoint.ts"
 import type { CheckpointMismatchError } from "./checkpoint.ts"
 import { HfConfigError, hfConfigFromSpec, specFromHfConfig } from "./hf-config.ts"
 import { llamaParameters } from "./parameters.ts"
 import type { LlamaSpec, ModelSpecError } from "./spec.ts"
+
+/**
+ * Tensors HF files may hold that are not parameters of the model: the rotary `inv_freq` buffers
+ * older transformers saved, and an `lm_head.weight` written beside tied embeddings (HF ties it to
+ * the embedding after loading, so the stored copy is never used).
+ */
+export const isIgnoredHfTensor = (spec: LlamaSpec, name: string): boolean =>
+  name.endsWith(".rotary_emb.inv_freq") || (spec.tiedEmbeddings && name === "lm_head.weight")
 
 export interface HfModel {
   readonly spec: LlamaSpec
@@ -28,7 +36,9 @@ export const loadHfFolder = (folder: string): Effect.Effect<HfModel, HfFolderErr
       catch: () => new HfConfigError({ reason: `${join(folder, "config.json")} is not JSON` })
     })
     const spec = yield* specFromHfConfig(json)
-    const { parameters } = yield* decodeCheckpoint(yield* readBytes(join(folder, "model.safetensors")), spec)
+    const file = yield* decodeSafetensors(yield* readBytes(join(folder, "model.safetensors")))
+    const tensors = new Map([...file.tensors].filter(([name]) => !isIgnoredHfTensor(spec, name)))
+    const { parameters } = yield* checkpointFromFile({ tensors, metadata: file.metadata }, spec)
     return { spec, parameters }
   })
 
