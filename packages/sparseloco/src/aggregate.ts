@@ -17,8 +17,18 @@ const EPS = f32(1e-8)
 /** L2 norm of a peer's dequantized values (exact sum of squares, rounded to float32). */
 export const peerNorm = (u: TensorUpdate): number => {
   const dq = dequantTable(u)
-  const counts = new Float64Array(dq.length)
-  for (let e = 0; e < u.codes.length; e++) counts[u.codes[e]!]!++
+  // counts in registers: a histogram in memory would serialise on its four slots
+  const codes = u.codes
+  let c1 = 0
+  let c2 = 0
+  let c3 = 0
+  for (let e = 0; e < codes.length; e++) {
+    const q = codes[e]!
+    c1 += q === 1 ? 1 : 0
+    c2 += q === 2 ? 1 : 0
+    c3 += q === 3 ? 1 : 0
+  }
+  const counts = [codes.length - c1 - c2 - c3, c1, c2, c3]
   let ss = 0
   for (let b = 0; b < dq.length; b++) ss += counts[b]! * dq[b]! * dq[b]!
   return f32(Math.sqrt(ss))
