@@ -160,13 +160,14 @@ describe("safetensors", () => {
   })
 })
 
-const npyArb: fc.Arbitrary<{ shape: number[]; data: NpyData }> = shapeArb.chain((shape) => {
+interface NpyCase { readonly shape: number[]; readonly data: NpyData }
+const npyArb: fc.Arbitrary<NpyCase> = shapeArb.chain((shape) => {
   const n = size(shape)
   return fc.oneof(
-    f32Arb(n).map((data) => ({ shape, data: data as NpyData })),
-    fc.int32Array({ minLength: n, maxLength: n }).map((data) => ({ shape, data: data as NpyData })),
-    fc.uint32Array({ minLength: n, maxLength: n }).map((data) => ({ shape, data: data as NpyData })),
-    fc.bigInt64Array({ minLength: n, maxLength: n }).map((data) => ({ shape, data: data as NpyData }))
+    f32Arb(n).map((data): NpyCase => ({ shape, data })),
+    fc.int32Array({ minLength: n, maxLength: n }).map((data): NpyCase => ({ shape, data })),
+    fc.uint32Array({ minLength: n, maxLength: n }).map((data): NpyCase => ({ shape, data })),
+    fc.bigInt64Array({ minLength: n, maxLength: n }).map((data): NpyCase => ({ shape, data }))
   )
 })
 
