@@ -68,7 +68,7 @@ export const refStep = (
   shape: readonly number[],
   k: number,
   order: "descending" | "ascending",
-  opts: { decay?: number; bins?: number; range?: number; target?: number } = {},
+  opts: { decay?: number; bins?: number; range?: number; target?: number; ties?: "low" | "high" } = {},
 ): RefStep => {
   const decay = opts.decay ?? 0.95
   const bins = opts.bins ?? 4
@@ -78,7 +78,8 @@ export const refStep = (
   const chunks = refChunks(shape, opts.target ?? 64)
   const kk = refK(k, chunks[0]!.length)
   const idx = chunks.map((chunk) => {
-    const byMag = chunk.map((_, j) => j).sort((a, b) => Math.abs(efMid[chunk[b]!]!) - Math.abs(efMid[chunk[a]!]!) || a - b)
+    const tie = opts.ties === "high" ? -1 : 1
+    const byMag = chunk.map((_, j) => j).sort((a, b) => Math.abs(efMid[chunk[b]!]!) - Math.abs(efMid[chunk[a]!]!) || tie * (a - b))
     const top = byMag.slice(0, kk)
     return order === "ascending" ? top.sort((a, b) => a - b) : top
   })
@@ -205,8 +206,16 @@ const common = (name: string, kind: string, shape: readonly number[], k: number,
   }
 }
 
-export const codecFile = (name: string, shape: readonly number[], k: number, efIn: Float32Array, delta: Float32Array, target = 64) => {
-  const s = refStep(efIn, delta, shape, k, "descending", { target })
+export const codecFile = (
+  name: string,
+  shape: readonly number[],
+  k: number,
+  efIn: Float32Array,
+  delta: Float32Array,
+  target = 64,
+  ties: "low" | "high" = "low",
+) => {
+  const s = refStep(efIn, delta, shape, k, "descending", { target, ties })
   return { ...common(name, "codec", shape, k, target), ef_mid: arr("float32", [...shape], s.efMid), ...peerFields(shape, efIn, delta, s, target) }
 }
 

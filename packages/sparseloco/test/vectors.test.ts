@@ -20,7 +20,7 @@ describe("vectors command", () => {
     expect(r.code).toBe(0)
   }, 60_000)
 
-  test("synthetic cases from the slow reference (other shapes, prime dims, even/odd peers, round ties) pass", () => {
+  test("synthetic cases from the slow reference (other shapes, prime dims, even/odd peers, round ties, k-th place ties) pass", () => {
     const dir = mkdtempSync(join(tmpdir(), "slco-vectors-"))
     const put = (name: string, body: unknown) => writeFileSync(join(dir, `${name}.json`), JSON.stringify(body))
     put("codec_1d_200_k64", codecFile("codec_1d_200_k64", [200], 64, randn(200, 1, 2e-3), randn(200, 2, 1e-3)))
@@ -28,6 +28,9 @@ describe("vectors command", () => {
     put("codec_96x80_k16", codecFile("codec_96x80_k16", [96, 80], 16, randn(96 * 80, 5, 2e-3), randn(96 * 80, 6, 1e-3)))
     put("codec_67x64_k8", codecFile("codec_67x64_k8", [67, 64], 8, randn(67 * 64, 7, 2e-3), randn(67 * 64, 8, 1e-3)))
     put("codec_1d_10_roundties", codecFile("codec_1d_10_roundties", [10], 64, new Float32Array(10), roundTies))
+    // equal |x| across the k-th place, the reference breaking ties the other way than we do
+    const tied = Float32Array.from({ length: 64 }, (_, i) => ((i * 37) % 7) - 3)
+    put("codec_1d_64_k8_ties", codecFile("codec_1d_64_k8_ties", [64], 8, new Float32Array(64), tied, 64, "high"))
     const peers = (n: number, len: number, seed: number) =>
       Array.from({ length: n }, (_, i) => {
         const common = randn(len, seed, 2e-5)
@@ -38,7 +41,7 @@ describe("vectors command", () => {
     put("agg_96x80_k16_4peers", aggregationFile("agg_96x80_k16_4peers", [96, 80], 16, peers(4, 96 * 80, 10)))
     put("agg_1d_200_k64_5peers", aggregationFile("agg_1d_200_k64_5peers", [200], 64, peers(5, 200, 20)))
     const r = run(dir)
-    expect(r.out).toContain("7 passed, 0 failed")
+    expect(r.out).toContain("8 passed, 0 failed")
     expect(r.code).toBe(0)
   }, 60_000)
 
