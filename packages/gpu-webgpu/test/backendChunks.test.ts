@@ -2,7 +2,8 @@
  * Tensors larger than one storage binding: with the binding limit lowered to 4 KiB, a [300 x 24]
  * "vocabulary" weight spans 8 chunks and the [40 x 300] logits 14. Embedding (and its scatter-add
  * gradient), a tied lm-head matmul (all three transposition cases of its backward), row-wise ops
- * on chunked rows, elementwise ops and AdamW must give the same numbers as an unchunked run.
+ * on chunked rows, rope and attention on a chunked q, elementwise ops and AdamW must give the
+ * same numbers as an unchunked run.
  * Tolerance: |chunked - whole| <= 1e-5 + 1e-4 * |whole|.
  */
 import { describe, expect, test } from "bun:test"
@@ -23,8 +24,12 @@ const scenario = async (e: Engine): Promise<Record<string, Float32Array>> => {
   const targets = e.fromArray(Int32Array.from({ length: N }, (_, i) => (i % 7 === 3 ? -100 : Math.floor(rand() * V))), [N])
   const bigA = e.fromArray(Float32Array.from({ length: 2 * 50 * 24 }, () => rand() - 0.5), [2, 50, 24], { requiresGrad: true })
   const bigB = e.fromArray(Float32Array.from({ length: 2 * 24 * 60 }, () => rand() - 0.5), [2, 24, 60], { requiresGrad: true })
+  // q spans two chunks, the second starting mid-sequence; one batch element fits a binding
+  const q = e.fromArray(Float32Array.from({ length: 2 * 16 * 6 * 8 }, () => rand() - 0.5), [2, 16, 6, 8], { requiresGrad: true })
+  const k = e.fromArray(Float32Array.from({ length: 2 * 16 * 2 * 8 }, () => rand() - 0.5), [2, 16, 2, 8], { requiresGrad: true })
+  const v = e.fromArray(Float32Array.from({ length: 2 * 16 * 2 * 8 }, () => rand() - 0.5), [2, 16, 2, 8], { requiresGrad: true })
   const out: Record<string, Float32Array> = {}
-  const params = [W, g, bigA, bigB]
+  const params = [W, g, bigA, bigB, q, k, v]
   const state = new AdamWState()
   for (let step = 1; step <= 2; step++) {
     const loss = e.tidy(() => {
@@ -34,7 +39,8 @@ const scenario = async (e: Engine): Promise<Record<string, Float32Array>> => {
       const ce = e.crossEntropy(logits, targets)
       const reg = e.scale(e.sum(e.mul(e.sub(W, e.scale(W, 0.5)), e.add(W, W))), 1e-3)
       const bm = e.mean(e.mul(e.matmul(bigA, bigB), e.silu(e.matmul(bigA, bigB))))
-      const l = e.add(e.add(ce, reg), e.add(bm, e.scale(e.sum(probs), 0)))
+      const att = e.attention(e.rope(q, 10000), e.rope(k, 10000), v)
+      const l = e.add(e.add(ce, reg), e.add(e.add(bm, e.mean(e.mul(att, att))), e.scale(e.sum(probs), 0)))
       return l
     })
     out[`loss${step}`] = await e.read(loss)
@@ -48,7 +54,7 @@ const scenario = async (e: Engine): Promise<Record<string, Float32Array>> => {
   const gram = e.noGrad(() => e.matmul(W, W, { transB: true }))
   out["gram"] = await e.read(gram)
   gram.dispose()
-  for (const t of [W, g, ids, targets, bigA, bigB]) t.dispose()
+  for (const t of [...params, ids, targets]) t.dispose()
   state.dispose()
   return out
 }
@@ -76,14 +82,15 @@ describe("big tensors split across bindings", () => {
     expect(e.backend.chunkBytes(W.storage.buf)).toBe(42 * D * 4)
     expect(Math.ceil((V * D * 4) / e.backend.chunkBytes(W.storage.buf))).toBe(8)
     expect(e.backend.chunkBytes(logits.storage.buf)).toBe(3 * V * 4)
-    W.dispose()
-    logits.dispose()
+    const q = e.zeros([2, 16, 6, 8])
+    expect(Math.ceil((q.size * 4) / e.backend.chunkBytes(q.storage.buf))).toBe(2)
+    for (const t of [W, logits, q]) t.dispose()
   })
 
   test("CPU backend, chunked == unchunked", async () => {
     const e = makeEngine(new CpuBackend(LIMIT))
     compare(await scenario(e), whole)
-    expect(e.backend.liveBuffers()).toBe(0)
+    expect(e.backend.liveBuffers()).toBe(1) // only the rope cos/sin table, cached per (T, hd, theta)
   }, 30_000)
 
   gpuTest(gpu)("WebGPU backend, chunked == unchunked CPU", async (e) => {

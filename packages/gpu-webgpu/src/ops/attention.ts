@@ -9,6 +9,7 @@
 import type { Kernel } from "../backend.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
 import { binding, main1d, requireF32, requireShape, sameShape, shapeStr } from "./kernel.ts"
+import { copyRange } from "./util.ts"
 
 const params = [["rows", "u32"], ["T", "u32"], ["H", "u32"], ["Hkv", "u32"], ["hd", "u32"], ["scale", "f32"]] as const
 
@@ -231,58 +232,107 @@ export const attentionGradKVKernel: Kernel = {
   }
 }
 
-const dims = (q: Tensor) => {
+interface Dims {
+  readonly B: number
+  readonly T: number
+  readonly H: number
+  readonly Hkv: number
+  readonly hd: number
+}
+
+const paramsFor = (d: Dims, batches: number) => ({
+  rows: batches * d.T * d.H,
+  T: d.T,
+  H: d.H,
+  Hkv: d.Hkv,
+  hd: d.hd,
+  scale: 1 / Math.sqrt(d.hd)
+})
+
+/**
+ * Runs `f` on single-binding operands: the tensors themselves when every one fits one binding,
+ * else batch element by batch element on copies ([1,T,heads,hd] each must fit one binding),
+ * copying the per-batch results back. `ins` are read, `outs` written; every tensor's leading
+ * dimension is the batch.
+ */
+const singleBinding = (
+  rt: Runtime,
+  d: Dims,
+  ins: readonly Tensor[],
+  outs: readonly Tensor[],
+  f: (ins: readonly Tensor[], outs: readonly Tensor[], batches: number) => void
+): void => {
+  if ([...ins, ...outs].every((t) => t.chunks === 1)) {
+    f(ins, outs, d.B)
+    return
+  }
+  const slice = (t: Tensor): Tensor => {
+    const per = t.size / d.B
+    const s = rt.empty([per])
+    requireShape(s.chunks === 1, `attention: one batch element (${per} values) must fit one binding`)
+    return s
+  }
+  for (let b = 0; b < d.B; b++) {
+    const bi = ins.map((t) => {
+      const s = slice(t)
+      copyRange(rt, t, b * s.size, s, 0, s.size)
+      return s
+    })
+    const bo = outs.map(slice)
+    f(bi, bo, 1)
+    bo.forEach((s, i) => copyRange(rt, s, 0, outs[i]!, b * s.size, s.size))
+    for (const s of [...bi, ...bo]) s.dispose()
+  }
+}
+
+const dimsOf = (q: Tensor, k: Tensor): Dims => {
   const [B, T, H, hd] = q.shape as [number, number, number, number]
-  return { B, T, H, hd }
+  return { B, T, H, hd, Hkv: k.shape[2]! }
 }
 
 export const attention = (rt: Runtime, q: Tensor, k: Tensor, v: Tensor): Tensor => {
   requireF32("attention", q, k, v)
   const bad = `attention: q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)}`
   requireShape(q.shape.length === 4 && k.shape.length === 4 && sameShape(k.shape, v.shape), bad)
-  const { B, T, H, hd } = dims(q)
-  const Hkv = k.shape[2]!
-  requireShape(k.shape[0] === B && k.shape[1] === T && k.shape[3] === hd && Hkv > 0 && H % Hkv === 0, bad)
-  requireShape(q.chunks === 1 && k.chunks === 1, `${bad}: attention operands must fit one binding each`)
-  requireShape(hd <= MAX_HEAD_DIM, `${bad}: head dim ${hd} exceeds ${MAX_HEAD_DIM}`)
-  const rows = B * T * H
+  const d = dimsOf(q, k)
+  requireShape(k.shape[0] === d.B && k.shape[1] === d.T && k.shape[3] === d.hd && d.Hkv > 0 && d.H % d.Hkv === 0, bad)
+  requireShape(d.hd <= MAX_HEAD_DIM, `${bad}: head dim ${d.hd} exceeds ${MAX_HEAD_DIM}`)
   const out = rt.empty(q.shape)
-  const L = rt.empty([rows])
-  rt.run1d(
-    attentionKernel,
-    { q: q.binding(), k: k.binding(), v: v.binding(), out: out.binding(), L: L.binding() },
-    { rows, T, H, Hkv, hd, scale: 1 / Math.sqrt(hd) },
-    rows,
-    64
-  )
+  const L = rt.empty([d.B * d.T * d.H])
+  if (q.size > 0) {
+    singleBinding(rt, d, [q, k, v], [out, L], ([qi, ki, vi], [oi, Li], batches) => {
+      const p = paramsFor(d, batches)
+      rt.run1d(attentionKernel, { q: qi!.binding(), k: ki!.binding(), v: vi!.binding(), out: oi!.binding(), L: Li!.binding() }, p, p.rows, 64)
+    })
+  }
   return rt.record(out, "attention", [q, k, v], [L])
 }
 
 export const attentionRule: DerivativeRule = (rt, g, node, out) => {
   const [q, k, v] = node.inputs as [Tensor, Tensor, Tensor]
   const L = node.saved[0]!
-  const { B, T, H, hd } = dims(q)
-  const Hkv = k.shape[2]!
-  const rows = B * T * H
-  const p = { rows, T, H, Hkv, hd, scale: 1 / Math.sqrt(hd) }
-  const Drow = rt.empty([rows])
+  const d = dimsOf(q, k)
   const dq = rt.empty(q.shape)
   const dk = rt.empty(k.shape)
   const dv = rt.empty(v.shape)
-  rt.run1d(
-    attentionGradQKernel,
-    { q: q.binding(), k: k.binding(), v: v.binding(), o: out.binding(), dO: g.binding(), L: L.binding(), Drow: Drow.binding(), dq: dq.binding() },
-    p,
-    rows,
-    64
-  )
-  rt.run1d(
-    attentionGradKVKernel,
-    { q: q.binding(), k: k.binding(), v: v.binding(), dO: g.binding(), L: L.binding(), Drow: Drow.binding(), dk: dk.binding(), dv: dv.binding() },
-    p,
-    B * T * Hkv,
-    64
-  )
-  Drow.dispose()
+  singleBinding(rt, d, [q, k, v, out, g, L], [dq, dk, dv], ([qi, ki, vi, oi, gi, Li], [dqi, dki, dvi], batches) => {
+    const p = paramsFor(d, batches)
+    const Drow = rt.empty([p.rows])
+    rt.run1d(
+      attentionGradQKernel,
+      { q: qi!.binding(), k: ki!.binding(), v: vi!.binding(), o: oi!.binding(), dO: gi!.binding(), L: Li!.binding(), Drow: Drow.binding(), dq: dqi!.binding() },
+      p,
+      p.rows,
+      64
+    )
+    rt.run1d(
+      attentionGradKVKernel,
+      { q: qi!.binding(), k: ki!.binding(), v: vi!.binding(), dO: gi!.binding(), L: Li!.binding(), Drow: Drow.binding(), dk: dki!.binding(), dv: dvi!.binding() },
+      p,
+      batches * d.T * d.Hkv,
+      64
+    )
+    Drow.dispose()
+  })
   return [dq, dk, dv]
 }

@@ -12,12 +12,13 @@ import { binding, main1d, requireF32, requireShape, shapeStr } from "./kernel.ts
 export const ropeKernel: Kernel = {
   name: "rope",
   bindings: [binding("x"), binding("table"), binding("out", "read_write")],
-  params: [["n", "u32"], ["T", "u32"], ["H", "u32"], ["hd", "u32"], ["sign", "f32"]],
+  // row0: index, modulo T*H, of the chunk's first [hd] row (chunks start on whole rows)
+  params: [["n", "u32"], ["T", "u32"], ["H", "u32"], ["hd", "u32"], ["sign", "f32"], ["row0", "u32"]],
   wgsl: `${main1d()}
   if (i >= P.n) { return; }
   let half = P.hd / 2u;
   let d = i % P.hd;
-  let t = (i / (P.hd * P.H)) % P.T;
+  let t = ((P.row0 + i / P.hd) / P.H) % P.T;
   let j = d % half;
   let c = table[t * half + j];
   let s = table[P.T * half + t * half + j] * P.sign;
@@ -31,11 +32,11 @@ export const ropeKernel: Kernel = {
     const x = views.f32("x")
     const table = views.f32("table")
     const out = views.f32("out")
-    const { n, T, H, hd, sign } = p as Record<string, number>
+    const { n, T, H, hd, sign, row0 } = p as Record<string, number>
     const half = hd! / 2
     for (let i = 0; i < n!; i++) {
       const d = i % hd!
-      const t = Math.floor(i / (hd! * H!)) % T!
+      const t = Math.floor((row0! + Math.floor(i / hd!)) / H!) % T!
       const j = d % half
       const c = table[t * half + j]!
       const s = table[T! * half + t * half + j]! * sign!
@@ -84,7 +85,11 @@ const rotate = (rt: Runtime, x: Tensor, theta: number, sign: number): Tensor => 
   const out = rt.empty(x.shape, "f32", x)
   if (x.size === 0) return out
   const table = tableFor(rt, T, hd, theta)
-  rt.run1d(ropeKernel, { x: x.binding(), table: table.binding(), out: out.binding() }, { n: x.size, T, H, hd, sign }, x.size)
+  for (let c = 0; c < x.chunks; c++) {
+    const n = x.chunkSize(c)
+    const row0 = ((c * x.chunkElems) / hd) % (T * H)
+    rt.run1d(ropeKernel, { x: x.binding(c), table: table.binding(), out: out.binding(c) }, { n, T, H, hd, sign, row0 }, n)
+  }
   return out
 }
 
@@ -94,7 +99,6 @@ export const rope = (rt: Runtime, x: Tensor, theta: number): Tensor => {
     x.shape.length === 4 && x.shape[3]! % 2 === 0,
     `rope: expected [B,T,H,hd] with even hd, got ${shapeStr(x.shape)}`
   )
-  requireShape(x.chunks === 1, `rope: ${shapeStr(x.shape)} must fit one binding`)
   return rt.record(rotate(rt, x, theta, 1), "rope", [x], [], { theta })
 }
 

@@ -169,3 +169,32 @@ export const broadcastScalar = (rt: Runtime, s: Tensor, shape: readonly number[]
   }
   return out
 }
+
+/** y[dstOff + i] = x[srcOff + i] for i < n (one chunk of each). */
+export const copyRangeKernel: Kernel = {
+  name: "copyRange",
+  bindings: [binding("x"), binding("y", "read_write")],
+  params: [["n", "u32"], ["srcOff", "u32"], ["dstOff", "u32"]],
+  wgsl: `${main1d()}
+  if (i >= P.n) { return; }
+  y[P.dstOff + i] = x[P.srcOff + i];
+}`,
+  cpu: (views, p) => {
+    const { n, srcOff, dstOff } = p as Record<string, number>
+    views.f32("y").set(views.f32("x").subarray(srcOff!, srcOff! + n!), dstOff!)
+  }
+}
+
+/** Copies `n` elements from `src` at element `srcAt` to `dst` at `dstAt`, across chunk boundaries. */
+export const copyRange = (rt: Runtime, src: Tensor, srcAt: number, dst: Tensor, dstAt: number, n: number): void => {
+  let pos = 0
+  while (pos < n) {
+    const sc = Math.floor((srcAt + pos) / src.chunkElems)
+    const so = srcAt + pos - sc * src.chunkElems
+    const dc = Math.floor((dstAt + pos) / dst.chunkElems)
+    const dOff = dstAt + pos - dc * dst.chunkElems
+    const len = Math.min(n - pos, src.chunkElems - so, dst.chunkElems - dOff)
+    rt.run1d(copyRangeKernel, { x: src.binding(sc), y: dst.binding(dc) }, { n: len, srcOff: so, dstOff: dOff }, len)
+    pos += len
+  }
+}
