@@ -1,7 +1,12 @@
 /** Small helpers the interop commands share: argument parsing and error reporting. */
 import { Cause, Data, Effect, Exit } from "effect"
 
-export class UsageError extends Data.TaggedError("UsageError")<{ readonly reason: string }> {}
+export class UsageError extends Data.TaggedError("UsageError")<{ readonly reason: string }> {
+  /** the reason, so String(error) and error.message say what went wrong */
+  override get message(): string {
+    return this.reason
+  }
+}
 
 export interface ParsedArgs {
   readonly positional: ReadonlyArray<string>
@@ -37,8 +42,7 @@ export const runMain = <A, E>(usage: string, program: Effect.Effect<A, E>): void
     if (failure._tag === "Some") {
       const e: unknown = failure.value
       const tag = typeof e === "object" && e !== null && "_tag" in e ? String(e._tag) : "Error"
-      const detail = typeof e === "object" && e !== null && "reason" in e ? String(e.reason)
-        : typeof e === "object" && e !== null && "message" in e ? String(e.message) : String(e)
+      const detail = typeof e === "object" && e !== null && "message" in e ? String(e.message) : String(e)
       console.error(`${tag}: ${detail}`)
       if (tag === "UsageError") console.error(usage)
     } else {

@@ -16,7 +16,12 @@ import type { ModelSpecError } from "./spec.ts"
 export const specMetadataKey = "covenant.spec"
 
 /** The tensors of a file do not match the parameters the spec calls for. */
-export class CheckpointMismatchError extends Data.TaggedError("CheckpointMismatchError")<{ readonly reason: string }> {}
+export class CheckpointMismatchError extends Data.TaggedError("CheckpointMismatchError")<{ readonly reason: string }> {
+  /** the reason, so String(error) and error.message say what went wrong */
+  override get message(): string {
+    return this.reason
+  }
+}
 
 /** Checks a name -> data map against the spec: every parameter present with the right length, nothing else. */
 export const checkParameters = (

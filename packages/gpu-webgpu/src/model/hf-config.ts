@@ -7,7 +7,12 @@ import { Data, Either, ParseResult, Schema } from "effect"
 import type { LlamaSpec } from "./spec.ts"
 import { decodeLlamaSpec } from "./spec.ts"
 
-export class HfConfigError extends Data.TaggedError("HfConfigError")<{ readonly reason: string }> {}
+export class HfConfigError extends Data.TaggedError("HfConfigError")<{ readonly reason: string }> {
+  /** the reason, so String(error) and error.message say what went wrong */
+  override get message(): string {
+    return this.reason
+  }
+}
 
 const PositiveInt = Schema.Int.pipe(Schema.positive())
 

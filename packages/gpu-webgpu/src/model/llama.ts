@@ -15,7 +15,12 @@ import { headDim } from "./spec.ts"
 import type { LlamaSpec } from "./spec.ts"
 
 /** Token ids or a parameter map that do not fit the model. */
-export class ModelInputError extends Data.TaggedError("ModelInputError")<{ readonly reason: string }> {}
+export class ModelInputError extends Data.TaggedError("ModelInputError")<{ readonly reason: string }> {
+  /** the reason, so String(error) and error.message say what went wrong */
+  override get message(): string {
+    return this.reason
+  }
+}
 
 export const ignoreIndex = -100
 

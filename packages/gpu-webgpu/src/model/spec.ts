@@ -24,7 +24,12 @@ export const LlamaSpecSchema = Schema.Struct({
 export interface LlamaSpec extends Schema.Schema.Type<typeof LlamaSpecSchema> {}
 
 /** A spec whose numbers are individually fine but do not fit together, or that fails to decode. */
-export class ModelSpecError extends Data.TaggedError("ModelSpecError")<{ readonly reason: string }> {}
+export class ModelSpecError extends Data.TaggedError("ModelSpecError")<{ readonly reason: string }> {
+  /** the reason, so String(error) and error.message say what went wrong */
+  override get message(): string {
+    return this.reason
+  }
+}
 
 export const headDim = (spec: LlamaSpec): number => spec.dim / spec.nHeads
 

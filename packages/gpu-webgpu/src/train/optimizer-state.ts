@@ -7,7 +7,12 @@ import type { SafetensorsDecodeError, SafetensorsEncodeError } from "../io/error
 import { decodeSafetensors, encodeSafetensors } from "../io/safetensors.ts"
 import type { OptimizerState } from "./trainer.ts"
 
-export class OptimizerStateError extends Data.TaggedError("OptimizerStateError")<{ readonly reason: string }> {}
+export class OptimizerStateError extends Data.TaggedError("OptimizerStateError")<{ readonly reason: string }> {
+  /** the reason, so String(error) and error.message say what went wrong */
+  override get message(): string {
+    return this.reason
+  }
+}
 
 const stepKey = "covenant.adamw.step"
 

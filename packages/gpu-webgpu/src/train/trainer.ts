@@ -17,7 +17,12 @@ import type { LlamaSpec } from "../model/spec.ts"
 import { toSchedule } from "./schedule.ts"
 import type { LearningRate, LrSchedule } from "./schedule.ts"
 
-export class TrainerInputError extends Data.TaggedError("TrainerInputError")<{ readonly reason: string }> {}
+export class TrainerInputError extends Data.TaggedError("TrainerInputError")<{ readonly reason: string }> {
+  /** the reason, so String(error) and error.message say what went wrong */
+  override get message(): string {
+    return this.reason
+  }
+}
 
 export interface TrainerOptions {
   /** sequences per forward/backward; a larger batch is accumulated over several */
