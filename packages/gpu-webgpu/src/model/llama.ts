@@ -80,7 +80,10 @@ export class LlamaModel {
     }
   }
 
-  /** Logits [B*T, vocab] for ids [B, T] (row b*T + t is position t of sequence b). */
+  /**
+   * Logits [B*T, vocab] for ids [B, T] (row b*T + t is position t of sequence b). Call inside
+   * `engine.tidy`: the uploaded ids and (without a backward) the activations are freed by the scope.
+   */
   forward(ids: Int32Array, batch: number, seqLen: number): Tensor {
     this.checkIds(ids, batch, seqLen)
     const e = this.engine
