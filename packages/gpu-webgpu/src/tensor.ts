@@ -15,8 +15,11 @@
  * - `engine.zeroGrad(params)` disposes and clears `.grad`.
  * - `new AdamWState()` holds the moments (created lazily on the first step); `state.dispose()`.
  * - Ops validate shapes and throw a `ShapeError` (a Data.TaggedError) on bad input.
- * - A tensor larger than the backend's binding limit is stored in row-aligned chunks; reshaping
- *   such a tensor needs the chunk size to stay a multiple of the new last dimension.
+ * - A tensor larger than the backend's binding limit is stored in row-aligned chunks. Every op
+ *   accepts such tensors (operands chunked differently are re-laid-out by a copy; `reshape` is a
+ *   free view unless the chunks would split the new rows, then a copy), except: `embedding` ids,
+ *   `crossEntropy` targets, broadcast operands and norm weights must fit one binding, and
+ *   `attention` needs one batch element ([T, heads, hd]) of each operand to fit one binding.
  */
 import { Data } from "effect"
 import { BackendError, grid1d, type Backend, type Binding, type BufferId, type Kernel } from "./backend.ts"
@@ -131,12 +134,22 @@ export class Runtime {
 
   constructor(readonly backend: Backend) {}
 
-  /** Default chunking: whole rows of the last dimension, as many as fit in one binding. */
+  /**
+   * Default chunking: as many whole "units" as fit in one binding, the unit being the largest
+   * trailing block of dimensions that fits (a row, a [T,H,hd] batch element, ...), so chunks
+   * stay aligned for the reshapes a model does ([n, dim] <-> [B, T, H, hd]).
+   */
   chunkBytesFor(shape: readonly number[]): number {
     const bytes = Math.max(4, numel(shape) * 4)
     if (bytes <= this.backend.maxBindingBytes) return bytes
     // 1-D tensors have no row structure: any 4-byte boundary will do
-    const rowBytes = (shape.length <= 1 ? 1 : shape[shape.length - 1]!) * 4
+    let unit = shape.length <= 1 ? 1 : shape[shape.length - 1]!
+    for (let j = shape.length - 2; j >= 1; j--) {
+      const bigger = unit * shape[j]!
+      if (bigger * 4 > this.backend.maxBindingBytes) break
+      unit = bigger
+    }
+    const rowBytes = unit * 4
     const rows = Math.floor(this.backend.maxBindingBytes / rowBytes)
     if (rows < 1) {
       throw new BackendError({ message: `a row of ${rowBytes} bytes exceeds the binding limit ${this.backend.maxBindingBytes}` })

@@ -24,8 +24,9 @@ const scenario = async (e: Engine): Promise<Record<string, Float32Array>> => {
   const targets = e.fromArray(Int32Array.from({ length: N }, (_, i) => (i % 7 === 3 ? -100 : Math.floor(rand() * V))), [N])
   const bigA = e.fromArray(Float32Array.from({ length: 2 * 50 * 24 }, () => rand() - 0.5), [2, 50, 24], { requiresGrad: true })
   const bigB = e.fromArray(Float32Array.from({ length: 2 * 24 * 60 }, () => rand() - 0.5), [2, 24, 60], { requiresGrad: true })
-  // q spans two chunks, the second starting mid-sequence; one batch element fits a binding
-  const q = e.fromArray(Float32Array.from({ length: 2 * 16 * 6 * 8 }, () => rand() - 0.5), [2, 16, 6, 8], { requiresGrad: true })
+  // q is a [32, 48] leaf (chunks of 21 rows) viewed as [2, 16, 6, 8]: its second chunk starts
+  // mid-sequence, and it is laid out unlike a fresh [2, 16, 6, 8] (chunks of one batch element)
+  const q = e.fromArray(Float32Array.from({ length: 2 * 16 * 6 * 8 }, () => rand() - 0.5), [32, 48], { requiresGrad: true })
   const k = e.fromArray(Float32Array.from({ length: 2 * 16 * 2 * 8 }, () => rand() - 0.5), [2, 16, 2, 8], { requiresGrad: true })
   const v = e.fromArray(Float32Array.from({ length: 2 * 16 * 2 * 8 }, () => rand() - 0.5), [2, 16, 2, 8], { requiresGrad: true })
   const out: Record<string, Float32Array> = {}
@@ -39,8 +40,11 @@ const scenario = async (e: Engine): Promise<Record<string, Float32Array>> => {
       const ce = e.crossEntropy(logits, targets)
       const reg = e.scale(e.sum(e.mul(e.sub(W, e.scale(W, 0.5)), e.add(W, W))), 1e-3)
       const bm = e.mean(e.mul(e.matmul(bigA, bigB), e.silu(e.matmul(bigA, bigB))))
-      const att = e.attention(e.rope(q, 10000), e.rope(k, 10000), v)
-      const l = e.add(e.add(ce, reg), e.add(e.add(bm, e.mean(e.mul(att, att))), e.scale(e.sum(probs), 0)))
+      const q4 = e.reshape(q, [2, 16, 6, 8])
+      const att = e.add(e.attention(e.rope(q4, 10000), e.rope(k, 10000), v), q4)
+      const qt = e.reshape(q, [48, 32]) // chunks of 21 rows of 48 cannot hold rows of 32: a copy
+      const qq = e.mean(e.swiglu(qt, e.silu(qt)))
+      const l = e.add(e.add(ce, reg), e.add(e.add(bm, e.mean(e.mul(att, att))), e.add(qq, e.scale(e.sum(probs), 0))))
       return l
     })
     out[`loss${step}`] = await e.read(loss)
@@ -83,8 +87,10 @@ describe("big tensors split across bindings", () => {
     expect(Math.ceil((V * D * 4) / e.backend.chunkBytes(W.storage.buf))).toBe(8)
     expect(e.backend.chunkBytes(logits.storage.buf)).toBe(3 * V * 4)
     const q = e.zeros([2, 16, 6, 8])
-    expect(Math.ceil((q.size * 4) / e.backend.chunkBytes(q.storage.buf))).toBe(2)
-    for (const t of [W, logits, q]) t.dispose()
+    expect(e.backend.chunkBytes(q.storage.buf)).toBe(16 * 6 * 8 * 4)
+    const q2 = e.zeros([32, 48])
+    expect(e.backend.chunkBytes(q2.storage.buf)).toBe(21 * 48 * 4)
+    for (const t of [W, logits, q, q2]) t.dispose()
   })
 
   test("CPU backend, chunked == unchunked", async () => {

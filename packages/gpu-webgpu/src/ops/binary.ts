@@ -2,7 +2,7 @@
 import type { Kernel } from "../backend.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
 import { mapKernel, requireF32, requireShape, sameShape, shapeStr } from "./kernel.ts"
-import { sumRows } from "./util.ts"
+import { sumRows, withLayoutOf } from "./util.ts"
 import { scale } from "./scale.ts"
 
 export const addKernel = mapKernel({
@@ -35,10 +35,7 @@ export const mulKernel = mapKernel({
 
 /** Row length `b` repeats along (0 when shapes are equal); throws ShapeError otherwise. */
 const broadcastOf = (op: string, a: Tensor, b: Tensor): number => {
-  if (sameShape(a.shape, b.shape)) {
-    requireShape(a.chunkElems === b.chunkElems, `${op}: operands ${shapeStr(a.shape)} are chunked differently`)
-    return 0
-  }
+  if (sameShape(a.shape, b.shape)) return 0
   requireShape(
     b.shape.length === 1 && a.shape.length >= 1 && b.shape[0] === a.rowLength,
     `${op}: cannot combine ${shapeStr(a.shape)} with ${shapeStr(b.shape)} (same shape or [last dim] only)`
@@ -49,15 +46,19 @@ const broadcastOf = (op: string, a: Tensor, b: Tensor): number => {
 const binary = (rt: Runtime, kernel: Kernel, a: Tensor, b: Tensor): { out: Tensor; bcast: number } => {
   requireF32(kernel.name, a, b)
   const bcast = broadcastOf(kernel.name, a, b)
+  requireShape(bcast === 0 || b.chunks === 1, `${kernel.name}: broadcast operand ${shapeStr(b.shape)} must fit one binding`)
   const out = rt.empty(a.shape, "f32", a)
-  for (let c = 0; c < out.chunks; c++) {
-    rt.run1d(
-      kernel,
-      { a: a.binding(c), b: b.binding(bcast === 0 ? c : 0), out: out.binding(c) },
-      { n: out.chunkSize(c), bcast },
-      out.chunkSize(c)
-    )
-  }
+  withLayoutOf(rt, bcast === 0 ? [b] : [], a, (aligned) => {
+    const bb = aligned[0] ?? b
+    for (let c = 0; c < out.chunks; c++) {
+      rt.run1d(
+        kernel,
+        { a: a.binding(c), b: bb.binding(bcast === 0 ? c : 0), out: out.binding(c) },
+        { n: out.chunkSize(c), bcast },
+        out.chunkSize(c)
+      )
+    }
+  })
   return { out, bcast }
 }
 

@@ -2,6 +2,7 @@
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
 import { requireShape, shapeStr } from "./kernel.ts"
 import { sizeOf } from "../tensor.ts"
+import { copyRange } from "./util.ts"
 
 export const reshape = (rt: Runtime, a: Tensor, shape: readonly number[]): Tensor => {
   a.assertLive()
@@ -9,13 +10,16 @@ export const reshape = (rt: Runtime, a: Tensor, shape: readonly number[]): Tenso
     shape.every((d) => Number.isInteger(d) && d >= 0) && sizeOf(shape) === a.size,
     `reshape: ${shapeStr(a.shape)} has ${a.size} elements, ${shapeStr(shape)} needs ${sizeOf(shape)}`
   )
-  const row = shape.length === 0 ? 1 : shape[shape.length - 1]!
-  requireShape(
-    a.chunks === 1 || (row > 0 && a.chunkElems % row === 0),
-    `reshape: chunked tensor ${shapeStr(a.shape)} (chunks of ${a.chunkElems} elements) cannot take rows of ${row}`
-  )
-  const out = rt.view(a, [...shape])
-  return rt.record(out, "reshape", [a])
+  return rt.record(reshaped(rt, a, shape), "reshape", [a])
 }
 
-export const reshapeRule: DerivativeRule = (rt, g, node) => [rt.view(g, node.inputs[0]!.shape)]
+/** A view when the chunks hold whole rows of the new shape, else a copy in the new shape's layout. */
+const reshaped = (rt: Runtime, a: Tensor, shape: readonly number[]): Tensor => {
+  const row = shape.length <= 1 ? 1 : shape[shape.length - 1]!
+  if (a.chunks === 1 || (row > 0 && a.chunkElems % row === 0)) return rt.view(a, [...shape])
+  const out = rt.empty(shape, a.dtype)
+  copyRange(rt, a, 0, out, 0, a.size)
+  return out
+}
+
+export const reshapeRule: DerivativeRule = (rt, g, node) => [reshaped(rt, g, node.inputs[0]!.shape)]

@@ -6,7 +6,7 @@ import type { Kernel } from "../backend.ts"
 import { grid1d } from "../backend.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
 import { binding, requireF32, requireShape, rowMain, rowReduceWgsl, RW, shapeStr } from "./kernel.ts"
-import { sumRows } from "./util.ts"
+import { sumRows, withLayoutOf } from "./util.ts"
 
 export const rmsnormKernel: Kernel = {
   name: "rmsnorm",
@@ -105,15 +105,17 @@ export const rmsnormRule: DerivativeRule = (rt, g, node) => {
   const D = x.rowLength
   const dx = rt.empty(x.shape, "f32", x)
   const gxr = rt.empty(x.shape, "f32", x)
-  for (let c = 0; c < x.chunks; c++) {
-    const rows = x.chunkSize(c) / D
-    rt.run(
-      rmsnormGradKernel,
-      { x: x.binding(c), w: w.binding(), g: g.binding(c), rstd: rstd.binding(), dx: dx.binding(c), gxr: gxr.binding(c) },
-      { rows, row0: (c * x.chunkElems) / D, D },
-      grid1d(rows, 1)
-    )
-  }
+  withLayoutOf(rt, [g], x, ([gg]) => {
+    for (let c = 0; c < x.chunks; c++) {
+      const rows = x.chunkSize(c) / D
+      rt.run(
+        rmsnormGradKernel,
+        { x: x.binding(c), w: w.binding(), g: gg!.binding(c), rstd: rstd.binding(), dx: dx.binding(c), gxr: gxr.binding(c) },
+        { rows, row0: (c * x.chunkElems) / D, D },
+        grid1d(rows, 1)
+      )
+    }
+  })
   const dw = w.requiresGrad ? sumRows(rt, gxr, D) : null
   gxr.dispose()
   return [x.requiresGrad ? dx : (dx.dispose(), null), dw]

@@ -1,6 +1,7 @@
 /** silu(x) = x * sigmoid(x); d/dx = s * (1 + x * (1 - s)). */
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
 import { mapKernel, requireF32, sigmoid, sigmoidWgsl } from "./kernel.ts"
+import { withLayoutOf } from "./util.ts"
 
 export const siluKernel = mapKernel({
   name: "silu",
@@ -39,8 +40,10 @@ export const silu = (rt: Runtime, x: Tensor): Tensor => {
 export const siluRule: DerivativeRule = (rt, g, node) => {
   const x = node.inputs[0]!
   const out = rt.empty(x.shape, "f32", x)
-  for (let c = 0; c < out.chunks; c++) {
-    rt.run1d(siluGradKernel, { x: x.binding(c), g: g.binding(c), out: out.binding(c) }, { n: out.chunkSize(c), bcast: 0 }, out.chunkSize(c))
-  }
+  withLayoutOf(rt, [g], x, ([gg]) => {
+    for (let c = 0; c < out.chunks; c++) {
+      rt.run1d(siluGradKernel, { x: x.binding(c), g: gg!.binding(c), out: out.binding(c) }, { n: out.chunkSize(c), bcast: 0 }, out.chunkSize(c))
+    }
+  })
   return [out]
 }

@@ -3,6 +3,7 @@ import type { Kernel } from "../backend.ts"
 import { grid1d } from "../backend.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
 import { binding, requireF32, requireShape, rowMain, rowReduceWgsl, RW } from "./kernel.ts"
+import { withLayoutOf } from "./util.ts"
 
 export const softmaxKernel: Kernel = {
   name: "softmax",
@@ -75,9 +76,11 @@ export const softmax = (rt: Runtime, x: Tensor): Tensor => {
 export const softmaxRule: DerivativeRule = (rt, g, _node, y) => {
   const D = y.rowLength
   const dx = rt.empty(y.shape, "f32", y)
-  for (let c = 0; c < y.chunks; c++) {
-    const rows = y.chunkSize(c) / D
-    rt.run(softmaxGradKernel, { y: y.binding(c), g: g.binding(c), dx: dx.binding(c) }, { rows, D }, grid1d(rows, 1))
-  }
+  withLayoutOf(rt, [g], y, ([gg]) => {
+    for (let c = 0; c < y.chunks; c++) {
+      const rows = y.chunkSize(c) / D
+      rt.run(softmaxGradKernel, { y: y.binding(c), g: gg!.binding(c), dx: dx.binding(c) }, { rows, D }, grid1d(rows, 1))
+    }
+  })
   return [dx]
 }

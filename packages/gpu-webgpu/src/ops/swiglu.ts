@@ -1,6 +1,7 @@
 /** swiglu(gate, up) = silu(gate) * up, fused forward and backward. */
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
 import { mapKernel, requireF32, requireShape, sameShape, shapeStr, sigmoid, sigmoidWgsl } from "./kernel.ts"
+import { withLayoutOf } from "./util.ts"
 
 export const swigluKernel = mapKernel({
   name: "swiglu",
@@ -33,25 +34,29 @@ export const swigluGradKernel = mapKernel({
 
 export const swiglu = (rt: Runtime, gate: Tensor, up: Tensor): Tensor => {
   requireF32("swiglu", gate, up)
-  requireShape(sameShape(gate.shape, up.shape) && gate.chunkElems === up.chunkElems, `swiglu: ${shapeStr(gate.shape)} vs ${shapeStr(up.shape)}`)
+  requireShape(sameShape(gate.shape, up.shape), `swiglu: ${shapeStr(gate.shape)} vs ${shapeStr(up.shape)}`)
   const out = rt.empty(gate.shape, "f32", gate)
-  for (let c = 0; c < out.chunks; c++) {
-    rt.run1d(swigluKernel, { gate: gate.binding(c), up: up.binding(c), out: out.binding(c) }, { n: out.chunkSize(c), bcast: 0 }, out.chunkSize(c))
-  }
+  withLayoutOf(rt, [up], gate, ([u]) => {
+    for (let c = 0; c < out.chunks; c++) {
+      rt.run1d(swigluKernel, { gate: gate.binding(c), up: u!.binding(c), out: out.binding(c) }, { n: out.chunkSize(c), bcast: 0 }, out.chunkSize(c))
+    }
+  })
   return rt.record(out, "swiglu", [gate, up])
 }
 
 export const swigluRule: DerivativeRule = (rt, g, node) => {
   const [gate, up] = node.inputs as [Tensor, Tensor]
   const dgate = rt.empty(gate.shape, "f32", gate)
-  const dup = rt.empty(up.shape, "f32", up)
-  for (let c = 0; c < gate.chunks; c++) {
-    rt.run1d(
-      swigluGradKernel,
-      { gate: gate.binding(c), up: up.binding(c), g: g.binding(c), dgate: dgate.binding(c), dup: dup.binding(c) },
-      { n: gate.chunkSize(c), bcast: 0 },
-      gate.chunkSize(c)
-    )
-  }
+  const dup = rt.empty(gate.shape, "f32", gate)
+  withLayoutOf(rt, [up, g], gate, ([u, gg]) => {
+    for (let c = 0; c < gate.chunks; c++) {
+      rt.run1d(
+        swigluGradKernel,
+        { gate: gate.binding(c), up: u!.binding(c), g: gg!.binding(c), dgate: dgate.binding(c), dup: dup.binding(c) },
+        { n: gate.chunkSize(c), bcast: 0 },
+        gate.chunkSize(c)
+      )
+    }
+  })
   return [dgate, dup]
 }

@@ -43,11 +43,33 @@ export const zerosLike = (rt: Runtime, t: Tensor): Tensor => {
   return z
 }
 
-/** y = beta*y + alpha*x over same-shape, same-chunking tensors. */
+/** y = beta*y + alpha*x over same-size tensors. */
 export const axpby = (rt: Runtime, x: Tensor, y: Tensor, alpha: number, beta: number): void => {
-  requireShape(x.size === y.size && x.chunkElems === y.chunkElems, `axpby: ${shapeStr(x.shape)} vs ${shapeStr(y.shape)}`)
-  for (let c = 0; c < y.chunks; c++) {
-    rt.run1d(axpbyKernel, { x: x.binding(c), y: y.binding(c) }, { n: y.chunkSize(c), bcast: 0, alpha, beta }, y.chunkSize(c))
+  requireShape(x.size === y.size, `axpby: ${shapeStr(x.shape)} vs ${shapeStr(y.shape)}`)
+  withLayoutOf(rt, [x], y, ([xs]) => {
+    for (let c = 0; c < y.chunks; c++) {
+      rt.run1d(axpbyKernel, { x: xs!.binding(c), y: y.binding(c) }, { n: y.chunkSize(c), bcast: 0, alpha, beta }, y.chunkSize(c))
+    }
+  })
+}
+
+/**
+ * Runs `f` with `ts` chunked like `like` (same element count): tensors laid out differently are
+ * copied into `like`'s chunking for the duration of `f`, so chunk c of each lines up.
+ */
+export const withLayoutOf = <R>(rt: Runtime, ts: readonly Tensor[], like: Tensor, f: (aligned: readonly Tensor[]) => R): R => {
+  const temps: Tensor[] = []
+  const aligned = ts.map((t) => {
+    if (t.chunkElems === like.chunkElems || (t.chunks === 1 && like.chunks === 1)) return t
+    const copy = rt.empty(like.shape, t.dtype, like)
+    copyRange(rt, t, 0, copy, 0, t.size)
+    temps.push(copy)
+    return copy
+  })
+  try {
+    return f(aligned)
+  } finally {
+    for (const t of temps) t.dispose()
   }
 }
 
