@@ -1,0 +1,199 @@
+/**
+ * covenant: run one node of a run per process, or a whole in-process swarm.
+ *
+ *   bun packages/runtime/bin/covenant.ts <peer|validator|swarm|plan> [flags]   (--help on each)
+ *
+ * Processes of one run share a transport (a folder, or S3/R2) and a chain (the local chain's
+ * owner serves it on loopback and writes its URL into the chain folder; other processes connect
+ * to it as clients).
+ */
+import { join, resolve } from "node:path"
+import { mkdirSync } from "node:fs"
+import { Cause, Effect, Exit, Layer, Option, ParseResult, Schema } from "effect"
+import { identityFromSecret, layerLocal, layerLocalClient, LocalChain, readOwnerUrl } from "@covenant/chain"
+import type { Chain, Commitment } from "@covenant/chain"
+import { covenant72b, debug, formatPlan, loadRun, plan } from "@covenant/dsl"
+import type { RunSpec } from "@covenant/dsl"
+import { EngineCpu, EngineWebGpu } from "@covenant/gpu-webgpu"
+import type { Engine } from "@covenant/gpu-webgpu"
+import { layerFileSystem, layerS3 } from "@covenant/transport"
+import type { BucketLocation, S3TransportConfig, Transport } from "@covenant/transport"
+import { openShardSet } from "../src/data/shards.ts"
+import { RuntimeError, inPhase } from "../src/errors.ts"
+import { joinNetwork, runAddress } from "../src/node/network.ts"
+import type { NodeConfig, NodeEvent } from "../src/node/node.ts"
+import { runPeer } from "../src/node/peer.ts"
+import { ScoringEqual } from "../src/node/scoring.ts"
+import type { Scoring } from "../src/node/scoring.ts"
+import { runValidator } from "../src/node/validator.ts"
+import { prepareRunData } from "../src/swarm/data.ts"
+import { scaleToMachine } from "../src/swarm/scale.ts"
+import { runSwarm } from "../src/swarm/swarm.ts"
+import { summarizeWindow } from "../src/swarm/run-log.ts"
+
+const HELP: Record<string, string> = {
+  main: `covenant <command> [flags]
+
+commands:
+  peer        train: one miner of a run
+  validator   keep the canonical model; the highest-stake validator leads (start window, peer lists, records, checkpoints)
+  swarm       peers + a validator in this process (local chain, filesystem or s3rver)
+  plan        print the run's plan table
+
+every command: --help`,
+  common: `run selection:
+  --run <file.ts>        a run.ts (defineRun); default: --preset
+  --preset <name>        scaled (Covenant-72B scaled to this machine, default) | debug | covenant72b`,
+  node: `node flags:
+  --secret <s>           hotkey: dev URI (//Alice), mnemonic or 0x seed (required)
+  --name <n>             node name: bucket covenant-<n> and state folder (default: role)
+  --state <dir>          local state folder (default .covenant/<run>/nodes/<name>)
+  --rounds <n>           stop after n windows from the start window (default: run on)
+  --chain local|<ws-url> local (default): --chain-dir <dir>; --own-chain makes this process the chain's owner
+  --transport fs|s3      fs (default): --store <dir>; s3: S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY
+                          (this node's bucket is covenant-<name>; R2: S3_ENDPOINT=https://<account>.r2.cloudflarestorage.com)
+  --backend cpu|webgpu   peers' training engine (default cpu)`,
+  peer: `covenant peer [flags]: one miner. Follows the chain's windows, trains H inner steps on its (uid, window) data,
+publishes its compressed pseudo-gradient, gathers the peer list's updates and takes the outer step; resumes from --state.`,
+  validator: `covenant validator [flags]: gathers the same updates and applies the same outer step (the canonical model).
+On the local chain it stakes itself to a validator permit; the highest-stake validator leads.`,
+  plan: `covenant plan [--run file | --preset name]: the plan table of a run.`,
+  swarm: `covenant swarm [flags]: peers + a validator in this process over the local chain and the filesystem store.
+
+swarm flags:
+  --peers <n> (4)  --windows <n> (16)  --backend cpu|webgpu (cpu)  --dir <work dir>`,
+}
+
+const usage = (command: string) =>
+  [HELP[command] ?? HELP["main"], HELP["common"], command === "swarm" ? HELP["swarm"] : command === "plan" ? "" : HELP["node"]].filter((s) => s !== "").join("\n\n")
+
+const flag = (argv: readonly string[], name: string): string | undefined => {
+  const i = argv.indexOf(`--${name}`)
+  return i >= 0 ? argv[i + 1] : undefined
+}
+
+const Int = Schema.NumberFromString.pipe(Schema.int(), Schema.positive())
+const decodeInt = (value: string | undefined, fallback: number) => Schema.decodeUnknown(Int)(value ?? String(fallback))
+
+const specOf = (argv: readonly string[]): Effect.Effect<RunSpec, RuntimeError> => {
+  const file = flag(argv, "run")
+  if (file !== undefined) return Effect.mapError(loadRun(resolve(file)), (e) => new RuntimeError({ phase: "run", reason: e.message }))
+  const preset = flag(argv, "preset") ?? "scaled"
+  if (preset === "debug") return Effect.succeed(debug())
+  if (preset === "covenant72b") return Effect.succeed(covenant72b())
+  if (preset === "scaled") return Effect.succeed(scaleToMachine(covenant72b(), { peers: 2, windows: 1000 }))
+  return Effect.fail(new RuntimeError({ phase: "run", reason: `unknown preset ${preset} (scaled | debug | covenant72b)` }))
+}
+
+const env = (name: string) => Effect.fromNullable(process.env[name]).pipe(Effect.mapError(() => new RuntimeError({ phase: "s3", reason: `${name} is not set` })))
+
+const s3Config: Effect.Effect<S3TransportConfig, RuntimeError> = Effect.gen(function* () {
+  return {
+    endpoint: yield* env("S3_ENDPOINT"),
+    region: process.env["S3_REGION"] ?? "auto",
+    forcePathStyle: true,
+    accessKeyId: yield* env("S3_ACCESS_KEY_ID"),
+    secretAccessKey: yield* env("S3_SECRET_ACCESS_KEY"),
+  }
+})
+
+const logEvent = (e: NodeEvent) => {
+  if (e._tag === "Round") {
+    const phases = Object.entries(e.phaseMs).map(([k, v]) => `${k} ${Math.round(v)}ms`).join(", ")
+    console.log(`[${e.name}] window ${e.window}: loss ${e.loss?.toFixed(4) ?? "-"}, gathered [${e.gathered.join(",")}] of [${e.expected.join(",")}], sent ${e.bytesUp} B, received ${e.bytesDown} B, model ${e.digest.slice(0, 12)} (${phases})`)
+  } else if (e._tag === "Joined") console.log(`[${e.name}] ${e.role} uid ${e.uid}${e.resumedAt === null ? "" : `, resumed at window ${e.resumedAt}`}`)
+  else if (e._tag === "CaughtUp") console.log(`[${e.name}] caught up windows ${e.from}..${e.to}, distance to the leader's debug values ${e.debugDistance ?? "unknown"}`)
+}
+
+const node = (role: "peer" | "validator", argv: readonly string[]) =>
+  Effect.gen(function* () {
+    const spec = yield* specOf(argv)
+    const secret = flag(argv, "secret")
+    if (secret === undefined) return yield* new RuntimeError({ phase: "flags", reason: "--secret is required (a dev URI such as //Alice, a mnemonic or a 0x seed)" })
+    const identity = yield* Effect.mapError(identityFromSecret(secret), inPhase("identity"))
+    const name = flag(argv, "name") ?? role
+    const root = join(".covenant", spec.name)
+    const stateDir = resolve(flag(argv, "state") ?? join(root, "nodes", name))
+    mkdirSync(stateDir, { recursive: true })
+    const rounds = flag(argv, "rounds") === undefined ? undefined : yield* Effect.mapError(decodeInt(flag(argv, "rounds"), 1), (e) => new RuntimeError({ phase: "flags", reason: e.message }))
+
+    const bucket = `covenant-${name}`
+    let transportLayer: Layer.Layer<Transport>
+    let own: BucketLocation
+    let commitment: Commitment
+    if ((flag(argv, "transport") ?? "fs") === "s3") {
+      const c = yield* s3Config
+      transportLayer = layerS3(c)
+      own = { bucket }
+      commitment = { _tag: "S3", endpoint: c.endpoint, bucket, region: c.region, accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey }
+    } else {
+      transportLayer = layerFileSystem(resolve(flag(argv, "store") ?? join(root, "store")))
+      own = { bucket }
+      commitment = { _tag: "Filesystem", dir: bucket }
+    }
+
+    const chainFlag = flag(argv, "chain") ?? "local"
+    if (chainFlag !== "local") {
+      return yield* new RuntimeError({ phase: "chain", reason: `--chain ${chainFlag}: @covenant/chain has no subtensor layer yet; use --chain local` })
+    }
+    const chainDir = resolve(flag(argv, "chain-dir") ?? join(root, "chain"))
+    const p = spec.participation
+    const chainLayer = argv.includes("--own-chain")
+      ? Layer.mapError(layerLocal({ dir: chainDir, identity, params: { blockIntervalMs: p.blockTimeMs, blocksPerWindow: p.blocksPerWindow, weightsRateLimit: 0, permitStake: 1000 } }), inPhase("chain"))
+      : Layer.unwrapEffect(Effect.map(Effect.mapError(readOwnerUrl(chainDir), inPhase("chain")), (url) => Layer.mapError(layerLocalClient(url, identity), inPhase("chain"))))
+
+    const dataDir = yield* prepareRunData(spec, join(stateDir, "data"))
+    const shards = yield* Effect.mapError(openShardSet(dataDir), (e) => new RuntimeError({ phase: "data", reason: e._tag }))
+    const cfg: NodeConfig = { name, spec, address: runAddress(spec), identity, own, commitment, stateDir, shards, events: logEvent, ...(rounds === undefined ? {} : { rounds }) }
+    const engineLayer: Layer.Layer<Engine, RuntimeError> = flag(argv, "backend") === "webgpu"
+      ? Layer.mapError(EngineWebGpu, (e) => new RuntimeError({ phase: "engine", reason: e._tag }))
+      : EngineCpu
+    const program: Effect.Effect<void, RuntimeError, Chain | LocalChain | Transport | Scoring | Engine> = role === "peer"
+      ? runPeer(cfg)
+      : Effect.gen(function* () {
+          yield* joinNetwork(own, commitment)
+          const local = yield* LocalChain
+          const graph = yield* Effect.mapError(local.refreshMetagraph, inPhase("metagraph"))
+          if (!graph.neurons.some((n) => n.hotkey === identity.hotkey.address && n.validatorPermit)) yield* Effect.mapError(local.addStake(1000), inPhase("stake"))
+          yield* runValidator(cfg)
+        })
+    yield* Effect.provide(program, Layer.mergeAll(transportLayer, chainLayer, ScoringEqual, engineLayer))
+  }).pipe(Effect.scoped)
+
+const swarm = (argv: readonly string[]) =>
+  Effect.gen(function* () {
+    const source = yield* specOf(argv)
+    const peers = yield* Effect.mapError(decodeInt(flag(argv, "peers"), 4), (e) => new RuntimeError({ phase: "flags", reason: e.message }))
+    const windows = yield* Effect.mapError(decodeInt(flag(argv, "windows"), 16), (e) => new RuntimeError({ phase: "flags", reason: e.message }))
+    const spec = source.infrastructure.chain.kind === "local" && source.model.dim <= 256 ? source : scaleToMachine(source, { peers, windows })
+    const workDir = resolve(flag(argv, "dir") ?? join(".covenant", spec.name, `swarm-${Date.now()}`))
+    const backend = flag(argv, "backend") === "webgpu" ? "webgpu" as const : "cpu" as const
+    const result = yield* runSwarm({ spec, peers, rounds: windows, workDir, backend, onEvent: logEvent })
+    for (let w = result.startWindow; w < result.startWindow + windows; w++) {
+      const s = summarizeWindow(result.events, w)
+      if (s !== undefined) console.log(`window ${w}: peers' loss ${s.peerLoss.toFixed(4)}, model loss ${s.validatorLoss?.toFixed(4) ?? "-"}, ${s.gathered}/${s.expected} peers, identical ${s.identical}`)
+    }
+  })
+
+const main = (argv: readonly string[]): Effect.Effect<void, RuntimeError | ParseResult.ParseError> => {
+  const command = argv[0] ?? "--help"
+  if (argv.includes("--help") || argv.includes("-h") || !["peer", "validator", "swarm", "plan"].includes(command)) {
+    return Effect.sync(() => console.log(usage(command)))
+  }
+  const rest = argv.slice(1)
+  if (command === "plan") return Effect.map(specOf(rest), (spec) => console.log(formatPlan(plan(spec))))
+  if (command === "swarm") return swarm(rest)
+  return node(command === "peer" ? "peer" : "validator", rest)
+}
+
+if (import.meta.main) {
+  const exit = await Effect.runPromiseExit(main(process.argv.slice(2)))
+  if (Exit.isFailure(exit)) {
+    const failure = Cause.failureOption(exit.cause)
+    console.error(Option.match(failure, {
+      onNone: () => Cause.pretty(exit.cause),
+      onSome: (e) => (e._tag === "RuntimeError" ? `${e.phase}: ${e.reason}` : ParseResult.TreeFormatter.formatErrorSync(e)),
+    }))
+    process.exitCode = 1
+  }
+}
