@@ -17,7 +17,10 @@ const ABS = 0x7fffffff
 
 export interface Compressed {
   readonly update: TensorUpdate
-  /** The error-feedback buffer after the step: the same array that was passed in, updated in place. */
+  /**
+   * The error-feedback buffer after the step: the same array that was passed in, updated in
+   * place (after a NonFinite error it holds ef_mid; the caller should zero it).
+   */
   readonly ef: Float32Array
 }
 

@@ -61,7 +61,7 @@ export const UpdateMeta = Schema.Struct({
   /** ss58 address (base58 alphabet); its checksum is the transport's to verify with the signature. */
   hotkey: Schema.String.pipe(Schema.pattern(/^[1-9A-HJ-NP-Za-km-z]{40,60}$/)),
   /** Hex digest of the samples this peer trained on. */
-  sampleDigest: Schema.String.pipe(Schema.pattern(/^(?:[0-9a-f]{2}){0,64}$/)),
+  sampleDigest: Schema.String.pipe(Schema.pattern(/^(?:[0-9a-fA-F]{2}){0,64}$/)),
   sampleCount: Schema.Int.pipe(Schema.nonNegative()),
 })
 export type UpdateMeta = typeof UpdateMeta.Type
@@ -274,6 +274,17 @@ const decodeDense = (
   return Either.right({ coding: "f32", dense: { name: h.name, shape: h.shape, values } })
 }
 
+const CODINGS: ReadonlySet<unknown> = new Set(["packed12", "rice", "f32"])
+
+/** The first tensor coding this decoder does not know, if any (so it gets its own reason). */
+const unknownCoding = (json: unknown): unknown => {
+  if (typeof json !== "object" || json === null || !("tensors" in json) || !Array.isArray(json.tensors)) return undefined
+  for (const t of json.tensors as unknown[]) {
+    if (typeof t === "object" && t !== null && "coding" in t && !CODINGS.has(t.coding)) return t.coding
+  }
+  return undefined
+}
+
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i])
 
 export const decode = (bytes: Uint8Array, expected?: Manifest): Either.Either<UpdateMessage, WireError> =>
@@ -294,6 +305,8 @@ export const decode = (bytes: Uint8Array, expected?: Manifest): Either.Either<Up
     } catch (e) {
       return yield* err("BadHeader", `header is not UTF-8 JSON: ${String(e)}`)
     }
+    const unknown = unknownCoding(json)
+    if (unknown !== undefined) return yield* err("UnknownCoding", `unknown tensor coding ${JSON.stringify(unknown)}`)
     const header = decodeHeader(json)
     if (Either.isLeft(header)) return yield* err("BadHeader", ParseResult.TreeFormatter.formatErrorSync(header.left))
     const hs = header.right.tensors

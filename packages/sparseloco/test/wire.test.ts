@@ -138,7 +138,7 @@ describe("wire format", () => {
     expect(reasonOf(decode(flip))).toBe("BadChecksum")
     expect(reasonOf(decode(packed, { tensors: [{ name: u.name, shape: [64, 65] }] }))).toBe("ShapeMismatch")
     expect(reasonOf(decode(packed, { tensors: [] }))).toBe("ShapeMismatch")
-    expect(reasonOf(decode(editHeader(packed, (h) => (h.tensors[0]!.coding = "zstd"))))).toBe("BadHeader")
+    expect(reasonOf(decode(editHeader(packed, (h) => (h.tensors[0]!.coding = "zstd"))))).toBe("UnknownCoding")
     expect(reasonOf(decode(editHeader(packed, (h) => (h.tensors[0]!.shift = 1e7))))).toBe("BadHeader")
     expect(reasonOf(decode(editHeader(packed, (h) => (h.tensors[0]!.scale = 0))))).toBe("BadHeader")
     expect(reasonOf(decode(editHeader(packed, (h) => (h.tensors[0]!.lookup = [0, 0.1, 0, 0]))))).toBe("BadHeader") // 0.1 is not a float32
