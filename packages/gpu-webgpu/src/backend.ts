@@ -61,10 +61,11 @@ export interface Backend {
   /** Largest chunk a kernel may bind. */
   readonly maxBindingBytes: number
   /**
-   * Which matmul kernels suit the device: "tiled" (workgroup-memory tiles, real GPUs) or
-   * "blocked" (register blocking straight from storage, CPU emulations such as lavapipe).
+   * Which matmul and attention kernels suit the device: "tiled" (operands staged through
+   * workgroup memory, real GPUs) or "blocked" (registers fed straight from storage, CPU
+   * emulations such as lavapipe, where workgroup memory only adds copies).
    */
-  readonly matmulVariant: "tiled" | "blocked"
+  readonly kernelFamily: "tiled" | "blocked"
   /** `chunkBytes` defaults to one chunk when `bytes` fits, else it must be given by the caller. */
   alloc(bytes: number, chunkBytes?: number): BufferId
   chunkBytes(buf: BufferId): number

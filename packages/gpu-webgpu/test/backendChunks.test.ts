@@ -76,7 +76,7 @@ const compare = (got: Record<string, Float32Array>, want: Record<string, Float32
 
 const whole = await scenario(makeEngine(new CpuBackend()))
 const gpu = await gpuEngine({ maxBindingBytes: LIMIT })
-const gpuTiled = await gpuEngine({ maxBindingBytes: LIMIT, matmul: "tiled" })
+const gpuTiled = await gpuEngine({ maxBindingBytes: LIMIT, kernels: "tiled" })
 
 describe("big tensors split across bindings", () => {
   test("the scenario really is chunked under a 4 KiB limit", () => {

@@ -65,7 +65,7 @@ describe("CPU gradients vs finite differences", () => {
             }
           }
         }),
-        { numRuns: 12 }
+        { numRuns: c.runs ?? 12 }
       )
     }, 30_000)
   }

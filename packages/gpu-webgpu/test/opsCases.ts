@@ -20,6 +20,8 @@ export interface OpCase<P> {
   readonly params: fc.Arbitrary<P>
   readonly inputs: (p: P) => readonly InputSpec[]
   readonly forward: (e: Engine, xs: readonly Tensor[], p: P) => Tensor
+  /** Fewer property runs for cases that are slow on the CPU reference. */
+  readonly runs?: number
 }
 
 /** Deterministic PRNG (mulberry32) so a case's data is a function of its seed. */
@@ -125,6 +127,14 @@ export const cases: readonly OpCase<unknown>[] = [
     params: fc.record({ B: dim(2), T: dim(5), Hkv: dim(2), group: dim(3), hd: dim(6) }),
     inputs: ({ B, T, Hkv, group, hd }) => [f([B, T, Hkv * group, hd]), f([B, T, Hkv, hd]), f([B, T, Hkv, hd])],
     forward: (e, [q, k, v]) => e.attention(q!, k!, v!)
+  }),
+  op({
+    // long enough for several 64-position workgroups and several k/v tiles in the tiled kernels
+    name: "attention (long sequence, wide heads)",
+    params: fc.record({ T: fc.integer({ min: 60, max: 140 }), hd: fc.constantFrom(32, 64) }),
+    inputs: ({ T, hd }) => [f([1, T, 2, hd], true, -0.5, 0.5), f([1, T, 1, hd], true, -0.5, 0.5), f([1, T, 1, hd])],
+    forward: (e, [q, k, v]) => e.attention(q!, k!, v!),
+    runs: 2
   }),
   op({ name: "silu", params: fc.record({ n: dim(16) }), inputs: ({ n }) => [f([n], true, -4, 4)], forward: (e, [x]) => e.silu(x!) }),
   op({

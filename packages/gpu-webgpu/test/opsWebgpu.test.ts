@@ -11,8 +11,8 @@ import { gpuEngine, gpuTest } from "./opsGpuEngine.ts"
 const cpu = makeEngine(new CpuBackend())
 const gpu = await gpuEngine()
 const gtest = gpuTest(gpu)
-// lavapipe defaults to the register-blocked matmuls; the tiled family (real GPUs) is forced here
-const gpuTiled = await gpuEngine({ matmul: "tiled" })
+// lavapipe defaults to the register-blocked kernels; the tiled family (real GPUs) is forced here
+const gpuTiled = await gpuEngine({ kernels: "tiled" })
 
 const runCase = async (e: Engine, c: (typeof cases)[number], p: unknown, data: ReadonlyArray<Float32Array | Int32Array>, seed: number) => {
   const specs = c.inputs(p)
@@ -52,13 +52,13 @@ const check = (c: (typeof cases)[number]) => async (e: Engine) => {
         else close(`${c.name} ${JSON.stringify(p)} grad ${i}`, got.grads[i]!, g)
       })
     }),
-    { numRuns: 10 }
+    { numRuns: c.runs ?? 10 }
   )
 }
 
 describe("WebGPU forward and gradients equal the CPU reference", () => {
   for (const c of cases) gtest(c.name, check(c), 60_000)
-  for (const c of cases.filter((c) => c.name.startsWith("matmul"))) {
+  for (const c of cases.filter((c) => c.name.startsWith("matmul") || c.name.startsWith("attention"))) {
     gpuTest(gpuTiled)(`${c.name}, tiled kernel`, check(c), 60_000)
   }
 })

@@ -21,7 +21,7 @@ interface CpuBuffer {
 export class CpuBackend implements Backend {
   readonly name = "cpu"
   // The CPU backend runs each kernel's CPU reference; the variant only selects which kernel name.
-  readonly matmulVariant = "blocked"
+  readonly kernelFamily = "blocked"
   private readonly buffers = new Map<number, CpuBuffer>()
   private nextId = 1
 

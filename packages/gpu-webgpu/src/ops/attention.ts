@@ -232,6 +232,190 @@ export const attentionGradKVKernel: Kernel = {
   }
 }
 
+/** Floats per workgroup tile of each streamed tensor (2 tiles: 16 KiB, the default WebGPU limit). */
+const TILE_FLOATS = 2048
+const QB = 64 // rows owned by one workgroup (one per invocation)
+
+/** Cooperative load of `n` rows of `hd` floats, row j at `src[base(j)..]`, into `dst`. */
+const tileLoad = (dst: string, src: string, base: (j: string) => string) => `
+    for (var e = lid; e < n * P.hd; e += ${QB}u) {
+      let j = e / P.hd;
+      ${dst}[e] = ${src}[${base("j")} + e % P.hd];
+    }`
+
+/**
+ * Workgroup-tiled variants for real GPUs: a workgroup owns 64 consecutive positions of one
+ * (batch, head) and streams the rows they all read (k/v, or q/dO) through workgroup memory in
+ * tiles, instead of every invocation reading them from storage. Same parameters and meaning as
+ * the per-row kernels above (whose CPU references they share); dispatched [ceil(T/64), heads, B].
+ */
+export const attentionTiledKernel: Kernel = {
+  name: "attention_tiled",
+  bindings: attentionKernel.bindings,
+  params,
+  wgsl: `var<workgroup> Ks: array<f32, ${TILE_FLOATS}>;
+var<workgroup> Vs: array<f32, ${TILE_FLOATS}>;
+@compute @workgroup_size(${QB}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lidv: vec3<u32>) {
+  let lid = lidv.x;
+  let h = wid.y;
+  let b = wid.z;
+  let t = wid.x * ${QB}u + lid;
+  let valid = t < P.T;
+  let kvh = h / (P.H / P.Hkv);
+  let i = (b * P.T + t) * P.H + h;
+  let qb = i * P.hd;
+  var qv: array<f32, ${MAX_HEAD_DIM}>;
+  var acc: array<f32, ${MAX_HEAD_DIM}>;
+  if (valid) { for (var d = 0u; d < P.hd; d++) { qv[d] = q[qb + d] * P.scale; } }
+  var m = -3.4e38;
+  var l = 0.0;
+  let bs = ${TILE_FLOATS}u / P.hd;
+  let tEnd = min(P.T, wid.x * ${QB}u + ${QB}u);
+  for (var s0 = 0u; s0 < tEnd; s0 += bs) {
+    let n = min(bs, tEnd - s0);
+    ${tileLoad("Ks", "k", (j) => `((b * P.T + s0 + ${j}) * P.Hkv + kvh) * P.hd`)}
+    ${tileLoad("Vs", "v", (j) => `((b * P.T + s0 + ${j}) * P.Hkv + kvh) * P.hd`)}
+    workgroupBarrier();
+    if (valid) {
+      for (var j = 0u; j < n && s0 + j <= t; j++) {
+        var sc = 0.0;
+        for (var d = 0u; d < P.hd; d++) { sc += qv[d] * Ks[j * P.hd + d]; }
+        let mn = max(m, sc);
+        let alpha = exp(m - mn);
+        let p = exp(sc - mn);
+        l = l * alpha + p;
+        for (var d = 0u; d < P.hd; d++) { acc[d] = acc[d] * alpha + p * Vs[j * P.hd + d]; }
+        m = mn;
+      }
+    }
+    workgroupBarrier();
+  }
+  if (valid) {
+    L[i] = m + log(l);
+    let inv = 1.0 / l;
+    for (var d = 0u; d < P.hd; d++) { out[qb + d] = acc[d] * inv; }
+  }
+}`,
+  cpu: attentionKernel.cpu
+}
+
+export const attentionGradQTiledKernel: Kernel = {
+  name: "attentionGradQ_tiled",
+  bindings: attentionGradQKernel.bindings,
+  params,
+  wgsl: `var<workgroup> Ks: array<f32, ${TILE_FLOATS}>;
+var<workgroup> Vs: array<f32, ${TILE_FLOATS}>;
+@compute @workgroup_size(${QB}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lidv: vec3<u32>) {
+  let lid = lidv.x;
+  let h = wid.y;
+  let b = wid.z;
+  let t = wid.x * ${QB}u + lid;
+  let valid = t < P.T;
+  let kvh = h / (P.H / P.Hkv);
+  let i = (b * P.T + t) * P.H + h;
+  let qb = i * P.hd;
+  var qv: array<f32, ${MAX_HEAD_DIM}>;
+  var gv: array<f32, ${MAX_HEAD_DIM}>;
+  var acc: array<f32, ${MAX_HEAD_DIM}>;
+  var Dr = 0.0;
+  var Li = 0.0;
+  if (valid) {
+    for (var d = 0u; d < P.hd; d++) {
+      qv[d] = q[qb + d];
+      gv[d] = dO[qb + d];
+      Dr += gv[d] * o[qb + d];
+    }
+    Drow[i] = Dr;
+    Li = L[i];
+  }
+  let bs = ${TILE_FLOATS}u / P.hd;
+  let tEnd = min(P.T, wid.x * ${QB}u + ${QB}u);
+  for (var s0 = 0u; s0 < tEnd; s0 += bs) {
+    let n = min(bs, tEnd - s0);
+    ${tileLoad("Ks", "k", (j) => `((b * P.T + s0 + ${j}) * P.Hkv + kvh) * P.hd`)}
+    ${tileLoad("Vs", "v", (j) => `((b * P.T + s0 + ${j}) * P.Hkv + kvh) * P.hd`)}
+    workgroupBarrier();
+    if (valid) {
+      for (var j = 0u; j < n && s0 + j <= t; j++) {
+        var sc = 0.0;
+        var dp = 0.0;
+        for (var d = 0u; d < P.hd; d++) {
+          sc += qv[d] * Ks[j * P.hd + d];
+          dp += gv[d] * Vs[j * P.hd + d];
+        }
+        let ds = P.scale * exp(P.scale * sc - Li) * (dp - Dr);
+        for (var d = 0u; d < P.hd; d++) { acc[d] += ds * Ks[j * P.hd + d]; }
+      }
+    }
+    workgroupBarrier();
+  }
+  if (valid) { for (var d = 0u; d < P.hd; d++) { dq[qb + d] = acc[d]; } }
+}`,
+  cpu: attentionGradQKernel.cpu
+}
+
+/** dK/dV: a workgroup owns 64 key positions of one (batch, kv head) and streams q/dO rows. */
+export const attentionGradKVTiledKernel: Kernel = {
+  name: "attentionGradKV_tiled",
+  bindings: attentionGradKVKernel.bindings,
+  params,
+  wgsl: `var<workgroup> Qs: array<f32, ${TILE_FLOATS}>;
+var<workgroup> Gs: array<f32, ${TILE_FLOATS}>;
+var<workgroup> Ls: array<f32, ${TILE_FLOATS / 8}>;
+var<workgroup> Ds: array<f32, ${TILE_FLOATS / 8}>;
+@compute @workgroup_size(${QB}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lidv: vec3<u32>) {
+  let lid = lidv.x;
+  let kvh = wid.y;
+  let b = wid.z;
+  let s = wid.x * ${QB}u + lid;
+  let valid = s < P.T;
+  let group = P.H / P.Hkv;
+  let kb = ((b * P.T + s) * P.Hkv + kvh) * P.hd;
+  var kv: array<f32, ${MAX_HEAD_DIM}>;
+  var vv: array<f32, ${MAX_HEAD_DIM}>;
+  var ak: array<f32, ${MAX_HEAD_DIM}>;
+  var av: array<f32, ${MAX_HEAD_DIM}>;
+  if (valid) { for (var d = 0u; d < P.hd; d++) { kv[d] = k[kb + d]; vv[d] = v[kb + d]; } }
+  // at most TILE_FLOATS / 8 rows per tile so Ls and Ds hold them (hd >= 8 gives that anyway)
+  let bs = min(${TILE_FLOATS}u / P.hd, ${TILE_FLOATS / 8}u);
+  let sStart = wid.x * ${QB}u;
+  for (var hh = 0u; hh < group; hh++) {
+    let h = kvh * group + hh;
+    for (var t0 = sStart; t0 < P.T; t0 += bs) {
+      let n = min(bs, P.T - t0);
+      ${tileLoad("Qs", "q", (j) => `((b * P.T + t0 + ${j}) * P.H + h) * P.hd`)}
+      ${tileLoad("Gs", "dO", (j) => `((b * P.T + t0 + ${j}) * P.H + h) * P.hd`)}
+      for (var j = lid; j < n; j += ${QB}u) {
+        let r = (b * P.T + t0 + j) * P.H + h;
+        Ls[j] = L[r];
+        Ds[j] = Drow[r];
+      }
+      workgroupBarrier();
+      if (valid) {
+        for (var j = 0u; j < n; j++) {
+          if (t0 + j < s) { continue; }
+          var sc = 0.0;
+          var dp = 0.0;
+          for (var d = 0u; d < P.hd; d++) {
+            sc += Qs[j * P.hd + d] * kv[d];
+            dp += Gs[j * P.hd + d] * vv[d];
+          }
+          let p = exp(P.scale * sc - Ls[j]);
+          let ds = P.scale * p * (dp - Ds[j]);
+          for (var d = 0u; d < P.hd; d++) {
+            av[d] += p * Gs[j * P.hd + d];
+            ak[d] += ds * Qs[j * P.hd + d];
+          }
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+  if (valid) { for (var d = 0u; d < P.hd; d++) { dk[kb + d] = ak[d]; dv[kb + d] = av[d]; } }
+}`,
+  cpu: attentionGradKVKernel.cpu
+}
+
 interface Dims {
   readonly B: number
   readonly T: number
@@ -302,7 +486,9 @@ export const attention = (rt: Runtime, q: Tensor, k: Tensor, v: Tensor): Tensor 
   if (q.size > 0) {
     singleBinding(rt, d, [q, k, v], [out, L], ([qi, ki, vi], [oi, Li], batches) => {
       const p = paramsFor(d, batches)
-      rt.run1d(attentionKernel, { q: qi!.binding(), k: ki!.binding(), v: vi!.binding(), out: oi!.binding(), L: Li!.binding() }, p, p.rows, 64)
+      const bindings = { q: qi!.binding(), k: ki!.binding(), v: vi!.binding(), out: oi!.binding(), L: Li!.binding() }
+      if (rt.backend.kernelFamily === "tiled") rt.run(attentionTiledKernel, bindings, p, [Math.ceil(d.T / QB), d.H, batches])
+      else rt.run1d(attentionKernel, bindings, p, p.rows, 64)
     })
   }
   return rt.record(out, "attention", [q, k, v], [L])
@@ -318,20 +504,15 @@ export const attentionRule: DerivativeRule = (rt, g, node, out) => {
   singleBinding(rt, d, [q, k, v, out, g, L], [dq, dk, dv], ([qi, ki, vi, oi, gi, Li], [dqi, dki, dvi], batches) => {
     const p = paramsFor(d, batches)
     const Drow = rt.empty([p.rows])
-    rt.run1d(
-      attentionGradQKernel,
-      { q: qi!.binding(), k: ki!.binding(), v: vi!.binding(), o: oi!.binding(), dO: gi!.binding(), L: Li!.binding(), Drow: Drow.binding(), dq: dqi!.binding() },
-      p,
-      p.rows,
-      64
-    )
-    rt.run1d(
-      attentionGradKVKernel,
-      { q: qi!.binding(), k: ki!.binding(), v: vi!.binding(), dO: gi!.binding(), L: Li!.binding(), Drow: Drow.binding(), dk: dki!.binding(), dv: dvi!.binding() },
-      p,
-      batches * d.T * d.Hkv,
-      64
-    )
+    const qBindings = { q: qi!.binding(), k: ki!.binding(), v: vi!.binding(), o: oi!.binding(), dO: gi!.binding(), L: Li!.binding(), Drow: Drow.binding(), dq: dqi!.binding() }
+    const kvBindings = { q: qi!.binding(), k: ki!.binding(), v: vi!.binding(), dO: gi!.binding(), L: Li!.binding(), Drow: Drow.binding(), dk: dki!.binding(), dv: dvi!.binding() }
+    if (rt.backend.kernelFamily === "tiled") {
+      rt.run(attentionGradQTiledKernel, qBindings, p, [Math.ceil(d.T / QB), d.H, batches])
+      rt.run(attentionGradKVTiledKernel, kvBindings, p, [Math.ceil(d.T / QB), d.Hkv, batches])
+    } else {
+      rt.run1d(attentionGradQKernel, qBindings, p, p.rows, 64)
+      rt.run1d(attentionGradKVKernel, kvBindings, p, batches * d.T * d.Hkv, 64)
+    }
     Drow.dispose()
   })
   return [dq, dk, dv]

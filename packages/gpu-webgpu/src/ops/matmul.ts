@@ -269,7 +269,7 @@ const dispatchMatmul = (
   transB: boolean,
   batches: number
 ): void => {
-  if (rt.backend.matmulVariant === "tiled") {
+  if (rt.backend.kernelFamily === "tiled") {
     rt.run(matmulTiledKernel, bindings, p, [Math.ceil(p.N / BM), Math.ceil(p.M / BM), batches])
     return
   }

@@ -46,7 +46,7 @@ export const kernelHeader = (k: Kernel): string => {
 export class WebGpuBackend implements Backend {
   readonly name: string
   readonly maxBindingBytes: number
-  readonly matmulVariant: "tiled" | "blocked"
+  readonly kernelFamily: "tiled" | "blocked"
   private readonly buffers = new Map<number, GpuLogical>()
   private readonly pool = new Map<number, GPUBuffer[]>()
   private readonly kernels = new Map<Kernel, CompiledKernel>()
@@ -65,10 +65,10 @@ export class WebGpuBackend implements Backend {
     readonly device: GPUDevice,
     adapterDescription: string,
     maxBindingBytes?: number,
-    matmulVariant?: "tiled" | "blocked"
+    kernelFamily?: "tiled" | "blocked"
   ) {
     this.name = `webgpu (${adapterDescription})`
-    this.matmulVariant = matmulVariant ?? (/llvmpipe|lavapipe|swiftshader/i.test(adapterDescription) ? "blocked" : "tiled")
+    this.kernelFamily = kernelFamily ?? (/llvmpipe|lavapipe|swiftshader/i.test(adapterDescription) ? "blocked" : "tiled")
     const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize)
     this.maxBindingBytes = Math.floor(Math.min(limit, maxBindingBytes ?? limit) / 4) * 4
     this.arena = device.createBuffer({ size: SLOT * ARENA_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST })

@@ -18,8 +18,8 @@ export const WebGpuDeviceLive: Layer.Layer<WebGpuDevice, NoAdapterError> = Layer
 export interface WebGpuOptions {
   /** Lower the per-binding chunk size (tests of big-tensor chunking use a few KiB). */
   readonly maxBindingBytes?: number
-  /** Force a matmul kernel family (default: "blocked" on CPU emulations, else "tiled"). */
-  readonly matmul?: "tiled" | "blocked"
+  /** Force a kernel family for matmul and attention (default: "blocked" on CPU emulations, else "tiled"). */
+  readonly kernels?: "tiled" | "blocked"
 }
 
 export const EngineWebGpuOn = (opts: WebGpuOptions = {}): Layer.Layer<Engine, never, WebGpuDevice> =>
@@ -27,7 +27,7 @@ export const EngineWebGpuOn = (opts: WebGpuOptions = {}): Layer.Layer<Engine, ne
     Engine,
     Effect.flatMap(WebGpuDevice, (d) =>
       Effect.acquireRelease(
-        Effect.sync(() => makeEngine(new WebGpuBackend(d.device, d.adapterDescription, opts.maxBindingBytes, opts.matmul))),
+        Effect.sync(() => makeEngine(new WebGpuBackend(d.device, d.adapterDescription, opts.maxBindingBytes, opts.kernels))),
         (e) => Effect.sync(() => e.backend.destroy())
       )
     )
