@@ -20,6 +20,13 @@
  *   free view unless the chunks would split the new rows, then a copy), except: `embedding` ids,
  *   `crossEntropy` targets, broadcast operands and norm weights must fit one binding, and
  *   `attention` needs one batch element ([T, heads, hd]) of each operand to fit one binding.
+ * - Limits and conventions: attention head dim <= 256; `embedding` ids outside [0, V) read zero
+ *   rows and get no gradient; `crossEntropy` targets outside [0, V) (the ignore index included)
+ *   are ignored; a cached rope cos/sin table per (T, hd, theta) stays allocated (it shows in
+ *   `liveBuffers()` once, not per step).
+ * - WebGPU validation errors surface as a `BackendError` at the next `sync()`/`read()`.
+ * - `backend.kernelFamily` picks workgroup-tiled matmul/attention kernels on real GPUs and
+ *   register-blocked ones on CPU emulations (lavapipe); `EngineWebGpuWith({ kernels })` forces one.
  */
 import { Data } from "effect"
 import { BackendError, grid1d, type Backend, type Binding, type BufferId, type Kernel } from "./backend.ts"
