@@ -7,7 +7,7 @@ import { Effect, Either } from "effect"
 import { decodeNpy, encodeNpy } from "../src/io/index.ts"
 import { hfConfigFromSpec, initLlamaParameters, LlamaModel, saveCheckpoint, shiftedTargets } from "../src/model/index.ts"
 import type { LlamaSpec } from "../src/model/index.ts"
-import { allowNoGpu, cpuEngine, randomIds, vectorDir, webgpuEngine } from "./model-engines.ts"
+import { allowNoGpu, cpuEngine, llamaHfCases, randomIds, vectorDir, webgpuEngine } from "./model-engines.ts"
 
 const bin = (name: string) => join(import.meta.dir, "..", "bin", name)
 
@@ -35,26 +35,32 @@ const maxAbsDiff = (a: ArrayLike<number | bigint>, b: ArrayLike<number | bigint>
 const gpu = await webgpuEngine()
 const noAdapter = "_tag" in gpu
 
-const expectedLoss: number = JSON.parse(readFileSync(join(vectorDir, "expected.json"), "utf8")).loss
-const expectedLogits = readLogits(join(vectorDir, "expected_logits.npy"))
-
-describe("bin/hf-eval on the PyTorch vector", () => {
-  for (const backend of ["cpu", "webgpu"] as const) {
-    const skip = backend === "webgpu" && noAdapter && allowNoGpu
-    test.skipIf(skip)(`--backend ${backend}: loss to 1e-6 relative, logits to 1e-5 absolute`, () => {
-      const out = join(mkdtempSync(join(tmpdir(), "hf-eval-")), "logits.npy")
-      const r = run("hf-eval.ts", [vectorDir, "--backend", backend, "--logits-out", out])
-      expect(r.stderr.split("\n").filter((l) => l !== "" && !l.startsWith("Warning:"))).toEqual([])
-      expect(r.status).toBe(0)
-      expect(r.stdout).toContain(`backend: ${backend}`)
-      expect(r.stdout).toContain("tokens: [2, 24]")
-      expect(Math.abs(lossOf(r.stdout) - expectedLoss) / expectedLoss).toBeLessThan(1e-6)
-      const logits = readLogits(out)
-      expect(logits.shape).toEqual([2, 24, 97])
-      expect(maxAbsDiff(logits.data, expectedLogits.data)).toBeLessThan(1e-5)
-    }, 60_000)
+describe("bin/hf-eval on the PyTorch vectors", () => {
+  test("there is at least one case", () => expect(llamaHfCases.length).toBeGreaterThan(0))
+  for (const caseDir of llamaHfCases) {
+    const name = caseDir.split("/").pop()
+    for (const backend of ["cpu", "webgpu"] as const) {
+      const skip = backend === "webgpu" && noAdapter && allowNoGpu
+      test.skipIf(skip)(`${name} --backend ${backend}: loss to 1e-6 relative, logits to 1e-5 absolute`, () => {
+        const expectedLoss: number = JSON.parse(readFileSync(join(caseDir, "expected.json"), "utf8")).loss
+        const expectedLogits = readLogits(join(caseDir, "expected_logits.npy"))
+        const tokens = readLogits(join(caseDir, "tokens.npy"))
+        const out = join(mkdtempSync(join(tmpdir(), "hf-eval-")), "logits.npy")
+        const r = run("hf-eval.ts", [caseDir, "--backend", backend, "--logits-out", out])
+        expect(r.stderr.split("\n").filter((l) => l !== "" && !l.startsWith("Warning:"))).toEqual([])
+        expect(r.status).toBe(0)
+        expect(r.stdout).toContain(`backend: ${backend}`)
+        expect(r.stdout).toContain(`tokens: [${tokens.shape.join(", ")}]`)
+        expect(Math.abs(lossOf(r.stdout) - expectedLoss) / expectedLoss).toBeLessThan(1e-6)
+        const logits = readLogits(out)
+        expect(logits.shape).toEqual(expectedLogits.shape)
+        expect(maxAbsDiff(logits.data, expectedLogits.data)).toBeLessThan(1e-5)
+      }, 60_000)
+    }
   }
+})
 
+describe("bin/hf-eval on bad input", () => {
   test("bad input: typed errors on stderr and exit status 1", () => {
     const missing = run("hf-eval.ts", [join(tmpdir(), "no-such-model-folder")])
     expect(missing.status).toBe(1)

@@ -4,6 +4,7 @@
  * typed error unless COVENANT_ALLOW_NO_GPU=1.
  */
 import { test } from "bun:test"
+import { existsSync, readdirSync } from "node:fs"
 import { join } from "node:path"
 import { Cause, Context, Effect, Exit, Layer, Scope } from "effect"
 import { Engine, makeEngine } from "../src/engine.ts"
@@ -13,8 +14,20 @@ import type { LlamaSpec } from "../src/model/index.ts"
 
 export const cpuEngine = (): Engine => makeEngine(new CpuBackend())
 
-/** The PyTorch-computed HF LLaMA case (a copy of /work/shared/vectors/llama-hf/gqa-seed3). */
-export const vectorDir = join(import.meta.dir, "fixtures", "llama-hf", "gqa-seed3")
+/**
+ * The PyTorch-computed HF LLaMA cases live in the project's shared folder beside the checkout
+ * (`../shared/vectors/llama-hf/<case>/`), or where COVENANT_SHARED points. Every case folder there is
+ * checked, not only the one we know of.
+ */
+const sharedDir = process.env["COVENANT_SHARED"] ?? join(import.meta.dir, "..", "..", "..", "..", "shared")
+const llamaHfDir = join(sharedDir, "vectors", "llama-hf")
+if (!existsSync(llamaHfDir)) throw new Error(`no HF LLaMA vectors at ${llamaHfDir}: set COVENANT_SHARED to the shared folder`)
+export const llamaHfCases: ReadonlyArray<string> = readdirSync(llamaHfDir, { withFileTypes: true })
+  .filter((d) => d.isDirectory() && existsSync(join(llamaHfDir, d.name, "config.json")))
+  .map((d) => join(llamaHfDir, d.name))
+  .sort()
+/** The grouped-query case the bad-input tests reuse (token ids >= its vocab of 97 are out of range). */
+export const vectorDir = join(llamaHfDir, "gqa-seed3")
 
 /** The debug-sized model of the brief. */
 export const debugSpec: LlamaSpec = {
