@@ -193,8 +193,9 @@ export const matmulTiledKernel: Kernel = {
   name: "matmul_tiled",
   bindings: [binding("A"), binding("B"), binding("C", "read_write")],
   params: matmulKernel.params,
-  wgsl: `var<workgroup> As: array<f32, ${BM * BK}>;
-var<workgroup> Bs: array<f32, ${BM * BK}>;
+  // tiles stored as vec4 along M (A) and N (B) so the inner loop reads one vec4 of each
+  wgsl: `var<workgroup> As: array<vec4<f32>, ${(BM * BK) / 4}>;
+var<workgroup> Bs: array<vec4<f32>, ${(BM * BK) / 4}>;
 fn storeRow(r: u32, col0: u32, v: vec4<f32>, base: u32) {
   for (var j = 0u; j < 4u; j++) {
     let c = col0 + j;
@@ -226,21 +227,19 @@ fn storeRow(r: u32, col0: u32, v: vec4<f32>, base: u32) {
       if (P.csA != 1u) { i = e % ${BM}u; kk = e / ${BM}u; }
       var av = 0.0;
       if (tileRow + i < P.M && k0 + kk < P.K) { av = A[aBase + (tileRow + i) * P.rsA + (k0 + kk) * P.csA]; }
-      As[kk * ${BM}u + i] = av;
+      As[kk * ${BM / 4}u + i / 4u][i % 4u] = av;
       // B tile element (k kk, column j)
       var j = e % ${BM}u;
       var kb = e / ${BM}u;
       if (P.csB != 1u) { j = e / ${BK}u; kb = e % ${BK}u; }
       var bv = 0.0;
       if (tileCol + j < P.N && k0 + kb < P.K) { bv = B[bBase + (k0 + kb) * P.rsB + (tileCol + j) * P.csB]; }
-      Bs[kb * ${BM}u + j] = bv;
+      Bs[kb * ${BM / 4}u + j / 4u][j % 4u] = bv;
     }
     workgroupBarrier();
     for (var kk = 0u; kk < ${BK}u; kk++) {
-      let ao = kk * ${BM}u + lid.y * 4u;
-      let bo = kk * ${BM}u + lid.x * 4u;
-      let a = vec4<f32>(As[ao], As[ao + 1u], As[ao + 2u], As[ao + 3u]);
-      let b = vec4<f32>(Bs[bo], Bs[bo + 1u], Bs[bo + 2u], Bs[bo + 3u]);
+      let a = As[kk * ${BM / 4}u + lid.y];
+      let b = Bs[kk * ${BM / 4}u + lid.x];
       acc0 += a.x * b;
       acc1 += a.y * b;
       acc2 += a.z * b;
