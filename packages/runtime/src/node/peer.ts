@@ -9,14 +9,15 @@ import { Duration, Effect, Either } from "effect"
 import { Chain } from "@covenant/chain"
 import { innerLrAt } from "@covenant/dsl"
 import { Engine, Trainer } from "@covenant/gpu-webgpu"
-import { Transport } from "@covenant/transport"
+import { prune, Transport } from "@covenant/transport"
 import { RuntimeError } from "../errors.ts"
 import { encodeUpdate } from "../round/codec.ts"
 import { outerRound } from "../round/outer-round.ts"
 import type { RoundState } from "../round/outer-round.ts"
 import { debugDistance, debugValues, paramsDigest } from "../round/params.ts"
 import { currentWindow, waitForWindow } from "./clock.ts"
-import type { NodeConfig } from "./node.ts"
+import { recordRound } from "./metrics.ts"
+import type { NodeConfig, NodeEvent } from "./node.ts"
 import { awaitStart, decodeDelivered, initialModel, modelManifest, outerLrFor, pollMs, replayWindows, trainingBatches } from "./node.ts"
 import { fetchLeaderDebug, gatherWindow, joinNetwork, peerListFor, publishGradient, readDirectory } from "./network.ts"
 import { loadNodeState, saveNodeState } from "./state.ts"
@@ -56,6 +57,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       yield* Effect.try({ try: () => trainer.importOptimizerState(opt), catch: (e) => new RuntimeError({ phase: "state", reason: String(e) }) })
     }
     const manifest = modelManifest(spec.model)
+    const emit = (e: Extract<NodeEvent, { _tag: "Round" }>) => Effect.zipRight(Effect.sync(() => cfg.events(e)), recordRound(e))
     let done = initial.window
     const poll = pollMs(spec)
 
@@ -124,8 +126,10 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       )
       done = window
       yield* saveNodeState(cfg.stateDir, spec.model, { window, params: state.params, ef: state.ef, momentum: state.momentum, optimizer: yield* exportOptimizer(trainer) })
+      // Our own updates older than the retention horizon are no longer needed by anyone.
+      yield* Effect.ignore(prune({ at: cfg.own, uid, currentWindow: window, keepWindows: spec.participation.retentionWindows }))
       const { publish, ...rest } = result.phaseMs
-      cfg.events({
+      yield* emit({
         _tag: "Round",
         name: cfg.name,
         role: "peer",

@@ -17,7 +17,8 @@ import type { RoundState } from "../round/outer-round.ts"
 import { debugValues, paramsDigest } from "../round/params.ts"
 import { publishCheckpoint } from "./checkpoint.ts"
 import { currentWindow, waitForWindow } from "./clock.ts"
-import type { NodeConfig } from "./node.ts"
+import { recordRound } from "./metrics.ts"
+import type { NodeConfig, NodeEvent } from "./node.ts"
 import { awaitStart, decodeDelivered, initialModel, modelManifest, outerLrFor, pollMs } from "./node.ts"
 import {
   fetchStartWindow, gatherWindow, joinNetwork, peerListFor, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory,
@@ -57,6 +58,7 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
     cfg.events({ _tag: "Joined", name: cfg.name, role: "validator", uid, resumedAt: saved?.window ?? null })
     const state: RoundState = { params: initial.params, ef: null, momentum: saved?.momentum ?? null }
     const manifest = modelManifest(spec.model)
+    const emit = (e: Extract<NodeEvent, { _tag: "Round" }>) => Effect.zipRight(Effect.sync(() => cfg.events(e)), recordRound(e))
 
     // A fixed held-out batch for the model's loss: samples no peer is assigned in the run's first windows.
     const evalSet = yield* evalBatches(cfg)
@@ -98,7 +100,7 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
       }
       const publishMs = performance.now() - t
       const loss = engine === undefined || evalSet === undefined ? null : yield* evalLoss(engine, spec.model, state.params, evalSet.batches, evalSet.shape)
-      cfg.events({
+      yield* emit({
         _tag: "Round",
         name: cfg.name,
         role: "validator",
