@@ -3,11 +3,11 @@
  * (2n^3 flops per product) with the adapter's name. On lavapipe the big sizes take long, so
  * `--max=N` (or env MATMUL_MAX_N, default 2048) skips sizes above N; `--min-seconds=S` sets how
  * long each size is timed (default 1). Also times the transposed-B form used by linear layers,
- * unless `--plain`.
+ * unless `--plain`. `--kernels=tiled|blocked` forces a kernel family (default: per adapter).
  *   bun bench/matmul.ts --max=4096
  */
 import { Effect } from "effect"
-import { Engine, EngineWebGpu } from "@covenant/gpu-webgpu"
+import { Engine, EngineWebGpuWith } from "@covenant/gpu-webgpu"
 
 const arg = (name: string): string | undefined =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
@@ -16,10 +16,12 @@ const maxN = Number(arg("max") ?? process.env["MATMUL_MAX_N"] ?? 2048)
 const minSeconds = Number(arg("min-seconds") ?? 1)
 const sizes = [512, 1024, 2048, 4096].filter((n) => n <= maxN)
 const variants = process.argv.includes("--plain") ? [false] : [false, true]
+const kernelsArg = arg("kernels")
+const kernels = kernelsArg === "tiled" || kernelsArg === "blocked" ? kernelsArg : undefined
 
 const program = Effect.gen(function* () {
   const e = yield* Engine
-  console.log(`matmul on ${e.backend.name}`)
+  console.log(`matmul on ${e.backend.name}, ${e.backend.kernelFamily} kernels`)
   for (const n of sizes) {
     for (const transB of variants) {
       const data = Float32Array.from({ length: n * n }, (_, i) => ((i * 2654435761) % 1000) / 1000 - 0.5)
@@ -46,4 +48,4 @@ const program = Effect.gen(function* () {
   }
 })
 
-await Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(EngineWebGpu)))
+await Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(EngineWebGpuWith(kernels === undefined ? {} : { kernels }))))
