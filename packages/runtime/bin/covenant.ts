@@ -10,8 +10,8 @@
 import { join, resolve } from "node:path"
 import { mkdirSync } from "node:fs"
 import { Cause, Effect, Exit, Layer, Option, ParseResult, Schema } from "effect"
-import { identityFromSecret, layerLocal, layerLocalClient, LocalChain, readOwnerUrl } from "@covenant/chain"
-import type { Chain, Commitment } from "@covenant/chain"
+import { identityFromSecret, layerLocal, layerLocalClient, readOwnerUrl } from "@covenant/chain"
+import type { Chain, Commitment, LocalChain } from "@covenant/chain"
 import { covenant72b, debug, formatPlan, loadRun, plan } from "@covenant/dsl"
 import type { RunSpec } from "@covenant/dsl"
 import { EngineCpu, EngineWebGpu } from "@covenant/gpu-webgpu"
@@ -20,12 +20,12 @@ import { layerFileSystem, layerS3 } from "@covenant/transport"
 import type { BucketLocation, S3TransportConfig, Transport } from "@covenant/transport"
 import { openShardSet } from "../src/data/shards.ts"
 import { RuntimeError, inPhase } from "../src/errors.ts"
-import { joinNetwork, runAddress } from "../src/node/network.ts"
+import { runAddress } from "../src/node/network.ts"
 import type { NodeConfig, NodeEvent } from "../src/node/node.ts"
 import { runPeer } from "../src/node/peer.ts"
 import { ScoringEqual } from "../src/node/scoring.ts"
 import type { Scoring } from "../src/node/scoring.ts"
-import { runValidator } from "../src/node/validator.ts"
+import { ensureValidatorPermit, runValidator } from "../src/node/validator.ts"
 import { prepareRunData } from "../src/swarm/data.ts"
 import { scaleToMachine } from "../src/swarm/scale.ts"
 import { runSwarm } from "../src/swarm/swarm.ts"
@@ -150,13 +150,7 @@ const node = (role: "peer" | "validator", argv: readonly string[]) =>
       : EngineCpu
     const program: Effect.Effect<void, RuntimeError, Chain | LocalChain | Transport | Scoring | Engine> = role === "peer"
       ? runPeer(cfg)
-      : Effect.gen(function* () {
-          yield* joinNetwork(own, commitment)
-          const local = yield* LocalChain
-          const graph = yield* Effect.mapError(local.refreshMetagraph, inPhase("metagraph"))
-          if (!graph.neurons.some((n) => n.hotkey === identity.hotkey.address && n.validatorPermit)) yield* Effect.mapError(local.addStake(1000), inPhase("stake"))
-          yield* runValidator(cfg)
-        })
+      : Effect.zipRight(ensureValidatorPermit(cfg), runValidator(cfg))
     yield* Effect.provide(program, Layer.mergeAll(transportLayer, chainLayer, ScoringEqual, engineLayer))
   }).pipe(Effect.scoped)
 

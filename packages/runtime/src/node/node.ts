@@ -18,7 +18,7 @@ import { aggregateUpdates, applyOuterStep } from "../round/outer-round.ts"
 import type { RoundState } from "../round/outer-round.ts"
 import type { Params } from "../round/params.ts"
 import { loadLatestCheckpoint } from "./checkpoint.ts"
-import type { Directory, Publisher, RunAddress } from "./network.ts"
+import type { RunAddress } from "./network.ts"
 import { fetchRecord, fetchStartWindow, gatherWindow, peerListFor, readDirectory } from "./network.ts"
 
 export interface NodeConfig {
@@ -157,4 +157,3 @@ export const replayWindows = (
     return { bytesDown }
   })
 
-export type { Directory, Publisher }

@@ -5,7 +5,7 @@
  * Weights come from the Scoring service and are set on chain every few windows.
  */
 import { Effect, Option } from "effect"
-import { Chain } from "@covenant/chain"
+import { Chain, LocalChain } from "@covenant/chain"
 import { Engine } from "@covenant/gpu-webgpu"
 import { Transport } from "@covenant/transport"
 import { assignedSampleIds } from "../data/window-data.ts"
@@ -33,6 +33,17 @@ export const eligiblePeers = (dir: Directory): number[] =>
 
 /** How many windows after publication a new peer list takes effect (time for every node to see it). */
 export const PEER_LIST_LEAD = 2
+
+/** On the local chain a validator stakes itself to a validator permit (subtensor stake is btcli's business). */
+export const ensureValidatorPermit = (cfg: Pick<NodeConfig, "own" | "commitment" | "identity">): Effect.Effect<void, RuntimeError, Chain | LocalChain | Transport> =>
+  Effect.gen(function* () {
+    yield* joinNetwork(cfg.own, cfg.commitment)
+    const local = yield* LocalChain
+    const graph = yield* Effect.mapError(local.refreshMetagraph, inPhase("metagraph"))
+    if (!graph.neurons.some((n) => n.hotkey === cfg.identity.hotkey.address && n.validatorPermit)) {
+      yield* Effect.mapError(local.addStake(1000), inPhase("stake"))
+    }
+  })
 
 export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chain | Transport | Scoring> =>
   Effect.gen(function* () {

@@ -15,7 +15,7 @@
  */
 import { Effect, Either } from "effect"
 import type { Trainer } from "@covenant/gpu-webgpu"
-import { aggregate, compress, decompress, meanDense, nesterovStep, outerStep } from "@covenant/sparseloco"
+import { aggregate, compress, meanDense, nesterovStep, outerStep } from "@covenant/sparseloco"
 import type { Manifest, TensorUpdate, UpdateMessage, WireTensor } from "@covenant/sparseloco"
 import type { CompressionSpec, OuterOptimizerSpec } from "@covenant/dsl"
 import { RuntimeError } from "../errors.ts"
@@ -190,7 +190,3 @@ export const applyOuterStep = (state: RoundState, G: Params | null, outer: Outer
     else outerStep(p, g, lr)
   }
 }
-
-/** The dense decode of one update (for scoring and tools). */
-export const denseOf = (u: TensorUpdate): Either.Either<Float32Array, RuntimeError> =>
-  Either.mapLeft(decompress(u), (e) => fail("decompress", e.message))

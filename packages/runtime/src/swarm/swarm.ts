@@ -7,7 +7,7 @@
 import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import { Duration, Effect, Exit, Fiber, Layer } from "effect"
-import { identityFromSecret, layerLocal, layerLocalClient, LocalChain, readOwnerUrl } from "@covenant/chain"
+import { identityFromSecret, layerLocal, layerLocalClient, readOwnerUrl } from "@covenant/chain"
 import type { Chain, Commitment, Identity } from "@covenant/chain"
 import type { RunSpec } from "@covenant/dsl"
 import { EngineCpu, EngineWebGpu } from "@covenant/gpu-webgpu"
@@ -19,10 +19,10 @@ import { RuntimeError, inPhase } from "../errors.ts"
 import { currentWindow } from "../node/clock.ts"
 import type { NodeConfig, NodeEvent } from "../node/node.ts"
 import { awaitStart, pollMs } from "../node/node.ts"
-import { joinNetwork, runAddress } from "../node/network.ts"
+import { runAddress } from "../node/network.ts"
 import { runPeer } from "../node/peer.ts"
 import { ScoringEqual } from "../node/scoring.ts"
-import { runValidator } from "../node/validator.ts"
+import { ensureValidatorPermit, runValidator } from "../node/validator.ts"
 import { prepareRunData } from "./data.ts"
 
 export type SwarmTransport = { readonly kind: "fs" } | { readonly kind: "s3"; readonly config: S3TransportConfig }
@@ -116,14 +116,7 @@ export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, Runt
       // The validator stakes to hold a permit (it is the only one, hence the leader), then runs.
       const validatorIdentity = yield* Effect.mapError(identityFromSecret("//covenant-swarm-validator-0"), inPhase("identity"))
       const validatorCfg = configFor("validator-0", validatorIdentity)
-      const validatorProgram = Effect.gen(function* () {
-        yield* joinNetwork(validatorCfg.own, validatorCfg.commitment)
-        const local = yield* LocalChain
-        const graph = yield* Effect.mapError(local.refreshMetagraph, inPhase("metagraph"))
-        const mine = graph.neurons.find((n) => n.hotkey === validatorIdentity.hotkey.address)
-        if (mine === undefined || !mine.validatorPermit) yield* Effect.mapError(local.addStake(1000), inPhase("stake"))
-        yield* runValidator(validatorCfg)
-      })
+      const validatorProgram = Effect.zipRight(ensureValidatorPermit(validatorCfg), runValidator(validatorCfg))
       const validatorLayer = options.evaluate === false
         ? nodeLayer(validatorIdentity)
         : Layer.mergeAll(nodeLayer(validatorIdentity), engineLayer)
