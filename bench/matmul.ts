@@ -4,10 +4,11 @@
  * `--max=N` (or env MATMUL_MAX_N, default 2048) skips sizes above N; `--min-seconds=S` sets how
  * long each size is timed (default 1). Also times the transposed-B form used by linear layers,
  * unless `--plain`. `--kernels=tiled|blocked` forces a kernel family (default: per adapter).
+ * `--profile` also prints the GPU time per kernel from timestamp queries (host overhead excluded).
  *   bun bench/matmul.ts --max=4096
  */
 import { Effect } from "effect"
-import { Engine, EngineWebGpuWith } from "@covenant/gpu-webgpu"
+import { Engine, EngineWebGpuWith, WebGpuBackend } from "@covenant/gpu-webgpu"
 
 const arg = (name: string): string | undefined =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
@@ -41,6 +42,13 @@ const program = Effect.gen(function* () {
         const sec = (performance.now() - t0) / 1000 / iters
         const gflops = (2 * n ** 3) / sec / 1e9
         console.log(`  n=${n}${transB ? " (B transposed)" : ""}: ${gflops.toFixed(2)} GFLOP/s (${(sec * 1000).toFixed(1)} ms per product, ${iters} runs)`)
+        const b = e.backend
+        if (process.argv.includes("--profile") && b instanceof WebGpuBackend && b.startProfiling()) {
+          once()
+          for (const [name, { calls, ms }] of await b.stopProfiling()) {
+            console.log(`    GPU time ${name}: ${ms.toFixed(2)} ms over ${calls} dispatch(es), ${((2 * n ** 3) / (ms / 1000) / 1e9).toFixed(2)} GFLOP/s`)
+          }
+        }
       })
       a.dispose()
       b.dispose()

@@ -4,7 +4,7 @@
  * AdamW against an independent float64 transcription of torch.optim.AdamW, grad-norm clipping.
  */
 import { describe, expect, test } from "bun:test"
-import { AdamWState, CpuBackend, ShapeError, TensorError, makeEngine, type Engine } from "../src/index.ts"
+import { AdamWState, CpuBackend, ShapeError, TensorError, WebGpuBackend, makeEngine, type Engine } from "../src/index.ts"
 import { rng } from "./opsCases.ts"
 import { gpuEngine, gpuTest } from "./opsGpuEngine.ts"
 
@@ -186,6 +186,22 @@ for (const [backend, run, runSmall] of suites) {
     })
   })
 }
+
+gpuTest(gpu)("profiling with timestamp queries attributes GPU time to each kernel", async (e) => {
+  const b = e.backend
+  if (!(b instanceof WebGpuBackend)) throw new Error("expected the WebGPU backend")
+  expect(b.startProfiling()).toBe(true)
+  const x = e.fromArray(new Float32Array(64 * 64).fill(0.5), [64, 64])
+  const y = e.noGrad(() => e.softmax(e.matmul(x, x)))
+  expect((await e.read(y))[0]).toBeCloseTo(1 / 64, 6)
+  const prof = await b.stopProfiling()
+  const names = [...prof.keys()]
+  expect(names.some((n) => n.startsWith("matmul"))).toBe(true)
+  expect(prof.get("softmax")?.calls).toBe(1)
+  for (const { ms } of prof.values()) expect(ms).toBeGreaterThanOrEqual(0)
+  x.dispose()
+  y.dispose()
+})
 
 test("the WebGPU engine runs on a real adapter", () => {
   if (gpu instanceof Error) {

@@ -29,6 +29,16 @@ interface CompiledKernel {
 }
 
 const SLOT = 256 // minUniformBufferOffsetAlignment upper bound
+const PROFILE_SLOTS = 1024
+
+interface Profiler {
+  readonly querySet: GPUQuerySet
+  readonly resolve: GPUBuffer
+  /** Kernel names of the timed dispatches recorded but not yet submitted. */
+  readonly pending: string[]
+  readonly reads: Array<Promise<void>>
+  readonly totals: Map<string, { calls: number; ms: number }>
+}
 const ARENA_SLOTS = 1024
 const POOL_ALIGN = 256
 
@@ -60,6 +70,7 @@ export class WebGpuBackend implements Backend {
   private readonly arenaData = new ArrayBuffer(SLOT * ARENA_SLOTS)
   private arenaUsed = 0
   private error: string | null = null
+  private profiler: Profiler | null = null
 
   constructor(
     readonly device: GPUDevice,
@@ -224,22 +235,96 @@ export class WebGpuBackend implements Backend {
       if (this.bindGroups.size > 4096) this.bindGroups.clear()
       this.bindGroups.set(key, group)
     }
+    const [x, y, z] = d.workgroups
+    const prof = this.profiler
+    if (prof !== null) {
+      // one pass per dispatch, bracketed by timestamps
+      if (prof.pending.length === PROFILE_SLOTS) this.flush()
+      this.encoder ??= this.device.createCommandEncoder()
+      const slot = prof.pending.length
+      prof.pending.push(k.name)
+      const pass = this.encoder.beginComputePass({
+        timestampWrites: { querySet: prof.querySet, beginningOfPassWriteIndex: 2 * slot, endOfPassWriteIndex: 2 * slot + 1 }
+      })
+      pass.setPipeline(compiled.pipeline)
+      pass.setBindGroup(0, group, [offset])
+      pass.dispatchWorkgroups(x, y, z)
+      pass.end()
+      return
+    }
     if (this.pass === null) {
       this.encoder = this.device.createCommandEncoder()
       this.pass = this.encoder.beginComputePass()
     }
     this.pass.setPipeline(compiled.pipeline)
     this.pass.setBindGroup(0, group, [offset])
-    const [x, y, z] = d.workgroups
     this.pass.dispatchWorkgroups(x, y, z)
+  }
+
+  /**
+   * Starts timing every dispatch on the GPU (timestamp queries; each dispatch then gets its own
+   * pass, which costs some speed). Returns false when the device has no timestamp-query feature.
+   */
+  startProfiling(): boolean {
+    if (!this.device.features.has("timestamp-query")) return false
+    this.flush()
+    if (this.profiler === null) {
+      const querySet = this.device.createQuerySet({ type: "timestamp", count: 2 * PROFILE_SLOTS })
+      const resolve = this.device.createBuffer({ size: 16 * PROFILE_SLOTS, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC })
+      this.profiler = { querySet, resolve, pending: [], reads: [], totals: new Map() }
+    }
+    return true
+  }
+
+  /** Stops timing and returns GPU milliseconds and dispatch counts per kernel name. */
+  async stopProfiling(): Promise<ReadonlyMap<string, { readonly calls: number; readonly ms: number }>> {
+    await this.sync()
+    const prof = this.profiler
+    if (prof === null) return new Map()
+    await Promise.all(prof.reads)
+    this.profiler = null
+    prof.querySet.destroy()
+    prof.resolve.destroy()
+    return prof.totals
+  }
+
+  /**
+   * Records the resolve of the profiled dispatches' timestamps into `enc`; the returned function,
+   * called after the submit, reads them back and adds them up per kernel.
+   */
+  private collect(enc: GPUCommandEncoder): () => void {
+    const prof = this.profiler
+    if (prof === null || prof.pending.length === 0) return () => {}
+    const names = prof.pending.splice(0)
+    const n = names.length
+    enc.resolveQuerySet(prof.querySet, 0, 2 * n, prof.resolve, 0)
+    const staging = this.device.createBuffer({ size: 16 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST })
+    enc.copyBufferToBuffer(prof.resolve, 0, staging, 0, 16 * n)
+    return () => {
+      prof.reads.push(
+        (async () => {
+          await staging.mapAsync(GPUMapMode.READ)
+          const t = new BigInt64Array(staging.getMappedRange())
+          names.forEach((name, i) => {
+            const ns = Number(t[2 * i + 1]! - t[2 * i]!)
+            const prev = prof.totals.get(name) ?? { calls: 0, ms: 0 }
+            prof.totals.set(name, { calls: prev.calls + 1, ms: prev.ms + Math.max(0, ns) / 1e6 })
+          })
+          staging.unmap()
+          staging.destroy()
+        })()
+      )
+    }
   }
 
   /** Submits recorded dispatches, after uploading their parameters. */
   private flush(): void {
-    if (this.pass === null || this.encoder === null) return
-    this.pass.end()
+    if (this.encoder === null) return
+    this.pass?.end()
+    const afterSubmit = this.collect(this.encoder)
     this.device.queue.writeBuffer(this.arena, 0, this.arenaData, 0, this.arenaUsed * SLOT)
     this.device.queue.submit([this.encoder.finish()])
+    afterSubmit()
     this.pass = null
     this.encoder = null
     this.arenaUsed = 0
