@@ -232,7 +232,7 @@ export const attentionGradKVKernel: Kernel = {
   }
 }
 
-/** Floats per workgroup tile of each streamed tensor (2 tiles: 16 KiB, the default WebGPU limit). */
+/** Floats per workgroup tile of each streamed tensor (2 tiles: 16 KiB, WebGPU's default limit). */
 const TILE_FLOATS = 2048
 const QB = 64 // rows owned by one workgroup (one per invocation)
 
@@ -354,15 +354,19 @@ var<workgroup> Vs: array<f32, ${TILE_FLOATS}>;
   cpu: attentionGradQKernel.cpu
 }
 
+/** Row capacity of the dK/dV tiles' L and D arrays; q/dO tiles shrink to keep 16 KiB in all. */
+const KV_ROWS = TILE_FLOATS / 8
+const KV_TILE = TILE_FLOATS - KV_ROWS
+
 /** dK/dV: a workgroup owns 64 key positions of one (batch, kv head) and streams q/dO rows. */
 export const attentionGradKVTiledKernel: Kernel = {
   name: "attentionGradKV_tiled",
   bindings: attentionGradKVKernel.bindings,
   params,
-  wgsl: `var<workgroup> Qs: array<f32, ${TILE_FLOATS}>;
-var<workgroup> Gs: array<f32, ${TILE_FLOATS}>;
-var<workgroup> Ls: array<f32, ${TILE_FLOATS / 8}>;
-var<workgroup> Ds: array<f32, ${TILE_FLOATS / 8}>;
+  wgsl: `var<workgroup> Qs: array<f32, ${KV_TILE}>;
+var<workgroup> Gs: array<f32, ${KV_TILE}>;
+var<workgroup> Ls: array<f32, ${KV_ROWS}>;
+var<workgroup> Ds: array<f32, ${KV_ROWS}>;
 @compute @workgroup_size(${QB}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lidv: vec3<u32>) {
   let lid = lidv.x;
   let kvh = wid.y;
@@ -376,8 +380,7 @@ var<workgroup> Ds: array<f32, ${TILE_FLOATS / 8}>;
   var ak: array<f32, ${MAX_HEAD_DIM}>;
   var av: array<f32, ${MAX_HEAD_DIM}>;
   if (valid) { for (var d = 0u; d < P.hd; d++) { kv[d] = k[kb + d]; vv[d] = v[kb + d]; } }
-  // at most TILE_FLOATS / 8 rows per tile so Ls and Ds hold them (hd >= 8 gives that anyway)
-  let bs = min(${TILE_FLOATS}u / P.hd, ${TILE_FLOATS / 8}u);
+  let bs = min(${KV_TILE}u / P.hd, ${KV_ROWS}u);
   let sStart = wid.x * ${QB}u;
   for (var hh = 0u; hh < group; hh++) {
     let h = kvh * group + hh;
