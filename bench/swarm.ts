@@ -31,13 +31,13 @@ try {
   type Round = Extract<NodeEvent, { _tag: "Round" }>
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
   console.log(`${peers} peers + 1 validator, ${windows} windows of ${spec.participation.blocksPerWindow} x ${spec.participation.blockTimeMs} ms, ${backend}; ${((performance.now() - began) / 1000).toFixed(1)} s in all`)
-  console.log("window  compute  codec  publish  gather  outer  idle(ms)  outside-compute  idle-share  sent      received")
+  console.log("window  prepare  compute  codec  publish  gather  outer   save  idle(ms)  outside-compute  idle-share  sent      received")
   for (let w = startWindow; w < startWindow + windows; w++) {
     const s = summarizeWindow(events, w)
     const rs = events.filter((e): e is Round => e._tag === "Round" && e.role === "peer" && e.window === w)
     if (s === undefined || rs.length === 0) continue
     const ph = (k: string) => mean(rs.map((e) => e.phaseMs[k] ?? 0)).toFixed(0).padStart(6)
-    console.log(`${String(w).padStart(6)}  ${ph("compute")}  ${ph("codec")}  ${ph("publish")}  ${ph("gather")}  ${ph("outerStep")}  ${ph("wait")}    ${(100 * s.outsideCompute).toFixed(1).padStart(6)} %        ${(100 * s.idle).toFixed(1).padStart(5)} %    ${String(s.bytesUp).padStart(8)}  ${String(s.bytesDown).padStart(8)}`)
+    console.log(`${String(w).padStart(6)}   ${ph("prepare")}   ${ph("compute")}  ${ph("codec")}   ${ph("publish")}  ${ph("gather")} ${ph("outerStep")} ${ph("save")}    ${ph("wait")}    ${(100 * s.outsideCompute).toFixed(1).padStart(6)} %        ${(100 * s.idle).toFixed(1).padStart(5)} %    ${String(s.bytesUp).padStart(8)}  ${String(s.bytesDown).padStart(8)}`)
   }
 } finally {
   rmSync(workDir, { recursive: true, force: true })

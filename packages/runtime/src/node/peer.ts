@@ -87,6 +87,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       const data = yield* trainingBatches(cfg.shards, spec, uid, window)
       const dir = yield* readDirectory
       const expected = yield* peerListFor(dir, address, window)
+      const prepareMs = performance.now() - roundStart
       let bytesDown = replayedBytes
       let waitMs = 0
       const result = yield* outerRound(
@@ -125,9 +126,11 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
         },
       )
       done = window
+      const saveStart = performance.now()
       yield* saveNodeState(cfg.stateDir, spec.model, { window, params: state.params, ef: state.ef, momentum: state.momentum, optimizer: yield* exportOptimizer(trainer) })
       // Our own updates older than the retention horizon are no longer needed by anyone.
       yield* Effect.ignore(prune({ at: cfg.own, uid, currentWindow: window, keepWindows: spec.participation.retentionWindows }))
+      const saveMs = performance.now() - saveStart
       const { publish, ...rest } = result.phaseMs
       yield* emit({
         _tag: "Round",
@@ -143,7 +146,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
         stepped: result.stepped,
         digest: paramsDigest(state.params),
         roundMs: performance.now() - roundStart,
-        phaseMs: { ...rest, wait: waitMs, publish: Math.max(0, publish - waitMs) },
+        phaseMs: { ...rest, wait: waitMs, publish: Math.max(0, publish - waitMs), prepare: prepareMs, save: saveMs },
       })
     }
   }).pipe(Effect.scoped)
