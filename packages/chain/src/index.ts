@@ -8,3 +8,7 @@ export { layerLocal, layerLocalClient, readOwnerUrl } from "./local/layers.ts";
 export type { LayerLocalOptions } from "./local/layers.ts";
 export { defaultLocalParams, LocalParams } from "./local/state.ts";
 export { LocalStoreError, replayStore } from "./local/store.ts";
+export { connectSubstrate, decodeDispatchError, missingRuntimeItems, substrateRequirements } from "./substrate/node.ts";
+export type { ConnectOptions, RuntimeItem, SubstrateNode } from "./substrate/node.ts";
+export { classifyDispatchError, commitmentFields, commitmentText, commitRevealHash, subtensorRequirements } from "./substrate/subtensorCalls.ts";
+export type { SubtensorCall } from "./substrate/subtensorCalls.ts";
