@@ -1,7 +1,6 @@
 export * from "./errors.ts"
 export * from "./keys.ts"
 export * from "./Transport.ts"
-export * from "./commitment.ts"
 export * from "./envelope.ts"
 export * from "./protocol.ts"
 export { layerFileSystem, makeFileSystemTransport } from "./FileSystemTransport.ts"
