@@ -105,8 +105,16 @@ const swarm = (source: RunSpec, argv: readonly string[]) =>
     let start = -1
     const seen = new Set<number>()
     const events: NodeEvent[] = []
+    // Live phase of every node on one status line (terminals only), e.g. "peer-0 w5 train | validator-0 w4 gather".
+    const phases = new Map<string, string>()
+    const tty = process.stdout.isTTY === true
     const onEvent = (e: NodeEvent) => {
       events.push(e)
+      if (tty && e._tag === "Phase") {
+        phases.set(e.name, `w${e.window} ${e.phase}`)
+        process.stdout.write(`\r\x1b[2K${[...phases].map(([n, p]) => `${n} ${p}`).join(" | ")}`)
+      }
+      if (tty && e._tag !== "Phase") process.stdout.write("\r\x1b[2K")
       if (e._tag === "Joined") console.log(`  ${e.name} joined as uid ${e.uid}${e.resumedAt === null ? "" : ` (resumed at window ${e.resumedAt})`}`)
       // A window is printed once the validator has finished the next one: by then every peer reported it.
       if (e._tag === "Round" && e.role === "validator" && !seen.has(e.window)) {

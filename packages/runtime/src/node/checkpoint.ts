@@ -5,7 +5,7 @@
 import { Effect, Either, Schema } from "effect"
 import { decodeCheckpoint, encodeCheckpoint } from "@covenant/gpu-webgpu"
 import type { LlamaSpec } from "@covenant/gpu-webgpu"
-import { checkpointKey, latestKey, Transport } from "@covenant/transport"
+import { checkpointKey, checkpointPrefix, latestKey, parseKey, Transport } from "@covenant/transport"
 import type { BucketLocation } from "@covenant/transport"
 import { RuntimeError, inPhase } from "../errors.ts"
 import type { Params } from "../round/params.ts"
@@ -13,13 +13,25 @@ import type { RunAddress } from "./network.ts"
 
 const LatestPointer = Schema.parseJson(Schema.Struct({ window: Schema.Int.pipe(Schema.nonNegative()), key: Schema.String }))
 
-export const publishCheckpoint = (at: BucketLocation, address: RunAddress, spec: LlamaSpec, window: number, params: ReadonlyMap<string, Float32Array>) =>
+/** Publishes a checkpoint, points `_LATEST.json` at it, and deletes all but the `keep` newest. */
+export const publishCheckpoint = (at: BucketLocation, address: RunAddress, spec: LlamaSpec, window: number, params: ReadonlyMap<string, Float32Array>, keep: number) =>
   Effect.gen(function* () {
     const transport = yield* Transport
     const bytes = yield* Either.mapLeft(encodeCheckpoint(spec, params, { window: String(window) }), (e) => new RuntimeError({ phase: "checkpoint", reason: e.reason }))
     const key = checkpointKey(address.version, window, "model.safetensors")
     yield* Effect.mapError(transport.put(at, key, bytes), inPhase("checkpoint"))
     yield* Effect.mapError(transport.put(at, latestKey(address.version), new TextEncoder().encode(JSON.stringify({ window, key }))), inPhase("checkpoint"))
+    const listed = yield* Effect.mapError(transport.list(at, `checkpoints/${address.version}/`), inPhase("checkpoint"))
+    const windows = [...new Set(listed.flatMap((o) => {
+      const k = parseKey(o.key)
+      return Either.isRight(k) && k.right.kind === "checkpoint" ? [k.right.window] : []
+    }))].sort((a, b) => b - a)
+    const stale = new Set(windows.slice(Math.max(1, keep)))
+    const doomed = listed.filter((o) => {
+      const k = parseKey(o.key)
+      return Either.isRight(k) && k.right.kind === "checkpoint" && stale.has(k.right.window) && o.key.startsWith(checkpointPrefix(address.version, k.right.window))
+    })
+    yield* Effect.forEach(doomed, (o) => Effect.ignore(transport.delete(at, o.key)), { discard: true })
   })
 
 /** The latest checkpoint in `at`, or undefined when none was published. */

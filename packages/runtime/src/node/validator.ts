@@ -100,7 +100,7 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
         const inForce = yield* peerListFor(dir, address, window + PEER_LIST_LEAD)
         if (next.join(",") !== inForce.join(",")) yield* publishPeerList(me, address, window + PEER_LIST_LEAD, next, [])
         if ((window - start + 1) % spec.checkpointing.everyOuterSteps === 0) {
-          yield* publishCheckpoint(cfg.own, address, spec.model, window, state.params)
+          yield* publishCheckpoint(cfg.own, address, spec.model, window, state.params, spec.checkpointing.keep)
         }
       }
       yield* saveNodeState(cfg.stateDir, spec.model, { window, params: state.params, ef: null, momentum: state.momentum, optimizer: null })
