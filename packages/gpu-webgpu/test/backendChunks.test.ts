@@ -7,6 +7,7 @@
  * Tolerance: |chunked - whole| <= 1e-5 + 1e-4 * |whole|.
  */
 import { describe, expect, test } from "bun:test"
+import { FastCheck as fc } from "effect"
 import { AdamWState, CpuBackend, makeEngine, type Engine } from "../src/index.ts"
 import { rng } from "./opsCases.ts"
 import { gpuEngine, gpuTest } from "./opsGpuEngine.ts"
@@ -77,6 +78,7 @@ const compare = (got: Record<string, Float32Array>, want: Record<string, Float32
 const whole = await scenario(makeEngine(new CpuBackend()))
 const gpu = await gpuEngine({ maxBindingBytes: LIMIT })
 const gpuTiled = await gpuEngine({ maxBindingBytes: LIMIT, kernels: "tiled" })
+const gpuSmallest = await gpuEngine({ maxBindingBytes: 256 })
 
 describe("big tensors split across bindings", () => {
   test("the scenario really is chunked under a 4 KiB limit", () => {
@@ -107,4 +109,56 @@ describe("big tensors split across bindings", () => {
   gpuTest(gpuTiled)("WebGPU backend with tiled matmuls, chunked == unchunked CPU", async (e) => {
     compare(await scenario(e), whole)
   }, 60_000)
+})
+
+/** matmul forward + both gradients with every operand cut at random chunk sizes vs unchunked. */
+const chunkedMatmul = async (e: Engine, whole: Engine, numRuns: number) => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.record({
+        batch: fc.constantFrom<number[]>([], [2], [3]),
+        m: fc.integer({ min: 1, max: 19 }),
+        k: fc.integer({ min: 1, max: 19 }),
+        n: fc.integer({ min: 1, max: 19 }),
+        transA: fc.boolean(),
+        transB: fc.boolean(),
+        shared: fc.boolean(),
+        seed: fc.integer({ min: 0, max: 2 ** 31 - 1 })
+      }),
+      async ({ batch, m, k, n, transA, transB, shared, seed }) => {
+        const sharedB = shared && batch.length > 0 && !transA
+        const aShape = [...batch, ...(transA ? [k, m] : [m, k])]
+        const bShape = [...(sharedB ? [] : batch), ...(transB ? [n, k] : [k, n])]
+        const rand = rng(seed)
+        const size = (s: number[]) => s.reduce((x, y) => x * y, 1)
+        const ad = Float32Array.from({ length: size(aShape) }, () => rand() - 0.5)
+        const bd = Float32Array.from({ length: size(bShape) }, () => rand() - 0.5)
+        const run = async (eng: Engine) => {
+          const a = eng.fromArray(ad, aShape, { requiresGrad: true })
+          const b = eng.fromArray(bd, bShape, { requiresGrad: true })
+          const c = eng.matmul(a, b, { transA, transB })
+          const r = eng.fromArray(Float32Array.from({ length: c.size }, (_, i) => Math.cos(i)), c.shape)
+          const y = await eng.read(c)
+          const loss = eng.sum(eng.mul(c, r))
+          eng.backward(loss)
+          const out = { y, ga: await eng.read(a.grad!), gb: await eng.read(b.grad!) }
+          for (const t of [a, b, r, loss, a.grad!, b.grad!]) t.dispose()
+          return out
+        }
+        const got = await run(e)
+        const want = await run(whole)
+        compare(got, want)
+      }
+    ),
+    { numRuns }
+  )
+}
+
+describe("matmul planner over random chunk cuts", () => {
+  const whole = makeEngine(new CpuBackend())
+  // 80..256-byte bindings (rows are at most 19 floats) cut every operand into pieces that rarely line up
+  test("CPU backend", async () => {
+    for (const limit of [80, 100, 256]) await chunkedMatmul(makeEngine(new CpuBackend(limit)), whole, 20)
+  }, 60_000)
+  gpuTest(gpuSmallest)("WebGPU backend", (e) => chunkedMatmul(e, whole, 10), 60_000)
 })
