@@ -12,3 +12,5 @@ export { connectSubstrate, decodeDispatchError, missingRuntimeItems, substrateRe
 export type { ConnectOptions, RuntimeItem, SubstrateNode } from "./substrate/node.ts";
 export { classifyDispatchError, commitmentFields, commitmentText, commitRevealHash, subtensorRequirements } from "./substrate/subtensorCalls.ts";
 export type { SubtensorCall } from "./substrate/subtensorCalls.ts";
+export { forkRevealLoop, layerSubtensor, makeSubtensorChain, makeSubtensorPort, parseDataField, parseNeuronLite } from "./substrate/subtensor.ts";
+export type { LayerSubtensorOptions, RawNeuron, SubnetWeightsConfig, SubtensorOptions, SubtensorPort } from "./substrate/subtensor.ts";

@@ -1,5 +1,6 @@
 import type { Registry } from "@polkadot/types/types";
 import { blake2AsU8a } from "@polkadot/util-crypto";
+import { Either } from "effect";
 import {
   CommitmentTooLarge,
   NoValidatorPermit,
@@ -47,13 +48,13 @@ export const rawFieldBytes = 128;
 export const maxCommitmentFields = 3;
 
 /** A commitment string as `Raw` fields: one field when it fits (the reference's single `Raw128`). */
-export const commitmentFields = (text: string): ReadonlyArray<Uint8Array> | CommitmentTooLarge => {
+export const commitmentFields = (text: string): Either.Either<ReadonlyArray<Uint8Array>, CommitmentTooLarge> => {
   const bytes = new TextEncoder().encode(text);
   const fields: Uint8Array[] = [];
   for (let i = 0; i < bytes.length; i += rawFieldBytes) fields.push(bytes.subarray(i, i + rawFieldBytes));
   return fields.length > maxCommitmentFields
-    ? new CommitmentTooLarge({ reason: `${bytes.length} bytes need ${fields.length} Raw128 fields; at most ${maxCommitmentFields} are allowed` })
-    : fields;
+    ? Either.left(new CommitmentTooLarge({ reason: `${bytes.length} bytes need ${fields.length} Raw128 fields; at most ${maxCommitmentFields} are allowed` }))
+    : Either.right(fields);
 };
 
 /** The committed string back from its fields. */
