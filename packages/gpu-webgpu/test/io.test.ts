@@ -8,7 +8,7 @@ import { decodeNpy, decodeSafetensors, encodeNpy, encodeSafetensors } from "../s
 import type { NpyData, SafetensorsInput } from "../src/io/index.ts"
 
 const hasNumpy = spawnSync("python3", ["-c", "import numpy"]).status === 0
-const vectorDir = join(import.meta.dir, "fixtures", "llama-hf", "gqa-seed3")
+import { vectorDir } from "./model-engines.ts"
 
 const shapeArb = fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 0, maxLength: 3 })
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1)
