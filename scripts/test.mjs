@@ -7,7 +7,7 @@ const env = { ...process.env, TURBO_TELEMETRY_DISABLED: "1", TURBO_NO_UPDATE_NOT
 const turbo = (args) =>
   new Promise((resolve) => {
     let passed = 0, failed = 0, tail = "";
-    const child = spawn("npx", ["--no-install", "turbo", "run", ...args, "--concurrency=2", "--output-logs=full"], {
+    const child = spawn("npx", ["--no-install", "turbo", "run", ...args, "--concurrency=2", "--continue", "--output-logs=full"], {
       env,
       stdio: ["ignore", "pipe", "pipe"],
     });
