@@ -3,7 +3,7 @@
  * adapter exists, on WebGPU; WebGPU is used only when it is measured faster (on a software
  * adapter such as lavapipe the CPU engine usually wins).
  */
-import { Effect, Either, Layer } from "effect"
+import { Effect, Exit, Layer } from "effect"
 import { Engine, EngineCpu, EngineWebGpu, initLlamaParameters, Trainer } from "@covenant/gpu-webgpu"
 import type { LlamaSpec } from "@covenant/gpu-webgpu"
 
@@ -35,7 +35,8 @@ const timeSteps = (spec: LlamaSpec, batch: number, steps = 3) =>
 export const measureBackends = (spec: LlamaSpec, batch: number): Effect.Effect<BackendChoice> =>
   Effect.gen(function* () {
     const cpuStepMs = yield* Effect.scoped(Effect.provide(timeSteps(spec, batch), EngineCpu))
-    const gpu = yield* Effect.either(Effect.scoped(Effect.provide(timeSteps(spec, batch), EngineWebGpu as Layer.Layer<Engine, unknown>)))
-    const webgpuStepMs = Either.isRight(gpu) ? gpu.right : null
+    // Any failure on the GPU side (no adapter, a device error, a defect) just means: not WebGPU.
+    const gpu = yield* Effect.exit(Effect.scoped(Effect.provide(timeSteps(spec, batch), EngineWebGpu as Layer.Layer<Engine, unknown>)))
+    const webgpuStepMs = Exit.isSuccess(gpu) ? gpu.value : null
     return { backend: webgpuStepMs !== null && webgpuStepMs < cpuStepMs ? "webgpu" : "cpu", cpuStepMs, webgpuStepMs }
   })
