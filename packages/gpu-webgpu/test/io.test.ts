@@ -4,11 +4,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Either, FastCheck as fc } from "effect"
-import { decodeNpy, decodeSafetensors, encodeNpy, encodeSafetensors } from "../src/io/index.ts"
-import type { NpyData, SafetensorsInput } from "../src/io/index.ts"
+import { decodeSafetensors, encodeSafetensors } from "../src/io/index.ts"
+import type { SafetensorsInput } from "../src/io/index.ts"
+import { vectorDir } from "./model-engines.ts"
 
 const hasNumpy = spawnSync("python3", ["-c", "import numpy"]).status === 0
-import { vectorDir } from "./model-engines.ts"
 
 const shapeArb = fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 0, maxLength: 3 })
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1)
@@ -157,99 +157,5 @@ describe("safetensors", () => {
   test("encode rejects data that does not match its shape", () => {
     const r = encodeSafetensors([["a", { shape: [3], data: new Float32Array(2) }]])
     expect(Either.isLeft(r) && r.left._tag).toBe("SafetensorsEncodeError")
-  })
-})
-
-interface NpyCase { readonly shape: number[]; readonly data: NpyData }
-const npyArb: fc.Arbitrary<NpyCase> = shapeArb.chain((shape) => {
-  const n = size(shape)
-  return fc.oneof(
-    f32Arb(n).map((data): NpyCase => ({ shape, data })),
-    fc.int32Array({ minLength: n, maxLength: n }).map((data): NpyCase => ({ shape, data })),
-    fc.uint32Array({ minLength: n, maxLength: n }).map((data): NpyCase => ({ shape, data })),
-    fc.bigInt64Array({ minLength: n, maxLength: n }).map((data): NpyCase => ({ shape, data }))
-  )
-})
-
-const npyReason = (bytes: Uint8Array): string => {
-  const r = decodeNpy(bytes)
-  if (Either.isRight(r)) throw new Error("decoded a corrupt file")
-  expect(r.left._tag).toBe("NpyDecodeError")
-  return r.left.reason
-}
-
-const npyWithHeader = (dict: string, data: Uint8Array, version = 1): Uint8Array => {
-  const prefix = version === 1 ? 10 : 12
-  const out = new Uint8Array(prefix + dict.length + data.length)
-  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, version, 0])
-  if (version === 1) new DataView(out.buffer).setUint16(8, dict.length, true)
-  else new DataView(out.buffer).setUint32(8, dict.length, true)
-  for (let i = 0; i < dict.length; i++) out[prefix + i] = dict.charCodeAt(i)
-  out.set(data, prefix + dict.length)
-  return out
-}
-
-describe("npy", () => {
-  test("round trip keeps dtype, shape and values (property)", () => {
-    fc.assert(
-      fc.property(npyArb, ({ shape, data }) => {
-        const bytes = Either.getOrThrow(encodeNpy(data, shape))
-        const back = Either.getOrThrow(decodeNpy(bytes))
-        expect(back.shape).toEqual(shape)
-        expect(back.data.constructor).toBe(data.constructor)
-        expect(new Uint8Array(back.data.buffer)).toEqual(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
-      }),
-      { numRuns: 150 }
-    )
-  })
-
-  test("reads numpy's files: the shared tokens and logits", () => {
-    const tokens = Either.getOrThrow(decodeNpy(new Uint8Array(readFileSync(join(vectorDir, "tokens.npy")))))
-    expect(tokens.dtype).toBe("<i4")
-    expect(tokens.shape).toEqual([2, 24])
-    const logits = Either.getOrThrow(decodeNpy(new Uint8Array(readFileSync(join(vectorDir, "expected_logits.npy")))))
-    expect(logits.shape).toEqual([2, 24, 97])
-  })
-
-  test("reads a v2 header", () => {
-    const data = new Uint8Array(new Int32Array([7, -8]).buffer)
-    const back = Either.getOrThrow(decodeNpy(npyWithHeader("{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }\n", data, 2)))
-    expect([...back.data]).toEqual([7, -8])
-  })
-
-  test.skipIf(!hasNumpy)("numpy loads what we write and we load what numpy writes", () => {
-    const dir = mkdtempSync(join(tmpdir(), "npy-"))
-    const ours = join(dir, "ours.npy")
-    writeFileSync(ours, Either.getOrThrow(encodeNpy(new Float32Array([1.5, -2, 3, 4.25, 5, 6]), [2, 3])))
-    const theirs = join(dir, "theirs.npy")
-    const py = spawnSync("python3", ["-c", [
-      "import numpy as np, sys",
-      `a = np.load('${ours}')`,
-      "assert a.dtype == np.float32 and a.shape == (2, 3), (a.dtype, a.shape)",
-      `np.save('${theirs}', (a * 2).astype(np.int64))`,
-      "print(float(a.sum()))"
-    ].join("\n")], { encoding: "utf8" })
-    expect(py.stderr).toBe("")
-    expect(py.stdout.trim()).toBe("17.75")
-    const back = Either.getOrThrow(decodeNpy(new Uint8Array(readFileSync(theirs))))
-    expect(back.dtype).toBe("<i8")
-    expect([...back.data]).toEqual([3n, -4n, 6n, 8n, 10n, 12n])
-  })
-
-  test("corrupt files give a typed error", () => {
-    const four = new Uint8Array(4)
-    expect(npyReason(new Uint8Array([1, 2, 3]))).toContain("magic")
-    expect(npyReason(npyWithHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", four))).toContain("needs 8")
-    expect(npyReason(npyWithHeader("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", new Uint8Array(8)))).toContain("unsupported dtype")
-    expect(npyReason(npyWithHeader("{'descr': '<f4', 'fortran_order': True, 'shape': (1, 1), }", four))).toContain("Fortran")
-    expect(npyReason(npyWithHeader("{'descr': '<f4', 'shape': (1,), }", four))).toContain("exactly the keys")
-    expect(npyReason(npyWithHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", four))).toContain("non-negative")
-    expect(npyReason(npyWithHeader("[1, 2]", four))).toContain("dict")
-    expect(npyReason(npyWithHeader("{'descr': <f4}", four))).toContain("parse")
-    const truncated = npyWithHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", four).subarray(0, 20)
-    expect(npyReason(truncated)).toContain("past the end")
-    const v9 = npyWithHeader("{}", four)
-    v9[6] = 9
-    expect(npyReason(v9)).toContain("version")
   })
 })

@@ -16,15 +16,21 @@ export class SafetensorsEncodeError extends Data.TaggedError("SafetensorsEncodeE
   }
 }
 
-/** An .npy byte string that does not follow the format or uses a layout we do not read. */
-export class NpyDecodeError extends Data.TaggedError("NpyDecodeError")<{ readonly reason: string }> {
-  /** the reason, so String(error) and error.message say what went wrong */
+/**
+ * An .npy byte string that does not follow the format or uses a layout we do not read; `source`
+ * names the file when the caller passed one.
+ */
+export class NpyDecodeError extends Data.TaggedError("NpyDecodeError")<{
+  readonly reason: string
+  readonly source?: string
+}> {
+  /** the reason (after the file, if known), so String(error) and error.message say what went wrong */
   override get message(): string {
-    return this.reason
+    return this.source === undefined ? this.reason : `${this.source}: ${this.reason}`
   }
 }
 
-/** An array that cannot be written as .npy (data length not matching shape). */
+/** An array that cannot be written as .npy (bad shape, or data length not matching it). */
 export class NpyEncodeError extends Data.TaggedError("NpyEncodeError")<{ readonly reason: string }> {
   /** the reason, so String(error) and error.message say what went wrong */
   override get message(): string {

@@ -14,7 +14,7 @@ export interface TokenBatch {
  */
 export const tokenBatchFromNpy = (array: NpyArray): Either.Either<TokenBatch, NpyDecodeError> => {
   const fail = (reason: string) => Either.left(new NpyDecodeError({ reason }))
-  if (array.dtype === "<f4") return fail("token ids must be integers, got <f4")
+  if (array.dtype === "<f4" || array.dtype === "<f8") return fail(`token ids must be integers, got ${array.dtype}`)
   const shape = array.shape
   if (shape.length !== 1 && shape.length !== 2) return fail(`token ids must be [batch, seq] or [seq], got (${shape.join(", ")})`)
   const batch = shape.length === 2 ? shape[0]! : 1

@@ -1,11 +1,5 @@
 import { Data } from "effect"
 
-/** A `.npy` byte string that is not a well-formed array of the supported kinds. */
-export class NpyFormatError extends Data.TaggedError("NpyFormatError")<{
-  readonly reason: string
-  readonly source?: string
-}> {}
-
 /** A shard or sample-index file on disk that does not match its manifest (size, header, hash). */
 export class ShardCorruptError extends Data.TaggedError("ShardCorruptError")<{
   readonly file: string

@@ -1,5 +1,4 @@
 export * from "./errors.ts"
-export * from "./npy.ts"
 export * from "./manifest.ts"
 export * from "./sampler.ts"
 export * from "./tokenizer.ts"

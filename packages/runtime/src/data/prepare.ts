@@ -16,11 +16,12 @@ import { createReadStream } from "node:fs"
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises"
 import { extname, join } from "node:path"
 import { createInterface } from "node:readline"
+import { encodeNpy } from "@covenant/gpu-webgpu"
+import type { NpyEncodeError } from "@covenant/gpu-webgpu"
 import { Effect, Schema, Stream } from "effect"
-import { DataIoError, NpyFormatError, TokenizerError, describeCause } from "./errors.ts"
+import { DataIoError, TokenizerError, describeCause } from "./errors.ts"
 import { MANIFEST_FILE, MANIFEST_FORMAT, Manifest, samplesFileName, shardFileName } from "./manifest.ts"
 import type { ShardEntry, TokenizerInfo } from "./manifest.ts"
-import { encodeNpy } from "./npy.ts"
 import { Xoshiro128 } from "./sampler.ts"
 import type { TextTokenizer } from "./tokenizer.ts"
 
@@ -109,7 +110,7 @@ export interface ShardWriterOptions {
 export const writeShards = <E>(
   documentStream: Stream.Stream<Uint32Array, E>,
   options: ShardWriterOptions,
-): Effect.Effect<Manifest, E | DataIoError | NpyFormatError> =>
+): Effect.Effect<Manifest, E | DataIoError | NpyEncodeError> =>
   Effect.gen(function* () {
     const { seqLen, outDir } = options
     if (!Number.isSafeInteger(seqLen) || seqLen < 1) {
@@ -201,7 +202,7 @@ export const writeShards = <E>(
 /** Tokenizes `inputs` into `outDir` and returns the manifest it wrote. */
 export const prepareShards = (
   options: PrepareOptions,
-): Effect.Effect<Manifest, DataIoError | TokenizerError | NpyFormatError> =>
+): Effect.Effect<Manifest, DataIoError | TokenizerError | NpyEncodeError> =>
   Effect.gen(function* () {
     const { tokenizer } = options
     const files = yield* collectInputFiles(options.inputs)
@@ -238,7 +239,7 @@ export interface SyntheticShardOptions {
  */
 export const prepareSyntheticShards = (
   options: SyntheticShardOptions,
-): Effect.Effect<Manifest, DataIoError | NpyFormatError> =>
+): Effect.Effect<Manifest, DataIoError | NpyEncodeError> =>
   Effect.gen(function* () {
     const { vocabSize, seqLen, samples, seed, outDir } = options
     const eosId = options.eosId ?? vocabSize - 1

@@ -7,12 +7,12 @@ import { createReadStream } from "node:fs"
 import { open, readFile } from "node:fs/promises"
 import type { FileHandle } from "node:fs/promises"
 import { join } from "node:path"
+import { NPY_PREFIX_BYTES, npyHeaderLength, parseNpyHeader } from "@covenant/gpu-webgpu"
 import { Context, Effect, Either, Layer, Schema } from "effect"
 import type { Scope } from "effect"
 import { DataIoError, ManifestError, SampleOutOfRangeError, ShardCorruptError, describeCause } from "./errors.ts"
 import { MANIFEST_FILE, Manifest } from "./manifest.ts"
 import type { ShardEntry } from "./manifest.ts"
-import { NPY_PREFIX_BYTES, npyHeaderLength, parseNpyHeader } from "./npy.ts"
 
 export type ShardReadError = SampleOutOfRangeError | ShardCorruptError | DataIoError
 
