@@ -10,7 +10,7 @@
 import { join, resolve } from "node:path"
 import { mkdirSync } from "node:fs"
 import { Cause, Effect, Exit, Layer, Option, ParseResult, Schema } from "effect"
-import { identityFromSecret, layerLocal, layerLocalClient, readOwnerUrl } from "@covenant/chain"
+import { identityFromSecret, layerLocal, layerLocalClient, layerSubtensor, readOwnerUrl } from "@covenant/chain"
 import type { Chain, Commitment, LocalChain } from "@covenant/chain"
 import { covenant72b, debug, formatPlan, loadRun, plan } from "@covenant/dsl"
 import type { RunSpec } from "@covenant/dsl"
@@ -50,6 +50,7 @@ every command: --help`,
   --state <dir>          local state folder (default .covenant/<run>/nodes/<name>)
   --rounds <n>           stop after n windows from the start window (default: run on)
   --chain local|<ws-url> local (default): --chain-dir <dir>; --own-chain makes this process the chain's owner
+                          ws(s)://...: a subtensor node, with --netuid <n> (hotkey registered and staked with btcli)
   --transport fs|s3      fs (default): --store <dir>; s3: S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY
                           (this node's bucket is covenant-<name>; R2: S3_ENDPOINT=https://<account>.r2.cloudflarestorage.com)
   --backend cpu|webgpu   peers' training engine (default cpu)`,
@@ -132,26 +133,29 @@ const node = (role: "peer" | "validator", argv: readonly string[]) =>
       commitment = { _tag: "Filesystem", dir: bucket }
     }
 
-    const chainFlag = flag(argv, "chain") ?? "local"
-    if (chainFlag !== "local") {
-      return yield* new RuntimeError({ phase: "chain", reason: `--chain ${chainFlag}: @covenant/chain has no subtensor layer yet; use --chain local` })
-    }
-    const chainDir = resolve(flag(argv, "chain-dir") ?? join(root, "chain"))
-    const p = spec.participation
-    const chainLayer = argv.includes("--own-chain")
-      ? Layer.mapError(layerLocal({ dir: chainDir, identity, params: { blockIntervalMs: p.blockTimeMs, blocksPerWindow: p.blocksPerWindow, weightsRateLimit: 0, permitStake: 1000 } }), inPhase("chain"))
-      : Layer.unwrapEffect(Effect.map(Effect.mapError(readOwnerUrl(chainDir), inPhase("chain")), (url) => Layer.mapError(layerLocalClient(url, identity), inPhase("chain"))))
-
     const dataDir = yield* prepareRunData(spec, join(stateDir, "data"))
     const shards = yield* Effect.mapError(openShardSet(dataDir), (e) => new RuntimeError({ phase: "data", reason: e._tag }))
     const cfg: NodeConfig = { name, spec, address: runAddress(spec), identity, own, commitment, stateDir, shards, events: logEvent, ...(rounds === undefined ? {} : { rounds }) }
     const engineLayer: Layer.Layer<Engine, RuntimeError> = flag(argv, "backend") === "webgpu"
       ? Layer.mapError(EngineWebGpu, (e) => new RuntimeError({ phase: "engine", reason: e._tag }))
       : EngineCpu
-    const program: Effect.Effect<void, RuntimeError, Chain | LocalChain | Transport | Scoring | Engine> = role === "peer"
-      ? runPeer(cfg)
-      : Effect.zipRight(ensureValidatorPermit(cfg), runValidator(cfg))
-    yield* Effect.provide(program, Layer.mergeAll(transportLayer, chainLayer, ScoringEqual, engineLayer))
+    const services = Layer.mergeAll(transportLayer, ScoringEqual, engineLayer)
+    const p = spec.participation
+    const chainFlag = flag(argv, "chain") ?? "local"
+    if (chainFlag === "local") {
+      const chainDir = resolve(flag(argv, "chain-dir") ?? join(root, "chain"))
+      const chainLayer = argv.includes("--own-chain")
+        ? Layer.mapError(layerLocal({ dir: chainDir, identity, params: { blockIntervalMs: p.blockTimeMs, blocksPerWindow: p.blocksPerWindow, weightsRateLimit: 0, permitStake: 1000 } }), inPhase("chain"))
+        : Layer.unwrapEffect(Effect.map(Effect.mapError(readOwnerUrl(chainDir), inPhase("chain")), (url) => Layer.mapError(layerLocalClient(url, identity), inPhase("chain"))))
+      const program: Effect.Effect<void, RuntimeError, Chain | LocalChain | Transport | Scoring | Engine> =
+        role === "peer" ? runPeer(cfg) : Effect.zipRight(ensureValidatorPermit(cfg), runValidator(cfg))
+      return yield* Effect.provide(program, Layer.mergeAll(services, chainLayer))
+    }
+    // Subtensor: registration and stake are Bittensor's own tools' business (btcli); the hotkey must be registered.
+    const netuid = yield* Effect.mapError(Schema.decodeUnknown(Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative()))(flag(argv, "netuid") ?? ""), () => new RuntimeError({ phase: "flags", reason: "--netuid <n> is required with a subtensor endpoint" }))
+    const chainLayer = Layer.mapError(layerSubtensor({ endpoint: chainFlag, netuid, identity, blocksPerWindow: p.blocksPerWindow, connectTimeoutMs: 30_000 }), inPhase("chain"))
+    const program: Effect.Effect<void, RuntimeError, Chain | Transport | Scoring | Engine> = role === "peer" ? runPeer(cfg) : runValidator(cfg)
+    return yield* Effect.provide(program, Layer.mergeAll(services, chainLayer))
   }).pipe(Effect.scoped)
 
 const swarm = (argv: readonly string[]) =>

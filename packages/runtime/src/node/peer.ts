@@ -62,6 +62,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
     const poll = pollMs(spec)
 
     for (;;) {
+      if (cfg.rounds !== undefined && done + 1 >= start + cfg.rounds) return
       // Catch up to the window before the live one; re-check the clock after replaying.
       const caughtFrom = done
       let replayedBytes = 0
