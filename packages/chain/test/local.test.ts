@@ -42,3 +42,30 @@ describe("the owner's loopback server", () => {
     expect([reply.json.ok, reply.json.error?._tag, reply.json.error?.reason]).toEqual([false, "CallRejected", "BadSignature"]);
   });
 });
+
+describe("chain CLI", () => {
+  // Asynchronous: the chain it reads is served by this very process.
+  const cli = async (...args: string[]) => {
+    const child = Bun.spawn(["bun", `${import.meta.dir}/../bin/chain.ts`, ...args], { stdout: "pipe", stderr: "pipe" });
+    const [code, out, err] = await Promise.all([child.exited, new Response(child.stdout).text(), new Response(child.stderr).text()]);
+    return { code, out, err };
+  };
+
+  test("metagraph --local prints every uid with its commitment location", async () => {
+    const { code, out } = await cli("metagraph", "--local", servedDir, "--blocks-per-window", String(suiteParams.blocksPerWindow));
+    expect(code).toBe(0);
+    const lines = out.trim().split("\n");
+    expect(lines[1]?.split(/\s+/).slice(0, 3)).toEqual(["uid", "hotkey", "coldkey"]);
+    const alicesRow = lines.find((l) => l.includes(alice.hotkey.address));
+    // The conformance suite registered Alice on this chain and left an R2 commitment.
+    expect(alicesRow?.split(/\s+/)[0]).toBe("0");
+    expect(alicesRow).toContain(".r2.cloudflarestorage.com/");
+    expect(out).not.toContain("s".repeat(64));
+  }, 20_000);
+
+  test("bad arguments exit 2 with a message; --help exits 0", async () => {
+    expect((await cli("metagraph", "--netuid", "3")).code).toBe(2);
+    expect((await cli("metagraph", "--endpoint", "ws://127.0.0.1:1")).err).toContain("--netuid");
+    expect((await cli("--help")).code).toBe(0);
+  }, 20_000);
+});

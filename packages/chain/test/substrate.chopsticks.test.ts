@@ -90,6 +90,14 @@ describe("generic Substrate client on a chopsticks runtime", () => {
     expect(missing.some((m) => m.startsWith("query.timestamp"))).toBe(false);
   }, 30_000);
 
+  test("the CLI reports the missing subtensor pallets of a non-subtensor chain", async () => {
+    const cli = Bun.spawn(["bun", `${import.meta.dir}/../bin/chain.ts`, "metagraph", "--endpoint", `ws://127.0.0.1:${port}`, "--netuid", "1"], { stdout: "pipe", stderr: "pipe" });
+    const [code, err] = await Promise.all([cli.exited, new Response(cli.stderr).text()]);
+    expect(code).toBe(1);
+    expect(err).toContain("RuntimeMismatch");
+    expect(err).toContain("tx.subtensorModule.setWeights");
+  }, 30_000);
+
   test("new blocks stream in order with their timestamps", async () => {
     const head = await Effect.runPromise(node.head);
     const collected = Effect.runPromise(Stream.runCollect(Stream.take(Stream.filter(node.blocks, (b) => b.number > head.number), 2)));
