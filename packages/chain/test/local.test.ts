@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { Effect, ManagedRuntime } from "effect";
-import { mkdtempSync } from "node:fs";
+import { Effect, Either, Layer, ManagedRuntime } from "effect";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { identityFromSecret, layerLocal, layerLocalClient, readOwnerUrl } from "../src/index.ts";
+import { identityFromSecret, layerLocal, layerLocalAuto, layerLocalClient, LocalChain, readOwnerUrl } from "../src/index.ts";
 import { signCall } from "../src/local/calls.ts";
 import { chainConformance, suiteParams } from "./conformance.ts";
 
@@ -20,6 +20,30 @@ await owner.runtime();
 afterAll(() => owner.dispose());
 const url = await Effect.runPromise(readOwnerUrl(servedDir));
 chainConformance("layerLocalClient (loopback)", () => layerLocalClient(url, alice));
+
+describe("layerLocalAuto", () => {
+  test("joins a directory with a live owner as a client, and owns a directory without one", async () => {
+    const joined = ManagedRuntime.make(layerLocalAuto({ dir: servedDir, identity: alice }));
+    const fresh = tempDir("auto");
+    const owned = ManagedRuntime.make(layerLocalAuto({ dir: fresh, identity: alice, params: suiteParams }));
+    try {
+      const [joinedGenesis, ownedGenesis] = await Promise.all([
+        joined.runPromise(Effect.map(LocalChain, (c) => c.genesisHash)),
+        owned.runPromise(Effect.map(LocalChain, (c) => c.genesisHash)),
+      ]);
+      const servedGenesis = JSON.parse(readFileSync(join(servedDir, "genesis.json"), "utf8")).genesisHash;
+      expect(joinedGenesis).toBe(servedGenesis);
+      expect(ownedGenesis).toBe(JSON.parse(readFileSync(join(fresh, "genesis.json"), "utf8")).genesisHash);
+      expect(await Effect.runPromise(readOwnerUrl(fresh))).toStartWith("http://127.0.0.1:");
+      // A second owner of a live directory is refused, even from the same process.
+      const second = await Effect.runPromise(Effect.either(Effect.scoped(Layer.build(layerLocal({ dir: fresh, identity: bob })))));
+      expect(Either.isLeft(second) && second.left._tag).toBe("LocalStoreError");
+    } finally {
+      await joined.dispose();
+      await owned.dispose();
+    }
+  });
+});
 
 describe("the owner's loopback server", () => {
   const post = async (body: string) => {

@@ -7,7 +7,7 @@ import type { LocalClientOptions } from "./client.ts";
 import { connectBackend } from "./client.ts";
 import { LocalChain, makeLocalChain } from "./LocalChain.ts";
 import type { LocalOwnerOptions } from "./owner.ts";
-import { openLocalOwner, publishOwnerUrl } from "./owner.ts";
+import { isAlive, openLocalOwner, publishOwnerUrl } from "./owner.ts";
 import { serveBackend } from "./server.ts";
 import { LocalStoreError, storeFiles } from "./store.ts";
 
@@ -48,15 +48,30 @@ export const layerLocalClient = (
 
 const OwnerFile = Schema.parseJson(Schema.Struct({ url: Schema.String, pid: Schema.Int }));
 
-/** The URL the owner of a chain directory serves on, from `dir/owner.json`. */
-export const readOwnerUrl = (dir: string): Effect.Effect<string, LocalStoreError> => {
+const readOwnerFile = (dir: string): Effect.Effect<{ readonly url: string; readonly pid: number }, LocalStoreError> => {
   const path = storeFiles(dir).owner;
   return Effect.try({
     try: () => fs.readFileSync(path, "utf8"),
     catch: () => new LocalStoreError({ path, reason: "no owner.json: is the chain's owner running?" }),
   }).pipe(
     Effect.flatMap((text) => Schema.decodeUnknown(OwnerFile)(text)),
-    Effect.map((o) => o.url),
     Effect.mapError((e) => (e._tag === "LocalStoreError" ? e : new LocalStoreError({ path, reason: e.message }))),
   );
 };
+
+/** The URL the owner of a chain directory serves on, from `dir/owner.json`. */
+export const readOwnerUrl = (dir: string): Effect.Effect<string, LocalStoreError> => Effect.map(readOwnerFile(dir), (o) => o.url);
+
+/**
+ * Joins the local chain in `dir`: as a client when a live process owns it, else as its owner.
+ * (Two processes starting at the same instant may both try to own it; the lock lets one win and
+ * the other fails with `LocalStoreError`, so start the first participant before the rest.)
+ */
+export const layerLocalAuto = (options: LayerLocalOptions & LocalClientOptions): Layer.Layer<Chain | LocalChain, LocalStoreError | ChainError> =>
+  Layer.unwrapEffect(
+    Effect.map(Effect.option(readOwnerFile(options.dir)), (owner): Layer.Layer<Chain | LocalChain, LocalStoreError | ChainError> =>
+      owner._tag === "Some" && isAlive(owner.value.pid)
+        ? layerLocalClient(owner.value.url, options.identity, options)
+        : layerLocal(options),
+    ),
+  );

@@ -16,7 +16,8 @@ export interface LocalOwnerOptions {
   readonly snapshotEveryBlocks?: number;
 }
 
-const isAlive = (pid: number): boolean => {
+/** Whether a process with this pid exists (signal 0 probes without signalling). */
+export const isAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
     return true;
@@ -36,7 +37,8 @@ const acquireLock = (dir: string): Effect.Effect<void, LocalStoreError, Scope.Sc
           return;
         } catch (cause) {
           const pid = Number(fs.readFileSync(path, "utf8"));
-          if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+          // A live pid, this process's included, owns the directory; only a dead owner's lock is taken over.
+          if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
             throw new Error(`owned by live process ${pid}; connect to the URL in owner.json with layerLocalClient`, { cause });
           }
           fs.rmSync(path, { force: true });
