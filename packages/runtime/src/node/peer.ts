@@ -68,10 +68,11 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       let replayedBytes = 0
       for (;;) {
         const live = Math.max(yield* currentWindow, start)
-        if (done >= live - 1) break
+        const target = cfg.rounds === undefined ? live - 1 : Math.min(live - 1, start + cfg.rounds - 1)
+        if (done >= target) break
         cfg.events({ _tag: "Phase", name: cfg.name, window: live, phase: "catch-up" })
-        replayedBytes += (yield* replayWindows(state, spec, address, start, done + 1, live - 1)).bytesDown
-        done = live - 1
+        replayedBytes += (yield* replayWindows(state, spec, address, start, done + 1, target)).bytesDown
+        done = target
       }
       if (done > caughtFrom) {
         trainer.writeParameters(state.params)
