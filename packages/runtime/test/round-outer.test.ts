@@ -4,7 +4,7 @@ import { debug } from "@covenant/dsl"
 import { initLlamaParameters, makeEngine, CpuBackend, Trainer } from "@covenant/gpu-webgpu"
 import { compress, outerStep } from "@covenant/sparseloco"
 import type { UpdateMessage, WireTensor } from "@covenant/sparseloco"
-import { aggregateUpdates, applyOuterStep, cloneParams, compressDelta, decodeUpdate, encodeUpdate, modelManifest, outerRound, paramsDigest, pseudoGradient, zerosLike } from "../src/index.ts"
+import { aggregateUpdates, applyOuterStep, cloneParams, compressDelta, decodeDelivered, decodeUpdate, encodeUpdate, modelManifest, outerRound, paramsDigest, pseudoGradient, zerosLike } from "../src/index.ts"
 import type { RoundState } from "../src/index.ts"
 
 const spec = debug()
@@ -81,5 +81,23 @@ describe("the outer round", () => {
     }
     expect(paramsDigest(state.params)).toBe(paramsDigest(expected))
     expect(paramsDigest(await trainer.readParameters())).toBe(paramsDigest(state.params))
+  })
+})
+
+describe("received updates", () => {
+  test("garbage, another window's or another uid's update is dropped, the rest kept in uid order", () => {
+    const good = (uid: number, window = 1) => {
+      const delta = new Map([...base].map(([n, v]) => [n, v.map((_, i) => Math.fround(Math.cos(uid + i) * 1e-3))]))
+      const wire = Effect.runSync(compressDelta({ params: cloneParams(base), ef: null, momentum: null }, delta, manifest, spec.compression))
+      return Either.getOrThrow(encodeUpdate({ ...meta(uid), window }, wire))
+    }
+    const kept = decodeDelivered([
+      { uid: 4, payload: good(4) },
+      { uid: 2, payload: good(2) },
+      { uid: 3, payload: good(3, 2) },
+      { uid: 5, payload: good(6) },
+      { uid: 6, payload: new Uint8Array([1, 2, 3]) },
+    ], manifest, 1)
+    expect(kept.map((k) => k.uid)).toEqual([2, 4])
   })
 })
