@@ -27,7 +27,7 @@ export class CommitmentFormatError extends Schema.TaggedError<CommitmentFormatEr
 
 /** A call was refused before it could act: bad signature, replayed or future nonce, malformed. */
 export class CallRejected extends Schema.TaggedError<CallRejected>()("CallRejected", {
-  reason: Schema.Literal("BadSignature", "StaleNonce", "FutureNonce", "Malformed", "WrongGenesis"),
+  reason: Schema.Literal("BadSignature", "StaleNonce", "FutureNonce", "Malformed"),
   detail: Schema.String,
 }) {}
 

@@ -1,6 +1,6 @@
 import { Schema } from "effect";
 import type { Effect } from "effect";
-import type { BlockInfo, Metagraph, WeightsRow } from "../Chain.ts";
+import type { BlockInfo } from "../Chain.ts";
 import type { ChainError } from "../errors.ts";
 import type { SignedCall } from "./calls.ts";
 import { LocalParams } from "./state.ts";
@@ -50,10 +50,3 @@ export interface LocalBackend {
   readonly submit: (signed: SignedCall) => Effect.Effect<void, ChainError>;
   readonly view: Effect.Effect<LocalView, ChainError>;
 }
-
-// Compile-time check that the wire view carries exactly the service's view types.
-export type ViewMatchesService = [LocalView["metagraph"]] extends [Metagraph]
-  ? [LocalView["weights"][number]] extends [WeightsRow]
-    ? true
-    : never
-  : never;
