@@ -1,4 +1,6 @@
 export * from "./Chain.ts";
+export { makeClock } from "./clock.ts";
+export type { ChainClock } from "./clock.ts";
 export * from "./Commitment.ts";
 export * from "./errors.ts";
 export * from "./Identity.ts";

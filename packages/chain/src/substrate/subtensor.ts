@@ -6,7 +6,8 @@ import { randomAsU8a } from "@polkadot/util-crypto";
 import { Duration, Effect, Either, Layer, Ref, Schedule, Stream } from "effect";
 import type { Scope } from "effect";
 import type { BlockInfo, ChainShape, CommitmentRecord, Metagraph, Neuron, WeightsRow } from "../Chain.ts";
-import { Chain, firstBlockOfWindow, weightsToU16, windowOfBlock } from "../Chain.ts";
+import { Chain, weightsToU16 } from "../Chain.ts";
+import { makeClock } from "../clock.ts";
 import { decodeCommitment, encodeCommitment } from "../Commitment.ts";
 import { ChainUnavailable, InvalidWeights, RegistrationRefused, UnsupportedWeightsPath } from "../errors.ts";
 import type { ChainError, DispatchFailed, RuntimeMismatch, UnknownBlock } from "../errors.ts";
@@ -189,12 +190,7 @@ export const makeSubtensorChain = (
 
     const chain: ChainShape = {
       identity,
-      blocksPerWindow,
-      currentBlock: port.head,
-      blocks: port.blocks,
-      blockTimestamp: port.timestampOf,
-      windowOf: (block) => windowOfBlock(block, blocksPerWindow),
-      windowStartTime: (window) => port.timestampOf(firstBlockOfWindow(window, blocksPerWindow)),
+      ...makeClock({ blocksPerWindow, head: port.head, heads: port.blocks, timestampOf: port.timestampOf }),
       metagraph,
       refreshMetagraph,
       uid: port.uidOf(netuid, hotkey),
