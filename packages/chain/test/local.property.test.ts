@@ -41,7 +41,7 @@ const callArb: fc.Arbitrary<LocalCall> = fc.oneof(
 );
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.constant<Op>({ kind: "block" }) },
-  { weight: 8, arbitrary: fc.record({ who: fc.integer({ min: 0, max: 1 }), call: callArb }).map((r): Op => ({ kind: "call", ...r })) },
+  { weight: 8, arbitrary: fc.record({ who: fc.integer({ min: 0, max: 2 }), call: callArb }).map((r): Op => ({ kind: "call", ...r })) },
   { weight: 1, arbitrary: fc.record({ who: fc.integer({ min: 0, max: 3 }), as: fc.integer({ min: 0, max: 3 }) }).filter((r) => r.who !== r.as).map((r): Op => ({ kind: "forged", ...r })) },
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 3 }).map((who): Op => ({ kind: "unsigned", who })) },
   { weight: 1, arbitrary: fc.nat().map((index): Op => ({ kind: "replay", index })) },
