@@ -98,6 +98,7 @@ describe("subtensor typed layer (mock port)", () => {
       ["HotKeyNotRegisteredInSubNet", "NotRegistered"],
       ["IncorrectWeightVersionKey", "WeightVersionKeyTooLow"],
       ["CommitRevealEnabled", "UnsupportedWeightsPath"],
+      ["CommitRevealV3Enabled", "UnsupportedWeightsPath"],
       ["SomethingNew", "DispatchFailed"],
     ];
     for (const [runtimeError, tag] of cases) {

@@ -107,6 +107,9 @@ export const classifyDispatchError = (
     case "CommitRevealEnabled":
       return new UnsupportedWeightsPath({ netuid: context.netuid, reason: "direct weights refused: the subnet switched to commit-reveal" });
     default:
-      return error;
+      // Errors of the drand-timelocked path (CRv3 and later) tell that the hash commit does not apply.
+      return /timelock|crv3|v3/i.test(error.error)
+        ? new UnsupportedWeightsPath({ netuid: context.netuid, reason: `${error.pallet}.${error.error}: the subnet needs drand-timelocked commits` })
+        : error;
   }
 };
