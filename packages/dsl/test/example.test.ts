@@ -19,8 +19,8 @@ describe("examples/covenant72b.ts", () => {
     expect(out).not.toContain("Run covenant-72b")
   }, 30_000)
 
-  test("without flags it prints the spec summary, then the plan", () => {
-    const result = runExample()
+  test("--spec prints the spec summary, then the plan", () => {
+    const result = runExample("--spec")
     const out = result.stdout.toString()
     expect(result.exitCode).toBe(0)
     expect(out.indexOf("Run covenant-72b")).toBeGreaterThanOrEqual(0)
