@@ -17,8 +17,8 @@ import {
 } from "../src/model/index.ts"
 import type { LlamaSpec } from "../src/model/index.ts"
 import { decodeSafetensors, encodeSafetensors } from "../src/io/index.ts"
+import { vectorDir } from "./model-engines.ts"
 
-const vectorDir = join(import.meta.dir, "fixtures", "llama-hf", "gqa-seed3")
 const sharedConfig: Record<string, unknown> = JSON.parse(readFileSync(`${vectorDir}/config.json`, "utf8"))
 
 const debugSpec: LlamaSpec = {
