@@ -65,7 +65,7 @@ describe("HF config", () => {
     expect(bad({ hidden_act: "gelu" })).toContain("hidden_act")
     expect(bad({ attention_bias: true })).toContain("attention_bias")
     expect(bad({ model_type: "mistral" })).toContain("model_type")
-    expect(bad({ num_key_value_heads: 3 })).toContain("multiple")
+    expect(bad({ num_key_value_heads: 3 })).toContain("divisor of nHeads")
     expect(bad({ hidden_size: "64" })).toContain("hidden_size")
     expect(bad({ vocab_size: undefined })).toContain("vocab_size")
     // rope_scaling null and a consistent head_dim are plain LLaMA

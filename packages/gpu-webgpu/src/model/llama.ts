@@ -11,7 +11,7 @@ import type { Tensor } from "../tensor.ts"
 import { Data } from "effect"
 import { llamaParameters } from "./parameters.ts"
 import type { ParameterInfo } from "./parameters.ts"
-import { headDim } from "./spec.ts"
+import { headDim } from "@covenant/dsl"
 import type { LlamaSpec } from "./spec.ts"
 
 /** Token ids or a parameter map that do not fit the model. */

@@ -1,5 +1,5 @@
 import type { LlamaSpec } from "./spec.ts"
-import { headDim } from "./spec.ts"
+import { headDim } from "@covenant/dsl"
 
 export interface ParameterInfo {
   /** Hugging Face LlamaForCausalLM name */
