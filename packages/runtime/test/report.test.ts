@@ -90,6 +90,12 @@ describe("report series", () => {
     expect(s.phaseSeconds).toEqual([[0.75, 0, 0.5], [0.2, null, null], [null, null, 0.1]])
   })
 
+  test("idling for the window boundary is not counted as time outside compute", () => {
+    // active = 1000 - 600 waiting = 400; 100 * (400 - 300) / 400 = 25
+    const s = reportSeries({ title: "t", windows: [record(1, { roundMs: 1000, phaseMs: { compute: 300, wait: 600, gather: 100 } })] })
+    expect(s.outsideComputePct).toEqual([25])
+  })
+
   test("invalid logs are ReportErrors", async () => {
     const bad: unknown[] = [
       { title: "x", windows: [record(2), record(2)] },

@@ -30,7 +30,7 @@ const summaryRows = (log: RunLog, s: ReportSeries): Array<[string, string]> => {
     ["peers seen", String(s.peers.length)],
     ["validator loss, first → last", losses.length === 0 ? "–" : `${fmt(losses[0], 4)} → ${fmt(losses[losses.length - 1], 4)}`],
     ["MiB sent / received", `${fmt(sum(s.mibUp), 2)} / ${fmt(sum(s.mibDown), 2)}`],
-    ["mean share of round outside compute", share.length === 0 ? "–" : `${fmt(sum(share) / share.length, 1)} %`],
+    ["mean share of active round outside compute", share.length === 0 ? "–" : `${fmt(sum(share) / share.length, 1)} %`],
   ]
   for (const [k, v] of Object.entries(log.meta ?? {})) rows.push([k, v])
   return rows
@@ -82,7 +82,7 @@ const CLIENT_SCRIPT = String.raw`
       peerCols.push(s.peersExpected);
     }
     plot("chart-peers", "Peers delivered per window", "peers", peerSeries, peerCols, [0, null]);
-    plot("chart-outside", "Share of round time outside compute", "%",
+    plot("chart-outside", "Share of active round time outside compute (idle wait excluded)", "%",
       [{ label: "outside compute", stroke: "#9467bd", width: 2, fill: "rgba(148,103,189,0.15)" }],
       [s.outsideComputePct], [0, 100]);
     plot("chart-phases", "Time per phase", "seconds",

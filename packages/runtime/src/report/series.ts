@@ -14,7 +14,11 @@ export interface ReportSeries {
   readonly mibDown: number[]
   readonly peersGathered: number[]
   readonly peersExpected: Array<number | null>
-  /** Percent of the round spent outside local compute: 100 * (roundMs - compute) / roundMs. */
+  /**
+   * Percent of the active round spent outside local compute: 100 * (active - compute) / active,
+   * where active = roundMs minus the `wait` phase (idling for the window boundary is not overhead
+   * of the protocol, only of a clock faster than the compute).
+   */
   readonly outsideComputePct: Array<number | null>
   readonly phases: string[]
   /** phaseSeconds[k][i]: seconds of phases[k] in windows[i]. */
@@ -48,9 +52,10 @@ export const reportSeries = (log: RunLog): ReportSeries => {
     mibDown: ws.map((w) => w.bytesDown / MIB),
     peersGathered: ws.map((w) => w.peersGathered),
     peersExpected: ws.map((w) => w.peersExpected ?? null),
-    outsideComputePct: ws.map((w) =>
-      w.roundMs > 0 ? (100 * Math.max(0, w.roundMs - w.phaseMs.compute)) / w.roundMs : null,
-    ),
+    outsideComputePct: ws.map((w) => {
+      const active = w.roundMs - (w.phaseMs["wait"] ?? 0)
+      return active > 0 ? (100 * Math.max(0, active - w.phaseMs.compute)) / active : null
+    }),
     phases,
     phaseSeconds: phases.map((name) => ws.map((w) => finiteOrNull(w.phaseMs[name] === undefined ? null : w.phaseMs[name] / 1000))),
   }
