@@ -2,61 +2,34 @@
  * CPU reference backend: plain typed arrays, chunked exactly like the WebGPU backend so the
  * chunk-slicing logic of the ops is exercised (and testable with a lowered binding limit) here too.
  */
-import {
-  BackendError,
-  chunkCount,
-  chunkPieces,
-  type Backend,
-  type BufferId,
-  type CpuViews,
-  type Dispatch
-} from "../backend.ts"
-
-interface CpuBuffer {
-  readonly bytes: number
-  readonly chunkBytes: number
-  readonly chunks: ArrayBuffer[]
-}
+import { BackendError, chunkPieces, type Backend, type BufferId, type CpuViews, type Dispatch } from "../backend.ts"
+import { ChunkedBufferTable } from "../chunkedBuffers.ts"
 
 export class CpuBackend implements Backend {
   readonly name = "cpu"
   // The CPU backend runs each kernel's CPU reference; the variant only selects which kernel name.
   readonly kernelFamily = "blocked"
-  private readonly buffers = new Map<number, CpuBuffer>()
-  private nextId = 1
+  // Chunks are plain memory: nothing to give back, the garbage collector takes them.
+  private readonly buffers: ChunkedBufferTable<ArrayBuffer>
 
-  constructor(readonly maxBindingBytes: number = 128 * 1024 * 1024) {}
-
-  alloc(bytes: number, chunkBytes?: number): BufferId {
-    const size = Math.max(4, bytes)
-    const cb = chunkBytes ?? size
-    if (cb > this.maxBindingBytes && size > this.maxBindingBytes) {
-      throw new BackendError({ message: `chunk of ${cb} bytes exceeds the binding limit ${this.maxBindingBytes}` })
-    }
-    const n = chunkCount(size, cb)
-    const chunks: ArrayBuffer[] = []
-    for (let i = 0; i < n; i++) chunks.push(new ArrayBuffer(Math.min(cb, size - i * cb)))
-    const id = this.nextId++
-    this.buffers.set(id, { bytes: size, chunkBytes: cb, chunks })
-    return id as BufferId
+  constructor(readonly maxBindingBytes: number = 128 * 1024 * 1024) {
+    this.buffers = new ChunkedBufferTable(maxBindingBytes, (bytes) => new ArrayBuffer(bytes), () => {})
   }
 
-  private get(buf: BufferId): CpuBuffer {
-    const b = this.buffers.get(buf)
-    if (b === undefined) throw new BackendError({ message: `buffer ${buf} is not allocated (freed already?)` })
-    return b
+  alloc(bytes: number, chunkBytes?: number): BufferId {
+    return this.buffers.alloc(Math.max(4, bytes), chunkBytes)
   }
 
   chunkBytes(buf: BufferId): number {
-    return this.get(buf).chunkBytes
+    return this.buffers.get(buf).chunkBytes
   }
 
   byteLength(buf: BufferId): number {
-    return this.get(buf).bytes
+    return this.buffers.get(buf).bytes
   }
 
   upload(buf: BufferId, data: Float32Array | Int32Array | Uint32Array, byteOffset = 0): void {
-    const b = this.get(buf)
+    const b = this.buffers.get(buf)
     const src = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
     for (const p of chunkPieces(byteOffset, data.byteLength, b.chunkBytes)) {
       new Uint8Array(b.chunks[p.chunk]!, p.offset, p.bytes).set(src.subarray(p.srcOffset, p.srcOffset + p.bytes))
@@ -64,7 +37,7 @@ export class CpuBackend implements Backend {
   }
 
   download(buf: BufferId, byteOffset = 0, bytes?: number): Promise<ArrayBuffer> {
-    const b = this.get(buf)
+    const b = this.buffers.get(buf)
     const n = bytes ?? b.bytes - byteOffset
     const out = new Uint8Array(n)
     for (const p of chunkPieces(byteOffset, n, b.chunkBytes)) {
@@ -77,7 +50,7 @@ export class CpuBackend implements Backend {
     const chunkOf = (name: string): ArrayBuffer => {
       const binding = d.bindings[name]
       if (binding === undefined) throw new BackendError({ message: `${d.kernel.name}: binding ${name} missing` })
-      const chunk = this.get(binding.buf).chunks[binding.chunk]
+      const chunk = this.buffers.get(binding.buf).chunks[binding.chunk]
       if (chunk === undefined) throw new BackendError({ message: `${d.kernel.name}: chunk ${binding.chunk} of ${name} out of range` })
       return chunk
     }
@@ -89,7 +62,7 @@ export class CpuBackend implements Backend {
   }
 
   free(buf: BufferId): void {
-    this.buffers.delete(buf)
+    this.buffers.free(buf)
   }
 
   liveBuffers(): number {

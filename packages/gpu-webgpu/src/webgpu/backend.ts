@@ -6,21 +6,8 @@
  * sync, or when the uniform arena fills). Kernel parameters go to a uniform arena bound with a
  * dynamic offset, which lets bind groups be cached per (kernel, storage buffers).
  */
-import {
-  BackendError,
-  chunkCount,
-  chunkPieces,
-  type Backend,
-  type BufferId,
-  type Dispatch,
-  type Kernel
-} from "../backend.ts"
-
-interface GpuLogical {
-  readonly bytes: number
-  readonly chunkBytes: number
-  readonly chunks: GPUBuffer[]
-}
+import { BackendError, chunkPieces, type Backend, type BufferId, type Dispatch, type Kernel } from "../backend.ts"
+import { ChunkedBufferTable } from "../chunkedBuffers.ts"
 
 interface CompiledKernel {
   readonly pipeline: GPUComputePipeline
@@ -57,13 +44,12 @@ export class WebGpuBackend implements Backend {
   readonly name: string
   readonly maxBindingBytes: number
   readonly kernelFamily: "tiled" | "blocked"
-  private readonly buffers = new Map<number, GpuLogical>()
+  private readonly buffers: ChunkedBufferTable<GPUBuffer>
   private readonly pool = new Map<number, GPUBuffer[]>()
   private readonly kernels = new Map<Kernel, CompiledKernel>()
   private readonly bindGroups = new Map<string, GPUBindGroup>()
   private readonly bufferIds = new WeakMap<GPUBuffer, number>()
   private nextBufferSerial = 1
-  private nextId = 1
   private encoder: GPUCommandEncoder | null = null
   private pass: GPUComputePassEncoder | null = null
   private readonly arena: GPUBuffer
@@ -82,6 +68,8 @@ export class WebGpuBackend implements Backend {
     this.kernelFamily = kernelFamily ?? (/llvmpipe|lavapipe|swiftshader/i.test(adapterDescription) ? "blocked" : "tiled")
     const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize)
     this.maxBindingBytes = Math.floor(Math.min(limit, maxBindingBytes ?? limit) / 4) * 4
+    // Freed chunks go back to the pool for reuse, not to the device.
+    this.buffers = new ChunkedBufferTable(this.maxBindingBytes, (bytes) => this.take(bytes), (g) => this.release(g))
     this.arena = device.createBuffer({ size: SLOT * ARENA_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST })
     device.addEventListener("uncapturederror", (ev) => {
       const e = (ev as GPUUncapturedErrorEvent).error
@@ -110,36 +98,26 @@ export class WebGpuBackend implements Backend {
     return b
   }
 
-  alloc(bytes: number, chunkBytes?: number): BufferId {
-    const size = Math.max(4, Math.ceil(bytes / 4) * 4)
-    const cb = chunkBytes ?? size
-    if (cb > this.maxBindingBytes && size > this.maxBindingBytes) {
-      throw new BackendError({ message: `chunk of ${cb} bytes exceeds the binding limit ${this.maxBindingBytes}` })
-    }
-    const n = chunkCount(size, cb)
-    const chunks: GPUBuffer[] = []
-    for (let i = 0; i < n; i++) chunks.push(this.take(Math.min(cb, size - i * cb)))
-    const id = this.nextId++
-    this.buffers.set(id, { bytes: size, chunkBytes: cb, chunks })
-    return id as BufferId
+  private release(g: GPUBuffer): void {
+    const list = this.pool.get(g.size)
+    if (list === undefined) this.pool.set(g.size, [g])
+    else list.push(g)
   }
 
-  private get(buf: BufferId): GpuLogical {
-    const b = this.buffers.get(buf)
-    if (b === undefined) throw new BackendError({ message: `buffer ${buf} is not allocated (freed already?)` })
-    return b
+  alloc(bytes: number, chunkBytes?: number): BufferId {
+    return this.buffers.alloc(Math.max(4, Math.ceil(bytes / 4) * 4), chunkBytes)
   }
 
   chunkBytes(buf: BufferId): number {
-    return this.get(buf).chunkBytes
+    return this.buffers.get(buf).chunkBytes
   }
 
   byteLength(buf: BufferId): number {
-    return this.get(buf).bytes
+    return this.buffers.get(buf).bytes
   }
 
   upload(buf: BufferId, data: Float32Array | Int32Array | Uint32Array, byteOffset = 0): void {
-    const b = this.get(buf)
+    const b = this.buffers.get(buf)
     this.flush()
     for (const p of chunkPieces(byteOffset, data.byteLength, b.chunkBytes)) {
       this.device.queue.writeBuffer(b.chunks[p.chunk]!, p.offset, data.buffer, data.byteOffset + p.srcOffset, p.bytes)
@@ -147,7 +125,7 @@ export class WebGpuBackend implements Backend {
   }
 
   async download(buf: BufferId, byteOffset = 0, bytes?: number): Promise<ArrayBuffer> {
-    const b = this.get(buf)
+    const b = this.buffers.get(buf)
     const n = bytes ?? b.bytes - byteOffset
     const out = new Uint8Array(n)
     if (n === 0) return out.buffer
@@ -217,7 +195,7 @@ export class WebGpuBackend implements Backend {
     const buffers = k.bindings.map((spec) => {
       const bnd = d.bindings[spec.name]
       if (bnd === undefined) throw new BackendError({ message: `${k.name}: binding ${spec.name} missing` })
-      const chunk = this.get(bnd.buf).chunks[bnd.chunk]
+      const chunk = this.buffers.get(bnd.buf).chunks[bnd.chunk]
       if (chunk === undefined) throw new BackendError({ message: `${k.name}: chunk ${bnd.chunk} of ${spec.name} out of range` })
       return chunk
     })
@@ -331,14 +309,7 @@ export class WebGpuBackend implements Backend {
   }
 
   free(buf: BufferId): void {
-    const b = this.buffers.get(buf)
-    if (b === undefined) return
-    this.buffers.delete(buf)
-    for (const g of b.chunks) {
-      const list = this.pool.get(g.size)
-      if (list === undefined) this.pool.set(g.size, [g])
-      else list.push(g)
-    }
+    this.buffers.free(buf)
   }
 
   liveBuffers(): number {
@@ -360,9 +331,9 @@ export class WebGpuBackend implements Backend {
 
   destroy(): void {
     this.flush()
-    this.trimPool()
-    for (const b of this.buffers.values()) for (const g of b.chunks) g.destroy()
+    // live chunks return to the pool first, so trimPool destroys them with the free ones
     this.buffers.clear()
+    this.trimPool()
     this.arena.destroy()
   }
 }
