@@ -2,7 +2,8 @@
 # Installs the system packages the test suite needs, when they are missing:
 #  - Mesa >= 25 lavapipe (a CPU Vulkan driver Dawn accepts; Debian 12's own Mesa 22 is rejected),
 #    from bookworm-backports, so WebGPU tests run on machines without a GPU;
-#  - Chromium, which opens the HTML run report in a test.
+#  - Chromium, which opens the HTML run report in a test;
+#  - numpy for some python3, which cross-checks our .npy and safetensors files in a test.
 # Idempotent and quiet when all is present. Without root it prints exactly what is missing.
 set -euo pipefail
 
@@ -12,17 +13,24 @@ have_mesa() {
   [ -n "$v" ] && dpkg --compare-versions "$v" ge 25
 }
 have_chromium() { command -v chromium >/dev/null 2>&1; }
+have_numpy() {
+  local py
+  for py in python3 /usr/bin/python3; do "$py" -c "import numpy" >/dev/null 2>&1 && return 0; done
+  return 1
+}
 
 missing=()
 have_mesa || missing+=("mesa-vulkan-drivers>=25 (bookworm-backports)")
 have_chromium || missing+=("chromium")
+have_numpy || missing+=("python3-numpy")
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "covenant-ts: missing system packages: ${missing[*]}" >&2
   echo "  As root on Debian 12: add a bookworm-backports source, then" >&2
-  echo "  apt-get install -t bookworm-backports mesa-vulkan-drivers && apt-get install chromium" >&2
-  echo "  (WebGPU tests and the report test are skipped with a message without them.)" >&2
+  echo "  apt-get install -t bookworm-backports mesa-vulkan-drivers && apt-get install chromium python3-numpy" >&2
+  echo "  (the tests that need them fail, saying so; COVENANT_ALLOW_NO_GPU=1, COVENANT_ALLOW_NO_CHROMIUM=1" >&2
+  echo "  and COVENANT_ALLOW_NO_NUMPY=1 skip them instead)" >&2
   exit 0
 fi
 
@@ -36,4 +44,5 @@ fi
 apt-get update -qq
 have_mesa || apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers >/dev/null
 have_chromium || apt-get install -y -qq --no-install-recommends chromium >/dev/null
+have_numpy || apt-get install -y -qq --no-install-recommends python3-numpy >/dev/null
 echo "covenant-ts: system packages ready"

@@ -7,8 +7,8 @@ import { Either, FastCheck as fc } from "effect"
 import { decodeSafetensors, encodeSafetensors } from "../src/io/index.ts"
 import type { SafetensorsInput } from "../src/io/index.ts"
 import { vectorDir } from "./model-engines.ts"
+import { python, skipNumpy } from "./numpy.ts"
 
-const hasNumpy = spawnSync("python3", ["-c", "import numpy"]).status === 0
 
 const shapeArb = fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 0, maxLength: 3 })
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1)
@@ -129,14 +129,14 @@ describe("safetensors", () => {
     expect(reasonOf(withHeader({ __metadata__: { k: 1 } }, new Uint8Array(0)))).toContain("__metadata__")
   })
 
-  test.skipIf(!hasNumpy)("a Python reader following the library's validation loads what we write", () => {
+  test.skipIf(skipNumpy)("a Python reader following the library's validation loads what we write", () => {
     // The `safetensors` wheel is not installable here (no PyPI); this script applies the same
     // checks its Rust core does (header bound, JSON, contiguous offsets covering the data) with numpy.
     const dir = mkdtempSync(join(tmpdir(), "st-"))
     const path = join(dir, "t.safetensors")
     const a = new Float32Array([1.5, -2, 3, 0.25, 5, 6])
     writeFileSync(path, Either.getOrThrow(encodeSafetensors([["b", { shape: [2, 3], data: a }], ["a", { shape: [1], data: new Int32Array([-7]) }]], { k: "v" })))
-    const py = spawnSync("python3", ["-c", [
+    const py = spawnSync(python(), ["-c", [
       "import json, struct, numpy as np",
       `raw = open('${path}', 'rb').read()`,
       "(n,) = struct.unpack('<Q', raw[:8]); assert (8 + n) % 8 == 0 and n <= 100_000_000",

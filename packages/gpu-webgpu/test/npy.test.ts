@@ -7,8 +7,8 @@ import { Either, FastCheck as fc } from "effect"
 import { NPY_PREFIX_BYTES, decodeNpy, encodeNpy, npyHeaderLength, parseNpyHeader, tokenBatchFromNpy } from "../src/io/index.ts"
 import type { NpyData } from "../src/io/index.ts"
 import { vectorDir } from "./model-engines.ts"
+import { python, skipNumpy } from "./numpy.ts"
 
-const hasNumpy = spawnSync("python3", ["-c", "import numpy"]).status === 0
 
 const hex = (s: string) => Uint8Array.from(s.match(/../g) ?? [], (h) => parseInt(h, 16))
 const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0))
@@ -120,12 +120,12 @@ describe("npy", () => {
     expect(Either.isLeft(decodeNpy(badUtf8))).toBe(true)
   })
 
-  test.skipIf(!hasNumpy)("numpy loads what we write and we load what numpy writes", () => {
+  test.skipIf(skipNumpy)("numpy loads what we write and we load what numpy writes", () => {
     const dir = mkdtempSync(join(tmpdir(), "npy-"))
     const ours = join(dir, "ours.npy")
     writeFileSync(ours, Either.getOrThrow(encodeNpy(new Float32Array([1.5, -2, 3, 4.25, 5, 6]), [2, 3])))
     const theirs = join(dir, "theirs.npy")
-    const py = spawnSync("python3", ["-c", [
+    const py = spawnSync(python(), ["-c", [
       "import numpy as np, sys",
       `a = np.load('${ours}')`,
       "assert a.dtype == np.float32 and a.shape == (2, 3), (a.dtype, a.shape)",
@@ -139,7 +139,7 @@ describe("npy", () => {
     expect([...back.data]).toEqual([3n, -4n, 6n, 8n, 10n, 12n])
   })
 
-  test.skipIf(!hasNumpy)("writer output is byte-identical to numpy's for every dtype", () => {
+  test.skipIf(skipNumpy)("writer output is byte-identical to numpy's for every dtype", () => {
     const dir = mkdtempSync(join(tmpdir(), "npy-"))
     const cases: Array<[string, NpyData, number[]]> = [
       ["float32", new Float32Array([1.5, -2, 3, 4.25, 5, 6]), [2, 3]],
@@ -155,7 +155,7 @@ describe("npy", () => {
       const ours = Either.getOrThrow(encodeNpy(data, shape))
       const values = typeof data[0] === "bigint" ? [...data].map(String).join(", ") : [...data].join(", ")
       const path = join(dir, `${i}.npy`)
-      const py = spawnSync("python3", ["-c", `import numpy as np; np.save('${path}', np.array([${values}], dtype=np.${dtype}).reshape(${JSON.stringify(shape)}))`], { encoding: "utf8" })
+      const py = spawnSync(python(), ["-c", `import numpy as np; np.save('${path}', np.array([${values}], dtype=np.${dtype}).reshape(${JSON.stringify(shape)}))`], { encoding: "utf8" })
       expect(py.stderr).toBe("")
       expect(ours).toEqual(new Uint8Array(readFileSync(path)))
     }
