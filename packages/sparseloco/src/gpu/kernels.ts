@@ -1,0 +1,209 @@
+/**
+ * WGSL kernels of the SparseLoCo codec, each with a CPU reference of the same meaning (the
+ * engine's CPU backend runs those, so the orchestration is testable without a GPU).
+ *
+ * Chunks are addressed with the 2-D parameters (X blocks per block row, block edge h x w, dense
+ * row length cols); a 1-D tensor is the same with X = 1, h = 1, w = cols = n, so its chunk c
+ * starts at c*n and local index j is element c*n + j, as in layout.ts.
+ */
+import type { Kernel, KernelBindingSpec } from "@covenant/gpu-webgpu"
+
+const f32 = Math.fround
+const ABS = 0x7fffffff
+const bind = (name: string, type: "f32" | "i32", access: "read" | "read_write" = "read"): KernelBindingSpec => ({ name, type, access })
+
+/** Dense offset of local index j of chunk c (the same formula the WGSL uses). */
+export const denseOffset = (c: number, j: number, X: number, h: number, w: number, cols: number): number => {
+  const yy = Math.floor(c / X)
+  const xx = c - yy * X
+  return yy * h * cols + xx * w + Math.floor(j / w) * cols + (j % w)
+}
+
+const chunkWgsl = `fn denseOffset(c: u32, j: u32) -> u32 {
+  let yy = c / P.X;
+  let xx = c - yy * P.X;
+  return yy * P.h * P.cols + xx * P.w + (j / P.w) * P.cols + (j % P.w);
+}`
+
+const WG = 256
+/** Entry of an element-wise kernel dispatched with grid1d(n, 256). */
+const main1d = `@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${WG}u;`
+
+/**
+ * ef <- fround(fround(ef * beta) + delta). The product is passed through a bit-level identity
+ * with a uniform zero (unknown to the compiler) so it cannot be contracted into an fma, whose
+ * single rounding would differ from the reference's two.
+ */
+export const efKernel: Kernel = {
+  name: "sparseloco.ef",
+  bindings: [bind("delta", "f32"), bind("ef", "f32", "read_write")],
+  params: [["n", "u32"], ["beta", "f32"], ["zero", "u32"]],
+  wgsl: `${main1d}
+  if (i >= P.n) { return; }
+  let m = bitcast<f32>(bitcast<u32>(ef[i] * P.beta) ^ P.zero);
+  ef[i] = m + delta[i];
+}`,
+  cpu: (v, p) => {
+    const ef = v.f32("ef")
+    const delta = v.f32("delta")
+    const beta = p["beta"]!
+    for (let i = 0; i < p["n"]!; i++) ef[i] = f32(ef[i]! * beta) + delta[i]!
+  },
+}
+
+/**
+ * Per-chunk top-k by |x|, one workgroup of 256 per chunk. The key is the float32 bit pattern of
+ * |x| (sign cleared), which orders like |x| and puts NaN above infinity, as the CPU path. A
+ * 4-pass radix select (8 bits per pass, histogram in workgroup memory) finds the k-th largest
+ * key T and how many elements equal to T are still needed; the lowest-index ones among those are
+ * taken, which is the CPU path's tie rule. Every thread owns a contiguous range of local indices,
+ * so two workgroup prefix sums place the selected entries in ascending index order (the order
+ * of TensorUpdate.indices) without sorting. Writes local indices and the signed values.
+ */
+export const topkKernel: Kernel = {
+  name: "sparseloco.topk",
+  bindings: [bind("ef", "f32"), bind("idx", "i32", "read_write"), bind("vals", "f32", "read_write")],
+  params: [["nChunks", "u32"], ["X", "u32"], ["h", "u32"], ["w", "u32"], ["cols", "u32"], ["totalk", "u32"], ["k", "u32"]],
+  wgsl: `${chunkWgsl}
+var<workgroup> hist: array<atomic<u32>, 256>;
+var<workgroup> scanBuf: array<u32, ${WG}>;
+var<workgroup> sPrefix: u32;
+var<workgroup> sRemain: u32;
+
+fn keyAt(c: u32, j: u32) -> u32 { return bitcast<u32>(ef[denseOffset(c, j)]) & 0x7fffffffu; }
+
+/** Exclusive prefix sum of v over the workgroup (Hillis-Steele). */
+fn exclusiveScan(v: u32, lid: u32) -> u32 {
+  scanBuf[lid] = v;
+  workgroupBarrier();
+  for (var d = 1u; d < ${WG}u; d = d * 2u) {
+    var add = 0u;
+    if (lid >= d) { add = scanBuf[lid - d]; }
+    workgroupBarrier();
+    scanBuf[lid] = scanBuf[lid] + add;
+    workgroupBarrier();
+  }
+  let incl = scanBuf[lid];
+  workgroupBarrier();
+  return incl - v;
+}
+
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lidv: vec3<u32>) {
+  let c = wid.x + wid.y * nwg.x;
+  if (c >= P.nChunks) { return; }
+  let lid = lidv.x;
+  let per = (P.totalk + ${WG - 1}u) / ${WG}u;
+  let j0 = min(lid * per, P.totalk);
+  let j1 = min(j0 + per, P.totalk);
+  if (lid == 0u) { sPrefix = 0u; sRemain = P.k; }
+  // bits of T fixed by the passes so far
+  var known = 0u;
+  for (var ps = 0u; ps < 4u; ps++) {
+    let shift = 24u - 8u * ps;
+    atomicStore(&hist[lid], 0u);
+    workgroupBarrier();
+    let prefix = sPrefix;
+    for (var j = j0; j < j1; j++) {
+      let key = keyAt(c, j);
+      if (((key ^ prefix) & known) == 0u) { atomicAdd(&hist[(key >> shift) & 0xffu], 1u); }
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+      // the digit holding the r-th largest key among those matching the prefix
+      var r = sRemain;
+      var d = 255u;
+      loop {
+        let n = atomicLoad(&hist[d]);
+        if (n >= r || d == 0u) { break; }
+        r = r - n;
+        d = d - 1u;
+      }
+      sRemain = r;
+      sPrefix = prefix | (d << shift);
+    }
+    known = known | (0xffu << shift);
+    workgroupBarrier();
+  }
+  let T = sPrefix;
+  let need = sRemain;
+  var above = 0u;
+  var ties = 0u;
+  for (var j = j0; j < j1; j++) {
+    let key = keyAt(c, j);
+    if (key > T) { above += 1u; } else if (key == T) { ties += 1u; }
+  }
+  let tiesBefore = exclusiveScan(ties, lid);
+  var take = min(ties, need - min(need, tiesBefore));
+  var o = c * P.k + exclusiveScan(above + take, lid);
+  for (var j = j0; j < j1; j++) {
+    let off = denseOffset(c, j);
+    let v = ef[off];
+    let key = bitcast<u32>(v) & 0x7fffffffu;
+    var keep = key > T;
+    if (key == T && take > 0u) { keep = true; take -= 1u; }
+    if (keep) {
+      idx[o] = i32(j);
+      vals[o] = v;
+      o += 1u;
+    }
+  }
+}`,
+  cpu: (v, p) => {
+    const ef = v.f32("ef")
+    const bits = new Uint32Array(ef.buffer, ef.byteOffset, ef.length)
+    const idx = v.i32("idx")
+    const vals = v.f32("vals")
+    const { nChunks, X, h, w, cols, totalk, k } = p as Record<string, number>
+    const keys = new Uint32Array(totalk!)
+    for (let c = 0; c < nChunks!; c++) {
+      for (let j = 0; j < totalk!; j++) keys[j] = bits[denseOffset(c, j, X!, h!, w!, cols!)]! & ABS
+      const T = Uint32Array.from(keys).sort()[totalk! - k!]!
+      let above = 0
+      for (let j = 0; j < totalk!; j++) if (keys[j]! > T) above++
+      let take = k! - above
+      let o = c * k!
+      for (let j = 0; j < totalk!; j++) {
+        if (keys[j]! > T || (keys[j] === T && take-- > 0)) {
+          idx[o] = j
+          vals[o++] = ef[denseOffset(c, j, X!, h!, w!, cols!)]!
+        }
+      }
+    }
+  },
+}
+
+/**
+ * Scatter of dequantized entries dq[code] to their dense positions. With sub = 1 it removes what
+ * was sent from the EF buffer (ef - (lookup + shift), one correctly rounded float32 subtraction
+ * as the CPU path); with sub = 0 it writes the decoded value into a zeroed dense tensor. Indices
+ * are unique per chunk, so no two invocations write the same element.
+ */
+export const scatterKernel: Kernel = {
+  name: "sparseloco.scatter",
+  bindings: [bind("idx", "i32"), bind("codes", "i32"), bind("dense", "f32", "read_write")],
+  params: [
+    ["n", "u32"], ["k", "u32"], ["X", "u32"], ["h", "u32"], ["w", "u32"], ["cols", "u32"], ["sub", "u32"],
+    ["d0", "f32"], ["d1", "f32"], ["d2", "f32"], ["d3", "f32"],
+  ],
+  wgsl: `${chunkWgsl}
+${main1d}
+  if (i >= P.n) { return; }
+  let q = denseOffset(i / P.k, u32(idx[i]));
+  let dq = array<f32, 4>(P.d0, P.d1, P.d2, P.d3);
+  let v = dq[u32(codes[i]) & 3u];
+  if (P.sub == 1u) { dense[q] = dense[q] - v; } else { dense[q] = v; }
+}`,
+  cpu: (v, p) => {
+    const idx = v.i32("idx")
+    const codes = v.i32("codes")
+    const dense = v.f32("dense")
+    const { n, k, X, h, w, cols, sub } = p as Record<string, number>
+    const dq = [p["d0"]!, p["d1"]!, p["d2"]!, p["d3"]!]
+    for (let i = 0; i < n!; i++) {
+      const q = denseOffset(Math.floor(i / k!), idx[i]!, X!, h!, w!, cols!)
+      const val = dq[codes[i]! & 3]!
+      dense[q] = sub === 1 ? dense[q]! - val : val
+    }
+  },
+}

@@ -1,0 +1,129 @@
+/**
+ * The GPU codec equals the CPU one bit for bit: indices, codes, stats, the new EF buffer and the
+ * dense decode. It runs on WebGPU (lavapipe on CI machines) and, through the kernels' CPU
+ * references, on the engine's CPU backend. Without a WebGPU adapter the WebGPU tests fail with
+ * the typed NoAdapterError unless COVENANT_ALLOW_NO_GPU=1, where they are skipped and say so.
+ */
+import { describe, expect, test } from "bun:test"
+import { Cause, Context, Effect, Either, Exit, Layer, Scope } from "effect"
+import { CpuBackend, Engine, EngineWebGpu, makeEngine } from "@covenant/gpu-webgpu"
+import { compress, decompress, defaultParams } from "../src/index.ts"
+import type { SparseLoCoParams, TensorUpdate } from "../src/index.ts"
+import { compressGpu, decompressGpu } from "../src/gpu/compress.ts"
+
+type EngineOrError = Engine | { readonly _tag: string; readonly message: string }
+
+const webgpuEngine = async (): Promise<EngineOrError> => {
+  const exit = await Effect.runPromiseExit(
+    Effect.flatMap(Scope.make(), (scope) => Layer.buildWithScope(EngineWebGpu, scope)).pipe(Effect.map((ctx) => Context.get(ctx, Engine))),
+  )
+  if (Exit.isSuccess(exit)) return exit.value
+  const failure = Cause.failureOption(exit.cause)
+  return failure._tag === "Some" ? failure.value : { _tag: "Defect", message: Cause.pretty(exit.cause) }
+}
+
+const allowNoGpu = process.env["COVENANT_ALLOW_NO_GPU"] === "1"
+const gpuEngine = await webgpuEngine()
+const cpuEngine = makeEngine(new CpuBackend())
+
+/** Gaussian-ish values (sum of three uniforms of an LCG); `levels` > 0 puts them on a grid of scale/levels to force ties. */
+const randomF32 = (n: number, seed: number, scale: number, levels = 0): Float32Array => {
+  let s = seed >>> 0
+  const u = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
+    return s / 4294967296
+  }
+  return Float32Array.from({ length: n }, () => {
+    const x = u() + u() + u() - 1.5
+    return (levels > 0 ? Math.round(x * levels) / levels : x) * scale
+  })
+}
+
+interface Case {
+  readonly shape: readonly number[]
+  readonly k: number
+  readonly levels?: number
+}
+const cases: readonly Case[] = [
+  { shape: [96, 80], k: 16 },
+  { shape: [96, 80], k: 64 },
+  { shape: [128, 192], k: 4 },
+  { shape: [64, 64], k: 2048 },
+  { shape: [7, 130], k: 3 },
+  { shape: [200], k: 64 },
+  { shape: [75], k: 64 },
+  { shape: [768], k: 8 },
+  // values on a coarse grid: many equal |x| at the k-th place exercise the tie rule
+  { shape: [96, 80], k: 32, levels: 4 },
+  { shape: [300], k: 16, levels: 2 },
+]
+
+const bitsOf = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length))
+
+const expectSameUpdate = (g: TensorUpdate, c: TensorUpdate) => {
+  expect(g.kEff).toBe(c.kEff)
+  expect(Array.from(g.indices)).toEqual(Array.from(c.indices))
+  expect(Array.from(g.codes)).toEqual(Array.from(c.codes))
+  expect(Object.is(g.shift, c.shift)).toBe(true)
+  expect(Object.is(g.scale, c.scale)).toBe(true)
+  expect(bitsOf(g.lookup)).toEqual(bitsOf(c.lookup))
+}
+
+/** Two rounds on the same EF buffer (so the second starts from a GPU-made buffer), checked against the CPU path. */
+const checkCase = async (engine: Engine, { shape, k, levels }: Case, seed: number) => {
+  const numel = shape.reduce((a, b) => a * b, 1)
+  const params: SparseLoCoParams = { ...defaultParams, topk: k }
+  const efCpu = randomF32(numel, seed, 2e-3, levels)
+  const efT = engine.fromArray(efCpu.slice(), [numel])
+  for (let round = 0; round < 2; round++) {
+    const delta = randomF32(numel, seed * 7 + round, 1e-3, levels)
+    const deltaT = engine.fromArray(delta, [numel])
+    const cpu = Either.getOrThrow(compress(efCpu, delta, shape, params, "t")).update
+    const gpu = await Effect.runPromise(compressGpu(engine, efT, deltaT, shape, params, "t"))
+    deltaT.dispose()
+    expectSameUpdate(gpu, cpu)
+    expect(bitsOf(await engine.read(efT))).toEqual(bitsOf(efCpu))
+    const dense = await Effect.runPromise(decompressGpu(engine, gpu))
+    expect(bitsOf(await engine.read(dense))).toEqual(bitsOf(Either.getOrThrow(decompress(cpu))))
+    dense.dispose()
+  }
+  efT.dispose()
+}
+
+const label = ({ shape, k, levels }: Case) => `[${shape.join("x")}] k=${k}${levels !== undefined ? " with ties" : ""}`
+
+describe("compressGpu on the CPU backend (kernel references)", () => {
+  cases.forEach((c, i) => test(label(c), () => checkCase(cpuEngine, c, 11 + i)))
+})
+
+describe("compressGpu on WebGPU", () => {
+  const gpuTest = (name: string, fn: (e: Engine) => Promise<void>) => {
+    if ("_tag" in gpuEngine && allowNoGpu) {
+      test.skip(`${name} (skipped: ${gpuEngine._tag}, COVENANT_ALLOW_NO_GPU=1)`, () => {})
+      return
+    }
+    test(name, async () => {
+      if ("_tag" in gpuEngine) throw new Error(`${gpuEngine._tag}: ${gpuEngine.message}`)
+      await fn(gpuEngine)
+    }, 20_000)
+  }
+  cases.forEach((c, i) => gpuTest(label(c), (e) => checkCase(e, c, 11 + i)))
+})
+
+describe("compressGpu refuses what it cannot take", () => {
+  test("a tensor split over several storage bindings is a typed BadTensor", async () => {
+    const small = makeEngine(new CpuBackend(1024))
+    const ef = small.fromArray(new Float32Array(64 * 64), [64, 64])
+    const delta = small.fromArray(new Float32Array(64 * 64), [64, 64])
+    const exit = await Effect.runPromiseExit(compressGpu(small, ef, delta, [64, 64], defaultParams))
+    const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : undefined
+    expect(failure?._tag === "Some" && failure.value._tag === "GpuCodecError" && failure.value.reason === "BadTensor").toBe(true)
+  })
+  test("non-finite EF values are a NonFinite CodecError, as on the CPU path", async () => {
+    const ef = cpuEngine.fromArray(new Float32Array(64).fill(Number.POSITIVE_INFINITY), [64])
+    const delta = cpuEngine.fromArray(new Float32Array(64), [64])
+    const exit = await Effect.runPromiseExit(compressGpu(cpuEngine, ef, delta, [64], defaultParams))
+    const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : undefined
+    expect(failure?._tag === "Some" && failure.value._tag === "CodecError" && failure.value.reason === "NonFinite").toBe(true)
+  })
+})
