@@ -50,6 +50,27 @@ describe("aggregate", () => {
     )
   }, 60_000)
 
+  test("peerNorm's word-wise code count equals a per-code sum for any view offset and length, codes >= 4 as bin 0", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 0, maxLength: 3000 }),
+        fc.integer({ min: 0, max: 7 }),
+        fc.boolean(),
+        (raw, offset, wide) => {
+          const bytes = raw.map((b) => (wide ? b & 7 : b & 3))
+          const codes = bytes.subarray(Math.min(offset, bytes.length))
+          const u: TensorUpdate = { name: "t", shape: [codes.length], chunk: 64, kEff: 1, indices: new Uint16Array(codes.length), codes, shift: 0.5, scale: 1, lookup: Float32Array.of(-1.5, -0.25, 0.75, 2) }
+          const dq = [f32(-1.5 + 0.5), f32(-0.25 + 0.5), f32(0.75 + 0.5), f32(2 + 0.5)]
+          const counts = [0, 0, 0, 0]
+          for (const q of codes) counts[q < 4 ? q : 0]! += 1
+          const ss = counts.reduce((a, c, b) => a + c * dq[b]! * dq[b]!, 0)
+          expect(peerNorm(u)).toBe(f32(Math.sqrt(ss)))
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
   test("the median of an even count is the lower middle; factors never exceed 1", () => {
     expect(lowerMedian([4, 1, 3, 2])).toBe(2)
     expect(lowerMedian([5])).toBe(5)
