@@ -17,7 +17,7 @@ import { clampK, layoutOf, type TensorLayout } from "../layout.ts"
 import { checkParams, type SparseLoCoParams } from "../params.ts"
 import { dequantTable, quantize } from "../quantize.ts"
 import type { TensorUpdate } from "../update.ts"
-import { efKernel, scatterKernel, topkKernel } from "./kernels.ts"
+import { scatterKernel, topkKernel } from "./kernels.ts"
 
 /** Why the GPU codec could not run: a tensor it cannot take, or a device failure. */
 export class GpuCodecError extends Data.TaggedError("GpuCodecError")<{
@@ -81,15 +81,14 @@ export const compressGpu = (
       const rt = ef.rt
       const idxT = yield* scopedTensor("alloc indices", () => rt.empty([n], "i32"))
       const valsT = yield* scopedTensor("alloc values", () => rt.empty([n], "f32"))
-      yield* gpu("ef and top-k", () => {
-        rt.run1d(efKernel, { delta: delta.binding(), ef: ef.binding() }, { n: l.numel, beta: Math.fround(p.efDecay), zero: 0 }, l.numel)
+      yield* gpu("ef and top-k", () =>
         rt.run(
           topkKernel,
-          { ef: ef.binding(), idx: idxT.binding(), vals: valsT.binding() },
-          { nChunks: l.nChunks, ...g, totalk: l.totalk, k },
+          { delta: delta.binding(), ef: ef.binding(), idx: idxT.binding(), vals: valsT.binding() },
+          { nChunks: l.nChunks, ...g, totalk: l.totalk, k, beta: Math.fround(p.efDecay), zero: 0 },
           grid1d(l.nChunks, 1),
         )
-      })
+      )
       const [idxBytes, valsBytes] = yield* gpuAsync("download selection", () =>
         Promise.all([rt.backend.download(idxT.storage.buf, 0, n * 4), rt.backend.download(valsT.storage.buf, 0, n * 4)]),
       )

@@ -30,48 +30,41 @@ const WG = 256
 const main1d = `@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * ${WG}u;`
 
-/**
- * ef <- fround(fround(ef * beta) + delta). The product is passed through a bit-level identity
- * with a uniform zero (unknown to the compiler) so it cannot be contracted into an fma, whose
- * single rounding would differ from the reference's two.
- */
-export const efKernel: Kernel = {
-  name: "sparseloco.ef",
-  bindings: [bind("delta", "f32"), bind("ef", "f32", "read_write")],
-  params: [["n", "u32"], ["beta", "f32"], ["zero", "u32"]],
-  wgsl: `${main1d}
-  if (i >= P.n) { return; }
-  let m = bitcast<f32>(bitcast<u32>(ef[i] * P.beta) ^ P.zero);
-  ef[i] = m + delta[i];
-}`,
-  cpu: (v, p) => {
-    const ef = v.f32("ef")
-    const delta = v.f32("delta")
-    const beta = p["beta"]!
-    for (let i = 0; i < p["n"]!; i++) ef[i] = f32(ef[i]! * beta) + delta[i]!
-  },
-}
+/** Chunk elements per invocation: 256 invocations x 16 cover the largest chunk, 64 x 64. */
+const SLOTS = 16
 
 /**
- * Per-chunk top-k by |x|, one workgroup of 256 per chunk. The key is the float32 bit pattern of
- * |x| (sign cleared), which orders like |x| and puts NaN above infinity, as the CPU path. A
- * 4-pass radix select (8 bits per pass, histogram in workgroup memory) finds the k-th largest
- * key T and how many elements equal to T are still needed; the lowest-index ones among those are
- * taken, which is the CPU path's tie rule. Every thread owns a contiguous range of local indices,
- * so two workgroup prefix sums place the selected entries in ascending index order (the order
- * of TensorUpdate.indices) without sorting. Writes local indices and the signed values.
+ * Error feedback and per-chunk top-k by |x|, one workgroup of 256 per chunk (the EF update is
+ * fused in because a workgroup owns its whole chunk: the tensor is read and written once).
+ *
+ * ef <- fround(fround(ef * beta) + delta): the product goes through a bit-level identity with a
+ * uniform zero (unknown to the compiler) so it cannot be contracted into an fma, whose single
+ * rounding would differ from the reference's two; WGSL does not forbid such contraction
+ * (lavapipe happens not to do it).
+ *
+ * The key is the float32 bit pattern of |x| (sign cleared), which orders like |x| and puts NaN
+ * above infinity, as the CPU path. Invocation `lid` keeps the keys of local indices
+ * lid + 256*t in registers; a 4-pass radix select (8 bits per pass, histogram in workgroup
+ * memory) finds the k-th largest key T and how many elements equal to T are still needed. The
+ * selection is marked in two bitmasks (above T, equal to T) indexed by local index, so the
+ * lowest-index ties are kept (the CPU path's tie rule) and prefix popcounts place the entries
+ * in ascending index order (TensorUpdate's order) without sorting. Writes local indices and
+ * the signed values.
  */
 export const topkKernel: Kernel = {
-  name: "sparseloco.topk",
-  bindings: [bind("ef", "f32"), bind("idx", "i32", "read_write"), bind("vals", "f32", "read_write")],
-  params: [["nChunks", "u32"], ["X", "u32"], ["h", "u32"], ["w", "u32"], ["cols", "u32"], ["totalk", "u32"], ["k", "u32"]],
+  name: "sparseloco.efTopk",
+  bindings: [bind("delta", "f32"), bind("ef", "f32", "read_write"), bind("idx", "i32", "read_write"), bind("vals", "f32", "read_write")],
+  params: [
+    ["nChunks", "u32"], ["X", "u32"], ["h", "u32"], ["w", "u32"], ["cols", "u32"], ["totalk", "u32"], ["k", "u32"],
+    ["beta", "f32"], ["zero", "u32"],
+  ],
   wgsl: `${chunkWgsl}
 var<workgroup> hist: array<atomic<u32>, 256>;
 var<workgroup> scanBuf: array<u32, ${WG}>;
+var<workgroup> aboveMask: array<atomic<u32>, 128>;
+var<workgroup> tieMask: array<atomic<u32>, 128>;
 var<workgroup> sPrefix: u32;
 var<workgroup> sRemain: u32;
-
-fn keyAt(c: u32, j: u32) -> u32 { return bitcast<u32>(ef[denseOffset(c, j)]) & 0x7fffffffu; }
 
 /** Exclusive prefix sum of v over the workgroup (Hillis-Steele). */
 fn exclusiveScan(v: u32, lid: u32) -> u32 {
@@ -93,10 +86,19 @@ fn exclusiveScan(v: u32, lid: u32) -> u32 {
   let c = wid.x + wid.y * nwg.x;
   if (c >= P.nChunks) { return; }
   let lid = lidv.x;
-  let per = (P.totalk + ${WG - 1}u) / ${WG}u;
-  let j0 = min(lid * per, P.totalk);
-  let j1 = min(j0 + per, P.totalk);
+  var keys: array<u32, ${SLOTS}>;
+  for (var t = 0u; t < ${SLOTS}u; t++) {
+    let j = t * ${WG}u + lid;
+    if (j < P.totalk) {
+      let off = denseOffset(c, j);
+      let m = bitcast<f32>(bitcast<u32>(ef[off] * P.beta) ^ P.zero);
+      let v = m + delta[off];
+      ef[off] = v;
+      keys[t] = bitcast<u32>(v) & 0x7fffffffu;
+    }
+  }
   if (lid == 0u) { sPrefix = 0u; sRemain = P.k; }
+  if (lid < 128u) { atomicStore(&aboveMask[lid], 0u); atomicStore(&tieMask[lid], 0u); }
   // bits of T fixed by the passes so far
   var known = 0u;
   for (var ps = 0u; ps < 4u; ps++) {
@@ -104,9 +106,9 @@ fn exclusiveScan(v: u32, lid: u32) -> u32 {
     atomicStore(&hist[lid], 0u);
     workgroupBarrier();
     let prefix = sPrefix;
-    for (var j = j0; j < j1; j++) {
-      let key = keyAt(c, j);
-      if (((key ^ prefix) & known) == 0u) { atomicAdd(&hist[(key >> shift) & 0xffu], 1u); }
+    for (var t = 0u; t < ${SLOTS}u; t++) {
+      let key = keys[t];
+      if (t * ${WG}u + lid < P.totalk && ((key ^ prefix) & known) == 0u) { atomicAdd(&hist[(key >> shift) & 0xffu], 1u); }
     }
     workgroupBarrier();
     if (lid == 0u) {
@@ -127,37 +129,52 @@ fn exclusiveScan(v: u32, lid: u32) -> u32 {
   }
   let T = sPrefix;
   let need = sRemain;
-  var above = 0u;
-  var ties = 0u;
-  for (var j = j0; j < j1; j++) {
-    let key = keyAt(c, j);
-    if (key > T) { above += 1u; } else if (key == T) { ties += 1u; }
-  }
-  let tiesBefore = exclusiveScan(ties, lid);
-  var take = min(ties, need - min(need, tiesBefore));
-  var o = c * P.k + exclusiveScan(above + take, lid);
-  for (var j = j0; j < j1; j++) {
-    let off = denseOffset(c, j);
-    let v = ef[off];
-    let key = bitcast<u32>(v) & 0x7fffffffu;
-    var keep = key > T;
-    if (key == T && take > 0u) { keep = true; take -= 1u; }
-    if (keep) {
-      idx[o] = i32(j);
-      vals[o] = v;
-      o += 1u;
+  for (var t = 0u; t < ${SLOTS}u; t++) {
+    let j = t * ${WG}u + lid;
+    if (j < P.totalk) {
+      let bit = 1u << (j & 31u);
+      if (keys[t] > T) { atomicOr(&aboveMask[j >> 5u], bit); } else if (keys[t] == T) { atomicOr(&tieMask[j >> 5u], bit); }
     }
+  }
+  // the other invocations' EF writes are read back below
+  storageBarrier();
+  workgroupBarrier();
+  // invocation w < 128 owns mask word w, local indices 32w .. 32w+31
+  var ties = 0u;
+  var above = 0u;
+  if (lid < 128u) { ties = atomicLoad(&tieMask[lid]); above = atomicLoad(&aboveMask[lid]); }
+  var keepTies = need - min(need, exclusiveScan(countOneBits(ties), lid));
+  var word = above;
+  var rest = ties;
+  while (rest != 0u && keepTies > 0u) {
+    let low = rest & (~rest + 1u);
+    word = word | low;
+    rest = rest ^ low;
+    keepTies -= 1u;
+  }
+  var o = c * P.k + exclusiveScan(countOneBits(word), lid);
+  while (word != 0u) {
+    let j = lid * 32u + firstTrailingBit(word);
+    idx[o] = i32(j);
+    vals[o] = ef[denseOffset(c, j)];
+    o += 1u;
+    word = word & (word - 1u);
   }
 }`,
   cpu: (v, p) => {
     const ef = v.f32("ef")
+    const delta = v.f32("delta")
     const bits = new Uint32Array(ef.buffer, ef.byteOffset, ef.length)
     const idx = v.i32("idx")
     const vals = v.f32("vals")
-    const { nChunks, X, h, w, cols, totalk, k } = p as Record<string, number>
+    const { nChunks, X, h, w, cols, totalk, k, beta } = p as Record<string, number>
     const keys = new Uint32Array(totalk!)
     for (let c = 0; c < nChunks!; c++) {
-      for (let j = 0; j < totalk!; j++) keys[j] = bits[denseOffset(c, j, X!, h!, w!, cols!)]! & ABS
+      for (let j = 0; j < totalk!; j++) {
+        const off = denseOffset(c, j, X!, h!, w!, cols!)
+        ef[off] = f32(ef[off]! * beta!) + delta[off]!
+        keys[j] = bits[off]! & ABS
+      }
       const T = Uint32Array.from(keys).sort()[totalk! - k!]!
       let above = 0
       for (let j = 0; j < totalk!; j++) if (keys[j]! > T) above++
