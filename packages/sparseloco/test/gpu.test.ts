@@ -9,7 +9,7 @@ import { Cause, Context, Effect, Either, Exit, Layer, Scope } from "effect"
 import { CpuBackend, Engine, EngineWebGpu, makeEngine } from "@covenant/gpu-webgpu"
 import { compress, decompress, defaultParams } from "../src/index.ts"
 import type { SparseLoCoParams, TensorUpdate } from "../src/index.ts"
-import { compressGpu, decompressGpu } from "../src/gpu/compress.ts"
+import { compressGpu, compressGpuMany, decompressGpu } from "../src/gpu/compress.ts"
 
 type EngineOrError = Engine | { readonly _tag: string; readonly message: string }
 
@@ -90,10 +90,31 @@ const checkCase = async (engine: Engine, { shape, k, levels }: Case, seed: numbe
   efT.dispose()
 }
 
+/** Every case as one batch (one download, one upload), two rounds, against per-tensor CPU compress. */
+const checkBatch = async (engine: Engine) => {
+  const params: SparseLoCoParams = { ...defaultParams, topk: 16 }
+  const shapes = cases.map((c) => c.shape)
+  const efCpu = shapes.map((s, i) => randomF32(s.reduce((a, b) => a * b, 1), 500 + i, 2e-3))
+  const efT = efCpu.map((e) => engine.fromArray(e.slice(), [e.length]))
+  for (let round = 0; round < 2; round++) {
+    const deltas = efCpu.map((e, i) => randomF32(e.length, 900 + 10 * i + round, 1e-3))
+    const deltaT = deltas.map((d) => engine.fromArray(d, [d.length]))
+    const steps = shapes.map((shape, i) => ({ ef: efT[i]!, delta: deltaT[i]!, shape, name: `t${i}` }))
+    const gpu = await Effect.runPromise(compressGpuMany(engine, steps, params))
+    for (let i = 0; i < shapes.length; i++) {
+      expectSameUpdate(gpu[i]!, Either.getOrThrow(compress(efCpu[i]!, deltas[i]!, shapes[i]!, params, `t${i}`)).update)
+      expect(bitsOf(await engine.read(efT[i]!))).toEqual(bitsOf(efCpu[i]!))
+    }
+    deltaT.forEach((d) => d.dispose())
+  }
+  efT.forEach((t) => t.dispose())
+}
+
 const label = ({ shape, k, levels }: Case) => `[${shape.join("x")}] k=${k}${levels !== undefined ? " with ties" : ""}`
 
 describe("compressGpu on the CPU backend (kernel references)", () => {
   cases.forEach((c, i) => test(label(c), () => checkCase(cpuEngine, c, 11 + i)))
+  test("a batch of all shapes (compressGpuMany)", () => checkBatch(cpuEngine))
 })
 
 describe("compressGpu on WebGPU", () => {
@@ -108,6 +129,7 @@ describe("compressGpu on WebGPU", () => {
     }, 20_000)
   }
   cases.forEach((c, i) => gpuTest(label(c), (e) => checkCase(e, c, 11 + i)))
+  gpuTest("a batch of all shapes (compressGpuMany)", checkBatch)
 })
 
 describe("compressGpu refuses what it cannot take", () => {

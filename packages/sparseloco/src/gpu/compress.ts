@@ -55,12 +55,99 @@ const dqParams = (dq: Float32Array) => ({ d0: dq[0] ?? 0, d1: dq[1] ?? 0, d2: dq
 const scopedTensor = (what: string, make: () => Tensor) =>
   Effect.acquireRelease(gpu(what, make), (t) => Effect.sync(() => t.dispose()))
 
+/** One tensor of a batch: its EF buffer (updated in place) and pseudo-gradient on the device. */
+export interface GpuTensorStep {
+  readonly ef: Tensor
+  readonly delta: Tensor
+  readonly shape: readonly number[]
+  readonly name?: string
+}
+
+/** A step with its layout, clamped k and where its entries sit in the batch's buffers. */
+interface Plan extends GpuTensorStep {
+  readonly name: string
+  readonly l: TensorLayout
+  readonly k: number
+  readonly g: ReturnType<typeof geometry>
+  readonly at: number
+  readonly n: number
+}
+
 /**
- * One miner step for one tensor on the device: `ef` (updated in place) and `delta` are f32
- * tensors of `shape` on `engine`. Produces the same TensorUpdate as `compress` on the same
- * values, and leaves `ef` equal to its EF buffer bit for bit. After a NonFinite failure `ef`
- * holds ef_mid, as with `compress`.
+ * One miner step for a batch of tensors on the device: each `ef` (updated in place) and `delta`
+ * are f32 tensors of `shape` on `engine`. Produces the same TensorUpdates as `compress` on the
+ * same values and leaves every `ef` equal to its EF buffer bit for bit.
+ *
+ * Batched so a model costs one device round trip, not one per tensor: the EF/top-k kernels of
+ * all tensors are queued, the selected entries of all come down in one download, and the EF
+ * subtractions go up with one upload of the codes. On a NonFinite failure no subtraction has
+ * been applied: every `ef` of the batch holds its ef_mid (the caller should zero them).
  */
+export const compressGpuMany = (
+  engine: Engine,
+  steps: readonly GpuTensorStep[],
+  params: SparseLoCoParams,
+): Effect.Effect<TensorUpdate[], CodecError | GpuCodecError> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const p = yield* checkParams(params)
+      const plans: Plan[] = []
+      let total = 0
+      for (const s of steps) {
+        const name = s.name ?? ""
+        const l = yield* layoutOf(s.shape, p.chunk)
+        yield* checkTensor(s.ef, l.numel, `${name} ef`, engine)
+        yield* checkTensor(s.delta, l.numel, `${name} delta`, engine)
+        const k = clampK(p.topk, l.totalk)
+        plans.push({ ...s, name, l, k, g: geometry(l), at: total, n: l.nChunks * k })
+        total += l.nChunks * k
+      }
+      if (total === 0) return []
+      // the engine's runtime (every tensor was checked to be on this engine's backend)
+      const rt = plans[0]!.ef.rt
+      const beta = Math.fround(p.efDecay)
+      // sel[0..total) local indices, sel[total..2*total) value bits, tensors one after another
+      const sel = yield* scopedTensor("alloc selection", () => rt.empty([2 * total], "i32"))
+      yield* gpu("ef and top-k", () => {
+        for (const t of plans) {
+          rt.run(
+            topkKernel,
+            { delta: t.delta.binding(), ef: t.ef.binding(), sel: sel.binding() },
+            { nChunks: t.l.nChunks, ...t.g, totalk: t.l.totalk, k: t.k, beta, zero: 0, at: t.at, total },
+            grid1d(t.l.nChunks, 1),
+          )
+        }
+      })
+      const selBytes = yield* gpuAsync("download selection", () => rt.backend.download(sel.storage.buf, 0, 8 * total))
+      const idx = new Int32Array(selBytes, 0, total)
+      const vals = new Float32Array(selBytes, 4 * total, total)
+      const codes = new Uint8Array(total)
+      const updates: TensorUpdate[] = []
+      for (const t of plans) {
+        const tCodes = codes.subarray(t.at, t.at + t.n)
+        const stats = quantize(vals.subarray(t.at, t.at + t.n), t.n, tCodes, p.quantBins, p.quantRange)
+        if (!Number.isFinite(stats.shift) || !stats.lookup.every(Number.isFinite)) {
+          return yield* Effect.fail(new CodecError({ reason: "NonFinite", message: `${t.name}: non-finite values in the error-feedback buffer` }))
+        }
+        const indices = Uint16Array.from(idx.subarray(t.at, t.at + t.n))
+        updates.push({ name: t.name, shape: [...t.shape], chunk: p.chunk, kEff: t.k, indices, codes: tCodes.slice(), ...stats })
+      }
+      const codesT = yield* scopedTensor("upload codes", () => engine.fromArray(Int32Array.from(codes), [total]))
+      yield* gpu("ef subtraction", () =>
+        plans.forEach((t, i) =>
+          rt.run1d(
+            scatterKernel,
+            { idx: sel.binding(), codes: codesT.binding(), dense: t.ef.binding() },
+            { n: t.n, at: t.at, k: t.k, ...t.g, sub: 1, ...dqParams(dequantTable(updates[i]!)) },
+            t.n,
+          ),
+        ),
+      )
+      return updates
+    }),
+  )
+
+/** `compressGpuMany` for one tensor; after a NonFinite failure `ef` holds ef_mid, as with `compress`. */
 export const compressGpu = (
   engine: Engine,
   ef: Tensor,
@@ -69,48 +156,7 @@ export const compressGpu = (
   params: SparseLoCoParams,
   name = "",
 ): Effect.Effect<TensorUpdate, CodecError | GpuCodecError> =>
-  Effect.scoped(
-    Effect.gen(function* () {
-      const p = yield* checkParams(params)
-      const l = yield* layoutOf(shape, p.chunk)
-      yield* checkTensor(ef, l.numel, `${name} ef`, engine)
-      yield* checkTensor(delta, l.numel, `${name} delta`, engine)
-      const k = clampK(p.topk, l.totalk)
-      const n = l.nChunks * k
-      const g = geometry(l)
-      const rt = ef.rt
-      const idxT = yield* scopedTensor("alloc indices", () => rt.empty([n], "i32"))
-      const valsT = yield* scopedTensor("alloc values", () => rt.empty([n], "f32"))
-      yield* gpu("ef and top-k", () =>
-        rt.run(
-          topkKernel,
-          { delta: delta.binding(), ef: ef.binding(), idx: idxT.binding(), vals: valsT.binding() },
-          { nChunks: l.nChunks, ...g, totalk: l.totalk, k, beta: Math.fround(p.efDecay), zero: 0 },
-          grid1d(l.nChunks, 1),
-        )
-      )
-      const [idxBytes, valsBytes] = yield* gpuAsync("download selection", () =>
-        Promise.all([rt.backend.download(idxT.storage.buf, 0, n * 4), rt.backend.download(valsT.storage.buf, 0, n * 4)]),
-      )
-      const vals = new Float32Array(valsBytes)
-      const codes = new Uint8Array(n)
-      const stats = quantize(vals, n, codes, p.quantBins, p.quantRange)
-      if (!Number.isFinite(stats.shift) || !stats.lookup.every(Number.isFinite)) {
-        return yield* Effect.fail(new CodecError({ reason: "NonFinite", message: `${name}: non-finite values in the error-feedback buffer` }))
-      }
-      const codesT = yield* scopedTensor("upload codes", () => engine.fromArray(Int32Array.from(codes), [n]))
-      yield* gpu("ef subtraction", () =>
-        rt.run1d(
-          scatterKernel,
-          { idx: idxT.binding(), codes: codesT.binding(), dense: ef.binding() },
-          { n, k, ...g, sub: 1, ...dqParams(dequantTable(stats)) },
-          n,
-        ),
-      )
-      const indices = Uint16Array.from(new Int32Array(idxBytes))
-      return { name, shape: [...shape], chunk: p.chunk, kEff: k, indices, codes, ...stats }
-    }),
-  )
+  Effect.map(compressGpuMany(engine, [{ ef, delta, shape, name }], params), (us) => us[0]!)
 
 /**
  * Dense decode of one update into a new device tensor of its shape (the reference's
@@ -141,7 +187,7 @@ export const decompressGpu = (engine: Engine, u: TensorUpdate): Effect.Effect<Te
         out.rt.run1d(
           scatterKernel,
           { idx: idxT.binding(), codes: codesT.binding(), dense: out.binding() },
-          { n, k: u.kEff, ...geometry(l), sub: 0, ...dqParams(dq) },
+          { n, at: 0, k: u.kEff, ...geometry(l), sub: 0, ...dqParams(dq) },
           n,
         ),
       ).pipe(Effect.tapError(() => Effect.sync(() => out.dispose())))

@@ -48,15 +48,16 @@ const SLOTS = 16
  * memory) finds the k-th largest key T and how many elements equal to T are still needed. The
  * selection is marked in two bitmasks (above T, equal to T) indexed by local index, so the
  * lowest-index ties are kept (the CPU path's tie rule) and prefix popcounts place the entries
- * in ascending index order (TensorUpdate's order) without sorting. Writes local indices and
- * the signed values.
+ * in ascending index order (TensorUpdate's order) without sorting. Entry e of this tensor
+ * goes to sel[at + e] (its local index) and sel[total + at + e] (the bits of its signed
+ * value): one buffer for the entries of a whole batch of tensors, so one download fetches all.
  */
 export const topkKernel: Kernel = {
   name: "sparseloco.efTopk",
-  bindings: [bind("delta", "f32"), bind("ef", "f32", "read_write"), bind("idx", "i32", "read_write"), bind("vals", "f32", "read_write")],
+  bindings: [bind("delta", "f32"), bind("ef", "f32", "read_write"), bind("sel", "i32", "read_write")],
   params: [
     ["nChunks", "u32"], ["X", "u32"], ["h", "u32"], ["w", "u32"], ["cols", "u32"], ["totalk", "u32"], ["k", "u32"],
-    ["beta", "f32"], ["zero", "u32"],
+    ["beta", "f32"], ["zero", "u32"], ["at", "u32"], ["total", "u32"],
   ],
   wgsl: `${chunkWgsl}
 var<workgroup> hist: array<atomic<u32>, 256>;
@@ -152,11 +153,11 @@ fn exclusiveScan(v: u32, lid: u32) -> u32 {
     rest = rest ^ low;
     keepTies -= 1u;
   }
-  var o = c * P.k + exclusiveScan(countOneBits(word), lid);
+  var o = P.at + c * P.k + exclusiveScan(countOneBits(word), lid);
   while (word != 0u) {
     let j = lid * 32u + firstTrailingBit(word);
-    idx[o] = i32(j);
-    vals[o] = ef[denseOffset(c, j)];
+    sel[o] = i32(j);
+    sel[P.total + o] = bitcast<i32>(ef[denseOffset(c, j)]);
     o += 1u;
     word = word & (word - 1u);
   }
@@ -164,10 +165,9 @@ fn exclusiveScan(v: u32, lid: u32) -> u32 {
   cpu: (v, p) => {
     const ef = v.f32("ef")
     const delta = v.f32("delta")
-    const bits = new Uint32Array(ef.buffer, ef.byteOffset, ef.length)
-    const idx = v.i32("idx")
-    const vals = v.f32("vals")
-    const { nChunks, X, h, w, cols, totalk, k, beta } = p as Record<string, number>
+    const bits = new Int32Array(ef.buffer, ef.byteOffset, ef.length)
+    const sel = v.i32("sel")
+    const { nChunks, X, h, w, cols, totalk, k, beta, at, total } = p as Record<string, number>
     const keys = new Uint32Array(totalk!)
     for (let c = 0; c < nChunks!; c++) {
       for (let j = 0; j < totalk!; j++) {
@@ -179,11 +179,11 @@ fn exclusiveScan(v: u32, lid: u32) -> u32 {
       let above = 0
       for (let j = 0; j < totalk!; j++) if (keys[j]! > T) above++
       let take = k! - above
-      let o = c * k!
+      let o = at! + c * k!
       for (let j = 0; j < totalk!; j++) {
         if (keys[j]! > T || (keys[j] === T && take-- > 0)) {
-          idx[o] = j
-          vals[o++] = ef[denseOffset(c, j, X!, h!, w!, cols!)]!
+          sel[o] = j
+          sel[total! + o++] = bits[denseOffset(c, j, X!, h!, w!, cols!)]!
         }
       }
     }
@@ -194,32 +194,33 @@ fn exclusiveScan(v: u32, lid: u32) -> u32 {
  * Scatter of dequantized entries dq[code] to their dense positions. With sub = 1 it removes what
  * was sent from the EF buffer (ef - (lookup + shift), one correctly rounded float32 subtraction
  * as the CPU path); with sub = 0 it writes the decoded value into a zeroed dense tensor. Indices
- * are unique per chunk, so no two invocations write the same element.
+ * are unique per chunk, so no two invocations write the same element. The entries are
+ * idx[at + i], codes[at + i] for i < n (a slice of a batch's buffers).
  */
 export const scatterKernel: Kernel = {
   name: "sparseloco.scatter",
   bindings: [bind("idx", "i32"), bind("codes", "i32"), bind("dense", "f32", "read_write")],
   params: [
-    ["n", "u32"], ["k", "u32"], ["X", "u32"], ["h", "u32"], ["w", "u32"], ["cols", "u32"], ["sub", "u32"],
+    ["n", "u32"], ["at", "u32"], ["k", "u32"], ["X", "u32"], ["h", "u32"], ["w", "u32"], ["cols", "u32"], ["sub", "u32"],
     ["d0", "f32"], ["d1", "f32"], ["d2", "f32"], ["d3", "f32"],
   ],
   wgsl: `${chunkWgsl}
 ${main1d}
   if (i >= P.n) { return; }
-  let q = denseOffset(i / P.k, u32(idx[i]));
+  let q = denseOffset(i / P.k, u32(idx[P.at + i]));
   let dq = array<f32, 4>(P.d0, P.d1, P.d2, P.d3);
-  let v = dq[u32(codes[i]) & 3u];
+  let v = dq[u32(codes[P.at + i]) & 3u];
   if (P.sub == 1u) { dense[q] = dense[q] - v; } else { dense[q] = v; }
 }`,
   cpu: (v, p) => {
     const idx = v.i32("idx")
     const codes = v.i32("codes")
     const dense = v.f32("dense")
-    const { n, k, X, h, w, cols, sub } = p as Record<string, number>
+    const { n, at, k, X, h, w, cols, sub } = p as Record<string, number>
     const dq = [p["d0"]!, p["d1"]!, p["d2"]!, p["d3"]!]
     for (let i = 0; i < n!; i++) {
-      const q = denseOffset(Math.floor(i / k!), idx[i]!, X!, h!, w!, cols!)
-      const val = dq[codes[i]! & 3]!
+      const q = denseOffset(Math.floor(i / k!), idx[at! + i]!, X!, h!, w!, cols!)
+      const val = dq[codes[at! + i]! & 3]!
       dense[q] = sub === 1 ? dense[q]! - val : val
     }
   },
