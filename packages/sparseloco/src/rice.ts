@@ -84,10 +84,27 @@ export const RICE_BAD_INDEX = 2
 export const RICE_BAD_PARAM = 3
 export const RICE_TRAILING = 4
 
+/** The 32 bits from bit `pos` of `bytes[base..end)` (bit 0 = MSB of bytes[base]), zero past end. */
+const windowAt = (bytes: Uint8Array, base: number, end: number, pos: number): number => {
+  const p = base + (pos >> 3)
+  let v = 0
+  for (let b = 0; b < 5; b++) v = v * 256 + (p + b < end ? bytes[p + b]! : 0)
+  // v holds 40 bits: drop the (pos & 7) already-consumed ones on top and the 8 - (pos & 7) below
+  return (v / 2 ** (8 - (pos & 7))) | 0
+}
+
 /**
  * Decodes n = nChunks * k indices from `bytes[at..end)` into `out`. Strict: every index < totalk
  * and strictly ascending within its chunk (so no duplicates), the section fully used, padding
  * zero. Time is bounded by the section length.
+ *
+ * Bits stream through one int32 register, left-aligned with zeros below the `avail` real bits
+ * (no `>>> 0`: JavaScriptCore keeps int32 in registers, uint32 above 2^31 becomes a double).
+ * A codeword whose one bit and r remainder bits are in the register takes the fast path, which
+ * keeps the serial chain per index to clz, one shift and a predictable refill. The rest (long
+ * unary runs, the section's end) go bit-position by bit-position with the same verdicts: a zero
+ * run longer than (totalk - 1) >> r is BAD_INDEX even when the section ends inside it,
+ * otherwise running out of bits is TRUNCATED.
  */
 export const decodeRice = (
   bytes: Uint8Array,
@@ -102,62 +119,63 @@ export const decodeRice = (
   const r = bytes[at]!
   if (r > MAX_RICE_PARAM) return RICE_BAD_PARAM
   const maxQ = (totalk - 1) >> r
-  let p = at + 1
-  let word = 0
+  const base = at + 1
+  const totalBits = 8 * (end - base)
+  // z + 1 + r <= 31: a shift by 32 would be a shift by 0 in JavaScript
+  const fastZ = Math.min(maxQ, 30 - r)
+  let p = base
+  let bits = 0
   let avail = 0
   for (let c = 0; c < nChunks; c++) {
     let prev = -1
-    for (let e = c * k; e < (c + 1) * k; e++) {
-      while (avail <= 24 && p < end) {
-        word = (word | (bytes[p++]! << (24 - avail))) >>> 0
-        avail += 8
-      }
-      if (word !== 0) {
-        // fast path: the whole codeword (q zeros, a one, r bits) is in the window
-        const z = Math.clz32(word)
-        const len = z + 1 + r
-        if (len <= avail && z < 31) {
-          if (z > maxQ) return RICE_BAD_INDEX
-          const t = (word << (z + 1)) >>> 0
-          const i = prev + 1 + ((z << r) | (r > 0 ? t >>> (32 - r) : 0))
-          word = r > 0 ? (t << r) >>> 0 : t
-          avail -= len
-          if (i >= totalk) return RICE_BAD_INDEX
-          out[e] = i
-          prev = i
-          continue
-        }
-      }
-      let q = 0
-      for (;;) {
-        while (avail <= 24 && p < end) {
-          word = (word | (bytes[p++]! << (24 - avail))) >>> 0
+    const stop = (c + 1) * k
+    for (let e = c * k; e < stop; e++) {
+      if (avail <= 16) {
+        if (p + 2 <= end) {
+          bits |= ((bytes[p]! << 8) | bytes[p + 1]!) << (16 - avail)
+          p += 2
+          avail += 16
+        } else if (p < end) {
+          bits |= bytes[p]! << (24 - avail)
+          p += 1
           avail += 8
         }
-        if (avail === 0) return RICE_TRUNCATED
-        if (word === 0) {
-          q += avail
-          avail = 0
+      }
+      const z = Math.clz32(bits)
+      let q: number
+      let rem: number
+      if (z <= fastZ && z + 1 + r <= avail) {
+        q = z
+        // (x >>> 1) >>> (31 - r) is x >>> (32 - r), and 0 for r = 0 rather than x
+        rem = ((bits << (z + 1)) >>> 1) >>> (31 - r)
+        bits <<= z + 1 + r
+        avail -= z + 1 + r
+      } else {
+        let pos = 8 * (p - base) - avail
+        q = 0
+        for (;;) {
+          const left = totalBits - pos
+          // a run past maxQ has already returned below
+          if (left <= 0) return RICE_TRUNCATED
+          const zz = Math.min(Math.clz32(windowAt(bytes, base, end, pos)), left)
+          q += zz
+          pos += zz
           if (q > maxQ) return RICE_BAD_INDEX
-          continue
+          if (zz < left && zz < 32) break
         }
-        const z = Math.clz32(word)
-        q += z
-        word = ((word << z) << 1) >>> 0
-        avail -= z + 1
-        break
-      }
-      if (q > maxQ) return RICE_BAD_INDEX
-      let rem = 0
-      if (r > 0) {
-        while (avail <= 24 && p < end) {
-          word = (word | (bytes[p++]! << (24 - avail))) >>> 0
-          avail += 8
+        pos += 1
+        if (totalBits - pos < r) return RICE_TRUNCATED
+        rem = (windowAt(bytes, base, end, pos) >>> 1) >>> (31 - r)
+        pos += r
+        // restart the register at pos: the rest of its byte, if any
+        p = base + (pos >> 3)
+        avail = 0
+        bits = 0
+        if ((pos & 7) !== 0) {
+          bits = bytes[p]! << (24 + (pos & 7))
+          avail = 8 - (pos & 7)
+          p += 1
         }
-        if (avail < r) return RICE_TRUNCATED
-        rem = word >>> (32 - r)
-        word = (word << r) >>> 0
-        avail -= r
       }
       const i = prev + 1 + ((q << r) | rem)
       if (i >= totalk) return RICE_BAD_INDEX
@@ -165,6 +183,6 @@ export const decodeRice = (
       prev = i
     }
   }
-  if (p !== end || avail >= 8 || word !== 0) return RICE_TRAILING
+  if (p !== end || avail >= 8 || bits !== 0) return RICE_TRAILING
   return RICE_OK
 }

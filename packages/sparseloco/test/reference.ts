@@ -251,3 +251,40 @@ export const randn = (n: number, seed: number, scale = 1): Float32Array => {
   for (let i = 0; i < n; i++) out[i] = (u() + u() + u() + u() - 2) * 1.7320508 * scale
   return out
 }
+
+/**
+ * Golomb-Rice decoding one bit at a time, as the format defines it, with the decoder's verdicts:
+ * 1 truncated, 2 bad index (also a zero run longer than (totalk - 1) >> r, even one cut off by the
+ * end), 3 bad parameter, 4 trailing bytes or non-zero padding; 0 and `out` filled when valid.
+ */
+export const refDecodeRice = (bytes: Uint8Array, at: number, end: number, nChunks: number, k: number, totalk: number, out: Uint16Array): number => {
+  if (end - at < 1) return 1
+  const r = bytes[at]!
+  if (r > 12) return 3
+  const maxQ = (totalk - 1) >> r
+  const totalBits = 8 * (end - at - 1)
+  let pos = 0
+  const bit = () => (bytes[at + 1 + (pos >> 3)]! >> (7 - (pos++ & 7))) & 1
+  for (let c = 0; c < nChunks; c++) {
+    let prev = -1
+    for (let e = c * k; e < (c + 1) * k; e++) {
+      let q = 0
+      for (;;) {
+        if (pos === totalBits) return q > maxQ ? 2 : 1
+        if (bit() === 1) break
+        q++
+      }
+      if (q > maxQ) return 2
+      if (totalBits - pos < r) return 1
+      let rem = 0
+      for (let b = 0; b < r; b++) rem = (rem << 1) | bit()
+      const i = prev + 1 + ((q << r) | rem)
+      if (i >= totalk) return 2
+      out[e] = i
+      prev = i
+    }
+  }
+  if (totalBits - pos >= 8) return 4
+  while (pos < totalBits) if (bit() !== 0) return 4
+  return 0
+}

@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test"
 import { Either, FastCheck as fc } from "effect"
-import { bytesToSign, compress, crc32, decode, decompress, defaultParams, encode, signatureOf, withSignature } from "../src/index.ts"
+import { bytesToSign, compress, crc32, decode, decodeRice, decompress, defaultParams, encode, encodeRice, signatureOf, withSignature } from "../src/index.ts"
 import type { IndexCoding, TensorUpdate, UpdateMessage, WireTensor } from "../src/index.ts"
 import { crc32 as zlibCrc32 } from "node:zlib"
-import { randn } from "./reference.ts"
+import { randn, refDecodeRice } from "./reference.ts"
 
 const meta = {
   runId: "run-1",
@@ -87,6 +87,56 @@ describe("wire format", () => {
       { numRuns: 60 },
     )
   }, 60_000)
+
+  test("decodeRice gives the bit-by-bit reference's verdict and indices on valid, mutated, cut, extended and random sections", () => {
+    const sectionArb = fc
+      .record({
+        totalk: fc.constantFrom(1, 2, 7, 64, 100, 4096),
+        nChunks: fc.integer({ min: 0, max: 6 }),
+        kFrac: fc.double({ min: 0, max: 1, noNaN: true }),
+        seed: fc.integer({ min: 1, max: 1e9 }),
+      })
+      .chain(({ totalk, nChunks, kFrac, seed }) => {
+        const k = Math.max(1, Math.round(kFrac * Math.min(totalk, 200)))
+        // k distinct ascending indices per chunk from a seeded shuffle
+        const rnd = randn(nChunks * totalk + 1, seed)
+        const indices = new Uint16Array(nChunks * k)
+        for (let c = 0; c < nChunks; c++) {
+          const order = Array.from({ length: totalk }, (_, j) => j).sort((a, b) => rnd[c * totalk + a]! - rnd[c * totalk + b]! || a - b)
+          const pick = order.slice(0, k).sort((a, b) => a - b)
+          indices.set(pick, c * k)
+        }
+        const valid = encodeRice(indices, nChunks, k, totalk)
+        const mutated = fc.oneof(
+          fc.constant(valid),
+          fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 7 })), { minLength: 1, maxLength: 4 }).map((flips) => {
+            const b = valid.slice()
+            for (const [at, bitNo] of flips) if (b.length > 0) b[at % b.length] = b[at % b.length]! ^ (1 << bitNo)
+            return b
+          }),
+          fc.nat().map((cut) => valid.slice(0, cut % (valid.length + 1))),
+          fc.uint8Array({ minLength: 1, maxLength: 5 }).map((extra) => Uint8Array.from([...valid, ...extra])),
+          fc.integer({ min: 0, max: 15 }).map((r) => Uint8Array.from([r, ...valid.subarray(1)])),
+          fc.uint8Array({ maxLength: 80 }),
+          fc.integer({ min: 0, max: 12 }).chain((r) => fc.integer({ min: 0, max: 40 }).map((zeros) => Uint8Array.from([r, ...new Uint8Array(zeros)]))),
+        )
+        return fc.tuple(fc.constant({ totalk, nChunks, k }), mutated, fc.uint8Array({ maxLength: 7 }), fc.uint8Array({ maxLength: 7 }))
+      })
+    fc.assert(
+      fc.property(sectionArb, ([{ totalk, nChunks, k }, section, before, after]) => {
+        // garbage around the section: nothing outside [at, end) may be read
+        const bytes = Uint8Array.from([...before, ...section, ...after])
+        const at = before.length
+        const end = at + section.length
+        const ours = new Uint16Array(nChunks * k)
+        const ref = new Uint16Array(nChunks * k)
+        const s = decodeRice(bytes, at, end, nChunks, k, totalk, ours)
+        expect(s).toBe(refDecodeRice(bytes, at, end, nChunks, k, totalk, ref))
+        if (s === 0) expect(ours).toEqual(ref)
+      }),
+      { numRuns: 3000 },
+    )
+  })
 
   test("dense (DiLoCo) tensors round-trip bit for bit", () => {
     const dense = randn(333, 5, 1e-2)
