@@ -8,8 +8,9 @@
  * On a CPU emulation (lavapipe) use a subset, e.g. `--layers 1 --no-embed` (the 2 x 24.6M
  * embedding/lm_head tensors dominate the model). The GPU time is the wall time of the whole
  * step, per tensor (compressGpu) and for the whole subset in one batch (compressGpuMany):
- * kernels, the download of the selected entries, the CPU statistics and the upload of the codes, ending when the EF subtraction has finished on the device. Tensors are
- * uploaded before timing: a peer training on the GPU already has them there.
+ * kernels, the download of the selected entries, the CPU statistics and the upload of the codes,
+ * ending when the EF subtraction has finished on the device. Tensors are uploaded before
+ * timing: a peer training on the GPU already has them there.
  */
 import { Context, Effect, Either, Layer, Scope } from "effect"
 import { Engine, EngineWebGpu } from "@covenant/gpu-webgpu"

@@ -19,4 +19,4 @@ export { bytesToSign, decode, encode, MAGIC, SIGNATURE_LENGTH, signatureOf, Upda
 export type { Manifest, UpdateMessage, WireTensor } from "./wire.ts"
 export { meanDense, nesterovStep, outerStep } from "./outer.ts"
 export { denseAt, sparseAt } from "./gather.ts"
-export { compressGpu, compressGpuMany, decompressGpu, GpuCodecError, type GpuTensorStep } from "./gpu/compress.ts"
+export { aggregateGpu, compressGpu, compressGpuMany, decompressGpu, GpuCodecError, type AggregatedGpu, type GpuTensorStep } from "./gpu/compress.ts"

@@ -7,9 +7,9 @@
 import { describe, expect, test } from "bun:test"
 import { Cause, Context, Effect, Either, Exit, Layer, Scope } from "effect"
 import { CpuBackend, Engine, EngineWebGpu, makeEngine } from "@covenant/gpu-webgpu"
-import { compress, decompress, defaultParams } from "../src/index.ts"
+import { aggregate, compress, decompress, defaultParams } from "../src/index.ts"
 import type { SparseLoCoParams, TensorUpdate } from "../src/index.ts"
-import { compressGpu, compressGpuMany, decompressGpu } from "../src/gpu/compress.ts"
+import { aggregateGpu, compressGpu, compressGpuMany, decompressGpu } from "../src/gpu/compress.ts"
 
 type EngineOrError = Engine | { readonly _tag: string; readonly message: string }
 
@@ -110,11 +110,41 @@ const checkBatch = async (engine: Engine) => {
   efT.forEach((t) => t.dispose())
 }
 
+/**
+ * Peers sharing a common component (so selections overlap and coordinates get several
+ * contributions), one of them x100 so it is clipped: the device aggregate equals `aggregate`.
+ */
+const checkAggregate = async (engine: Engine, shape: readonly number[]) => {
+  const numel = shape.reduce((a, b) => a * b, 1)
+  const params: SparseLoCoParams = { ...defaultParams, topk: 16 }
+  const common = randomF32(numel, 4242, 1e-3)
+  const updates = [1, 100, 1, 1].map((mult, p) => {
+    const own = randomF32(numel, 77 + p, 5e-4)
+    const delta = common.map((v, i) => (v + own[i]!) * mult)
+    return Either.getOrThrow(compress(new Float32Array(numel), delta, shape, params, "t")).update
+  })
+  const selectedBy = new Uint8Array(numel)
+  for (const u of updates) Either.getOrThrow(decompress(u)).forEach((v, i) => (selectedBy[i] += v !== 0 ? 1 : 0))
+  // coordinates with several contributions exercise the in-order sum and the division
+  expect(selectedBy.some((c) => c >= 2)).toBe(true)
+  const cpu = Either.getOrThrow(aggregate(updates))
+  const gpu = await Effect.runPromise(aggregateGpu(engine, updates))
+  expect(bitsOf(gpu.factors)).toEqual(bitsOf(cpu.factors))
+  expect(gpu.factors[1]!).toBeLessThan(1)
+  const dense = await engine.read(gpu.dense)
+  expect(bitsOf(dense)).toEqual(bitsOf(cpu.dense))
+  gpu.dense.dispose()
+}
+
 const label = ({ shape, k, levels }: Case) => `[${shape.join("x")}] k=${k}${levels !== undefined ? " with ties" : ""}`
 
 describe("compressGpu on the CPU backend (kernel references)", () => {
   cases.forEach((c, i) => test(label(c), () => checkCase(cpuEngine, c, 11 + i)))
   test("a batch of all shapes (compressGpuMany)", () => checkBatch(cpuEngine))
+  test("aggregateGpu [96x80] and [200], 4 peers", async () => {
+    await checkAggregate(cpuEngine, [96, 80])
+    await checkAggregate(cpuEngine, [200])
+  })
 })
 
 describe("compressGpu on WebGPU", () => {
@@ -130,6 +160,10 @@ describe("compressGpu on WebGPU", () => {
   }
   cases.forEach((c, i) => gpuTest(label(c), (e) => checkCase(e, c, 11 + i)))
   gpuTest("a batch of all shapes (compressGpuMany)", checkBatch)
+  gpuTest("aggregateGpu [96x80] and [200], 4 peers", async (e) => {
+    await checkAggregate(e, [96, 80])
+    await checkAggregate(e, [200])
+  })
 })
 
 describe("compressGpu refuses what it cannot take", () => {

@@ -12,12 +12,13 @@
  */
 import { Data, Effect } from "effect"
 import { grid1d, type Engine, type Tensor } from "@covenant/gpu-webgpu"
+import { clipFactors, lowerMedian, peerNorm } from "../aggregate.ts"
 import { CodecError } from "../errors.ts"
 import { clampK, layoutOf, type TensorLayout } from "../layout.ts"
 import { checkParams, type SparseLoCoParams } from "../params.ts"
 import { dequantTable, quantize } from "../quantize.ts"
 import type { TensorUpdate } from "../update.ts"
-import { scatterKernel, topkKernel } from "./kernels.ts"
+import { accumulateKernel, meanKernel, scatterKernel, topkKernel } from "./kernels.ts"
 
 /** Why the GPU codec could not run: a tensor it cannot take, or a device failure. */
 export class GpuCodecError extends Data.TaggedError("GpuCodecError")<{
@@ -192,5 +193,86 @@ export const decompressGpu = (engine: Engine, u: TensorUpdate): Effect.Effect<Te
         ),
       ).pipe(Effect.tapError(() => Effect.sync(() => out.dispose())))
       return out
+    }),
+  )
+
+export interface AggregatedGpu {
+  /** The dense aggregate on the device (the caller disposes it). */
+  readonly dense: Tensor
+  readonly norms: Float32Array
+  readonly median: number
+  readonly factors: Float32Array
+}
+
+/**
+ * The receiver's median-clipped aggregation of one tensor (as `aggregate`) into a device tensor,
+ * for a peer whose outer optimizer runs on the GPU. Norms and clip factors come from the CPU
+ * functions (they need only the codes and four table values per peer); the per-coordinate sums
+ * run on the device in peer order, then the division by the number of peers that selected each
+ * coordinate. The division is the one step WGSL does not require to be correctly rounded (2.5
+ * ulp allowed): bit-equal to `aggregate` where the device's f32 division is IEEE (lavapipe,
+ * tested), within that bound at coordinates selected by several peers elsewhere.
+ */
+export const aggregateGpu = (engine: Engine, updates: readonly TensorUpdate[]): Effect.Effect<AggregatedGpu, CodecError | GpuCodecError> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const first = updates[0]
+      const fail = (reason: CodecError["reason"], message: string) => Effect.fail(new CodecError({ reason, message }))
+      if (first === undefined) return yield* fail("NoPeers", "no updates to aggregate")
+      const l = yield* layoutOf(first.shape, first.chunk)
+      let total = 0
+      for (const u of updates) {
+        if (u.chunk !== first.chunk || u.shape.length !== first.shape.length || u.shape.some((d, i) => d !== first.shape[i])) {
+          return yield* fail("PeerMismatch", `${first.name}: peers disagree on shape or chunk`)
+        }
+        const n = l.nChunks * u.kEff
+        if (u.kEff < 1 || u.kEff > l.totalk || u.indices.length !== n || u.codes.length !== n || u.lookup.length > 4) {
+          return yield* fail("LengthMismatch", `${first.name}: a peer's update lengths do not match the shape`)
+        }
+        // checked here because the kernel masks codes to 2 bits and trusts indices
+        if (u.indices.some((j) => j >= l.totalk) || u.codes.some((q) => q >= u.lookup.length)) {
+          return yield* fail("LengthMismatch", `${first.name}: index or code out of range`)
+        }
+        total += n
+      }
+      const norms = Float32Array.from(updates, peerNorm)
+      const factors = clipFactors(norms)
+      const idx = new Int32Array(total)
+      const codes = new Int32Array(total)
+      const at: number[] = []
+      let o = 0
+      for (const u of updates) {
+        at.push(o)
+        idx.set(u.indices, o)
+        codes.set(u.codes, o)
+        o += u.indices.length
+      }
+      const dense = yield* gpu("alloc output", () => engine.zeros([...first.shape]))
+      const run = Effect.gen(function* () {
+        if (dense.chunks !== 1) {
+          return yield* Effect.fail(new GpuCodecError({ reason: "BadTensor", message: `${first.name}: ${l.numel} values exceed one storage binding` }))
+        }
+        const idxT = yield* scopedTensor("upload indices", () => engine.fromArray(idx, [total]))
+        const codesT = yield* scopedTensor("upload codes", () => engine.fromArray(codes, [total]))
+        const cntT = yield* scopedTensor("alloc counts", () => engine.fromArray(new Int32Array(l.numel), [l.numel]))
+        const badT = yield* scopedTensor("alloc flag", () => engine.fromArray(new Int32Array(1), [1]))
+        const g = geometry(l)
+        yield* gpu("accumulate", () => {
+          updates.forEach((u, p) => {
+            const scaled = dequantTable(u).map((v) => v * factors[p]!)
+            dense.rt.run1d(
+              accumulateKernel,
+              { idx: idxT.binding(), codes: codesT.binding(), sum: dense.binding(), cnt: cntT.binding() },
+              { n: u.indices.length, at: at[p]!, k: u.kEff, ...g, ...dqParams(scaled) },
+              u.indices.length,
+            )
+          })
+          dense.rt.run1d(meanKernel, { cnt: cntT.binding(), sum: dense.binding(), bad: badT.binding() }, { n: l.numel }, l.numel)
+        })
+        const bad = new Int32Array(yield* gpuAsync("download flag", () => engine.backend.download(badT.storage.buf, 0, 4)))
+        if (bad[0] !== 0) return yield* fail("NonFinite", `${first.name}: non-finite aggregate; the round is rejected for this tensor`)
+        return { dense, norms, median: lowerMedian(norms), factors }
+      })
+      return yield* run.pipe(Effect.tapError(() => Effect.sync(() => dense.dispose())))
     }),
   )

@@ -225,3 +225,67 @@ ${main1d}
     }
   },
 }
+
+/**
+ * One peer's share of the aggregate: sum[pos] += scaled[code], cnt[pos] += 1 for entries
+ * idx[at + i], codes[at + i], i < n. Peers are dispatched one after another in peer order, so
+ * every coordinate's float32 sum runs in that order, as the CPU path; inside one peer the
+ * positions are unique, so no two invocations touch the same coordinate.
+ */
+export const accumulateKernel: Kernel = {
+  name: "sparseloco.accumulate",
+  bindings: [bind("idx", "i32"), bind("codes", "i32"), bind("sum", "f32", "read_write"), bind("cnt", "i32", "read_write")],
+  params: [
+    ["n", "u32"], ["at", "u32"], ["k", "u32"], ["X", "u32"], ["h", "u32"], ["w", "u32"], ["cols", "u32"],
+    ["d0", "f32"], ["d1", "f32"], ["d2", "f32"], ["d3", "f32"],
+  ],
+  wgsl: `${chunkWgsl}
+${main1d}
+  if (i >= P.n) { return; }
+  let q = denseOffset(i / P.k, u32(idx[P.at + i]));
+  let sv = array<f32, 4>(P.d0, P.d1, P.d2, P.d3);
+  sum[q] = sum[q] + sv[u32(codes[P.at + i]) & 3u];
+  cnt[q] = cnt[q] + 1;
+}`,
+  cpu: (v, p) => {
+    const idx = v.i32("idx")
+    const codes = v.i32("codes")
+    const sum = v.f32("sum")
+    const cnt = v.i32("cnt")
+    const { n, at, k, X, h, w, cols } = p as Record<string, number>
+    const sv = [p["d0"]!, p["d1"]!, p["d2"]!, p["d3"]!]
+    for (let i = 0; i < n!; i++) {
+      const q = denseOffset(Math.floor(i / k!), idx[at! + i]!, X!, h!, w!, cols!)
+      sum[q] = sum[q]! + sv[codes[at! + i]! & 3]!
+      cnt[q] = cnt[q]! + 1
+    }
+  },
+}
+
+/**
+ * sum <- sum / cnt where cnt > 1 (the mean over the peers that selected a coordinate; 0 and 1
+ * leave the sum as is, as the CPU path), and bad[0] = 1 if any result is not finite.
+ */
+export const meanKernel: Kernel = {
+  name: "sparseloco.mean",
+  bindings: [bind("cnt", "i32"), bind("sum", "f32", "read_write"), bind("bad", "i32", "read_write")],
+  params: [["n", "u32"]],
+  wgsl: `${main1d}
+  if (i >= P.n) { return; }
+  let m = cnt[i];
+  var v = sum[i];
+  if (m > 1) { v = v / f32(m); sum[i] = v; }
+  // all-ones exponent: inf or NaN (a bit test, which no float fast-math rewrite can fold away)
+  if ((bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u) { bad[0] = 1; }
+}`,
+  cpu: (v, p) => {
+    const cnt = v.i32("cnt")
+    const sum = v.f32("sum")
+    const bad = v.i32("bad")
+    for (let i = 0; i < p["n"]!; i++) {
+      const m = cnt[i]!
+      if (m > 1) sum[i] = f32(sum[i]! / m)
+      if (sum[i]! - sum[i]! !== 0) bad[0] = 1
+    }
+  },
+}
