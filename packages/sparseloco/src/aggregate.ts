@@ -137,7 +137,7 @@ const accumulate = (
   const P = updates.length
   const totalk = l.totalk
   const acc = new Float32Array(totalk)
-  const cnt = new Uint32Array(totalk)
+  const cnt = new Int32Array(totalk)
   const touched = new Int32Array(totalk)
   const off = l.localOffset
   const perRow = l.blocksPerRow
@@ -159,10 +159,12 @@ const accumulate = (
           const j = idx[e]!
           const q = codes[e]!
           if (j >= totalk || q >= sv.length) return OUT_OF_RANGE
-          // branch-free: acc is 0 at an untouched j (0 + v as torch's include_self=False)
+          // acc is 0 at an untouched j (0 + v as torch's include_self=False). Branch-free: which
+          // j are new is random, and JavaScriptCore compiles `m === 0 ? 1 : 0` to a branch that
+          // mispredicts; (m - 1) >>> 31 is 1 exactly for m = 0.
           const m = cnt[j]!
           touched[nt] = j
-          nt += m === 0 ? 1 : 0
+          nt += (m - 1) >>> 31
           cnt[j] = m + 1
           acc[j] = acc[j]! + sv[q]!
         }
@@ -171,7 +173,8 @@ const accumulate = (
       for (let t = 0; t < nt; t++) {
         const j = touched[t]!
         const m = cnt[j]!
-        const v = m === 1 ? acc[j]! : f32(acc[j]! / m)
+        // x / 1 is x: dividing always avoids a branch on the random count
+        const v = f32(acc[j]! / m)
         if (v - v !== 0) finite = false
         dense[base + off[j]!] = v
         cnt[j] = 0
