@@ -6,16 +6,16 @@
  */
 import { describe, expect, test } from "bun:test"
 import { Cause, Context, Effect, Either, Exit, Layer, Scope } from "effect"
-import { CpuBackend, Engine, EngineWebGpu, makeEngine } from "@covenant/gpu-webgpu"
+import { CpuBackend, Engine, EngineWebGpu, EngineWebGpuWith, makeEngine } from "@covenant/gpu-webgpu"
 import { aggregate, compress, decompress, defaultParams } from "../src/index.ts"
 import type { SparseLoCoParams, TensorUpdate } from "../src/index.ts"
 import { aggregateGpu, compressGpu, compressGpuMany, decompressGpu } from "../src/gpu/compress.ts"
 
 type EngineOrError = Engine | { readonly _tag: string; readonly message: string }
 
-const webgpuEngine = async (): Promise<EngineOrError> => {
+const webgpuEngine = async (layer: typeof EngineWebGpu): Promise<EngineOrError> => {
   const exit = await Effect.runPromiseExit(
-    Effect.flatMap(Scope.make(), (scope) => Layer.buildWithScope(EngineWebGpu, scope)).pipe(Effect.map((ctx) => Context.get(ctx, Engine))),
+    Effect.flatMap(Scope.make(), (scope) => Layer.buildWithScope(layer, scope)).pipe(Effect.map((ctx) => Context.get(ctx, Engine))),
   )
   if (Exit.isSuccess(exit)) return exit.value
   const failure = Cause.failureOption(exit.cause)
@@ -23,8 +23,12 @@ const webgpuEngine = async (): Promise<EngineOrError> => {
 }
 
 const allowNoGpu = process.env["COVENANT_ALLOW_NO_GPU"] === "1"
-const gpuEngine = await webgpuEngine()
+const gpuEngine = await webgpuEngine(EngineWebGpu)
 const cpuEngine = makeEngine(new CpuBackend())
+/** Bindings of 5120 values: [192, 80] (block rows of 64 x 80) and [10240] (rows of 64) span several. */
+const SPLIT_BYTES = 20480
+const gpuSplitEngine = "_tag" in gpuEngine ? gpuEngine : await webgpuEngine(EngineWebGpuWith({ maxBindingBytes: SPLIT_BYTES }))
+const cpuSplitEngine = makeEngine(new CpuBackend(SPLIT_BYTES))
 
 /** Gaussian-ish values (sum of three uniforms of an LCG); `levels` > 0 puts them on a grid of scale/levels to force ties. */
 const randomF32 = (n: number, seed: number, scale: number, levels = 0): Float32Array => {
@@ -136,11 +140,33 @@ const checkAggregate = async (engine: Engine, shape: readonly number[]) => {
   gpu.dense.dispose()
 }
 
+/** Tensors stored over several storage bindings, run binding by binding; two rounds against the CPU path. */
+const checkSplit = async (engine: Engine) => {
+  const params: SparseLoCoParams = { ...defaultParams, topk: 16 }
+  const shapes = [[192, 80], [10240]]
+  const efCpu = shapes.map((s, i) => randomF32(s.reduce((a, b) => a * b, 1), 700 + i, 2e-3))
+  const efT = efCpu.map((e) => engine.fromArray(e.slice(), [e.length]))
+  efT.forEach((t) => expect(t.chunks).toBeGreaterThan(1))
+  for (let round = 0; round < 2; round++) {
+    const deltas = efCpu.map((e, i) => randomF32(e.length, 800 + 10 * i + round, 1e-3))
+    const deltaT = deltas.map((d) => engine.fromArray(d, [d.length]))
+    const steps = shapes.map((shape, i) => ({ ef: efT[i]!, delta: deltaT[i]!, shape }))
+    const gpu = await Effect.runPromise(compressGpuMany(engine, steps, params))
+    for (let i = 0; i < shapes.length; i++) {
+      expectSameUpdate(gpu[i]!, Either.getOrThrow(compress(efCpu[i]!, deltas[i]!, shapes[i]!, params)).update)
+      expect(bitsOf(await engine.read(efT[i]!))).toEqual(bitsOf(efCpu[i]!))
+    }
+    deltaT.forEach((d) => d.dispose())
+  }
+  efT.forEach((t) => t.dispose())
+}
+
 const label = ({ shape, k, levels }: Case) => `[${shape.join("x")}] k=${k}${levels !== undefined ? " with ties" : ""}`
 
 describe("compressGpu on the CPU backend (kernel references)", () => {
   cases.forEach((c, i) => test(label(c), () => checkCase(cpuEngine, c, 11 + i)))
   test("a batch of all shapes (compressGpuMany)", () => checkBatch(cpuEngine))
+  test("tensors over several storage bindings", () => checkSplit(cpuSplitEngine))
   test("aggregateGpu [96x80] and [200], 4 peers", async () => {
     await checkAggregate(cpuEngine, [96, 80])
     await checkAggregate(cpuEngine, [200])
@@ -148,18 +174,19 @@ describe("compressGpu on the CPU backend (kernel references)", () => {
 })
 
 describe("compressGpu on WebGPU", () => {
-  const gpuTest = (name: string, fn: (e: Engine) => Promise<void>) => {
-    if ("_tag" in gpuEngine && allowNoGpu) {
-      test.skip(`${name} (skipped: ${gpuEngine._tag}, COVENANT_ALLOW_NO_GPU=1)`, () => {})
+  const gpuTest = (name: string, fn: (e: Engine) => Promise<void>, engine: EngineOrError = gpuEngine) => {
+    if ("_tag" in engine && allowNoGpu) {
+      test.skip(`${name} (skipped: ${engine._tag}, COVENANT_ALLOW_NO_GPU=1)`, () => {})
       return
     }
     test(name, async () => {
-      if ("_tag" in gpuEngine) throw new Error(`${gpuEngine._tag}: ${gpuEngine.message}`)
-      await fn(gpuEngine)
+      if ("_tag" in engine) throw new Error(`${engine._tag}: ${engine.message}`)
+      await fn(engine)
     }, 20_000)
   }
   cases.forEach((c, i) => gpuTest(label(c), (e) => checkCase(e, c, 11 + i)))
   gpuTest("a batch of all shapes (compressGpuMany)", checkBatch)
+  gpuTest("tensors over several storage bindings", checkSplit, gpuSplitEngine)
   gpuTest("aggregateGpu [96x80] and [200], 4 peers", async (e) => {
     await checkAggregate(e, [96, 80])
     await checkAggregate(e, [200])
@@ -167,7 +194,7 @@ describe("compressGpu on WebGPU", () => {
 })
 
 describe("compressGpu refuses what it cannot take", () => {
-  test("a tensor split over several storage bindings is a typed BadTensor", async () => {
+  test("a tensor whose storage bindings split block rows is a typed BadTensor", async () => {
     const small = makeEngine(new CpuBackend(1024))
     const ef = small.fromArray(new Float32Array(64 * 64), [64, 64])
     const delta = small.fromArray(new Float32Array(64 * 64), [64, 64])

@@ -31,16 +31,12 @@ const backendFailure = (what: string) => (e: unknown) => new GpuCodecError({ rea
 const gpu = <A>(what: string, f: () => A) => Effect.try({ try: f, catch: backendFailure(what) })
 const gpuAsync = <A>(what: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: backendFailure(what) })
 
-/**
- * The kernels bind a tensor as one storage binding; a tensor the engine split into chunks (over
- * the binding limit: 128 MiB on lavapipe, more on real GPUs) is refused rather than mis-indexed.
- */
+const badTensor = (message: string) => Effect.fail(new GpuCodecError({ reason: "BadTensor", message }))
+
 const checkTensor = (t: Tensor, numel: number, what: string, engine: Engine): Effect.Effect<void, GpuCodecError> => {
-  const bad = (message: string) => Effect.fail(new GpuCodecError({ reason: "BadTensor", message: `${what}: ${message}` }))
-  if (t.isDisposed) return bad("tensor was disposed")
-  if (t.rt.backend !== engine.backend) return bad("tensor belongs to another engine")
-  if (t.dtype !== "f32" || t.size !== numel) return bad(`expected ${numel} f32 values, got ${t.size} ${t.dtype}`)
-  if (t.chunks !== 1) return bad(`${t.size} values exceed one storage binding (${engine.backend.maxBindingBytes} bytes)`)
+  if (t.isDisposed) return badTensor(`${what}: tensor was disposed`)
+  if (t.rt.backend !== engine.backend) return badTensor(`${what}: tensor belongs to another engine`)
+  if (t.dtype !== "f32" || t.size !== numel) return badTensor(`${what}: expected ${numel} f32 values, got ${t.size} ${t.dtype}`)
   return Effect.void
 }
 
@@ -72,7 +68,30 @@ interface Plan extends GpuTensorStep {
   readonly g: ReturnType<typeof geometry>
   readonly at: number
   readonly n: number
+  /** Codec chunks per storage binding of ef/delta. */
+  readonly perBinding: number
 }
+
+/**
+ * A tensor over the binding limit is stored by the engine in several bindings of whole rows.
+ * The kernels run binding by binding, which needs every binding to hold whole block rows
+ * (h dense rows: a multiple of the 64-row blocks for the usual power-of-two sizes); other
+ * splits are refused rather than mis-indexed.
+ */
+const codecChunksPerBinding = (s: GpuTensorStep, l: TensorLayout, name: string): Effect.Effect<number, GpuCodecError> => {
+  const { ef, delta } = s
+  if (ef.chunks === 1 && delta.chunks === 1) return Effect.succeed(l.nChunks)
+  const g = geometry(l)
+  const blockRow = g.h * g.cols
+  if (ef.chunkElems !== delta.chunkElems || ef.chunkElems % blockRow !== 0) {
+    return badTensor(`${name}: its storage bindings (${ef.chunkElems} / ${delta.chunkElems} values) do not hold whole block rows of ${blockRow}`)
+  }
+  return Effect.succeed((ef.chunkElems / blockRow) * g.X)
+}
+
+/** The storage bindings of a planned tensor: binding b holds codec chunks c0 .. c0+nb-1. */
+const bindingsOf = (t: Plan): Array<{ readonly b: number; readonly c0: number; readonly nb: number }> =>
+  Array.from({ length: t.ef.chunks }, (_, b) => ({ b, c0: b * t.perBinding, nb: Math.min(t.perBinding, t.l.nChunks - b * t.perBinding) }))
 
 /**
  * One miner step for a batch of tensors on the device: each `ef` (updated in place) and `delta`
@@ -81,7 +100,8 @@ interface Plan extends GpuTensorStep {
  *
  * Batched so a model costs one device round trip, not one per tensor: the EF/top-k kernels of
  * all tensors are queued, the selected entries of all come down in one download, and the EF
- * subtractions go up with one upload of the codes. On a NonFinite failure no subtraction has
+ * subtractions go up with one upload of the codes (one per group of tensors whose entries fill
+ * a storage binding, for models beyond the binding limit / 8 selected entries). On a NonFinite failure no subtraction has
  * been applied: every `ef` of the batch holds its ef_mid (the caller should zero them).
  */
 export const compressGpuMany = (
@@ -92,59 +112,85 @@ export const compressGpuMany = (
   Effect.scoped(
     Effect.gen(function* () {
       const p = yield* checkParams(params)
-      const plans: Plan[] = []
+      // The batch's selection buffers must each fit one storage binding (the kernels bind one):
+      // tensors are grouped so a group's 2 i32 per entry stay under the limit.
+      const maxEntries = Math.floor(engine.backend.maxBindingBytes / 8)
+      const groups: Plan[][] = []
+      let group: Plan[] = []
       let total = 0
       for (const s of steps) {
         const name = s.name ?? ""
         const l = yield* layoutOf(s.shape, p.chunk)
         yield* checkTensor(s.ef, l.numel, `${name} ef`, engine)
         yield* checkTensor(s.delta, l.numel, `${name} delta`, engine)
+        const perBinding = yield* codecChunksPerBinding(s, l, name)
         const k = clampK(p.topk, l.totalk)
-        plans.push({ ...s, name, l, k, g: geometry(l), at: total, n: l.nChunks * k })
-        total += l.nChunks * k
+        const n = l.nChunks * k
+        if (n > maxEntries) return yield* badTensor(`${name}: ${n} selected entries exceed one storage binding`)
+        if (total + n > maxEntries) {
+          groups.push(group)
+          group = []
+          total = 0
+        }
+        group.push({ ...s, name, l, k, g: geometry(l), at: total, n, perBinding })
+        total += n
       }
-      if (total === 0) return []
-      // the engine's runtime (every tensor was checked to be on this engine's backend)
-      const rt = plans[0]!.ef.rt
+      groups.push(group)
       const beta = Math.fround(p.efDecay)
-      // sel[0..total) local indices, sel[total..2*total) value bits, tensors one after another
-      const sel = yield* scopedTensor("alloc selection", () => rt.empty([2 * total], "i32"))
-      yield* gpu("ef and top-k", () => {
+      const selected = []
+      // every group's selection and statistics first, so a NonFinite failure leaves every ef at ef_mid
+      for (const plans of groups) {
+        const first = plans[0]
+        if (first === undefined) continue
+        const rt = first.ef.rt
+        const groupTotal = plans.reduce((a, t) => a + t.n, 0)
+        // sel[0..total) local indices, sel[total..2*total) value bits, tensors one after another
+        const sel = yield* scopedTensor("alloc selection", () => rt.empty([2 * groupTotal], "i32"))
+        yield* gpu("ef and top-k", () => {
+          for (const t of plans) {
+            for (const { b, c0, nb } of bindingsOf(t)) {
+              rt.run(
+                topkKernel,
+                { delta: t.delta.binding(b), ef: t.ef.binding(b), sel: sel.binding() },
+                { nChunks: nb, ...t.g, totalk: t.l.totalk, k: t.k, beta, zero: 0, at: t.at + c0 * t.k, total: groupTotal },
+                grid1d(nb, 1),
+              )
+            }
+          }
+        })
+        const selBytes = yield* gpuAsync("download selection", () => rt.backend.download(sel.storage.buf, 0, 8 * groupTotal))
+        const idx = new Int32Array(selBytes, 0, groupTotal)
+        const vals = new Float32Array(selBytes, 4 * groupTotal, groupTotal)
+        const codes = new Uint8Array(groupTotal)
+        const updates: TensorUpdate[] = []
         for (const t of plans) {
-          rt.run(
-            topkKernel,
-            { delta: t.delta.binding(), ef: t.ef.binding(), sel: sel.binding() },
-            { nChunks: t.l.nChunks, ...t.g, totalk: t.l.totalk, k: t.k, beta, zero: 0, at: t.at, total },
-            grid1d(t.l.nChunks, 1),
-          )
+          const tCodes = codes.subarray(t.at, t.at + t.n)
+          const stats = quantize(vals.subarray(t.at, t.at + t.n), t.n, tCodes, p.quantBins, p.quantRange)
+          if (!Number.isFinite(stats.shift) || !stats.lookup.every(Number.isFinite)) {
+            return yield* Effect.fail(new CodecError({ reason: "NonFinite", message: `${t.name}: non-finite values in the error-feedback buffer` }))
+          }
+          const indices = Uint16Array.from(idx.subarray(t.at, t.at + t.n))
+          updates.push({ name: t.name, shape: [...t.shape], chunk: p.chunk, kEff: t.k, indices, codes: tCodes.slice(), ...stats })
         }
-      })
-      const selBytes = yield* gpuAsync("download selection", () => rt.backend.download(sel.storage.buf, 0, 8 * total))
-      const idx = new Int32Array(selBytes, 0, total)
-      const vals = new Float32Array(selBytes, 4 * total, total)
-      const codes = new Uint8Array(total)
-      const updates: TensorUpdate[] = []
-      for (const t of plans) {
-        const tCodes = codes.subarray(t.at, t.at + t.n)
-        const stats = quantize(vals.subarray(t.at, t.at + t.n), t.n, tCodes, p.quantBins, p.quantRange)
-        if (!Number.isFinite(stats.shift) || !stats.lookup.every(Number.isFinite)) {
-          return yield* Effect.fail(new CodecError({ reason: "NonFinite", message: `${t.name}: non-finite values in the error-feedback buffer` }))
-        }
-        const indices = Uint16Array.from(idx.subarray(t.at, t.at + t.n))
-        updates.push({ name: t.name, shape: [...t.shape], chunk: p.chunk, kEff: t.k, indices, codes: tCodes.slice(), ...stats })
+        selected.push({ plans, sel, codes, updates })
       }
-      const codesT = yield* scopedTensor("upload codes", () => engine.fromArray(Int32Array.from(codes), [total]))
-      yield* gpu("ef subtraction", () =>
-        plans.forEach((t, i) =>
-          rt.run1d(
-            scatterKernel,
-            { idx: sel.binding(), codes: codesT.binding(), dense: t.ef.binding() },
-            { n: t.n, at: t.at, k: t.k, ...t.g, sub: 1, ...dqParams(dequantTable(updates[i]!)) },
-            t.n,
-          ),
-        ),
-      )
-      return updates
+      for (const { plans, sel, codes, updates } of selected) {
+        const codesT = yield* scopedTensor("upload codes", () => engine.fromArray(Int32Array.from(codes), [codes.length]))
+        yield* gpu("ef subtraction", () =>
+          plans.forEach((t, i) => {
+            const dq = dqParams(dequantTable(updates[i]!))
+            for (const { b, c0, nb } of bindingsOf(t)) {
+              t.ef.rt.run1d(
+                scatterKernel,
+                { idx: sel.binding(), codes: codesT.binding(), dense: t.ef.binding(b) },
+                { n: nb * t.k, at: t.at + c0 * t.k, k: t.k, ...t.g, sub: 1, ...dq },
+                nb * t.k,
+              )
+            }
+          }),
+        )
+      }
+      return selected.flatMap((s) => s.updates)
     }),
   )
 
@@ -177,9 +223,10 @@ export const decompressGpu = (engine: Engine, u: TensorUpdate): Effect.Effect<Te
         return yield* Effect.fail(new CodecError({ reason: "LengthMismatch", message: `${u.name}: index or code out of range` }))
       }
       const out = yield* gpu("alloc output", () => engine.zeros([...u.shape]))
+      // decode and aggregate outputs are fresh tensors: the multi-binding path is compress-only
       if (out.chunks !== 1) {
         out.dispose()
-        return yield* Effect.fail(new GpuCodecError({ reason: "BadTensor", message: `${u.name}: ${l.numel} values exceed one storage binding` }))
+        return yield* badTensor(`${u.name}: ${l.numel} values exceed one storage binding`)
       }
       if (n === 0) return out
       const idxT = yield* scopedTensor("upload indices", () => engine.fromArray(Int32Array.from(u.indices), [n]))
@@ -249,9 +296,7 @@ export const aggregateGpu = (engine: Engine, updates: readonly TensorUpdate[]): 
       }
       const dense = yield* gpu("alloc output", () => engine.zeros([...first.shape]))
       const run = Effect.gen(function* () {
-        if (dense.chunks !== 1) {
-          return yield* Effect.fail(new GpuCodecError({ reason: "BadTensor", message: `${first.name}: ${l.numel} values exceed one storage binding` }))
-        }
+        if (dense.chunks !== 1) return yield* badTensor(`${first.name}: ${l.numel} values exceed one storage binding`)
         const idxT = yield* scopedTensor("upload indices", () => engine.fromArray(idx, [total]))
         const codesT = yield* scopedTensor("upload codes", () => engine.fromArray(codes, [total]))
         const cntT = yield* scopedTensor("alloc counts", () => engine.fromArray(new Int32Array(l.numel), [l.numel]))
