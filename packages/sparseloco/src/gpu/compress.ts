@@ -1,3 +1,5 @@
+// gpu-webgpu's sources, typechecked through the import, use the WebGPU types; this package's
+// tsconfig does not list them.
 /// <reference types="@webgpu/types" />
 /**
  * The codec step over tensors that already live on the engine's device (a peer training on the
@@ -101,8 +103,9 @@ const bindingsOf = (t: Plan): Array<{ readonly b: number; readonly c0: number; r
  * Batched so a model costs one device round trip, not one per tensor: the EF/top-k kernels of
  * all tensors are queued, the selected entries of all come down in one download, and the EF
  * subtractions go up with one upload of the codes (one per group of tensors whose entries fill
- * a storage binding, for models beyond the binding limit / 8 selected entries). On a NonFinite failure no subtraction has
- * been applied: every `ef` of the batch holds its ef_mid (the caller should zero them).
+ * a storage binding, for models beyond the binding limit / 8 selected entries). On a NonFinite
+ * failure no subtraction has been applied: every `ef` of the batch holds its ef_mid (the caller
+ * should zero them).
  */
 export const compressGpuMany = (
   engine: Engine,

@@ -51,6 +51,8 @@ const SLOTS = 16
  * in ascending index order (TensorUpdate's order) without sorting. Entry e of this tensor
  * goes to sel[at + e] (its local index) and sel[total + at + e] (the bits of its signed
  * value): one buffer for the entries of a whole batch of tensors, so one download fetches all.
+ * Chunk c counts within the bound storage binding (a tensor over the binding limit is run
+ * binding by binding, `at` placing each binding's chunks in the batch).
  */
 export const topkKernel: Kernel = {
   name: "sparseloco.efTopk",
