@@ -13,8 +13,9 @@ import { Either, ParseResult, Schema } from "effect"
 import { codesLength, packCodes, unpackCodes } from "./codes2bit.ts"
 import { crc32 } from "./crc32.ts"
 import { WireError } from "./errors.ts"
-import type { WireErrorReason } from "./errors.ts"
+import type { CodecError, WireErrorReason } from "./errors.ts"
 import { layoutOf } from "./layout.ts"
+import type { TensorLayout } from "./layout.ts"
 import { packed12Length, packIndices12, unpackIndices12 } from "./packed12.ts"
 import type { IndexCoding } from "./params.ts"
 import { decodeRice, encodeRice, RICE_BAD_INDEX, RICE_BAD_PARAM, RICE_OK, RICE_TRUNCATED } from "./rice.ts"
@@ -202,13 +203,31 @@ class Cursor {
   }
 }
 
+/**
+ * layoutOf per (shape, chunk), remembered: every peer's message repeats the model's shapes, and
+ * building a layout's offset table per tensor and peer was ~3% of decoding. Cleared when full, so
+ * headers with many distinct shapes cannot grow it without bound. Only read here.
+ */
+const layouts = new Map<string, Either.Either<TensorLayout, CodecError>>()
+const MAX_LAYOUTS = 1024
+const cachedLayout = (shape: readonly number[], chunk: number): Either.Either<TensorLayout, CodecError> => {
+  const key = `${chunk}:${shape.join(",")}`
+  let l = layouts.get(key)
+  if (l === undefined) {
+    if (layouts.size >= MAX_LAYOUTS) layouts.clear()
+    l = layoutOf(shape, chunk)
+    layouts.set(key, l)
+  }
+  return l
+}
+
 const decodeSparse = (
   h: typeof SparseHeader.Type,
   bytes: Uint8Array,
   idx: { start: number; len: number },
   cod: { start: number; len: number },
 ): Either.Either<WireTensor, WireError> => {
-  const lr = layoutOf(h.shape, h.chunk)
+  const lr = cachedLayout(h.shape, h.chunk)
   if (Either.isLeft(lr)) return err("BadHeader", `${h.name}: ${lr.left.message}`)
   const l = lr.right
   if (h.kEff > l.totalk) return err("BadHeader", `${h.name}: kEff ${h.kEff} exceeds the chunk length ${l.totalk}`)
@@ -223,7 +242,8 @@ const decodeSparse = (
   const indices = new Uint16Array(n)
   if (h.coding === "packed12") {
     if (!unpackIndices12(bytes, idx.start, n, indices)) return err("BadIndex", `${h.name}: non-zero padding index`)
-    const seen = new Uint32Array(l.totalk)
+    // int32: JavaScriptCore handles Uint32Array elements less directly
+    const seen = new Int32Array(l.totalk)
     for (let c = 0; c < l.nChunks; c++) {
       const stamp = c + 1
       for (let e = c * h.kEff; e < (c + 1) * h.kEff; e++) {
