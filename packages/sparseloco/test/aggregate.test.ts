@@ -139,6 +139,13 @@ describe("aggregate", () => {
     )
   }, 60_000)
 
+  test("more peers than a 16-bit count holds still average exactly", () => {
+    const u: TensorUpdate = { name: "t", shape: [2], chunk: 64, kEff: 2, indices: Uint16Array.of(0, 1), codes: Uint8Array.of(0, 1), shift: 0, scale: 1, lookup: Float32Array.of(1, 2) }
+    const peers = 70_000
+    // integer sums below 2^24 are exact in float32, so the mean is exactly the common value
+    expect(Array.from(Either.getOrThrow(aggregate(Array.from({ length: peers }, () => u))).dense)).toEqual([1, 2])
+  })
+
   test("mismatched peers and empty input are typed errors", () => {
     const a = peersOf([64, 64], 8, 1, 1, 1)[0]!.update
     const b = peersOf([64, 128], 8, 1, 1, 1)[0]!.update
