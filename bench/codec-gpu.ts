@@ -17,14 +17,11 @@ import { Engine, EngineWebGpu } from "@covenant/gpu-webgpu"
 import type { Tensor } from "@covenant/gpu-webgpu"
 import { compress, compressGpu, compressGpuMany, defaultParams } from "@covenant/sparseloco"
 import type { TensorUpdate } from "@covenant/sparseloco"
+import { fillRandom, stringArg } from "./support.ts"
 
-const arg = (name: string, fallback: string): string => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback
-}
-const layers = Number(arg("layers", "12"))
+const layers = Number(stringArg("layers", "12"))
 const withEmbed = !process.argv.includes("--no-embed")
-const repeat = Number(arg("repeat", "2"))
+const repeat = Number(stringArg("repeat", "2"))
 
 const dim = 768
 const ffn = 2048
@@ -49,21 +46,6 @@ const tensors = [
 const numelOf = (s: readonly number[]) => s.reduce((a, b) => a * b, 1)
 const total = tensors.reduce((a, t) => a + numelOf(t.shape), 0)
 
-/** Gaussian-ish floats (sum of two uniforms from xorshift32), as bench/codec.ts. */
-const fillRandom = (out: Float32Array, seed: number, scale: number): Float32Array => {
-  let s = seed >>> 0 || 1
-  for (let i = 0; i < out.length; i++) {
-    s ^= s << 13
-    s ^= s >>> 17
-    s ^= s << 5
-    const a = (s >>> 0) / 4294967296
-    s ^= s << 13
-    s ^= s >>> 17
-    s ^= s << 5
-    out[i] = (a + (s >>> 0) / 4294967296 - 1) * scale
-  }
-  return out
-}
 
 const engine = await Effect.runPromise(
   Effect.flatMap(Scope.make(), (scope) => Layer.buildWithScope(EngineWebGpu, scope)).pipe(Effect.map((ctx) => Context.get(ctx, Engine))),

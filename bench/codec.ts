@@ -10,13 +10,10 @@
 import { Either } from "effect"
 import { aggregate, compress, decode, defaultParams, encode } from "@covenant/sparseloco"
 import type { IndexCoding, Manifest, TensorUpdate, UpdateMessage } from "@covenant/sparseloco"
+import { fillRandom, stringArg } from "./support.ts"
 
-const arg = (name: string, fallback: string): string => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback
-}
-const peerCounts = arg("peers", "8,20").split(",").map(Number)
-const repeat = Number(arg("repeat", "2"))
+const peerCounts = stringArg("peers", "8,20").split(",").map(Number)
+const repeat = Number(stringArg("repeat", "2"))
 
 const dim = 768
 const layers = 12
@@ -43,20 +40,6 @@ const manifest: Manifest = {
 const numelOf = (s: readonly number[]) => s.reduce((a, b) => a * b, 1)
 const total = manifest.tensors.reduce((a, t) => a + numelOf(t.shape), 0)
 
-/** Gaussian-ish floats (sum of two uniforms from xorshift32), fast enough for 134M values. */
-const fillRandom = (out: Float32Array, seed: number, scale: number): void => {
-  let s = seed >>> 0 || 1
-  for (let i = 0; i < out.length; i++) {
-    s ^= s << 13
-    s ^= s >>> 17
-    s ^= s << 5
-    const a = (s >>> 0) / 4294967296
-    s ^= s << 13
-    s ^= s >>> 17
-    s ^= s << 5
-    out[i] = (a + (s >>> 0) / 4294967296 - 1) * scale
-  }
-}
 
 const rssMB = () => process.memoryUsage().rss / 2 ** 20
 /** CPU time of this process (ms): less disturbed than wall time on a shared machine. */

@@ -21,19 +21,14 @@ import {
   openShardSet, prepareRunData, pseudoGradient,
 } from "@covenant/runtime"
 import type { RoundState, ShardSet } from "@covenant/runtime"
+import { intArg } from "./support.ts"
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`)
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback
-  if (!Number.isInteger(v) || v < 1) throw new RangeError(`--${name} must be a positive integer`)
-  return v
-}
-const peers = arg("peers", 4)
-const batch = arg("batch", 4)
-const inner = arg("inner", 8)
-const rounds = arg("rounds", 12)
-const dim = arg("dim", 64)
-const layers = arg("layers", 2)
+const peers = intArg("peers", 4)
+const batch = intArg("batch", 4)
+const inner = intArg("inner", 8)
+const rounds = intArg("rounds", 12)
+const dim = intArg("dim", 64)
+const layers = intArg("layers", 2)
 const useWebGpu = process.argv.includes("webgpu")
 
 const base = debug()

@@ -13,15 +13,10 @@ import { Effect } from "effect"
 import { covenant72b } from "@covenant/dsl"
 import { runSwarm, scaleToMachine, summarizeWindow } from "@covenant/runtime"
 import type { NodeEvent } from "@covenant/runtime"
+import { intArg } from "./support.ts"
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`)
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback
-  if (!Number.isInteger(v) || v < 1) throw new RangeError(`--${name} must be a positive integer`)
-  return v
-}
-const peers = arg("peers", 4)
-const windows = arg("windows", 8)
+const peers = intArg("peers", 4)
+const windows = intArg("windows", 8)
 const backend = process.argv.includes("webgpu") ? "webgpu" as const : "cpu" as const
 const spec = scaleToMachine(covenant72b(), { peers, windows })
 const workDir = mkdtempSync(join(tmpdir(), "covenant-bench-swarm-"))

@@ -18,14 +18,11 @@ import {
   Trainer,
   type LlamaSpec
 } from "@covenant/gpu-webgpu"
+import { stringArg } from "./support.ts"
 
-const arg = (name: string, fallback: string): string => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback
-}
-const backends = arg("backends", "cpu,webgpu").split(",")
-const modelNames = arg("models", "debug,25m").split(",")
-const timedSteps = Number(arg("steps", "3"))
+const backends = stringArg("backends", "cpu,webgpu").split(",")
+const modelNames = stringArg("models", "debug,25m").split(",")
+const timedSteps = Number(stringArg("steps", "3"))
 
 const base = { family: "llama", ropeTheta: 10000, normEps: 1e-5, dtype: "float32" } as const
 const models: Record<string, { spec: LlamaSpec; batch: number; microBatch: number }> = {
