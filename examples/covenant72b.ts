@@ -45,6 +45,37 @@ const Flags = Schema.Struct({
   dir: Schema.optional(Schema.String),
 })
 
+const usage = `usage: bun run examples/covenant72b.ts [flags]
+
+  (no flags)             train Covenant-72B scaled to this machine: an in-process swarm of peers and a
+                         validator over the filesystem transport and a local chain; progress, summary, report
+  --plan                 print the full-size plan (parameters, bytes on the wire, tokens, memory) and exit
+  --spec                 print the full-size spec summary and plan and exit
+  --peers N              peers in the swarm (1-32, default 4)
+  --windows N            windows to train (2-1000, default 16)
+  --backend B            cpu | webgpu | auto (default auto: the faster on a measured step)
+  --transport T          fs | s3 (s3 starts a local S3-compatible server) (default fs)
+  --chain local          the swarm's chain (only local: it registers its own nodes)
+  --dir PATH             work folder (default a fresh temporary folder)
+  --help                 this text`
+
+const valueFlags = new Set(["--peers", "--windows", "--backend", "--transport", "--chain", "--dir"])
+const switchFlags = new Set(["--plan", "--spec", "--help", "-h"])
+
+/** The first argument that is no known flag (or a value flag without its value), if any. */
+const unknownArgument = (argv: readonly string[]): string | undefined => {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (switchFlags.has(a)) continue
+    if (valueFlags.has(a) && argv[i + 1] !== undefined) {
+      i++
+      continue
+    }
+    return a
+  }
+  return undefined
+}
+
 const flagValue = (argv: readonly string[], name: string): string | undefined => {
   const i = argv.indexOf(`--${name}`)
   return i >= 0 ? argv[i + 1] : undefined
@@ -154,6 +185,12 @@ const swarm = (source: RunSpec, argv: readonly string[]) =>
 
 if (import.meta.main) {
   const argv = process.argv.slice(2)
+  const unknown = unknownArgument(argv)
+  if (argv.includes("--help") || argv.includes("-h") || unknown !== undefined) {
+    if (unknown !== undefined) console.error(`unknown or incomplete argument: ${unknown}\n`)
+    console.log(usage)
+    process.exit(unknown === undefined ? 0 : 2)
+  }
   const exit = await Effect.runPromiseExit(
     Effect.flatMap(run, (spec) => {
       if (argv.includes("--plan")) return Effect.sync(() => console.log(formatPlan(plan(spec))))
