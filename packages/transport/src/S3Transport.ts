@@ -18,7 +18,7 @@ import {
   UploadPartCommand,
 } from "@aws-sdk/client-s3"
 import type { CompletedPart, ListObjectsV2CommandOutput } from "@aws-sdk/client-s3"
-import { Chunk, Effect, Layer, Sink, Stream } from "effect"
+import { Chunk, Effect, Layer, Schedule, Sink, Stream } from "effect"
 import { InvalidRange, NotFound, Unauthorized, Unavailable } from "./errors.ts"
 import type { StoreError } from "./errors.ts"
 import { validateBucket, validateKey, validatePrefix } from "./keys.ts"
@@ -156,9 +156,28 @@ export const makeS3Transport = (config: S3TransportConfig) =>
     const call = <A>(at: BucketLocation, key: string, run: (client: S3Client, signal: AbortSignal) => Promise<A>) =>
       Effect.flatMap(validateKey(key), () => callBucket(at, key, run))
 
-    const head = (at: BucketLocation, key: string) =>
-      call(at, key, (c, abortSignal) => c.send(new HeadObjectCommand({ Bucket: at.bucket, Key: key }), { abortSignal })).pipe(
-        Effect.map((r): ObjectInfo => ({ key, size: r.ContentLength ?? 0, storeTime: r.LastModified?.getTime() ?? 0 })))
+    const headRaw = (at: BucketLocation, key: string) =>
+      call(at, key, (c, abortSignal) => c.send(new HeadObjectCommand({ Bucket: at.bucket, Key: key }), { abortSignal }))
+    const infoOf = (key: string) => (r: { ContentLength?: number | undefined; LastModified?: Date | undefined }): ObjectInfo =>
+      ({ key, size: r.ContentLength ?? 0, storeTime: r.LastModified?.getTime() ?? 0 })
+
+    const head = (at: BucketLocation, key: string) => Effect.map(headRaw(at, key), infoOf(key))
+
+    /**
+     * The info of the version just written: HEAD until the store shows its ETag (and size, when
+     * known). s3rver answers a PUT before its file is complete, so a HEAD right after it can see a
+     * partial object (seen: size 0 for 4 written bytes, under load); S3 and R2 are read-after-write
+     * consistent and match at once.
+     */
+    const headWritten = (at: BucketLocation, key: string, written: { readonly etag: string | undefined; readonly size?: number }) =>
+      headRaw(at, key).pipe(
+        Effect.filterOrFail(
+          (r) => (written.etag === undefined || r.ETag === written.etag) && (written.size === undefined || r.ContentLength === written.size),
+          () => new Unavailable({ bucket: at.bucket, key, transient: true, reason: "the store does not show the version just written yet" }),
+        ),
+        Effect.retry({ schedule: Schedule.spaced("20 millis"), times: 50, while: (e) => e._tag === "Unavailable" && e.transient }),
+        Effect.map(infoOf(key)),
+      )
 
     /** One GET: the Last-Modified header belongs to the very bytes in the body. */
     const getWithInfo = (at: BucketLocation, key: string) =>
@@ -190,10 +209,10 @@ export const makeS3Transport = (config: S3TransportConfig) =>
               ).pipe(Effect.map((r): CompletedPart => ({ PartNumber: index + 1, ETag: r.ETag }))), { concurrency: partConcurrency }),
             Stream.runCollect,
           )
-          yield* call(at, key, (c, abortSignal) =>
+          return yield* call(at, key, (c, abortSignal) =>
             c.send(new CompleteMultipartUploadCommand({ Bucket: at.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: Chunk.toArray(completed) } }), { abortSignal }))
         })
-        yield* Effect.onError(upload, () =>
+        return yield* Effect.onError(upload, () =>
           call(at, key, (c) => c.send(new AbortMultipartUploadCommand({ Bucket: at.bucket, Key: key, UploadId: uploadId }))).pipe(Effect.ignore))
       })
 
@@ -221,9 +240,9 @@ export const makeS3Transport = (config: S3TransportConfig) =>
 
       put: (at, key, bytes) =>
         (bytes.byteLength > multipartThreshold ? putBody(at, key, Stream.succeed(bytes)) : putSingle(at, key, bytes)).pipe(
-          Effect.zipRight(head(at, key))),
+          Effect.flatMap((r) => headWritten(at, key, { etag: r.ETag, size: bytes.byteLength }))),
 
-      putStream: (at, key, body) => Effect.zipRight(putBody(at, key, body), head(at, key)),
+      putStream: (at, key, body) => Effect.flatMap(putBody(at, key, body), (r) => headWritten(at, key, { etag: r.ETag })),
 
       get: (at, key) => Effect.map(getWithInfo(at, key), (o) => o.bytes),
 
