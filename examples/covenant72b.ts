@@ -18,6 +18,7 @@ import { covenant72b, defineRun, formatBytes, formatPlan, formatSpecSummary, pla
 import { measureBackends, runLogOf, runSwarm, scaleToMachine, summarizeWindow, writeReport } from "@covenant/runtime"
 import type { NodeEvent, SwarmTransport } from "@covenant/runtime"
 import { LocalS3 } from "@covenant/transport/testing"
+import { NO_ADAPTER_HELP } from "@covenant/gpu-webgpu"
 
 /** The Cloudflare R2 account id names both the endpoint and (in the reference) the bucket. */
 const withR2Account = (spec: RunSpec, accountId: string | undefined): RunSpec => {
@@ -121,6 +122,7 @@ const swarm = (source: RunSpec, argv: readonly string[]) =>
       const choice = yield* measureBackends(m, spec.innerOptimizer.batchSize)
       backend = choice.backend
       console.log(`  backend  auto: cpu ${choice.cpuStepMs.toFixed(1)} ms/step, webgpu ${choice.webgpuStepMs === null ? "no adapter" : `${choice.webgpuStepMs.toFixed(1)} ms/step`} -> ${backend}`)
+      if (choice.webgpuStepMs === null) console.log(`           (${NO_ADAPTER_HELP.replace(/ Set COVENANT_ALLOW_NO_GPU.*$/, "")})`)
     } else console.log(`  backend  ${backend}`)
     const workDir = flags.dir ?? mkdtempSync(join(tmpdir(), "covenant72b-scaled-"))
     let transport: SwarmTransport = { kind: "fs" }
