@@ -14,7 +14,22 @@ import { fill } from "./util.ts"
 
 const TILE = 32 // 8x8 invocations x 4x4 outputs each
 
-const storeRow = (r: number) => `  if (row0 + ${r}u < P.M) { storeRow(row0 + ${r}u, col0, acc${r}, cbase); }`
+/** WGSL: adds (or writes) one row of a 4x4 output block to C, skipping columns past N. */
+const STORE_ROW = `fn storeRow(r: u32, col0: u32, v: vec4<f32>, base: u32) {
+  for (var j = 0u; j < 4u; j++) {
+    let c = col0 + j;
+    if (c < P.N) {
+      let idx = base + r * P.ldc + c;
+      var prev = 0.0;
+      if (P.acc != 0u) { prev = C[idx]; }
+      C[idx] = prev + v[j];
+    }
+  }
+}
+`
+/** WGSL: the four rows of a block, skipping rows past M; `accOf(r)` names row r's accumulator. */
+const storeBlock = (accOf: (r: number) => string): string =>
+  [0, 1, 2, 3].map((r) => `  if (row0 + ${r}u < P.M) { storeRow(row0 + ${r}u, col0, ${accOf(r)}, cbase); }`).join("\n")
 
 export const matmulKernel: Kernel = {
   name: "matmul",
@@ -27,18 +42,7 @@ export const matmulKernel: Kernel = {
     // read by the CPU reference only; the WebGPU dispatch carries batches as workgroups.z
     ["batches", "u32"]
   ],
-  wgsl: `fn storeRow(r: u32, col0: u32, v: vec4<f32>, base: u32) {
-  for (var j = 0u; j < 4u; j++) {
-    let c = col0 + j;
-    if (c < P.N) {
-      let idx = base + r * P.ldc + c;
-      var prev = 0.0;
-      if (P.acc != 0u) { prev = C[idx]; }
-      C[idx] = prev + v[j];
-    }
-  }
-}
-@compute @workgroup_size(8, 8, 1) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  wgsl: `${STORE_ROW}@compute @workgroup_size(8, 8, 1) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let row0 = gid.y * 4u;
   let col0 = gid.x * 4u;
   let bt = gid.z;
@@ -65,7 +69,7 @@ export const matmulKernel: Kernel = {
     acc3 += av.w * bv;
   }
   let cbase = P.offC + bt * P.bsC;
-${[0, 1, 2, 3].map(storeRow).join("\n")}
+${storeBlock((r) => `acc${r}`)}
 }`,
   cpu: (views, p) => {
     const A = views.f32("A")
@@ -112,18 +116,7 @@ const vec4Kernel = (ac: AContig, bc: BContig): Kernel => {
     name: `matmul_vec4_a${ac}_b${bc}`,
     bindings: [binding("A", "read", "vec4<f32>"), binding("B", "read", "vec4<f32>"), binding("C", "read_write")],
     params: matmulKernel.params,
-    wgsl: `fn storeRow(r: u32, col0: u32, v: vec4<f32>, base: u32) {
-  for (var j = 0u; j < 4u; j++) {
-    let c = col0 + j;
-    if (c < P.N) {
-      let idx = base + r * P.ldc + c;
-      var prev = 0.0;
-      if (P.acc != 0u) { prev = C[idx]; }
-      C[idx] = prev + v[j];
-    }
-  }
-}
-@compute @workgroup_size(8, 8, 1) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    wgsl: `${STORE_ROW}@compute @workgroup_size(8, 8, 1) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let row0 = gid.y * 4u;
   let col0 = gid.x * 4u;
   let bt = gid.z;
@@ -145,10 +138,7 @@ const vec4Kernel = (ac: AContig, bc: BContig): Kernel => {
     acc = acc + bm * am;
   }
   let cbase = P.offC + bt * P.bsC;
-  if (row0 < P.M) { storeRow(row0, col0, acc[0], cbase); }
-  if (row0 + 1u < P.M) { storeRow(row0 + 1u, col0, acc[1], cbase); }
-  if (row0 + 2u < P.M) { storeRow(row0 + 2u, col0, acc[2], cbase); }
-  if (row0 + 3u < P.M) { storeRow(row0 + 3u, col0, acc[3], cbase); }
+${storeBlock((r) => `acc[${r}]`)}
 }`,
     cpu: matmulKernel.cpu
   }
@@ -196,18 +186,7 @@ export const matmulTiledKernel: Kernel = {
   // tiles stored as vec4 along M (A) and N (B) so the inner loop reads one vec4 of each
   wgsl: `var<workgroup> As: array<vec4<f32>, ${(BM * BK) / 4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(BM * BK) / 4}>;
-fn storeRow(r: u32, col0: u32, v: vec4<f32>, base: u32) {
-  for (var j = 0u; j < 4u; j++) {
-    let c = col0 + j;
-    if (c < P.N) {
-      let idx = base + r * P.ldc + c;
-      var prev = 0.0;
-      if (P.acc != 0u) { prev = C[idx]; }
-      C[idx] = prev + v[j];
-    }
-  }
-}
-@compute @workgroup_size(16, 16, 1) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+${STORE_ROW}@compute @workgroup_size(16, 16, 1) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let tileRow = wid.y * ${BM}u;
   let tileCol = wid.x * ${BM}u;
   let bt = wid.z;
@@ -251,10 +230,7 @@ fn storeRow(r: u32, col0: u32, v: vec4<f32>, base: u32) {
   let col0 = tileCol + lid.x * 4u;
   if (col0 >= P.N) { return; }
   let cbase = P.offC + bt * P.bsC;
-  if (row0 < P.M) { storeRow(row0, col0, acc0, cbase); }
-  if (row0 + 1u < P.M) { storeRow(row0 + 1u, col0, acc1, cbase); }
-  if (row0 + 2u < P.M) { storeRow(row0 + 2u, col0, acc2, cbase); }
-  if (row0 + 3u < P.M) { storeRow(row0 + 3u, col0, acc3, cbase); }
+${storeBlock((r) => `acc${r}`)}
 }`,
   cpu: matmulKernel.cpu
 }
