@@ -36,13 +36,21 @@ export const makeClock = (source: {
       ),
     ),
   );
-  return {
-    blocksPerWindow: source.blocksPerWindow,
-    currentBlock: source.head,
-    blocks,
-    blockTimestamp: source.timestampOf,
-    windowOf: (block) => windowOfBlock(block, source.blocksPerWindow),
-    windowStartTime: (window) => source.timestampOf(firstBlockOfWindow(window, source.blocksPerWindow)),
-  };
+  return clockOver({ ...source, blocks });
 };
+
+/** The clock over a stream that already yields every block once, in order (windows derive from it). */
+export const clockOver = (source: {
+  readonly blocksPerWindow: number;
+  readonly head: Effect.Effect<BlockInfo, ChainError>;
+  readonly blocks: Stream.Stream<BlockInfo, ChainError>;
+  readonly timestampOf: (block: number) => Effect.Effect<number, ChainError>;
+}): ChainClock => ({
+  blocksPerWindow: source.blocksPerWindow,
+  currentBlock: source.head,
+  blocks: source.blocks,
+  blockTimestamp: source.timestampOf,
+  windowOf: (block) => windowOfBlock(block, source.blocksPerWindow),
+  windowStartTime: (window) => source.timestampOf(firstBlockOfWindow(window, source.blocksPerWindow)),
+});
 

@@ -1,6 +1,7 @@
 import { Chunk, Context, Duration, Effect, Option, Schedule, Stream } from "effect";
 import type { ChainShape } from "../Chain.ts";
-import { firstBlockOfWindow, weightsToU16, windowOfBlock } from "../Chain.ts";
+import { weightsToU16 } from "../Chain.ts";
+import { clockOver } from "../clock.ts";
 import { decodeCommitment, encodeCommitment } from "../Commitment.ts";
 import { InvalidWeights, NotRegistered } from "../errors.ts";
 import type { ChainError } from "../errors.ts";
@@ -55,12 +56,7 @@ export const makeLocalChain = (backend: LocalBackend, identity: Identity): Effec
     const shape: LocalChainShape = {
       identity,
       genesisHash,
-      blocksPerWindow: params.blocksPerWindow,
-      currentBlock: backend.head,
-      blocks,
-      blockTimestamp: backend.timestamp,
-      windowOf: (block) => windowOfBlock(block, params.blocksPerWindow),
-      windowStartTime: (window) => backend.timestamp(firstBlockOfWindow(window, params.blocksPerWindow)),
+      ...clockOver({ blocksPerWindow: params.blocksPerWindow, head: backend.head, blocks, timestampOf: backend.timestamp }),
       metagraph,
       refreshMetagraph: metagraph,
       uid,
