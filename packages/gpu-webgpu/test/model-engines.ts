@@ -3,14 +3,13 @@
  * build has its layer and an adapter. Without an adapter the WebGPU tests fail with the engine's
  * typed error unless COVENANT_ALLOW_NO_GPU=1.
  */
-import { test } from "bun:test"
 import { existsSync, readdirSync } from "node:fs"
 import { join } from "node:path"
-import { Cause, Context, Effect, Exit, Layer, Scope } from "effect"
 import { Engine, makeEngine } from "../src/engine.ts"
-import { EngineWebGpu } from "../src/webgpu/layer.ts"
 import { CpuBackend } from "../src/cpu/backend.ts"
 import type { LlamaSpec } from "../src/model/index.ts"
+
+export { allowNoGpu, webgpuEngine, webgpuTest, type EngineOrError } from "../src/testing.ts"
 
 export const cpuEngine = (): Engine => makeEngine(new CpuBackend())
 
@@ -61,32 +60,4 @@ export const thrown = (f: () => unknown): { tag: string; reason: string } => {
   throw new Error("expected a typed error, nothing was thrown")
 }
 
-export const allowNoGpu = process.env["COVENANT_ALLOW_NO_GPU"] === "1"
 
-/** A WebGPU engine for the rest of the process, or the typed acquisition error (NoAdapterError). */
-export const webgpuEngine = async (): Promise<EngineOrError> => {
-  const exit = await Effect.runPromiseExit(
-    Effect.flatMap(Scope.make(), (scope) => Layer.buildWithScope(EngineWebGpu, scope)).pipe(Effect.map((ctx) => Context.get(ctx, Engine)))
-  )
-  if (Exit.isSuccess(exit)) return exit.value
-  const failure = Cause.failureOption(exit.cause)
-  return failure._tag === "Some" ? failure.value : { _tag: "Defect", message: Cause.pretty(exit.cause) }
-}
-
-export type EngineOrError = Engine | { readonly _tag: string; readonly message: string }
-
-/**
- * A test on the WebGPU engine: without an adapter it fails with the engine's typed error, or is
- * skipped (and says so) when COVENANT_ALLOW_NO_GPU=1.
- */
-export const webgpuTest = (engine: EngineOrError) =>
-  (name: string, fn: (e: Engine) => Promise<void>, timeout?: number): void => {
-    if ("_tag" in engine && allowNoGpu) {
-      test.skip(`${name} (skipped: ${engine._tag}, COVENANT_ALLOW_NO_GPU=1)`, () => {})
-      return
-    }
-    test(name, async () => {
-      if ("_tag" in engine) throw new Error(`${engine._tag}: ${engine.message}`)
-      await fn(engine)
-    }, timeout)
-  }

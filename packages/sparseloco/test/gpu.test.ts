@@ -5,25 +5,16 @@
  * the typed NoAdapterError unless COVENANT_ALLOW_NO_GPU=1, where they are skipped and say so.
  */
 import { describe, expect, test } from "bun:test"
-import { Cause, Context, Effect, Either, Exit, Layer, Scope } from "effect"
-import { CpuBackend, Engine, EngineWebGpu, EngineWebGpuWith, makeEngine } from "@covenant/gpu-webgpu"
+import { Cause, Effect, Either, Exit } from "effect"
+import { CpuBackend, EngineWebGpuWith, makeEngine } from "@covenant/gpu-webgpu"
+import type { Engine } from "@covenant/gpu-webgpu"
+import { webgpuEngine, webgpuTest } from "@covenant/gpu-webgpu/testing"
+import type { EngineOrError } from "@covenant/gpu-webgpu/testing"
 import { aggregate, compress, decompress, defaultParams } from "../src/index.ts"
 import type { SparseLoCoParams, TensorUpdate } from "../src/index.ts"
 import { aggregateGpu, compressGpu, compressGpuMany, decompressGpu } from "../src/gpu/compress.ts"
 
-type EngineOrError = Engine | { readonly _tag: string; readonly message: string }
-
-const webgpuEngine = async (layer: typeof EngineWebGpu): Promise<EngineOrError> => {
-  const exit = await Effect.runPromiseExit(
-    Effect.flatMap(Scope.make(), (scope) => Layer.buildWithScope(layer, scope)).pipe(Effect.map((ctx) => Context.get(ctx, Engine))),
-  )
-  if (Exit.isSuccess(exit)) return exit.value
-  const failure = Cause.failureOption(exit.cause)
-  return failure._tag === "Some" ? failure.value : { _tag: "Defect", message: Cause.pretty(exit.cause) }
-}
-
-const allowNoGpu = process.env["COVENANT_ALLOW_NO_GPU"] === "1"
-const gpuEngine = await webgpuEngine(EngineWebGpu)
+const gpuEngine = await webgpuEngine()
 const cpuEngine = makeEngine(new CpuBackend())
 /** Bindings of 5120 values: [192, 80] (block rows of 64 x 80) and [10240] (rows of 64) span several. */
 const SPLIT_BYTES = 20480
@@ -174,16 +165,8 @@ describe("compressGpu on the CPU backend (kernel references)", () => {
 })
 
 describe("compressGpu on WebGPU", () => {
-  const gpuTest = (name: string, fn: (e: Engine) => Promise<void>, engine: EngineOrError = gpuEngine) => {
-    if ("_tag" in engine && allowNoGpu) {
-      test.skip(`${name} (skipped: ${engine._tag}, COVENANT_ALLOW_NO_GPU=1)`, () => {})
-      return
-    }
-    test(name, async () => {
-      if ("_tag" in engine) throw new Error(`${engine._tag}: ${engine.message}`)
-      await fn(engine)
-    }, 20_000)
-  }
+  const gpuTest = (name: string, fn: (e: Engine) => Promise<void>, engine: EngineOrError = gpuEngine) =>
+    webgpuTest(engine)(name, fn, 20_000)
   cases.forEach((c, i) => gpuTest(label(c), (e) => checkCase(e, c, 11 + i)))
   gpuTest("a batch of all shapes (compressGpuMany)", checkBatch)
   gpuTest("tensors over several storage bindings", checkSplit, gpuSplitEngine)
