@@ -9,11 +9,11 @@ import type { Stats } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect, Either, Layer, Stream } from "effect"
-import { InvalidKey, InvalidRange, NotFound, Unauthorized, Unavailable } from "./errors.ts"
+import { InvalidKey, InvalidRange, NotFound, TooLarge, Unauthorized, Unavailable } from "./errors.ts"
 import type { StoreError } from "./errors.ts"
 import { validateBucket, validateKey, validatePrefix } from "./keys.ts"
 import { Transport } from "./Transport.ts"
-import type { BucketLocation, ObjectInfo, StoredObject, TransportService } from "./Transport.ts"
+import type { BucketLocation, ObjectInfo, ReadOptions, StoredObject, TransportService } from "./Transport.ts"
 
 const TEMP_DIR = ".tmp"
 
@@ -104,19 +104,36 @@ export const makeFileSystemTransport = (root: string): TransportService => {
     })
 
   /** Reads through one open descriptor: a rename that replaces the file cannot split stat from bytes. */
-  const getWithInfo = (at: BucketLocation, key: string) =>
+  const getWithInfo = (at: BucketLocation, key: string, options?: ReadOptions) =>
     Effect.flatMap(objectPath(at, key), ({ full }) =>
       Effect.acquireUseRelease(
         attempt(at.bucket, key, () => fs.open(full, "r")),
         (handle) =>
           Effect.gen(function* () {
             const stat = yield* fileStat(at, key, () => handle.stat())
-            const buffer = yield* attempt(at.bucket, key, () => handle.readFile())
-            const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+            const max = options?.maxBytes
+            if (max !== undefined && stat.size > max) return yield* new TooLarge({ bucket: at.bucket, key, size: stat.size, maxBytes: max })
+            const bytes = max === undefined
+              ? yield* Effect.map(attempt(at.bucket, key, () => handle.readFile()), (b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength))
+              : yield* readCapped(at, key, handle, max)
             return { bytes, info: { key, size: bytes.byteLength, storeTime: Math.floor(stat.mtimeMs) } } satisfies StoredObject
           }),
         (handle) => Effect.promise(() => handle.close()),
       ))
+
+  /** Reads at most `max` bytes; one byte more (a file that grew after its stat) is TooLarge. */
+  const readCapped = (at: BucketLocation, key: string, handle: fs.FileHandle, max: number) =>
+    Effect.gen(function* () {
+      const out = new Uint8Array(max + 1)
+      let done = 0
+      while (done <= max) {
+        const { bytesRead } = yield* attempt(at.bucket, key, () => handle.read(out, done, max + 1 - done, done))
+        if (bytesRead === 0) break
+        done += bytesRead
+      }
+      if (done > max) return yield* new TooLarge({ bucket: at.bucket, key, size: done, maxBytes: max })
+      return out.subarray(0, done)
+    })
 
   const walk = (dir: string, relative: string): Promise<Array<string>> =>
     fs.readdir(dir, { withFileTypes: true }).then(async (entries) => {
@@ -142,7 +159,7 @@ export const makeFileSystemTransport = (root: string): TransportService => {
       writeAtomically(at, key, (handle) =>
         Stream.runForEach(body, (chunk) => attempt(at.bucket, key, () => handle.write(chunk).then(() => undefined)))),
 
-    get: (at, key) => Effect.map(getWithInfo(at, key), (o) => o.bytes),
+    get: (at, key, options) => Effect.map(getWithInfo(at, key, options), (o) => o.bytes),
 
     getWithInfo,
 

@@ -19,11 +19,11 @@ import {
 } from "@aws-sdk/client-s3"
 import type { CompletedPart, ListObjectsV2CommandOutput } from "@aws-sdk/client-s3"
 import { Chunk, Effect, Layer, Schedule, Sink, Stream } from "effect"
-import { InvalidRange, NotFound, Unauthorized, Unavailable } from "./errors.ts"
+import { InvalidRange, NotFound, TooLarge, Unauthorized, Unavailable } from "./errors.ts"
 import type { StoreError } from "./errors.ts"
 import { validateBucket, validateKey, validatePrefix } from "./keys.ts"
 import { Transport } from "./Transport.ts"
-import type { BucketLocation, ObjectInfo, StoredObject, TransportService } from "./Transport.ts"
+import type { BucketLocation, ObjectInfo, ReadOptions, StoredObject, TransportService } from "./Transport.ts"
 
 export type ChecksumMode = "WHEN_SUPPORTED" | "WHEN_REQUIRED"
 
@@ -180,12 +180,48 @@ export const makeS3Transport = (config: S3TransportConfig) =>
       )
 
     /** One GET: the Last-Modified header belongs to the very bytes in the body. */
-    const getWithInfo = (at: BucketLocation, key: string) =>
-      call(at, key, async (c, abortSignal): Promise<StoredObject> => {
-        const r = await c.send(new GetObjectCommand({ Bucket: at.bucket, Key: key }), { abortSignal })
-        const bytes = r.Body === undefined ? new Uint8Array(0) : await r.Body.transformToByteArray()
-        return { bytes, info: { key, size: bytes.byteLength, storeTime: r.LastModified?.getTime() ?? 0 } }
-      })
+    const getWithInfo = (at: BucketLocation, key: string, options?: ReadOptions) =>
+      call(at, key, async (c, abortSignal): Promise<StoredObject | TooLarge> => {
+        const max = options?.maxBytes
+        // Our own controller as well: past the cap we abort the HTTP request, not just stop reading.
+        const controller = new AbortController()
+        const onAbort = () => controller.abort()
+        abortSignal.addEventListener("abort", onAbort)
+        try {
+          const r = await c.send(new GetObjectCommand({ Bucket: at.bucket, Key: key }), { abortSignal: controller.signal })
+          const info = (bytes: Uint8Array): StoredObject => ({ bytes, info: { key, size: bytes.byteLength, storeTime: r.LastModified?.getTime() ?? 0 } })
+          if (max === undefined) return info(r.Body === undefined ? new Uint8Array(0) : await r.Body.transformToByteArray())
+          if (r.ContentLength !== undefined && r.ContentLength > max) {
+            controller.abort()
+            return new TooLarge({ bucket: at.bucket, key, size: r.ContentLength, maxBytes: max })
+          }
+          if (r.Body === undefined) return info(new Uint8Array(0))
+          // The announced length may lie (or be absent): count what actually arrives.
+          const reader = r.Body.transformToWebStream().getReader()
+          const parts: Uint8Array[] = []
+          let total = 0
+          for (;;) {
+            const { done, value } = await reader.read()
+            if (done) break
+            total += value.byteLength
+            if (total > max) {
+              controller.abort()
+              await reader.cancel().catch(() => undefined)
+              return new TooLarge({ bucket: at.bucket, key, size: total, maxBytes: max })
+            }
+            parts.push(value)
+          }
+          const bytes = new Uint8Array(total)
+          let o = 0
+          for (const p of parts) {
+            bytes.set(p, o)
+            o += p.byteLength
+          }
+          return info(bytes)
+        } finally {
+          abortSignal.removeEventListener("abort", onAbort)
+        }
+      }).pipe(Effect.flatMap((r) => (r instanceof TooLarge ? Effect.fail(r) : Effect.succeed(r))))
 
     const putSingle = (at: BucketLocation, key: string, bytes: Uint8Array) =>
       call(at, key, (c, abortSignal) =>
@@ -244,7 +280,7 @@ export const makeS3Transport = (config: S3TransportConfig) =>
 
       putStream: (at, key, body) => Effect.flatMap(putBody(at, key, body), (r) => headWritten(at, key, { etag: r.ETag })),
 
-      get: (at, key) => Effect.map(getWithInfo(at, key), (o) => o.bytes),
+      get: (at, key, options) => Effect.map(getWithInfo(at, key, options), (o) => o.bytes),
 
       getWithInfo,
 

@@ -52,6 +52,16 @@ export interface ByteRange {
   readonly length: number
 }
 
+/** Options of a whole-object read. */
+export interface ReadOptions {
+  /**
+   * Largest object accepted, in bytes: a larger one fails with TooLarge, checked on the size the
+   * store announces and again while reading (the read is aborted once past the cap), so an
+   * object from an untrusted bucket can never make the reader hold more than this.
+   */
+  readonly maxBytes?: number
+}
+
 export interface TransportService {
   /** Resolution of the store's timestamps in ms (S3's Last-Modified has 1 s; a filesystem ~1 ms). */
   readonly timeResolutionMs: number
@@ -61,12 +71,12 @@ export interface TransportService {
   readonly put: (at: BucketLocation, key: string, bytes: Uint8Array) => Effect.Effect<ObjectInfo, StoreError>
   /** Stores a stream of bytes without holding it all in memory (multipart on S3). */
   readonly putStream: <E>(at: BucketLocation, key: string, body: Stream.Stream<Uint8Array, E>) => Effect.Effect<ObjectInfo, StoreError | E>
-  readonly get: (at: BucketLocation, key: string) => Effect.Effect<Uint8Array, StoreError>
+  readonly get: (at: BucketLocation, key: string, options?: ReadOptions) => Effect.Effect<Uint8Array, StoreError>
   /**
    * The bytes together with the size and store time of that same version of the object, so a
    * store time checked against a window cannot belong to an object replaced in between.
    */
-  readonly getWithInfo: (at: BucketLocation, key: string) => Effect.Effect<StoredObject, StoreError>
+  readonly getWithInfo: (at: BucketLocation, key: string, options?: ReadOptions) => Effect.Effect<StoredObject, StoreError>
   /** Bytes [offset, offset + length), clipped at the end of the object; an offset past the end fails with InvalidRange. */
   readonly getRange: (at: BucketLocation, key: string, range: ByteRange) => Effect.Effect<Uint8Array, StoreError>
   readonly getStream: (at: BucketLocation, key: string) => Stream.Stream<Uint8Array, StoreError>

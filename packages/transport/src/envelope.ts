@@ -48,6 +48,10 @@ const digestToSign = (signed: Uint8Array): Uint8Array => {
   return message
 }
 
+/** Bytes of a sealed envelope around `payloadLength` bytes for `context` (to cap what a reader downloads). */
+export const sealedLength = (context: EnvelopeContext, payloadLength: number): number =>
+  4 + 1 + 1 + utf8.encode(context.kind).length + 2 + utf8.encode(context.runId).length + 8 + 4 + 8 + payloadLength + SIGNATURE_LENGTH
+
 /** Wraps and signs a payload. Throws RangeError on a context that cannot be encoded (programmer error). */
 export const sealEnvelope = (context: EnvelopeContext, payload: Uint8Array, signer: Signer): Uint8Array => {
   const kind = utf8.encode(context.kind)

@@ -39,6 +39,15 @@ export class InvalidRange extends Data.TaggedError("InvalidRange")<{
   readonly size: number
 }> {}
 
+/** The object is larger than the reader allows (`maxBytes`): the read stopped at the cap. */
+export class TooLarge extends Data.TaggedError("TooLarge")<{
+  readonly bucket: string
+  readonly key: string
+  /** The size the store announced, or the bytes read when the read was cut off (> maxBytes). */
+  readonly size: number
+  readonly maxBytes: number
+}> {}
+
 /** The object's store timestamp lies before the window's upload interval. */
 export class TooEarly extends Data.TaggedError("TooEarly")<{
   readonly key: string
@@ -64,6 +73,6 @@ export class InvalidContext extends Data.TaggedError("InvalidContext")<{
 }> {}
 
 /** Errors of the storage operations themselves. */
-export type StoreError = NotFound | Unauthorized | Unavailable | InvalidKey | InvalidRange
+export type StoreError = NotFound | Unauthorized | Unavailable | InvalidKey | InvalidRange | TooLarge
 
 export const isTransient = (error: StoreError): boolean => error._tag === "Unavailable" && error.transient

@@ -77,6 +77,8 @@ export interface FetchSignedOptions {
   readonly context: EnvelopeContext
   /** The ss58 address the chain lists for the publisher. */
   readonly hotkey: string
+  /** Largest sealed object read (TooLarge past it; the read is cut off there). */
+  readonly maxBytes?: number
 }
 
 export interface Delivered {
@@ -88,7 +90,7 @@ export interface Delivered {
 export const fetchSigned = (options: FetchSignedOptions): Effect.Effect<Delivered, StoreError | BadSignature, Transport> =>
   Effect.gen(function* () {
     const transport = yield* Transport
-    const { bytes: sealed, info } = yield* transport.getWithInfo(options.at, options.key)
+    const { bytes: sealed, info } = yield* transport.getWithInfo(options.at, options.key, options.maxBytes === undefined ? undefined : { maxBytes: options.maxBytes })
     const bytes = yield* openEnvelope(sealed, options.context, options.hotkey)
     return { bytes, storeTime: info.storeTime }
   })
@@ -142,6 +144,11 @@ export interface GatherOptions {
   /** First and largest delay between retries of transient errors (exponential in between). */
   readonly retryBase?: Duration.DurationInput
   readonly retryMax?: Duration.DurationInput
+  /**
+   * Largest sealed object accepted per peer (the legal wire size of an update plus its envelope):
+   * a larger one is reported in `tooLarge` and never read past the cap.
+   */
+  readonly maxBytes?: number
 }
 
 /** Every requested uid ends in exactly one of these. */
@@ -156,6 +163,8 @@ export interface GatherResult {
   readonly unavailable: ReadonlyMap<number, string>
   /** Malformed, tampered, replayed or signed by another key (value: why). */
   readonly badSignature: ReadonlyMap<number, string>
+  /** Larger than `maxBytes` (value: the size announced, or read when cut off). */
+  readonly tooLarge: ReadonlyMap<number, number>
   /** No bucket location or no hotkey known for the uid. */
   readonly unknownPeer: ReadonlyArray<number>
   readonly elapsedMs: number
@@ -167,6 +176,7 @@ type Outcome =
   | { readonly _tag: "TooEarly" | "TooLate"; readonly storeTime: number }
   | { readonly _tag: "Unavailable" | "BadSignature"; readonly reason: string }
   | { readonly _tag: "UnknownPeer" }
+  | { readonly _tag: "TooLarge"; readonly size: number }
 
 const describe = (error: StoreError): string => {
   switch (error._tag) {
@@ -179,6 +189,8 @@ const describe = (error: StoreError): string => {
       return "NotFound"
     case "InvalidRange":
       return "InvalidRange"
+    case "TooLarge":
+      return `TooLarge: ${error.size} > ${error.maxBytes} bytes`
   }
 }
 
@@ -238,9 +250,12 @@ export const gather = (options: GatherOptions): Effect.Effect<GatherResult, Inva
         // The cheap head answers too early / too late without downloading.
         const headInInterval = checkStoreTime(key, found.right.storeTime, options.interval, transport.timeResolutionMs)
         if (Either.isLeft(headInInterval)) return { _tag: headInInterval.left._tag, storeTime: headInInterval.left.storeTime } satisfies Outcome
+        const cap = options.maxBytes
+        if (cap !== undefined && found.right.size > cap) return { _tag: "TooLarge", size: found.right.size } satisfies Outcome
         last = { _tag: "Unavailable", reason: "deadline reached while downloading" }
-        const sealed = yield* Effect.either(withRetry(transport.getWithInfo(at, key)))
+        const sealed = yield* Effect.either(withRetry(transport.getWithInfo(at, key, cap === undefined ? undefined : { maxBytes: cap })))
         if (Either.isLeft(sealed)) {
+          if (sealed.left._tag === "TooLarge") return { _tag: "TooLarge", size: sealed.left.size } satisfies Outcome
           // Deleted between head and get: it is no longer there.
           return sealed.left._tag === "NotFound" ? { _tag: "Missing" } satisfies Outcome : { _tag: "Unavailable", reason: describe(sealed.left) } satisfies Outcome
         }
@@ -272,6 +287,7 @@ export const gather = (options: GatherOptions): Effect.Effect<GatherResult, Inva
     const tooLate = new Map<number, number>()
     const unavailable = new Map<number, string>()
     const badSignature = new Map<number, string>()
+    const tooLarge = new Map<number, number>()
     const unknownPeer: Array<number> = []
     for (const [uid, outcome] of outcomes) {
       switch (outcome._tag) {
@@ -282,10 +298,11 @@ export const gather = (options: GatherOptions): Effect.Effect<GatherResult, Inva
         case "Unavailable": unavailable.set(uid, outcome.reason); break
         case "BadSignature": badSignature.set(uid, outcome.reason); break
         case "UnknownPeer": unknownPeer.push(uid); break
+        case "TooLarge": tooLarge.set(uid, outcome.size); break
       }
     }
     const end = yield* Clock.currentTimeMillis
-    return { delivered, missing, tooEarly, tooLate, unavailable, badSignature, unknownPeer, elapsedMs: end - begin }
+    return { delivered, missing, tooEarly, tooLate, unavailable, badSignature, tooLarge, unknownPeer, elapsedMs: end - begin }
   })
 
 export interface PruneOptions {

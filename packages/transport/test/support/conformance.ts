@@ -7,7 +7,7 @@ import { createHash } from "node:crypto"
 import { Effect, Either, Exit, FastCheck, Fiber, Layer, ManagedRuntime, Stream } from "effect"
 import type { KeyringPair } from "@polkadot/keyring/types"
 import {
-  Transport, activePeers, cryptoReady, debugKey, fetchSigned, gather, gradientKey, peersKey, prune, publishSigned, publishUpdate, sealEnvelope,
+  Transport, activePeers, cryptoReady, debugKey, fetchSigned, gather, gradientKey, peersKey, prune, publishSigned, publishUpdate, sealEnvelope, sealedLength,
 } from "../../src/index.ts"
 import type { BucketLocation, GatherResult, StoreError } from "../../src/index.ts"
 import { deterministicSlice, deterministicStream, sha256 } from "./data.ts"
@@ -28,7 +28,7 @@ const VERSION = "1.2.3"
 export const expectPartition = (result: GatherResult, uids: ReadonlyArray<number>) => {
   const all = [
     ...result.delivered.keys(), ...result.missing, ...result.tooEarly.keys(), ...result.tooLate.keys(),
-    ...result.unavailable.keys(), ...result.badSignature.keys(), ...result.unknownPeer,
+    ...result.unavailable.keys(), ...result.badSignature.keys(), ...result.tooLarge.keys(), ...result.unknownPeer,
   ].sort((a, b) => a - b)
   expect(all).toEqual([...uids].sort((a, b) => a - b))
 }
@@ -274,6 +274,36 @@ export const runConformance = (name: string, start: () => Promise<StoreUnderTest
       expect(Buffer.from(result.delivered.get(0)!.bytes).equals(Buffer.from(payload(0)))).toBe(true)
       expect([...result.badSignature.keys()].sort()).toEqual([1, 2, 3, 4, 5])
       expectPartition(result, uids)
+    }, 30_000)
+
+    test("maxBytes: a larger object is refused as TooLarge by get, getWithInfo, fetchSigned and gather; one at the cap is read", async () => {
+      const at = await bucket("cap")
+      const big = deterministicSlice(3, 5_000, 4096, 0, 5_000)
+      await run(T((t) => t.put(at, "big", big)))
+      const tooLarge = await exit(T((t) => t.get(at, "big", { maxBytes: 4_999 })))
+      expect(errorTag(tooLarge)).toBe("TooLarge")
+      if (Exit.isFailure(tooLarge) && tooLarge.cause._tag === "Fail" && tooLarge.cause.error._tag === "TooLarge") {
+        expect(tooLarge.cause.error.maxBytes).toBe(4_999)
+        expect(tooLarge.cause.error.size).toBeGreaterThan(4_999)
+      }
+      expect(errorTag(await exit(T((t) => t.getWithInfo(at, "big", { maxBytes: 100 }))))).toBe("TooLarge")
+      expect((await run(T((t) => t.get(at, "big", { maxBytes: 5_000 })))).length).toBe(5_000)
+      expect((await run(T((t) => t.get(at, "big")))).length).toBe(5_000)
+      // gather: uid 0 sends a legal-size update, uid 1 one past the cap; the cap comes from the envelope size of the legal one.
+      const window = 41
+      const locations = new Map<number, BucketLocation>([[0, at], [1, at]])
+      const keys = new Map([[0, hotkeys[0]!.address], [1, hotkeys[1]!.address]])
+      const small = new Uint8Array(1_000).fill(1)
+      const huge = new Uint8Array(200_000).fill(2)
+      await run(publishUpdate({ at, runId: RUN, version: VERSION, window, uid: 0, payload: small, signer: hotkeys[0]! }))
+      await run(publishUpdate({ at, runId: RUN, version: VERSION, window, uid: 1, payload: huge, signer: hotkeys[1]! }))
+      const maxBytes = sealedLength({ runId: RUN, window, uid: 0, kind: "gradient" }, small.length)
+      const result = await run(gather({ runId: RUN, version: VERSION, window, uids: [0, 1], locations, hotkeys: keys, interval: { start: Date.now() - 60_000, end: Date.now() + 60_000 }, timeout: "5 seconds", maxBytes }))
+      expect([...result.delivered.keys()]).toEqual([0])
+      expect([...result.tooLarge.keys()]).toEqual([1])
+      expect(result.tooLarge.get(1)!).toBeGreaterThan(maxBytes)
+      expectPartition(result, [0, 1])
+      expect(errorTag(await exit(fetchSigned({ at, key: gradientKey(window, 1, VERSION), context: { runId: RUN, window, uid: 1, kind: "gradient" }, hotkey: hotkeys[1]!.address, maxBytes })))).toBe("TooLarge")
     }, 30_000)
 
     test("unknown peers are reported, not polled", async () => {
