@@ -2,6 +2,7 @@
 import { Effect } from "effect"
 import { debug, derive } from "@covenant/dsl"
 import type { RunSpec } from "@covenant/dsl"
+import { describeRejection } from "@covenant/runtime"
 import type { NodeEvent } from "@covenant/runtime"
 
 /**
@@ -28,6 +29,6 @@ export const validatorRounds = (events: ReadonlyArray<NodeEvent>): Map<number, R
 export const logEvent = (t0: number) => (e: NodeEvent): void => {
   if (process.env["SWARM_LOG"] === undefined || e._tag === "Phase") return
   const t = ((Date.now() - t0) / 1000).toFixed(1)
-  if (e._tag === "Round") console.log(t, e.name, "w", e.window, "loss", e.loss?.toFixed(4), "gathered", e.gathered.join(","), e.digest.slice(0, 12))
+  if (e._tag === "Round") console.log(t, e.name, "w", e.window, "loss", e.loss?.toFixed(4), "gathered", e.gathered.join(","), "rejected", e.rejected.map((r) => `${r.uid}:${describeRejection(r.reason)}`).join(","), e.digest.slice(0, 12))
   else console.log(t, JSON.stringify(e))
 }

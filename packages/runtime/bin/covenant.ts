@@ -21,6 +21,7 @@ import type { BucketLocation, S3TransportConfig, Transport } from "@covenant/tra
 import { openShardSet } from "../src/data/shards.ts"
 import { RuntimeError, inPhase } from "../src/errors.ts"
 import { runAddress } from "../src/node/network.ts"
+import { describeRejection } from "../src/node/admission.ts"
 import type { NodeConfig, NodeEvent } from "../src/node/node.ts"
 import { runPeer } from "../src/node/peer.ts"
 import { ScoringEqual } from "../src/node/scoring.ts"
@@ -101,7 +102,8 @@ const s3Config: Effect.Effect<S3TransportConfig, RuntimeError> = Effect.gen(func
 const logEvent = (e: NodeEvent) => {
   if (e._tag === "Round") {
     const phases = Object.entries(e.phaseMs).map(([k, v]) => `${k} ${Math.round(v)}ms`).join(", ")
-    console.log(`[${e.name}] window ${e.window}: loss ${e.loss?.toFixed(4) ?? "-"}, gathered [${e.gathered.join(",")}] of [${e.expected.join(",")}], sent ${e.bytesUp} B, received ${e.bytesDown} B, model ${e.digest.slice(0, 12)} (${phases})`)
+    const rejected = e.rejected.length === 0 ? "" : `, rejected [${e.rejected.map((r) => `${r.uid}: ${describeRejection(r.reason)}`).join("; ")}]`
+    console.log(`[${e.name}] window ${e.window}: loss ${e.loss?.toFixed(4) ?? "-"}, gathered [${e.gathered.join(",")}] of [${e.expected.join(",")}]${rejected}${e.stepped ? "" : ", NOT stepped (every tensor)"}, sent ${e.bytesUp} B, received ${e.bytesDown} B, model ${e.digest.slice(0, 12)} (${phases})`)
   } else if (e._tag === "Joined") console.log(`[${e.name}] ${e.role} uid ${e.uid}${e.resumedAt === null ? "" : `, resumed at window ${e.resumedAt}`}`)
   else if (e._tag === "CaughtUp") console.log(`[${e.name}] caught up windows ${e.from}..${e.to}, distance to the leader's debug values ${e.debugDistance ?? "unknown"}`)
 }

@@ -12,6 +12,10 @@ import {
 import type { BucketLocation, GatherResult } from "@covenant/transport"
 import type { RunSpec } from "@covenant/dsl"
 import { RuntimeError, inPhase } from "../errors.ts"
+import { updateCap } from "./admission.ts"
+import { modelManifest } from "./manifest.ts"
+
+const capOf = (maxBytes: number | undefined) => (maxBytes === undefined ? {} : { maxBytes })
 
 /** What a node knows of one registered uid. */
 export interface Participant {
@@ -227,5 +231,6 @@ export const gatherWindow = (
       timeout: Duration.millis(Math.max(wait, slack)),
       perPeerTimeout: Duration.millis(Math.max(wait, slack)),
       pollInterval: Duration.millis(p.gather.pollIntervalMs),
+      ...capOf(updateCap(spec, modelManifest(spec.model), address, window)),
     })
   }).pipe(Effect.mapError((e) => (e._tag === "RuntimeError" ? e : inPhase("gather")(e))))

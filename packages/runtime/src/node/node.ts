@@ -20,6 +20,8 @@ import type { Params } from "../round/params.ts"
 import { loadLatestCheckpoint } from "./checkpoint.ts"
 import type { RunAddress } from "./network.ts"
 import { fetchRecord, fetchStartWindow, gatherWindow, peerListFor, readDirectory } from "./network.ts"
+import { admitUpdates } from "./admission.ts"
+import type { Rejected } from "./admission.ts"
 
 export interface NodeConfig {
   /** A display name (peer-0, validator-0, ...). */
@@ -55,14 +57,18 @@ export type NodeEvent =
       readonly bytesDown: number
       readonly expected: ReadonlyArray<number>
       readonly gathered: ReadonlyArray<number>
+      /** True only when the outer step covered every tensor. */
       readonly stepped: boolean
+      /** Delivered updates refused at the boundary (admission.ts), with the typed reason. */
+      readonly rejected: ReadonlyArray<Rejected>
       readonly digest: string
       readonly roundMs: number
       readonly phaseMs: Readonly<Record<string, number>> & { readonly compute: number }
     }
   | { readonly _tag: "CaughtUp"; readonly name: string; readonly uid: number; readonly from: number; readonly to: number; readonly replayed: number; readonly debugDistance: number | null }
 
-export const modelManifest = (model: LlamaSpec): Manifest => ({ tensors: llamaParameters(model).map(({ name, shape }) => ({ name, shape })) })
+export { modelManifest } from "./manifest.ts"
+import { modelManifest } from "./manifest.ts"
 
 export const pollMs = (spec: RunSpec): number => Math.max(10, Math.floor(spec.participation.blockTimeMs / 4))
 
@@ -107,7 +113,10 @@ export const trainingBatches = (shards: ShardSet, spec: RunSpec, uid: number, wi
     return { batches, shape: [batchSize, row] as const, digest: batch.digest, count: batch.ids.length }
   })
 
-/** Decodes delivered payloads; an update that does not decode, or names another window or uid, is dropped. */
+/**
+ * Decodes delivered payloads; an update that does not decode, or names another window or uid, is dropped.
+ * @deprecated lax (no codec, hotkey or sample checks): use admitUpdates / admitGathered (admission.ts).
+ */
 export const decodeDelivered = (
   delivered: ReadonlyArray<{ readonly uid: number; readonly payload: Uint8Array }>,
   manifest: Manifest,
@@ -151,7 +160,8 @@ export const replayWindows = (
         delivered = [...got.delivered].map(([uid, d]) => ({ uid, payload: d.bytes }))
         bytesDown += delivered.reduce((n, d) => n + d.payload.length, 0)
       }
-      const G = aggregateUpdates(decodeDelivered(delivered, manifest, w), manifest, spec.compression)
+      const admitted = yield* admitUpdates(delivered, { spec, manifest, address, window: w, dir })
+      const G = aggregateUpdates(admitted.accepted, manifest, spec.compression)
       applyOuterStep(state, G, spec.outerOptimizer, outerLrFor(spec, start, w))
     }
     return { bytesDown }

@@ -18,7 +18,9 @@ import { debugDistance, debugValues, paramsDigest } from "../round/params.ts"
 import { currentWindow, waitForWindow } from "./clock.ts"
 import { recordRound } from "./metrics.ts"
 import type { NodeConfig, NodeEvent } from "./node.ts"
-import { awaitStart, decodeDelivered, initialModel, modelManifest, outerLrFor, pollMs, replayWindows, trainingBatches } from "./node.ts"
+import { admitGathered } from "./admission.ts"
+import type { Rejected } from "./admission.ts"
+import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs, replayWindows, trainingBatches } from "./node.ts"
 import { fetchLeaderDebug, gatherWindow, joinNetwork, peerListFor, publishGradient, readDirectory } from "./network.ts"
 import { loadNodeState, saveNodeState } from "./state.ts"
 
@@ -92,6 +94,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       const prepareMs = performance.now() - roundStart
       let bytesDown = replayedBytes
       let waitMs = 0
+      let rejected: ReadonlyArray<Rejected> = []
       const result = yield* outerRound(
         state,
         {
@@ -121,9 +124,10 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
           gather: Effect.gen(function* () {
             cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "gather" })
             const got = yield* gatherWindow(dir, address, spec, window, expected)
-            const delivered = [...got.delivered].map(([u, d]) => ({ uid: u, payload: d.bytes }))
-            bytesDown += delivered.reduce((n, d) => n + d.payload.length, 0)
-            return decodeDelivered(delivered, manifest, window)
+            const admitted = yield* admitGathered(got, { spec, manifest, address, window, dir, totalSamples: cfg.shards.totalSamples })
+            rejected = admitted.rejected
+            bytesDown += admitted.delivered.reduce((n, d) => n + d.payload.length, 0)
+            return admitted.accepted
           }),
         },
       )
@@ -146,6 +150,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
         expected,
         gathered: result.gathered,
         stepped: result.stepped,
+        rejected,
         digest: paramsDigest(state.params),
         roundMs: performance.now() - roundStart,
         phaseMs: { ...rest, wait: waitMs, publish: Math.max(0, publish - waitMs), prepare: prepareMs, save: saveMs },

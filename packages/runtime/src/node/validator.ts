@@ -12,14 +12,15 @@ import { assignedSampleIds } from "../data/window-data.ts"
 import { RuntimeError, inPhase } from "../errors.ts"
 import { encodeRecord } from "../round/codec.ts"
 import { evalLoss } from "../round/eval.ts"
-import { aggregateUpdates, applyOuterStep } from "../round/outer-round.ts"
+import { aggregateUpdates, applyOuterStep, steppedAll } from "../round/outer-round.ts"
 import type { RoundState } from "../round/outer-round.ts"
 import { debugValues, paramsDigest } from "../round/params.ts"
 import { publishCheckpoint } from "./checkpoint.ts"
 import { currentWindow, waitForWindow } from "./clock.ts"
 import { recordRound } from "./metrics.ts"
 import type { NodeConfig, NodeEvent } from "./node.ts"
-import { awaitStart, decodeDelivered, initialModel, modelManifest, outerLrFor, pollMs } from "./node.ts"
+import { admitGathered } from "./admission.ts"
+import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs } from "./node.ts"
 import {
   fetchStartWindow, gatherWindow, joinNetwork, peerListFor, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory,
 } from "./network.ts"
@@ -84,8 +85,7 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
       const expected = yield* peerListFor(dir, address, window)
       const got = yield* gatherWindow(dir, address, spec, window, expected)
       const gatherMs = performance.now() - roundStart
-      const delivered = [...got.delivered].map(([u, d]) => ({ uid: u, payload: d.bytes })).sort((a, b) => a.uid - b.uid)
-      const decoded = decodeDelivered(delivered, manifest, window)
+      const { delivered, accepted: decoded, rejected } = yield* admitGathered(got, { spec, manifest, address, window, dir, totalSamples: cfg.shards.totalSamples })
       let t = performance.now()
       const G = aggregateUpdates(decoded, manifest, spec.compression)
       applyOuterStep(state, G, spec.outerOptimizer, outerLrFor(spec, start, window))
@@ -122,7 +122,8 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
         bytesDown: delivered.reduce((n, d) => n + d.payload.length, 0),
         expected,
         gathered: decoded.map((d) => d.uid),
-        stepped: G !== null,
+        stepped: steppedAll(G, manifest),
+        rejected,
         digest,
         roundMs: performance.now() - roundStart,
         phaseMs: { compute: 0, gather: gatherMs, outerStep: outerMs, publish: publishMs },

@@ -102,7 +102,7 @@ export const outerRound = <R>(state: RoundState, input: RoundInput, io: RoundIo<
       losses,
       bytesUp: payload.length,
       gathered: gathered.map((g) => g.uid),
-      stepped: G !== null,
+      stepped: steppedAll(G, input.manifest),
       phaseMs: { compute, codec, publish, gather, outerStep: outerMs },
     }
   })
@@ -175,6 +175,17 @@ export const aggregateUpdates = (
   })
   return G
 }
+
+/**
+ * Whether the outer step covered every tensor. aggregateUpdates leaves out a tensor whose
+ * aggregate failed (non-finite): the round then did not step as a whole and must say so.
+ */
+export const steppedAll = (G: Params | null, manifest: Manifest): boolean =>
+  G !== null && manifest.tensors.every(({ name }) => G.has(name))
+
+/** Tensors the outer step left out (empty when it stepped them all, or when nobody delivered). */
+export const droppedTensors = (G: Params | null, manifest: Manifest): string[] =>
+  G === null ? [] : manifest.tensors.flatMap(({ name }) => (G.has(name) ? [] : [name]))
 
 /** params <- params - lr G (SGD) or the Nesterov step of the DiLoCo baseline; no G: no step and EF zeroed. */
 export const applyOuterStep = (state: RoundState, G: Params | null, outer: OuterOptimizerSpec, lr: number): void => {
