@@ -130,7 +130,7 @@ const swarm = (source: RunSpec, argv: readonly string[]) =>
       // A real S3 server on loopback (s3rver); point S3_ENDPOINT etc. at R2 with bin/covenant.ts instead.
       const s3 = new LocalS3()
       yield* Effect.acquireRelease(Effect.promise(() => s3.start()), () => Effect.promise(() => s3.dispose()))
-      transport = { kind: "s3", config: s3.config() }
+      transport = { kind: "s3", config: s3.config(), read: s3.readKeys() }
       console.log(`  store    s3rver at ${s3.config().endpoint}`)
     }
     console.log(`  work dir ${workDir}\n`)

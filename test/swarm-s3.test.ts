@@ -25,7 +25,7 @@ test("swarm on a real S3 server: identical models every window, loss falls, a jo
       peers: 3,
       rounds: 6,
       workDir,
-      transport: { kind: "s3", config: s3.config() },
+      transport: { kind: "s3", config: s3.config(), read: s3.readKeys() },
       churn: [{ round: 3, action: "start", peer: 3 }],
       onEvent: logEvent(Date.now()),
     }))

@@ -21,6 +21,7 @@ import type { BucketLocation, S3TransportConfig, Transport } from "@covenant/tra
 import { openShardSet } from "../src/data/shards.ts"
 import { RuntimeError, inPhase } from "../src/errors.ts"
 import { runAddress } from "../src/node/network.ts"
+import { s3Commitment } from "../src/node/credentials.ts"
 import { describeRejection } from "../src/node/admission.ts"
 import type { NodeConfig, NodeEvent } from "../src/node/node.ts"
 import { runPeer } from "../src/node/peer.ts"
@@ -53,6 +54,8 @@ every command: --help`,
   --chain local|<ws-url> local (default): --chain-dir <dir>; --own-chain makes this process the chain's owner
                           ws(s)://...: a subtensor node, with --netuid <n> (hotkey registered and staked with btcli)
   --transport fs|s3      fs (default): --store <dir>; s3: S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY
+                          (write key, stays on this node) and S3_READ_ACCESS_KEY_ID, S3_READ_SECRET_ACCESS_KEY (a read-only
+                          token, committed on chain for the others; must differ from the write key)
                           (this node's bucket is covenant-<name>; R2: S3_ENDPOINT=https://<account>.r2.cloudflarestorage.com)
   --backend cpu|webgpu   peers' training engine (default cpu)`,
   peer: `covenant peer [flags]: one miner. Follows the chain's windows, trains H inner steps on its (uid, window) data,
@@ -128,7 +131,9 @@ const node = (role: "peer" | "validator", argv: readonly string[]) =>
       const c = yield* s3Config
       transportLayer = layerS3(c)
       own = { bucket }
-      commitment = { _tag: "S3", endpoint: c.endpoint, bucket, region: c.region, accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey }
+      // The chain is public: commit the read-only pair, never the write key the layer uses.
+      const read = { accessKeyId: yield* env("S3_READ_ACCESS_KEY_ID"), secretAccessKey: yield* env("S3_READ_SECRET_ACCESS_KEY") }
+      commitment = yield* Effect.mapError(s3Commitment(c, bucket, read, c), inPhase("credentials"))
     } else {
       transportLayer = layerFileSystem(resolve(flag(argv, "store") ?? join(root, "store")))
       own = { bucket }

@@ -6,7 +6,7 @@
  */
 import { mkdirSync } from "node:fs"
 import { join } from "node:path"
-import { Duration, Effect, Exit, Fiber, Layer } from "effect"
+import { Duration, Effect, Either, Exit, Fiber, Layer } from "effect"
 import { identityFromSecret, layerLocal, layerLocalClient, readOwnerUrl } from "@covenant/chain"
 import type { Chain, Commitment, Identity } from "@covenant/chain"
 import type { RunSpec } from "@covenant/dsl"
@@ -20,12 +20,15 @@ import { currentWindow } from "../node/clock.ts"
 import type { NodeConfig, NodeEvent } from "../node/node.ts"
 import { awaitStart, pollMs } from "../node/node.ts"
 import { runAddress } from "../node/network.ts"
+import { s3Commitment } from "../node/credentials.ts"
+import type { S3Keys, WriteKeyCommitted } from "../node/credentials.ts"
 import { runPeer } from "../node/peer.ts"
 import { ScoringEqual } from "../node/scoring.ts"
 import { ensureValidatorPermit, runValidator } from "../node/validator.ts"
 import { prepareRunData } from "./data.ts"
 
-export type SwarmTransport = { readonly kind: "fs" } | { readonly kind: "s3"; readonly config: S3TransportConfig }
+/** s3: `config` holds the write key (never committed); `read` is the distinct pair nodes commit on chain. */
+export type SwarmTransport = { readonly kind: "fs" } | { readonly kind: "s3"; readonly config: S3TransportConfig; readonly read: S3Keys }
 
 /** Kill a running peer, or start one (again: it resumes from its state folder; new index: a joiner). */
 export interface ChurnAction {
@@ -55,14 +58,10 @@ export interface SwarmResult {
   readonly events: ReadonlyArray<NodeEvent>
 }
 
-const bucketOf = (name: string, transport: SwarmTransport): { own: BucketLocation; commitment: Commitment } => {
+const bucketOf = (name: string, transport: SwarmTransport): Either.Either<{ own: BucketLocation; commitment: Commitment }, WriteKeyCommitted> => {
   const bucket = `covenant-${name}`
-  if (transport.kind === "fs") return { own: { bucket }, commitment: { _tag: "Filesystem", dir: bucket } }
-  const c = transport.config
-  return {
-    own: { bucket },
-    commitment: { _tag: "S3", endpoint: c.endpoint, bucket, region: c.region, accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey },
-  }
+  if (transport.kind === "fs") return Either.right({ own: { bucket }, commitment: { _tag: "Filesystem", dir: bucket } })
+  return Either.map(s3Commitment(transport.config, bucket, transport.read, transport.config), (commitment) => ({ own: { bucket }, commitment }))
 }
 
 export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, RuntimeError> =>
@@ -101,12 +100,12 @@ export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, Runt
       const nodeLayer = (identity: Identity) =>
         Layer.mergeAll(transportLayer, Layer.mapError(layerLocalClient(url, identity), inPhase("chain")), ScoringEqual)
 
-      const configFor = (name: string, identity: Identity): NodeConfig => ({
+      const configFor = (name: string, identity: Identity, bucket: { own: BucketLocation; commitment: Commitment }): NodeConfig => ({
         name,
         spec,
         address,
         identity,
-        ...bucketOf(name, transport),
+        ...bucket,
         stateDir: join(workDir, "nodes", name),
         shards,
         events: emit,
@@ -115,7 +114,7 @@ export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, Runt
 
       // The validator stakes to hold a permit (it is the only one, hence the leader), then runs.
       const validatorIdentity = yield* Effect.mapError(identityFromSecret("//covenant-swarm-validator-0"), inPhase("identity"))
-      const validatorCfg = configFor("validator-0", validatorIdentity)
+      const validatorCfg = configFor("validator-0", validatorIdentity, yield* Effect.mapError(bucketOf("validator-0", transport), inPhase("credentials")))
       const validatorProgram = Effect.zipRight(ensureValidatorPermit(validatorCfg), runValidator(validatorCfg))
       const validatorLayer = options.evaluate === false
         ? nodeLayer(validatorIdentity)
@@ -126,7 +125,7 @@ export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, Runt
       const startPeer = (index: number) =>
         Effect.gen(function* () {
           const identity = yield* Effect.mapError(identityFromSecret(`//covenant-swarm-peer-${index}`), inPhase("identity"))
-          const cfg = configFor(`peer-${index}`, identity)
+          const cfg = configFor(`peer-${index}`, identity, yield* Effect.mapError(bucketOf(`peer-${index}`, transport), inPhase("credentials")))
           const fiber = yield* Effect.fork(Effect.provide(runPeer(cfg), Layer.mergeAll(nodeLayer(identity), engineLayer)))
           peerFibers.set(index, fiber)
         })

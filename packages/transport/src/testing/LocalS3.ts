@@ -4,7 +4,11 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import S3rver from "s3rver"
+import { DUMMY_ACCOUNT } from "s3rver/lib/models/account.js"
 import type { S3TransportConfig } from "../S3Transport.ts"
+
+const READ_KEY_ID = "S3RVER-READ"
+const READ_SECRET = "S3RVER-READ-SECRET"
 
 export class LocalS3 {
   private server: S3rver | undefined
@@ -35,6 +39,17 @@ export class LocalS3 {
     await this.stop()
     if (this.directory !== undefined) rmSync(this.directory, { recursive: true, force: true })
     this.directory = undefined
+  }
+
+  /**
+   * A second key pair s3rver accepts, for the read credentials nodes commit on chain. s3rver has
+   * no per-key permissions (every key acts as its one dummy account, with full access), so this
+   * pair can write too: it only lets the swarm keep its write key off the chain, it does not
+   * prove the committed key is read-only. On R2 / S3 the read pair is a read-only token.
+   */
+  readKeys(): { readonly accessKeyId: string; readonly secretAccessKey: string } {
+    DUMMY_ACCOUNT.createKeyPair(READ_KEY_ID, READ_SECRET)
+    return { accessKeyId: READ_KEY_ID, secretAccessKey: READ_SECRET }
   }
 
   config(): S3TransportConfig {

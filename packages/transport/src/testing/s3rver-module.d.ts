@@ -1,4 +1,11 @@
 // s3rver ships no types; this declares the part of its API the tests use.
+declare module "s3rver/lib/models/account.js" {
+  interface AWSAccount {
+    createKeyPair(accessKeyId: string, secretAccessKey: string): void
+  }
+  /** The one account every authenticated request acts as (key pair S3RVER / S3RVER). */
+  export const DUMMY_ACCOUNT: AWSAccount
+}
 declare module "s3rver" {
   import type { Server } from "node:http"
   import type { AddressInfo } from "node:net"
