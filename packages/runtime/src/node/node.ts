@@ -85,20 +85,27 @@ export const awaitStart = (address: RunAddress, spec: RunSpec): Effect.Effect<nu
     }
   })
 
-/** This node's starting model: its own saved state, else the leader's latest checkpoint, else the seeded init. */
+/**
+ * This node's starting model and outer momentum: its own saved state, else the leader's latest
+ * checkpoint (verified against the leader's hotkey on chain; an untrusted one stops the node),
+ * else the seeded init.
+ */
 export const initialModel = (
   spec: RunSpec,
   address: RunAddress,
-  saved: { readonly window: number; readonly params: Params } | undefined,
+  saved: { readonly window: number; readonly params: Params; readonly momentum?: Params | null } | undefined,
   start: number,
-): Effect.Effect<{ window: number; params: Params; from: "state" | "checkpoint" | "init" }, RuntimeError, Chain | Transport> =>
+): Effect.Effect<{ window: number; params: Params; momentum: Params | null; from: "state" | "checkpoint" | "init" }, RuntimeError, Chain | Transport> =>
   Effect.gen(function* () {
-    if (saved !== undefined) return { window: saved.window, params: saved.params, from: "state" as const }
+    if (saved !== undefined) return { window: saved.window, params: saved.params, momentum: saved.momentum ?? null, from: "state" as const }
     const dir = yield* readDirectory
-    const leader = dir.leader?.location
-    const ckpt = leader === undefined ? undefined : yield* loadLatestCheckpoint(leader, address, spec.model)
+    const leader = dir.leader
+    const ckpt = leader?.location === undefined
+      ? undefined
+      : yield* Effect.mapError(loadLatestCheckpoint({ location: leader.location, uid: leader.uid, hotkey: leader.hotkey }, address, spec.model), (e) =>
+        e._tag === "UntrustedCheckpoint" ? new RuntimeError({ phase: "checkpoint", reason: `UntrustedCheckpoint: ${e.key}: ${e.reason}` }) : e)
     if (ckpt !== undefined) return { ...ckpt, from: "checkpoint" as const }
-    return { window: start - 1, params: initLlamaParameters(spec.model, spec.seed), from: "init" as const }
+    return { window: start - 1, params: initLlamaParameters(spec.model, spec.seed), momentum: null, from: "init" as const }
   })
 
 /** The H batches of [batch, seqLen + 1] ids a uid trains on in a window, and their digest. */

@@ -34,7 +34,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
     const saved = yield* loadNodeState(cfg.stateDir, spec.model)
     const initial = yield* initialModel(spec, address, saved, start)
     cfg.events({ _tag: "Joined", name: cfg.name, role: "peer", uid, resumedAt: saved?.window ?? null })
-    const state: RoundState = { params: initial.params, ef: saved?.ef ?? null, momentum: saved?.momentum ?? null }
+    const state: RoundState = { params: initial.params, ef: saved?.ef ?? null, momentum: initial.momentum }
     const inner = spec.innerOptimizer
     // The inner schedule runs on the run's global inner step, the same for every peer.
     let globalInnerStep = 0

@@ -68,7 +68,7 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
     const saved = yield* loadNodeState(cfg.stateDir, spec.model)
     const initial = yield* initialModel(spec, address, saved, start)
     cfg.events({ _tag: "Joined", name: cfg.name, role: "validator", uid, resumedAt: saved?.window ?? null })
-    const state: RoundState = { params: initial.params, ef: null, momentum: saved?.momentum ?? null }
+    const state: RoundState = { params: initial.params, ef: null, momentum: initial.momentum }
     const manifest = modelManifest(spec.model)
     const emit = (e: Extract<NodeEvent, { _tag: "Round" }>) => Effect.zipRight(Effect.sync(() => cfg.events(e)), recordRound(e))
 
@@ -100,7 +100,7 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
         const inForce = yield* peerListFor(dir, address, window + PEER_LIST_LEAD)
         if (next.join(",") !== inForce.join(",")) yield* publishPeerList(me, address, window + PEER_LIST_LEAD, next, [])
         if ((window - start + 1) % spec.checkpointing.everyOuterSteps === 0) {
-          yield* publishCheckpoint(cfg.own, address, spec.model, window, state.params, spec.checkpointing.keep)
+          yield* publishCheckpoint(me, address, spec.model, window, { params: state.params, momentum: state.momentum }, spec.checkpointing.keep)
         }
       }
       yield* saveNodeState(cfg.stateDir, spec.model, { window, params: state.params, ef: null, momentum: state.momentum, optimizer: null })
