@@ -112,7 +112,7 @@ export const formatSpecSummary = (s: RunSpec): string => {
     ["transport", transport.kind === "filesystem" ? `folder ${transport.dir}` : `s3 ${transport.endpoint} bucket ${transport.bucket}`],
     [
       "checkpoints",
-      `every ${s.checkpointing.everyOuterSteps} outer steps to ${s.checkpointing.dir} (keep ${s.checkpointing.keep}${s.checkpointing.includeOptimizerState ? ", with AdamW state" : ""}${s.checkpointing.includeErrorFeedback ? ", with EF" : ""})`,
+      `every ${s.checkpointing.everyOuterSteps} outer steps to ${s.checkpointing.dir} (keep ${s.checkpointing.keep}; model${s.compression.kind === "none" && s.outerOptimizer.nesterov && s.outerOptimizer.momentum > 0 ? " + outer momentum" : ""}, signed by the leader)`,
     ],
   ]
   if (s.tokenBudget !== undefined) rows.push(["token budget", formatScaled(s.tokenBudget)])

@@ -132,9 +132,6 @@ export const covenant72b = (): RunSpec =>
         everyOuterSteps: 10,
         dir: "checkpoints/covenant-72b",
         keep: 5,
-        // The reference saved weights only, so joiners restarted AdamW and EF empty; we keep both.
-        includeOptimizerState: true,
-        includeErrorFeedback: true,
       },
     },
     1.1e12,
@@ -237,7 +234,7 @@ export const debug = (): RunSpec => {
         chain: { kind: "local", path: ".covenant/debug/chain", blockTimeMs },
         transport: { kind: "filesystem", dir: ".covenant/debug/store" },
       },
-      checkpointing: { everyOuterSteps: 5, dir: ".covenant/debug/checkpoints", keep: 2, includeOptimizerState: true, includeErrorFeedback: true },
+      checkpointing: { everyOuterSteps: 5, dir: ".covenant/debug/checkpoints", keep: 2 },
     },
     // 100 rounds of 2 peers x 4 samples x 5 steps x 64 tokens.
     100 * 2 * 4 * 5 * 64,
@@ -250,5 +247,4 @@ export const dilocoBaseline = (base: RunSpec): RunSpec => ({
   name: `${base.name}-diloco`.slice(0, 64),
   compression: { kind: "none" },
   outerOptimizer: { kind: "sgd", lr: { kind: "constant", value: 0.6 }, momentum: 0.9, nesterov: true },
-  checkpointing: { ...base.checkpointing, includeErrorFeedback: false },
 })

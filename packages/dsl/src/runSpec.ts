@@ -56,9 +56,6 @@ const crossSectionIssues = (r: typeof RunFields.Type): Array<Issue> => {
       message: `expected participation.blockTimeMs (${r.participation.blockTimeMs}), got ${chain.blockTimeMs}`,
     })
   }
-  if (r.compression.kind === "none" && r.checkpointing.includeErrorFeedback) {
-    issues.push({ path: ["checkpointing", "includeErrorFeedback"], message: "expected false without SparseLoCo compression (no error feedback), got true" })
-  }
   return issues
 }
 

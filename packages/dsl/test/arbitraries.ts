@@ -136,7 +136,7 @@ export const validRunSpec: fc.Arbitrary<RunSpec> = fc
           gather: { pollIntervalMs: time.poll, perObjectTimeoutMs, totalTimeoutMs: perObjectTimeoutMs + time.totalExtra },
         },
         infrastructure,
-        checkpointing: { ...base.checkpointing, includeErrorFeedback: compression.kind === "sparseloco" && base.checkpointing.includeErrorFeedback },
+        checkpointing: base.checkpointing,
       }
       const { tokenBudget: _dropped, ...withoutBudget } = spec
       return tokenBudget === undefined ? withoutBudget : { ...withoutBudget, tokenBudget }

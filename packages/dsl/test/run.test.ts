@@ -58,7 +58,7 @@ describe("derive", () => {
   })
 
   test("switching a union member replaces it whole", async () => {
-    const spec = await get(derive(base, { compression: { kind: "none" }, checkpointing: { includeErrorFeedback: false } }))
+    const spec = await get(derive(base, { compression: { kind: "none" } }))
     expect(spec.compression).toEqual({ kind: "none" })
   })
 
