@@ -66,6 +66,21 @@ export type NodeEvent =
       readonly phaseMs: Readonly<Record<string, number>> & { readonly compute: number }
     }
   | { readonly _tag: "CaughtUp"; readonly name: string; readonly uid: number; readonly from: number; readonly to: number; readonly replayed: number; readonly debugDistance: number | null }
+  /**
+   * After `window` this node's parameters (`digest`) were not the leader's (`leaderDigest`): it
+   * re-synced (divergence.ts) to `resyncedTo`; `matches` says whether it then held the leader's
+   * model of `window` (null when it re-synced past it, to a newer checkpoint).
+   */
+  | {
+      readonly _tag: "Diverged"
+      readonly name: string
+      readonly uid: number
+      readonly window: number
+      readonly digest: string
+      readonly leaderDigest: string
+      readonly resyncedTo: number
+      readonly matches: boolean | null
+    }
 
 export { modelManifest } from "./manifest.ts"
 import { modelManifest } from "./manifest.ts"

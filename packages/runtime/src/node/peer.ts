@@ -19,6 +19,7 @@ import { currentWindow, waitForWindow } from "./clock.ts"
 import { recordRound } from "./metrics.ts"
 import type { NodeConfig, NodeEvent } from "./node.ts"
 import { admitGathered } from "./admission.ts"
+import { guardDivergence } from "./divergence.ts"
 import type { Rejected } from "./admission.ts"
 import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs, replayWindows, trainingBatches } from "./node.ts"
 import { fetchLeaderDebug, gatherWindow, joinNetwork, peerListFor, publishGradient, readDirectory } from "./network.ts"
@@ -62,9 +63,13 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
     const emit = (e: Extract<NodeEvent, { _tag: "Round" }>) => Effect.zipRight(Effect.sync(() => cfg.events(e)), recordRound(e))
     let done = initial.window
     const poll = pollMs(spec)
+    const digests = new Map<number, string>()
+    const guard = { cfg, uid, state, start, digests, onResync: () => trainer.writeParameters(state.params) }
 
     for (;;) {
       if (cfg.rounds !== undefined && done + 1 >= start + cfg.rounds) return
+      // Compare the last windows' models with the leader's; re-sync on a mismatch.
+      done = yield* guardDivergence(guard, done)
       // Catch up to the window before the live one; re-check the clock after replaying.
       const caughtFrom = done
       let replayedBytes = 0
@@ -138,6 +143,8 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       yield* Effect.ignore(prune({ at: cfg.own, uid, currentWindow: window, keepWindows: spec.participation.retentionWindows }))
       const saveMs = performance.now() - saveStart
       const { publish, ...rest } = result.phaseMs
+      const digest = paramsDigest(state.params)
+      digests.set(window, digest)
       yield* emit({
         _tag: "Round",
         name: cfg.name,
@@ -151,7 +158,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
         gathered: result.gathered,
         stepped: result.stepped,
         rejected,
-        digest: paramsDigest(state.params),
+        digest,
         roundMs: performance.now() - roundStart,
         phaseMs: { ...rest, wait: waitMs, publish: Math.max(0, publish - waitMs), prepare: prepareMs, save: saveMs },
       })

@@ -20,6 +20,7 @@ import { currentWindow, waitForWindow } from "./clock.ts"
 import { recordRound } from "./metrics.ts"
 import type { NodeConfig, NodeEvent } from "./node.ts"
 import { admitGathered } from "./admission.ts"
+import { guardDivergence } from "./divergence.ts"
 import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs } from "./node.ts"
 import {
   fetchStartWindow, gatherWindow, joinNetwork, peerListFor, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory,
@@ -76,8 +77,11 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
     const evalSet = yield* evalBatches(cfg)
 
     let window = initial.window + 1
+    const digests = new Map<number, string>()
     for (;;) {
       if (cfg.rounds !== undefined && window >= start + cfg.rounds) return
+      // A validator that is not the leader checks its model against the leader's too.
+      window = (yield* guardDivergence({ cfg, uid, state, start, digests }, window - 1)) + 1
       yield* waitForWindow(window + 1, poll)
       const roundStart = performance.now()
       cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "gather" })
@@ -92,6 +96,7 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
       const outerMs = performance.now() - t
       t = performance.now()
       const digest = paramsDigest(state.params)
+      digests.set(window, digest)
       if (isLeader(dir)) {
         const accepted = new Set(decoded.map((d) => d.uid))
         yield* publishRecord(me, address, window, encodeRecord({ window, updates: delivered.filter((d) => accepted.has(d.uid)) }))
