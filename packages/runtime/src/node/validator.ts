@@ -12,7 +12,7 @@ import { assignedSampleIds } from "../data/window-data.ts"
 import { RuntimeError, inPhase } from "../errors.ts"
 import { encodeRecord } from "../round/codec.ts"
 import { evalLoss } from "../round/eval.ts"
-import { aggregateUpdates, applyOuterStep, steppedAll } from "../round/outer-round.ts"
+import { aggregateUpdates, applyOuterStep, steppedAll, warnDropped } from "../round/outer-round.ts"
 import type { RoundState } from "../round/outer-round.ts"
 import { debugValues, paramsDigest } from "../round/params.ts"
 import { publishCheckpoint } from "./checkpoint.ts"
@@ -92,6 +92,7 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
       const { delivered, accepted: decoded, rejected } = yield* admitGathered(got, { spec, manifest, address, window, dir, totalSamples: cfg.shards.totalSamples })
       let t = performance.now()
       const G = aggregateUpdates(decoded, manifest, spec.compression)
+      yield* warnDropped(G, manifest)
       applyOuterStep(state, G, spec.outerOptimizer, outerLrFor(spec, start, window))
       const outerMs = performance.now() - t
       t = performance.now()

@@ -95,6 +95,7 @@ export const outerRound = <R>(state: RoundState, input: RoundInput, io: RoundIo<
     t = now()
     // G <- aggregate ; params <- params - outer_lr G
     const G = aggregateUpdates(gathered, input.manifest, input.compression)
+    yield* warnDropped(G, input.manifest)
     applyOuterStep(state, G, input.outer, input.outerLr)
     trainer.writeParameters(state.params)
     const outerMs = now() - t
@@ -186,6 +187,12 @@ export const steppedAll = (G: Params | null, manifest: Manifest): boolean =>
 /** Tensors the outer step left out (empty when it stepped them all, or when nobody delivered). */
 export const droppedTensors = (G: Params | null, manifest: Manifest): string[] =>
   G === null ? [] : manifest.tensors.flatMap(({ name }) => (G.has(name) ? [] : [name]))
+
+/** Says which tensors an outer step left out (their aggregate was not finite), if any. */
+export const warnDropped = (G: Params | null, manifest: Manifest): Effect.Effect<void> => {
+  const dropped = droppedTensors(G, manifest)
+  return dropped.length === 0 ? Effect.void : Effect.logWarning(`outer step left out ${dropped.length} tensor(s) (non-finite aggregate): ${dropped.join(", ")}`)
+}
 
 /** params <- params - lr G (SGD) or the Nesterov step of the DiLoCo baseline; no G: no step and EF zeroed. */
 export const applyOuterStep = (state: RoundState, G: Params | null, outer: OuterOptimizerSpec, lr: number): void => {
