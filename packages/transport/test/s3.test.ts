@@ -123,3 +123,45 @@ describe("S3 layer faults (s3rver)", () => {
     }
   }, 15_000)
 })
+
+describe("S3 layer: maxBytes against a server that lies about the size", () => {
+  test("an endless body with no Content-Length is cut off one chunk past the cap, the request aborted (TooLarge, no hang)", async () => {
+    let sent = 0
+    const chunk = new Uint8Array(64 * 1024).fill(5)
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () =>
+        new Response(
+          new ReadableStream({
+            pull(controller) {
+              sent += chunk.length
+              controller.enqueue(chunk)
+            },
+          }),
+          { status: 200, headers: { "content-type": "application/octet-stream", "last-modified": new Date().toUTCString() } },
+        ),
+    })
+    const runtime = ManagedRuntime.make(layerS3({ endpoint: `http://127.0.0.1:${server.port}`, region: "us-east-1", forcePathStyle: true, accessKeyId: "k", secretAccessKey: "s", requestTimeoutMs: 10_000 }))
+    try {
+      const maxBytes = 1_000_000
+      const started = Date.now()
+      const exit = await runtime.runPromiseExit(Effect.flatMap(Transport, (t) => t.getWithInfo({ bucket: "liar" }, "endless", { maxBytes })))
+      expect(exit._tag === "Failure" && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("TooLarge")
+      if (exit._tag === "Failure" && exit.cause._tag === "Fail" && exit.cause.error._tag === "TooLarge") {
+        expect(exit.cause.error.size).toBeGreaterThan(maxBytes)
+        expect(exit.cause.error.size).toBeLessThanOrEqual(maxBytes + 2 * chunk.length)
+      }
+      expect(Date.now() - started).toBeLessThan(5_000)
+      // The server stops being asked for more soon after the cap (a few buffered chunks at most).
+      await Bun.sleep(200)
+      const after = sent
+      await Bun.sleep(300)
+      expect(sent).toBe(after)
+      expect(sent).toBeLessThan(maxBytes * 20)
+    } finally {
+      await runtime.dispose()
+      server.stop(true)
+    }
+  }, 20_000)
+})
