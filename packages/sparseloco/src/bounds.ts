@@ -32,6 +32,10 @@ const riceChunkBits = (k: number, totalk: number): number => {
   return worst
 }
 
+/** The largest index section a decoder accepts for `nChunks` chunks of `k` indices out of `totalk`, whatever Rice parameter the sender chose. */
+export const maxIndexSectionBytes = (coding: IndexCoding, nChunks: number, k: number, totalk: number): number =>
+  coding === "packed12" ? packed12Length(nChunks * k) : 1 + Math.ceil((nChunks * riceChunkBits(k, totalk)) / 8)
+
 /** Header JSON of one tensor, generously: keys, coding, chunk and k, three stats, four lookup values. */
 const tensorHeaderChars = (name: string, shape: readonly number[]): number =>
   128 + JSON.stringify(name).length + JSON.stringify(shape).length + 8 * NUMBER_CHARS
@@ -54,9 +58,7 @@ export const maxUpdateBytes = (manifest: Manifest, settings: WireSettings, runId
     const l = layoutOf(shape, settings.chunk)
     if (l._tag === "Left") return undefined
     const k = clampK(settings.topk, l.right.totalk)
-    const n = l.right.nChunks * k
-    total += codesLength(n)
-    total += settings.indexCoding === "packed12" ? packed12Length(n) : 1 + Math.ceil((l.right.nChunks * riceChunkBits(k, l.right.totalk)) / 8)
+    total += codesLength(l.right.nChunks * k) + maxIndexSectionBytes(settings.indexCoding, l.right.nChunks, k, l.right.totalk)
   }
   return total
 }

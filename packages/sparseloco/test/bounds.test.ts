@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test"
 import { Either, FastCheck as fc } from "effect"
-import { clampK, compress, encode, layoutOf, maxUpdateBytes } from "../src/index.ts"
+import { clampK, compress, decodeRice, encode, layoutOf, maxIndexSectionBytes, maxUpdateBytes } from "../src/index.ts"
 import type { Manifest, SparseLoCoParams, TensorUpdate, WireTensor } from "../src/index.ts"
 import { randn } from "./reference.ts"
 
@@ -60,4 +60,49 @@ test("maxUpdateBytes for dense updates is the values plus the header, and a larg
   const small = maxUpdateBytes(manifest, { kind: "sparseloco", chunk: 32, topk: 8, indexCoding: "packed12" }, "r")!
   expect(maxUpdateBytes(manifest, { kind: "sparseloco", chunk: 32, topk: 16, indexCoding: "packed12" }, "r")!).toBeGreaterThan(small)
   expect(maxUpdateBytes(manifest, { kind: "sparseloco", chunk: 32, topk: 8, indexCoding: "packed12" }, "r")!).toBeLessThan(bound)
+})
+
+/** Rice coding as encodeRice does it, but with the parameter r forced (a sender may pick any legal r). */
+const riceWith = (indices: Uint16Array, nChunks: number, k: number, r: number): Uint8Array => {
+  const bits: number[] = []
+  for (let c = 0; c < nChunks; c++) {
+    let prev = -1
+    for (let e = c * k; e < (c + 1) * k; e++) {
+      const g = indices[e]! - prev - 1
+      prev = indices[e]!
+      for (let q = g >> r; q > 0; q--) bits.push(0)
+      bits.push(1)
+      for (let b = r - 1; b >= 0; b--) bits.push((g >> b) & 1)
+    }
+  }
+  const out = new Uint8Array(1 + Math.ceil(bits.length / 8))
+  out[0] = r
+  bits.forEach((bit, i) => {
+    out[1 + (i >> 3)] = out[1 + (i >> 3)]! | (bit << (7 - (i & 7)))
+  })
+  return out
+}
+
+test("maxIndexSectionBytes bounds a Rice section with any legal parameter, on the largest gaps and on random indices", () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 4096 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 4096 }), fc.integer({ min: 0, max: 12 }), fc.boolean(), fc.integer(),
+      (totalk, nChunks, kRaw, r, worst, seed) => {
+        const k = Math.min(kRaw, totalk)
+        const indices = new Uint16Array(nChunks * k)
+        let x = seed >>> 0
+        for (let c = 0; c < nChunks; c++) {
+          // k distinct ascending indices: the last k (largest first gap) or a random subset
+          const picked = worst ? Array.from({ length: k }, (_, e) => totalk - k + e) : [...new Set(Array.from({ length: k * 3 }, () => ((x = (x * 1103515245 + 12345) >>> 0) % totalk)))].slice(0, k)
+          if (picked.length < k) return true
+          picked.sort((a, b) => a - b).forEach((j, e) => (indices[c * k + e] = j))
+        }
+        const section = riceWith(indices, nChunks, k, r)
+        const back = new Uint16Array(nChunks * k)
+        expect(decodeRice(section, 0, section.length, nChunks, k, totalk, back)).toBe(0)
+        expect(back).toEqual(indices)
+        expect(section.length).toBeLessThanOrEqual(maxIndexSectionBytes("rice", nChunks, k, totalk))
+        return true
+      }),
+    { numRuns: 150 },
+  )
 })
