@@ -177,7 +177,7 @@ const swarm = (argv: readonly string[]) =>
     const result = yield* runSwarm({ spec, peers, rounds: windows, workDir, backend, onEvent: logEvent })
     for (let w = result.startWindow; w < result.startWindow + windows; w++) {
       const s = summarizeWindow(result.events, w)
-      if (s !== undefined) console.log(`window ${w}: peers' loss ${s.peerLoss.toFixed(4)}, model loss ${s.validatorLoss?.toFixed(4) ?? "-"}, ${s.gathered}/${s.expected} peers, identical ${s.identical}`)
+      if (s !== undefined) console.log(`window ${w}: peers' loss ${s.peerLoss.toFixed(4)}, model loss ${s.validatorLoss?.toFixed(4) ?? "-"}, ${s.gathered}/${s.expected} peers${s.rejected > 0 ? ` (${s.rejected} rejected)` : ""}, identical ${s.identical}`)
     }
   })
 

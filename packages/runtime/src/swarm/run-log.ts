@@ -10,6 +10,8 @@ export interface WindowSummary {
   readonly validatorLoss: number | null
   readonly gathered: number
   readonly expected: number
+  /** Updates the validator rejected at the boundary (admission.ts). */
+  readonly rejected: number
   readonly bytesUp: number
   readonly bytesDown: number
   /** Share of the peers' active round time (everything but idling for the window boundary) spent outside compute. */
@@ -35,6 +37,7 @@ export const summarizeWindow = (events: ReadonlyArray<NodeEvent>, window: number
     validatorLoss: v.loss,
     gathered: v.gathered.length,
     expected: v.expected.length,
+    rejected: v.rejected.length,
     bytesUp: peers.reduce((n, e) => n + e.bytesUp, 0),
     bytesDown: rounds.reduce((n, e) => n + e.bytesDown, 0),
     outsideCompute: mean(outside),
