@@ -1,5 +1,5 @@
 export * from "./Chain.ts";
-export { clockOver, makeClock } from "./clock.ts";
+export { clockOver, makeClock, measureBlockTimeMs } from "./clock.ts";
 export type { ChainClock } from "./clock.ts";
 export * from "./Commitment.ts";
 export * from "./errors.ts";

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Keyring } from "@polkadot/keyring";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { Chunk, Effect, Either, Exit, Fiber, Scope, Stream } from "effect";
-import { connectSubstrate, defaultSubmitTimeoutMs, makeClock, subtensorRequirements } from "../src/index.ts";
+import { connectSubstrate, defaultSubmitTimeoutMs, makeClock, measureBlockTimeMs, subtensorRequirements } from "../src/index.ts";
 import { clockConformance } from "./conformance.ts";
 import type { SubstrateNode } from "../src/index.ts";
 
@@ -110,6 +110,12 @@ describe("generic Substrate client on a chopsticks runtime", () => {
       },
     );
   });
+
+  test("the measured block time of a real runtime is its slot (chopsticks advances Timestamp.now by 12 s a block)", async () => {
+    await devRpc("dev_newBlock", [{ count: 3 }]);
+    const clock = makeClock({ blocksPerWindow: 115, head: node.head, heads: node.blocks, timestampOf: node.timestampOf });
+    expect(await Effect.runPromise(measureBlockTimeMs(clock, 3))).toBe(node.blockTimeMs);
+  }, 30_000);
 
   test("a signed extrinsic lands and emits its event", async () => {
     const result = await submitAndBuild(node.submit(node.api.tx.system.remarkWithEvent("covenant"), alice));
