@@ -1,6 +1,7 @@
 /**
  * The run's objects on the transport, addressed through what the chain says: each uid's bucket
- * (its commitment) and hotkey, the leader (highest-stake validator), and the leader's start
+ * (its commitment) and hotkey, the leader (leader.ts: the highest-stake permit holder that
+ * publishes the run), and the leader's start
  * window, peer lists, aggregation records and debug slices.
  */
 import { Duration, Effect, Either, Option, Schema } from "effect"
