@@ -117,7 +117,10 @@ describe("gather rejections are named", () => {
     expect(text).toContain("invalid uid 5 (signed by another key)")
     expect(text).toContain("missing uid 7")
     expect(text).toContain("does not fit this chain's block time")
-    const clean = { ...result, missing: [], tooEarly: new Map(), tooLate: new Map(), badSignature: new Map() }
+    // Nothing refused (some peers merely absent): nothing to say beyond the round's gathered list.
+    const clean = { ...result, tooEarly: new Map(), tooLate: new Map(), badSignature: new Map() }
     expect(describeRejections(12, rejectionsOf(clean, interval), 500)).toBeUndefined()
+    const onlyEarly = describeRejections(12, rejectionsOf({ ...clean, tooEarly: new Map([[4, 9_999]]) }, interval), 500)
+    expect(onlyEarly).toBe("window 12: not gathered: early uid 4 (-1 ms); missing uid 7")
   })
 })

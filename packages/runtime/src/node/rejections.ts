@@ -25,8 +25,12 @@ export const rejectionsOf = (result: GatherResult, interval: UploadInterval): Re
   missing: [...result.missing].sort((a, b) => a - b),
 })
 
-/** One line naming every refused peer and why; `undefined` when every expected peer delivered. */
+/**
+ * One line naming every refused peer and why (and, then, the missing ones); `undefined` when
+ * nothing was refused: a peer that uploaded nothing already shows in the round's gathered list.
+ */
 export const describeRejections = (window: number, r: Rejections, uploadWindowMs: number): string | undefined => {
+  if (r.late.length + r.early.length + r.invalid.length + r.unavailable.length === 0) return undefined
   const parts = [
     ...(r.late.length === 0 ? [] : [`late ${r.late.map((x) => `uid ${x.uid} (+${x.byMs} ms)`).join(", ")}`]),
     ...(r.early.length === 0 ? [] : [`early ${r.early.map((x) => `uid ${x.uid} (-${x.byMs} ms)`).join(", ")}`]),
@@ -34,7 +38,6 @@ export const describeRejections = (window: number, r: Rejections, uploadWindowMs
     ...(r.unavailable.length === 0 ? [] : [`unreadable ${r.unavailable.map((x) => `uid ${x.uid} (${x.reason})`).join(", ")}`]),
     ...(r.missing.length === 0 ? [] : [`missing uid ${r.missing.join(", ")}`]),
   ]
-  if (parts.length === 0) return undefined
   const hint = r.late.length > 0 ? `; the upload window is ${uploadWindowMs} ms after the next window's first block: if every upload is late, the run's timing does not fit this chain's block time` : ""
   return `window ${window}: not gathered: ${parts.join("; ")}${hint}`
 }
