@@ -37,7 +37,7 @@ const HELP: Record<string, string> = {
 
 commands:
   peer        train: one miner of a run
-  validator   keep the canonical model; the highest-stake validator leads (start window, peer lists, records, checkpoints)
+  validator   keep the canonical model; the highest-stake publishing validator leads (start window, peer lists, records, checkpoints)
   swarm       peers + a validator in this process (local chain, filesystem or s3rver)
   plan        print the run's plan table
 
@@ -61,7 +61,8 @@ every command: --help`,
   peer: `covenant peer [flags]: one miner. Follows the chain's windows, trains H inner steps on its (uid, window) data,
 publishes its compressed pseudo-gradient, gathers the peer list's updates and takes the outer step; resumes from --state.`,
   validator: `covenant validator [flags]: gathers the same updates and applies the same outer step (the canonical model).
-On the local chain it stakes itself to a validator permit; the highest-stake validator leads.`,
+On the local chain it stakes itself to a validator permit. The leader is the highest-stake permit holder that publishes
+the run (its bucket holds the start window); while none does, the first validator to start publishes it and leads.`,
   plan: `covenant plan [--run file | --preset name]: the plan table of a run.`,
   swarm: `covenant swarm [flags]: peers + a validator in this process over the local chain and the filesystem store.
 
