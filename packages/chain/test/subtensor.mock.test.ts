@@ -256,6 +256,22 @@ describe("subtensor typed layer (mock port)", () => {
     expect([weights, commit].map((r) => (Either.isLeft(r) ? r.left._tag : "ok"))).toEqual(["ChainTimeout", "ChainTimeout"]);
   });
 
+  test("mock: a reveal that gets no answer (ChainTimeout) is kept and retried, not dropped", async () => {
+    const state = freshState({ commitRevealEnabled: true, tempo: 10 });
+    const timeouts = [new ChainTimeout({ endpoint: "mock://subtensor", operation: "submit subtensorModule.revealWeights", afterMs: 120_000 })];
+    const port = mockPort(state);
+    const { chain, revealDue } = await Effect.runPromise(
+      makeSubtensorChain({ ...port, submit: (call, signer) => (call._tag === "RevealWeights" && timeouts.length > 0 ? Effect.fail(timeouts.shift()!) : port.submit(call, signer)) }, { netuid, identity: alice, blocksPerWindow: 115, revealRetryBlocks: 2 }),
+    );
+    await Effect.runPromise(chain.setWeights([{ uid: 1, weight: 1 }]));
+    const first = await Effect.runPromise(Effect.either(revealDue(1010)));
+    expect(Either.isLeft(first) && first.left._tag).toBe("ChainTimeout");
+    await Effect.runPromise(revealDue(1011));
+    expect(state.calls.map((c) => c._tag)).toEqual(["CommitWeights"]);
+    await Effect.runPromise(revealDue(1012));
+    expect(state.calls.map((c) => c._tag)).toEqual(["CommitWeights", "RevealWeights"]);
+  });
+
   test("connection failures read as a sentence, not [object ErrorEvent]", () => {
     // The shape Bun's WebSocket hands @polkadot/api when nothing listens (an ErrorEvent with a message).
     const event = Object.assign(Object.create({ [Symbol.toStringTag]: "ErrorEvent" }) as object, { type: "error", message: "WebSocket connection to 'ws://127.0.0.1:1/' failed: Failed to connect" });

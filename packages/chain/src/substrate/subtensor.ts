@@ -184,8 +184,15 @@ export const makeSubtensorChain = (
         const result = yield* Effect.either(port.submit(reveal.call, identity.hotkey));
         if (Either.isRight(result)) return yield* Ref.set(pending, undefined);
         const error = result.left;
+        const retryAt = block + (options.revealRetryBlocks ?? Math.max(1, Math.floor(config.tempo / 4)));
         if (error._tag === "DispatchFailed" && error.error === "RevealTooEarly") {
-          return yield* Ref.set(pending, { ...reveal, nextTryBlock: block + (options.revealRetryBlocks ?? Math.max(1, Math.floor(config.tempo / 4))) });
+          return yield* Ref.set(pending, { ...reveal, nextTryBlock: retryAt });
+        }
+        // No answer (timeout, lost connection) is not a refusal: keep the reveal and try again later
+        // (a reveal that did land then fails as already revealed, and is dropped).
+        if (error._tag !== "DispatchFailed") {
+          yield* Ref.set(pending, { ...reveal, nextTryBlock: retryAt });
+          return yield* Effect.fail(error);
         }
         yield* Ref.set(pending, undefined);
         return yield* classify(error, config, reveal.call.versionKey);
