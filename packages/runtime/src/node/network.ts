@@ -41,8 +41,9 @@ export const leaderOf = (ps: Iterable<Participant>): Participant | undefined => 
 
 /**
  * The participants, and the leader: the highest-stake permit holder with a committed bucket that
- * has published a start window (leader.ts); `undefined` until one has. A bucket that cannot be
- * listed counts as publishing, so a store hiccup does not move the lead.
+ * has published a start window (leader.ts); `undefined` until one has. A bucket whose store is
+ * unavailable counts as publishing, so a store hiccup does not move the lead; one that refuses us
+ * or does not exist does not.
  */
 export const readDirectory: Effect.Effect<Directory, RuntimeError, Chain | Transport> = Effect.gen(function* () {
   const chain = yield* Chain
@@ -58,7 +59,9 @@ export const readDirectory: Effect.Effect<Directory, RuntimeError, Chain | Trans
   const publishes = (p: Participant) =>
     p.location === undefined
       ? Effect.succeed(false)
-      : Effect.orElseSucceed(Effect.map(transport.list(p.location, "start_window_"), (objects) => objects.length > 0), () => true)
+      : Effect.catchAll(Effect.map(transport.list(p.location, "start_window_"), (objects) => objects.length > 0), (e) =>
+          // Only a store that is down leaves it open; a bucket we may not read (or that is not there) runs no leader.
+          Effect.succeed(e._tag === "Unavailable"))
   const leader = yield* Effect.findFirst(leaderCandidates(participants.values()), publishes)
   return { participants, leader: Option.getOrUndefined(leader) }
 })
