@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# Installs the system packages the test suite needs, when they are missing:
+# Installs the system packages the project needs, when they are missing:
 #  - Mesa >= 25 lavapipe (a CPU Vulkan driver Dawn accepts; Debian 12's own Mesa 22 is rejected),
-#    from bookworm-backports, so WebGPU tests run on machines without a GPU;
+#    from bookworm-backports, so WebGPU runs on machines without a GPU (`npm start` and the tests);
 #  - Chromium, which opens the HTML run report in a test;
 #  - numpy for some python3, which cross-checks our .npy and safetensors files in a test.
+# Usage: ensure-system.sh [all|webgpu]: `webgpu` (npm start) installs only the Vulkan driver,
+# `all` (npm test, the default) everything above.
 # Idempotent and quiet when all is present. Without root it prints exactly what is missing.
 set -euo pipefail
+scope="${1:-all}"
+case "$scope" in all|webgpu) ;; *) echo "usage: ensure-system.sh [all|webgpu]" >&2; exit 2 ;; esac
 
 have_mesa() {
   local v
   v=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || true)
   [ -n "$v" ] && dpkg --compare-versions "$v" ge 25
 }
-have_chromium() { command -v chromium >/dev/null 2>&1; }
+have_chromium() { [ "$scope" = webgpu ] || command -v chromium >/dev/null 2>&1; }
 have_numpy() {
+  [ "$scope" = webgpu ] && return 0
   local py
   for py in python3 /usr/bin/python3; do "$py" -c "import numpy" >/dev/null 2>&1 && return 0; done
   return 1

@@ -4,7 +4,7 @@
  * finishes with the same parameters, and the peers' updates are aggregated once the leader lists them.
  */
 import { expect, test } from "bun:test"
-import { mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
@@ -20,8 +20,11 @@ test("validator + 2 peers in 3 processes: identical models in every window each 
     Bun.spawn([process.execPath, cli, role, "--secret", `//${name}`, "--name", name, "--state", join(dir, name), ...common, ...extra], { cwd: root, stdout: "pipe", stderr: "pipe" })
   try {
     const validator = spawn("validator", "v0", ["--own-chain"])
-    // The peers connect once the owner has written its URL.
-    await Bun.sleep(3000)
+    // The peers connect once the owner has written its URL: wait for that file (bounded).
+    const ownerFile = join(dir, "chain", "owner.json")
+    for (const deadline = Date.now() + 60_000; !existsSync(ownerFile); await Bun.sleep(100)) {
+      if (Date.now() > deadline || validator.exitCode !== null) throw new Error(`the validator never served the chain: ${await new Response(validator.stderr).text()}`)
+    }
     const peers = [spawn("peer", "p0"), spawn("peer", "p1")]
     const outputs = await Promise.all([validator, ...peers].map(async (p) => {
       const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited])

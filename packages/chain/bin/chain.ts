@@ -2,7 +2,7 @@
 // Prints the metagraph and each uid's commitment (location only, never credentials).
 import { mnemonicGenerate } from "@polkadot/util-crypto";
 import { Effect, Either, Layer } from "effect";
-import { Chain, identityFromSecret, layerLocalClient, layerSubtensor, readOwnerUrl } from "../src/index.ts";
+import { Chain, describeChainError, identityFromSecret, layerLocalClient, layerSubtensor, readOwnerUrl } from "../src/index.ts";
 import type { ChainShape, Commitment } from "../src/index.ts";
 
 const usage = `Usage: bun packages/chain/bin/chain.ts metagraph [options]
@@ -99,7 +99,8 @@ const code = await Effect.runPromise(
   main.pipe(
     Effect.catchAll((error) =>
       Effect.sync(() => {
-        console.error(`${error._tag}: ${JSON.stringify(error)}`);
+        // e.g. "SubnetNotFound: subnet 77 does not exist on ws://…", "ChainUnavailable: endpoint …, reason cannot connect to …"
+        console.error(error._tag === "IdentityError" || error._tag === "LocalStoreError" ? `${error._tag}: ${JSON.stringify(error)}` : describeChainError(error));
         return 1;
       }),
     ),

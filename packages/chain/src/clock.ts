@@ -54,3 +54,19 @@ export const clockOver = (source: {
   windowStartTime: (window) => source.timestampOf(firstBlockOfWindow(window, source.blocksPerWindow)),
 });
 
+
+/**
+ * The chain's block time as it is, from the timestamps of the last `blocks` blocks (the genesis
+ * block, whose timestamp is 0 on Substrate, is never used); `undefined` before two blocks exist.
+ */
+export const measureBlockTimeMs = (
+  clock: Pick<ChainClock, "currentBlock" | "blockTimestamp">,
+  blocks = 20,
+): Effect.Effect<number | undefined, ChainError> =>
+  Effect.gen(function* () {
+    const head = yield* clock.currentBlock;
+    const from = Math.max(1, head.number - Math.max(1, blocks));
+    if (head.number <= from) return undefined;
+    const first = yield* clock.blockTimestamp(from);
+    return (head.timestampMs - first) / (head.number - from);
+  });

@@ -79,6 +79,27 @@ export class UnsupportedWeightsPath extends Schema.TaggedError<UnsupportedWeight
   reason: Schema.String,
 }) {}
 
+/** The netuid names no subnet on the connected chain (subtensor: SubNetworkDoesNotExist). */
+export class SubnetNotFound extends Schema.TaggedError<SubnetNotFound>()("SubnetNotFound", {
+  endpoint: Schema.String,
+  netuid: Schema.Number,
+}) {
+  override get message(): string {
+    return `subnet ${this.netuid} does not exist on ${this.endpoint}`;
+  }
+}
+
+/** A chain call got no answer in time (e.g. an extrinsic's inclusion notification never came). */
+export class ChainTimeout extends Schema.TaggedError<ChainTimeout>()("ChainTimeout", {
+  endpoint: Schema.String,
+  operation: Schema.String,
+  afterMs: Schema.Number,
+}) {
+  override get message(): string {
+    return `${this.operation} on ${this.endpoint}: no answer after ${this.afterMs} ms`;
+  }
+}
+
 /** Any other runtime dispatch error, decoded from the chain's metadata. */
 export class DispatchFailed extends Schema.TaggedError<DispatchFailed>()("DispatchFailed", {
   pallet: Schema.String,
@@ -106,7 +127,9 @@ export type ChainError =
   | CommitmentFormatError
   | UnsupportedWeightsPath
   | DispatchFailed
-  | UnknownBlock;
+  | UnknownBlock
+  | SubnetNotFound
+  | ChainTimeout;
 
 /** The schema of every `ChainError`, for the loopback wire. */
 export const ChainErrorSchema = Schema.Union(
@@ -124,4 +147,36 @@ export const ChainErrorSchema = Schema.Union(
   UnsupportedWeightsPath,
   DispatchFailed,
   UnknownBlock,
+  SubnetNotFound,
+  ChainTimeout,
 );
+
+/** One readable line for any chain error: its tag and its fields (for CLIs and logs). */
+export const describeChainError = (error: ChainError): string => {
+  const { _tag, ...fields } = JSON.parse(JSON.stringify(error)) as Record<string, unknown>;
+  const custom = error._tag === "SubnetNotFound" || error._tag === "ChainTimeout" ? error.message : undefined;
+  return `${_tag}: ${custom ?? Object.entries(fields).map(([k, v]) => `${k} ${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ")}`;
+};
+
+/**
+ * A readable reason from whatever a connection library threw: an Error's message, a WebSocket
+ * ErrorEvent's message (which `String()` renders as "[object ErrorEvent]"), or the value as JSON.
+ */
+export const describeCause = (cause: unknown): string => {
+  if (cause instanceof Error) return cause.message;
+  if (typeof cause === "string") return cause;
+  if (typeof cause === "object" && cause !== null) {
+    const c = cause as { readonly message?: unknown; readonly error?: unknown; readonly type?: unknown; readonly reason?: unknown; readonly code?: unknown };
+    if (typeof c.message === "string" && c.message !== "") return c.message;
+    if (c.error instanceof Error && c.error.message !== "") return c.error.message;
+    if (typeof c.reason === "string" && c.reason !== "") return `${c.reason}${c.code === undefined ? "" : ` (code ${String(c.code)})`}`;
+    if (typeof c.type === "string") return `${c.type} event${c.code === undefined ? "" : ` (code ${String(c.code)})`}`;
+    try {
+      const json = JSON.stringify(cause);
+      if (json !== undefined && json !== "{}") return json;
+    } catch {
+      // fall through
+    }
+  }
+  return String(cause);
+};

@@ -1,5 +1,5 @@
 export * from "./Chain.ts";
-export { clockOver, makeClock } from "./clock.ts";
+export { clockOver, makeClock, measureBlockTimeMs } from "./clock.ts";
 export type { ChainClock } from "./clock.ts";
 export * from "./Commitment.ts";
 export * from "./errors.ts";
@@ -16,7 +16,7 @@ export { serveBackend } from "./local/server.ts";
 export type { LayerLocalOptions } from "./local/layers.ts";
 export { defaultLocalParams, LocalParams } from "./local/state.ts";
 export { LocalStoreError, replayStore } from "./local/store.ts";
-export { connectSubstrate, decodeDispatchError, missingRuntimeItems, substrateRequirements } from "./substrate/node.ts";
+export { connectSubstrate, decodeDispatchError, defaultSubmitTimeoutMs, expectedBlockTimeMs, missingRuntimeItems, submitTimeoutBlocks, substrateRequirements } from "./substrate/node.ts";
 export type { ConnectOptions, RuntimeItem, SubstrateNode } from "./substrate/node.ts";
 export { classifyDispatchError, commitmentFields, commitmentText, commitRevealHash, subtensorRequirements } from "./substrate/subtensorCalls.ts";
 export type { SubtensorCall } from "./substrate/subtensorCalls.ts";

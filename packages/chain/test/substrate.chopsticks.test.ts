@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Keyring } from "@polkadot/keyring";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { Chunk, Effect, Either, Exit, Fiber, Scope, Stream } from "effect";
-import { connectSubstrate, makeClock, subtensorRequirements } from "../src/index.ts";
+import { connectSubstrate, defaultSubmitTimeoutMs, makeClock, measureBlockTimeMs, subtensorRequirements } from "../src/index.ts";
 import { clockConformance } from "./conformance.ts";
 import type { SubstrateNode } from "../src/index.ts";
 
@@ -44,6 +44,7 @@ await cryptoWaitReady();
 const keyring = new Keyring({ type: "sr25519", ss58Format: 42 });
 const alice = keyring.addFromUri("//Alice");
 const bob = keyring.addFromUri("//Bob");
+const charlie = keyring.addFromUri("//Charlie");
 const freeBalance = 10n ** 15n;
 
 const scope = Effect.runSync(Scope.make());
@@ -52,7 +53,7 @@ let node: SubstrateNode;
 beforeAll(async () => {
   server = await boot(0);
   port = Number(server.addr.split(":").pop());
-  await devRpc("dev_setStorage", [{ System: { Account: [[[alice.address], { providers: 1, data: { free: freeBalance.toString() } }]] } }]);
+  await devRpc("dev_setStorage", [{ System: { Account: [[[alice.address], { providers: 1, data: { free: freeBalance.toString() } }], [[charlie.address], { providers: 1, data: { free: freeBalance.toString() } }]] } }]);
   await newBlock();
   node = await Effect.runPromise(Scope.extend(connectSubstrate(`ws://127.0.0.1:${port}`, { reconnectDelayMs: 200 }), scope));
 }, 60_000);
@@ -110,6 +111,12 @@ describe("generic Substrate client on a chopsticks runtime", () => {
     );
   });
 
+  test("the measured block time of a real runtime is its slot (chopsticks advances Timestamp.now by 12 s a block)", async () => {
+    await devRpc("dev_newBlock", [{ count: 3 }]);
+    const clock = makeClock({ blocksPerWindow: 115, head: node.head, heads: node.blocks, timestampOf: node.timestampOf });
+    expect(await Effect.runPromise(measureBlockTimeMs(clock, 3))).toBe(node.blockTimeMs);
+  }, 30_000);
+
   test("a signed extrinsic lands and emits its event", async () => {
     const result = await submitAndBuild(node.submit(node.api.tx.system.remarkWithEvent("covenant"), alice));
     expect(Either.isRight(result)).toBe(true);
@@ -125,6 +132,23 @@ describe("generic Substrate client on a chopsticks runtime", () => {
     expect(error?._tag === "DispatchFailed" && [error.pallet, error.error]).toEqual(["balances", "InsufficientBalance"]);
   }, 30_000);
 
+  test("an extrinsic whose inclusion never comes fails with a typed ChainTimeout after the submit timeout", async () => {
+    // The node builds no block unless asked: the inclusion notification never arrives.
+    const timeoutScope = Effect.runSync(Scope.make());
+    const patient = await Effect.runPromise(Scope.extend(connectSubstrate(`ws://127.0.0.1:${port}`, { submitTimeoutMs: 1_500 }), timeoutScope));
+    // The default deadline is sized to the runtime's blocks (this runtime targets 12 s blocks).
+    expect(patient.blockTimeMs).toBe(12_000);
+    expect(defaultSubmitTimeoutMs(patient.blockTimeMs)).toBe(120_000);
+    const began = Date.now();
+    const result = await Effect.runPromise(Effect.either(patient.submit(patient.api.tx.system.remarkWithEvent("never included"), charlie)));
+    const error = Either.isLeft(result) ? result.left : undefined;
+    expect(error?._tag).toBe("ChainTimeout");
+    expect(error?._tag === "ChainTimeout" && [error.operation, error.afterMs]).toEqual(["submit system.remarkWithEvent", 1_500]);
+    expect(Date.now() - began).toBeLessThan(10_000);
+    await Effect.runPromise(Scope.close(timeoutScope, Exit.void));
+    await newBlock();
+  }, 30_000);
+
   test("after the node process is killed and restarted on the same port the block stream resumes by itself", async () => {
     let remote = await spawnNode(0);
     const remoteScope = Effect.runSync(Scope.make());
@@ -133,17 +157,18 @@ describe("generic Substrate client on a chopsticks runtime", () => {
     const fiber = Effect.runFork(Stream.runForEach(remoteNode.blocks, (b) => Effect.sync(() => received.push(b.number))));
     await Bun.sleep(200);
     await newBlock(remote.port);
-    for (let i = 0; i < 20 && received.length === 0; i++) await Bun.sleep(100);
+    // Each wait below is for an event, bounded at 20 s (a loaded machine is slow, not wrong).
+    for (let i = 0; i < 200 && received.length === 0; i++) await Bun.sleep(100);
     expect(received.length).toBeGreaterThanOrEqual(1);
     remote.child.kill("SIGKILL");
     await remote.child.exited;
-    for (let i = 0; i < 20 && remoteNode.api.isConnected; i++) await Bun.sleep(100);
+    for (let i = 0; i < 200 && remoteNode.api.isConnected; i++) await Bun.sleep(100);
     expect(remoteNode.api.isConnected).toBe(false);
     const samePort = remote.port;
     remote = await spawnNode(samePort);
     expect(remote.port).toBe(samePort);
     const before = received.length;
-    for (let i = 0; i < 60 && received.length === before; i++) {
+    for (let i = 0; i < 80 && received.length === before; i++) {
       await Bun.sleep(250);
       if (remoteNode.api.isConnected) await newBlock(remote.port);
     }

@@ -3,8 +3,11 @@ import { TypeRegistry } from "@polkadot/types";
 import { blake2AsU8a } from "@polkadot/util-crypto";
 import { Effect, Either, Stream } from "effect";
 import {
+  ChainTimeout,
   ChainUnavailable,
   commitRevealHash,
+  describeCause,
+  describeChainError,
   DispatchFailed,
   FilesystemCommitment,
   identityFromSecret,
@@ -32,6 +35,8 @@ const handHash = (hotkey: Uint8Array, uids: number[], values: number[], salt: nu
 
 interface MockState {
   config: SubnetWeightsConfig;
+  /** `subnetworkN`; undefined: no such subnet. */
+  subnetSize: number | undefined;
   head: number;
   calls: SubtensorCall[];
   failNext: Array<DispatchFailed | undefined>;
@@ -40,6 +45,7 @@ interface MockState {
 }
 
 const mockPort = (state: MockState): SubtensorPort => ({
+  endpoint: "mock://subtensor",
   registry: new TypeRegistry(),
   head: Effect.sync(() => ({ number: state.head, timestampMs: state.head * 12_000 })),
   blocks: Stream.empty,
@@ -49,6 +55,7 @@ const mockPort = (state: MockState): SubtensorPort => ({
   weights: () => Effect.succeed([]),
   uidOf: (_, hotkey) => Effect.sync(() => state.neurons.find((n) => n.hotkey === hotkey)?.uid),
   weightsConfig: () => Effect.sync(() => state.config),
+  subnetSize: () => Effect.sync(() => state.subnetSize),
   submit: (call, signer) =>
     Effect.suspend((): Effect.Effect<void, ChainUnavailable | DispatchFailed> => {
       if (signer.address !== alice.hotkey.address) return Effect.fail(new ChainUnavailable({ endpoint: "mock", reason: "wrong signer" }));
@@ -62,6 +69,7 @@ const mockPort = (state: MockState): SubtensorPort => ({
 
 const freshState = (config: Partial<SubnetWeightsConfig> = {}): MockState => ({
   config: { commitRevealEnabled: false, commitRevealVersion: undefined, versionKey: 7, rateLimit: 100, tempo: 10, ...config },
+  subnetSize: 2,
   head: 1000,
   calls: [],
   failNext: [],
@@ -99,6 +107,11 @@ describe("subtensor typed layer (mock port)", () => {
       ["IncorrectWeightVersionKey", "WeightVersionKeyTooLow"],
       ["CommitRevealEnabled", "UnsupportedWeightsPath"],
       ["CommitRevealV3Enabled", "UnsupportedWeightsPath"],
+      // What a real subtensor (spec 300) answered to a uid that does not exist, and to an empty vector.
+      ["UidVecContainInvalidOne", "InvalidWeights"],
+      ["WeightVecLengthIsLow", "InvalidWeights"],
+      ["DuplicateUids", "InvalidWeights"],
+      ["SubNetworkDoesNotExist", "SubnetNotFound"],
       ["SomethingNew", "DispatchFailed"],
     ];
     for (const [runtimeError, tag] of cases) {
@@ -195,5 +208,77 @@ describe("subtensor typed layer (mock port)", () => {
     expect(parseNeuronLite({ uid: 1 })).toBeUndefined();
     const registration = await Effect.runPromise(Effect.either(chain.register));
     expect(Either.isLeft(registration) && registration.left._tag === "RegistrationRefused" && registration.left.reason).toBe("NeedsColdkey");
+  });
+
+  test("mock: weights for a uid the subnet does not have are InvalidWeights, and nothing is sent", async () => {
+    const state = freshState();
+    const { chain } = await build(state);
+    const result = await Effect.runPromise(Effect.either(chain.setWeights([{ uid: 1, weight: 1 }, { uid: 9, weight: 0.5 }])));
+    expect(Either.isLeft(result) && result.left._tag).toBe("InvalidWeights");
+    expect(Either.isLeft(result) && result.left._tag === "InvalidWeights" && result.left.reason).toContain("uid 9 does not exist on subnet 3");
+    expect(state.calls).toEqual([]);
+    // A uid that existed when the check ran but not when the call dispatched: the runtime's error is typed the same.
+    state.failNext.push(dispatch("UidVecContainInvalidOne"));
+    const raced = await Effect.runPromise(Effect.either(chain.setWeights([{ uid: 1, weight: 1 }])));
+    expect(Either.isLeft(raced) && raced.left._tag).toBe("InvalidWeights");
+  });
+
+  test("mock: all-zero weights are refused as InvalidWeights before sending, never sent as an empty vector", async () => {
+    for (const config of [{}, { commitRevealEnabled: true }]) {
+      const state = freshState(config);
+      const { chain } = await build(state);
+      for (const weights of [[{ uid: 0, weight: 0 }, { uid: 1, weight: 0 }], []]) {
+        const result = await Effect.runPromise(Effect.either(chain.setWeights(weights)));
+        expect(Either.isLeft(result) && result.left._tag).toBe("InvalidWeights");
+        expect(Either.isLeft(result) && result.left._tag === "InvalidWeights" && result.left.reason).toContain("zero");
+      }
+      expect(state.calls).toEqual([]);
+      // Weights that are not all zero still go out, zeros dropped.
+      await Effect.runPromise(chain.setWeights([{ uid: 0, weight: 0 }, { uid: 1, weight: 2 }]));
+      expect(state.calls.length).toBe(1);
+    }
+  });
+
+  test("mock: a netuid with no subnet fails the chain at construction with SubnetNotFound", async () => {
+    const state = { ...freshState(), subnetSize: undefined };
+    const result = await Effect.runPromise(Effect.either(makeSubtensorChain(mockPort(state), { netuid: 77, identity: alice, blocksPerWindow: 115 })));
+    expect(Either.isLeft(result) && result.left._tag).toBe("SubnetNotFound");
+    expect(Either.isLeft(result) && describeChainError(result.left)).toBe("SubnetNotFound: subnet 77 does not exist on mock://subtensor");
+  });
+
+  test("mock: a submit that times out stays a typed ChainTimeout through setWeights and commit", async () => {
+    const state = freshState();
+    const timeout = new ChainTimeout({ endpoint: "mock://subtensor", operation: "submit subtensorModule.setWeights", afterMs: 120_000 });
+    const port = mockPort(state);
+    const { chain } = await Effect.runPromise(makeSubtensorChain({ ...port, submit: () => Effect.fail(timeout) }, { netuid, identity: alice, blocksPerWindow: 115 }));
+    const weights = await Effect.runPromise(Effect.either(chain.setWeights([{ uid: 1, weight: 1 }])));
+    const commit = await Effect.runPromise(Effect.either(chain.commit(FilesystemCommitment.make({ dir: "/shared/run" }))));
+    expect([weights, commit].map((r) => (Either.isLeft(r) ? r.left._tag : "ok"))).toEqual(["ChainTimeout", "ChainTimeout"]);
+  });
+
+  test("mock: a reveal that gets no answer (ChainTimeout) is kept and retried, not dropped", async () => {
+    const state = freshState({ commitRevealEnabled: true, tempo: 10 });
+    const timeouts = [new ChainTimeout({ endpoint: "mock://subtensor", operation: "submit subtensorModule.revealWeights", afterMs: 120_000 })];
+    const port = mockPort(state);
+    const { chain, revealDue } = await Effect.runPromise(
+      makeSubtensorChain({ ...port, submit: (call, signer) => (call._tag === "RevealWeights" && timeouts.length > 0 ? Effect.fail(timeouts.shift()!) : port.submit(call, signer)) }, { netuid, identity: alice, blocksPerWindow: 115, revealRetryBlocks: 2 }),
+    );
+    await Effect.runPromise(chain.setWeights([{ uid: 1, weight: 1 }]));
+    const first = await Effect.runPromise(Effect.either(revealDue(1010)));
+    expect(Either.isLeft(first) && first.left._tag).toBe("ChainTimeout");
+    await Effect.runPromise(revealDue(1011));
+    expect(state.calls.map((c) => c._tag)).toEqual(["CommitWeights"]);
+    await Effect.runPromise(revealDue(1012));
+    expect(state.calls.map((c) => c._tag)).toEqual(["CommitWeights", "RevealWeights"]);
+  });
+
+  test("connection failures read as a sentence, not [object ErrorEvent]", () => {
+    // The shape Bun's WebSocket hands @polkadot/api when nothing listens (an ErrorEvent with a message).
+    const event = Object.assign(Object.create({ [Symbol.toStringTag]: "ErrorEvent" }) as object, { type: "error", message: "WebSocket connection to 'ws://127.0.0.1:1/' failed: Failed to connect" });
+    expect(String(event)).toBe("[object ErrorEvent]");
+    expect(describeCause(event)).toBe("WebSocket connection to 'ws://127.0.0.1:1/' failed: Failed to connect");
+    expect(describeCause({ type: "close", code: 1006 })).toBe("close event (code 1006)");
+    expect(describeCause(new Error("boom"))).toBe("boom");
+    expect(describeChainError(new ChainUnavailable({ endpoint: "ws://x", reason: "cannot connect" }))).toBe("ChainUnavailable: endpoint ws://x, reason cannot connect");
   });
 });

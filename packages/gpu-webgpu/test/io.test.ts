@@ -1,5 +1,4 @@
 import { describe, expect, test } from "bun:test"
-import { spawnSync } from "node:child_process"
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -7,7 +6,7 @@ import { Either, FastCheck as fc } from "effect"
 import { decodeSafetensors, encodeSafetensors } from "../src/io/index.ts"
 import type { SafetensorsInput } from "../src/io/index.ts"
 import { vectorDir } from "./model-engines.ts"
-import { python, skipNumpy } from "./numpy.ts"
+import { NUMPY_TEST_TIMEOUT_MS, runNumpyScript, skipNumpy } from "./numpy.ts"
 
 
 const shapeArb = fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 0, maxLength: 3 })
@@ -136,23 +135,22 @@ describe("safetensors", () => {
     const path = join(dir, "t.safetensors")
     const a = new Float32Array([1.5, -2, 3, 0.25, 5, 6])
     writeFileSync(path, Either.getOrThrow(encodeSafetensors([["b", { shape: [2, 3], data: a }], ["a", { shape: [1], data: new Int32Array([-7]) }]], { k: "v" })))
-    const py = spawnSync(python(), ["-c", [
-      "import json, struct, numpy as np",
-      `raw = open('${path}', 'rb').read()`,
+    const verdict = runNumpyScript([
+      "import struct",
+      "raw = open(json.load(sys.stdin), 'rb').read()",
       "(n,) = struct.unpack('<Q', raw[:8]); assert (8 + n) % 8 == 0 and n <= 100_000_000",
       "header = json.loads(raw[8:8 + n]); data = raw[8 + n:]",
-      "assert header.pop('__metadata__') == {'k': 'v'}",
+      "metadata = header.pop('__metadata__')",
       "dt = {'F32': '<f4', 'I32': '<i4'}",
-      "end = 0",
+      "end = 0; tensors = []",
       "for name, info in sorted(header.items(), key=lambda kv: kv[1]['data_offsets']):",
       "    s, e = info['data_offsets']; assert s == end, (name, s, end); end = e",
-      "    arr = np.frombuffer(data[s:e], dtype=dt[info['dtype']]).reshape(info['shape'])",
-      "    print(name, arr.tolist())",
-      "assert end == len(data)"
-    ].join("\n")], { encoding: "utf8" })
-    expect(py.stderr).toBe("")
-    expect(py.stdout).toBe("b [[1.5, -2.0, 3.0], [0.25, 5.0, 6.0]]\na [-7]\n")
-  })
+      "    tensors.append([name, np.frombuffer(data[s:e], dtype=dt[info['dtype']]).reshape(info['shape']).tolist()])",
+      "assert end == len(data)",
+      "print(json.dumps({'metadata': metadata, 'tensors': tensors}))",
+    ], path)
+    expect(verdict).toEqual({ metadata: { k: "v" }, tensors: [["b", [[1.5, -2, 3], [0.25, 5, 6]]], ["a", [-7]]] })
+  }, NUMPY_TEST_TIMEOUT_MS)
 
   test("encode rejects data that does not match its shape", () => {
     const r = encodeSafetensors([["a", { shape: [3], data: new Float32Array(2) }]])

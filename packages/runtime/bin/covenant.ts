@@ -10,9 +10,9 @@
 import { join, resolve } from "node:path"
 import { mkdirSync } from "node:fs"
 import { Cause, Effect, Exit, Layer, Option, ParseResult, Schema } from "effect"
-import { identityFromSecret, layerLocal, layerLocalClient, layerSubtensor, readOwnerUrl } from "@covenant/chain"
-import type { Chain, Commitment, LocalChain } from "@covenant/chain"
-import { covenant72b, debug, formatPlan, loadRun, plan } from "@covenant/dsl"
+import { Chain, identityFromSecret, layerLocal, layerLocalClient, layerSubtensor, measureBlockTimeMs, readOwnerUrl } from "@covenant/chain"
+import type { Commitment, LocalChain } from "@covenant/chain"
+import { covenant72b, debug, debugSubnet, formatPlan, loadRun, plan } from "@covenant/dsl"
 import type { RunSpec } from "@covenant/dsl"
 import { EngineCpu, EngineWebGpu } from "@covenant/gpu-webgpu"
 import type { Engine } from "@covenant/gpu-webgpu"
@@ -32,27 +32,31 @@ import { prepareRunData } from "../src/swarm/data.ts"
 import { scaleToMachine } from "../src/swarm/scale.ts"
 import { runSwarm } from "../src/swarm/swarm.ts"
 import { summarizeWindow } from "../src/swarm/run-log.ts"
+import { runTimingFor } from "../src/timing.ts"
 
 const HELP: Record<string, string> = {
   main: `covenant <command> [flags]
 
 commands:
   peer        train: one miner of a run
-  validator   keep the canonical model; the highest-stake validator leads (start window, peer lists, records, checkpoints)
+  validator   keep the canonical model; the highest-stake publishing validator leads (start window, peer lists, records, checkpoints)
   swarm       peers + a validator in this process (local chain, filesystem or s3rver)
   plan        print the run's plan table
 
 every command: --help`,
   common: `run selection:
   --run <file.ts>        a run.ts (defineRun); default: --preset
-  --preset <name>        scaled (Covenant-72B scaled to this machine, default) | debug | covenant72b`,
+  --preset <name>        scaled (Covenant-72B scaled to this machine, default) | debug | debug-subnet | covenant72b
+                         (debug-subnet: the debug model timed for a real subnet's 12 s blocks)`,
   node: `node flags:
   --secret <s>           hotkey: dev URI (//Alice), mnemonic or 0x seed (required)
   --name <n>             node name: bucket covenant-<n> and state folder (default: role)
   --state <dir>          local state folder (default .covenant/<run>/nodes/<name>)
   --rounds <n>           stop after n windows from the start window (default: run on)
   --chain local|<ws-url> local (default): --chain-dir <dir>; --own-chain makes this process the chain's owner
-                          ws(s)://...: a subtensor node, with --netuid <n> (hotkey registered and staked with btcli)
+                          ws(s)://...: a subtensor node, with --netuid <n> (hotkey registered and staked with btcli);
+                          the run's timing is checked against the chain's measured block time and refused if it
+                          cannot fit; --fit-to-chain derives it from the measured block time instead
   --transport fs|s3      fs (default): --store <dir>; s3: S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY
                           (write key, stays on this node) and S3_READ_ACCESS_KEY_ID, S3_READ_SECRET_ACCESS_KEY (a read-only
                           token, committed on chain for the others; must differ from the write key)
@@ -61,7 +65,8 @@ every command: --help`,
   peer: `covenant peer [flags]: one miner. Follows the chain's windows, trains H inner steps on its (uid, window) data,
 publishes its compressed pseudo-gradient, gathers the peer list's updates and takes the outer step; resumes from --state.`,
   validator: `covenant validator [flags]: gathers the same updates and applies the same outer step (the canonical model).
-On the local chain it stakes itself to a validator permit; the highest-stake validator leads.`,
+On the local chain it stakes itself to a validator permit. The leader is the highest-stake permit holder that publishes
+the run (its bucket holds the start window); while none does, the first validator to start publishes it and leads.`,
   plan: `covenant plan [--run file | --preset name]: the plan table of a run.`,
   swarm: `covenant swarm [flags]: peers + a validator in this process over the local chain and the filesystem store.
 
@@ -85,9 +90,10 @@ const specOf = (argv: readonly string[]): Effect.Effect<RunSpec, RuntimeError> =
   if (file !== undefined) return Effect.mapError(loadRun(resolve(file)), (e) => new RuntimeError({ phase: "run", reason: e.message }))
   const preset = flag(argv, "preset") ?? "scaled"
   if (preset === "debug") return Effect.succeed(debug())
+  if (preset === "debug-subnet") return Effect.succeed(debugSubnet())
   if (preset === "covenant72b") return Effect.succeed(covenant72b())
   if (preset === "scaled") return Effect.succeed(scaleToMachine(covenant72b(), { peers: 2, windows: 1000 }))
-  return Effect.fail(new RuntimeError({ phase: "run", reason: `unknown preset ${preset} (scaled | debug | covenant72b)` }))
+  return Effect.fail(new RuntimeError({ phase: "run", reason: `unknown preset ${preset} (scaled | debug | debug-subnet | covenant72b)` }))
 }
 
 const env = (name: string) => Effect.fromNullable(process.env[name]).pipe(Effect.mapError(() => new RuntimeError({ phase: "s3", reason: `${name} is not set` })))
@@ -161,8 +167,15 @@ const node = (role: "peer" | "validator", argv: readonly string[]) =>
     }
     // Subtensor: registration and stake are Bittensor's own tools' business (btcli); the hotkey must be registered.
     const netuid = yield* Effect.mapError(Schema.decodeUnknown(Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative()))(flag(argv, "netuid") ?? ""), () => new RuntimeError({ phase: "flags", reason: "--netuid <n> is required with a subtensor endpoint" }))
-    const chainLayer = Layer.mapError(layerSubtensor({ endpoint: chainFlag, netuid, identity, blocksPerWindow: p.blocksPerWindow, connectTimeoutMs: 30_000 }), inPhase("chain"))
-    const program: Effect.Effect<void, RuntimeError, Chain | Transport | Scoring | Engine> = role === "peer" ? runPeer(cfg) : runValidator(cfg)
+    const subtensor = (blocksPerWindow: number) => Layer.mapError(layerSubtensor({ endpoint: chainFlag, netuid, identity, blocksPerWindow, connectTimeoutMs: 30_000 }), inPhase("chain"))
+    // Windows are blocks but upload windows are ms: refuse (or, with --fit-to-chain, refit) a run
+    // whose timing does not fit the blocks this chain actually makes.
+    const measured = yield* Effect.provide(Effect.flatMap(Chain, (c) => Effect.mapError(measureBlockTimeMs(c), inPhase("chain"))), subtensor(p.blocksPerWindow))
+    const run = yield* runTimingFor(spec, measured, argv.includes("--fit-to-chain"), { weightsRateLimitBlocks: 100 })
+    if (measured !== undefined) console.log(`chain blocks every ${Math.round(measured)} ms; run ${run.name}: ${run.participation.blocksPerWindow} blocks a window, upload window ${run.participation.uploadWindowMs} ms`)
+    const runCfg: NodeConfig = { ...cfg, spec: run }
+    const chainLayer = subtensor(run.participation.blocksPerWindow)
+    const program: Effect.Effect<void, RuntimeError, Chain | Transport | Scoring | Engine> = role === "peer" ? runPeer(runCfg) : runValidator(runCfg)
     return yield* Effect.provide(program, Layer.mergeAll(services, chainLayer))
   }).pipe(Effect.scoped)
 

@@ -12,7 +12,7 @@ import { Chain, identityFromSecret, layerLocal } from "@covenant/chain"
 import { debug } from "@covenant/dsl"
 import { initLlamaParameters } from "@covenant/gpu-webgpu"
 import { latestKey, layerFileSystem, publishSigned, sealEnvelope, Transport } from "@covenant/transport"
-import { ensureValidatorPermit, initialModel, loadLatestCheckpoint, paramsDigest, publishCheckpoint, runAddress } from "../src/index.ts"
+import { ensureValidatorPermit, initialModel, loadLatestCheckpoint, paramsDigest, publishCheckpoint, publishStartWindow, runAddress } from "../src/index.ts"
 
 const spec = debug()
 const address = runAddress(spec)
@@ -36,6 +36,8 @@ test("signed checkpoints: model and momentum load back, keep is honoured, tamper
       const uid = (yield* chain.uid)!
       const me = { own, uid, identity: leader }
       const source = { location: own, uid, hotkey: leader.hotkey.address }
+      // A permit holder leads once it publishes the run (its start window).
+      yield* publishStartWindow(me, address, 3)
       expect(yield* loadLatestCheckpoint(source, address, spec.model)).toBeUndefined()
       const momentumOf = (w: number) => new Map([...initLlamaParameters(spec.model, 100 + w)].map(([n, v]) => [n, v.map((x) => x * 0.01)]))
       for (const w of [5, 10, 15]) yield* publishCheckpoint(me, address, spec.model, w, { params: initLlamaParameters(spec.model, w), momentum: momentumOf(w) }, 2)

@@ -149,7 +149,12 @@ export interface GatherOptions {
    * a larger one is reported in `tooLarge` and never read past the cap.
    */
   readonly maxBytes?: number
+  /** Called as soon as a peer's outcome is known, before the gather returns (live progress). */
+  readonly onOutcome?: (uid: number, outcome: GatherOutcome) => void
 }
+
+/** What became of one peer's object: the field of `GatherResult` it is reported in. */
+export type GatherOutcome = "delivered" | "missing" | "tooEarly" | "tooLate" | "unavailable" | "badSignature" | "tooLarge" | "unknownPeer"
 
 /** Every requested uid ends in exactly one of these. */
 export interface GatherResult {
@@ -278,8 +283,13 @@ export const gather = (options: GatherOptions): Effect.Effect<GatherResult, Inva
       })
     }
 
+    const reported: Record<Outcome["_tag"], GatherOutcome> = {
+      Delivered: "delivered", Missing: "missing", TooEarly: "tooEarly", TooLate: "tooLate",
+      Unavailable: "unavailable", BadSignature: "badSignature", TooLarge: "tooLarge", UnknownPeer: "unknownPeer",
+    }
+    const report = (uid: number, outcome: Outcome) => Effect.sync(() => options.onOutcome?.(uid, reported[outcome._tag]))
     const uids = [...new Set(options.uids)]
-    const outcomes = yield* Effect.forEach(uids, (uid) => Effect.map(gatherOne(uid), (o) => [uid, o] as const), { concurrency: "unbounded" })
+    const outcomes = yield* Effect.forEach(uids, (uid) => gatherOne(uid).pipe(Effect.tap((o) => report(uid, o)), Effect.map((o) => [uid, o] as const)), { concurrency: "unbounded" })
 
     const delivered = new Map<number, Delivered>()
     const missing: Array<number> = []

@@ -6,7 +6,7 @@ import type { Registry } from "@polkadot/types/types";
 import { Duration, Effect, Schedule, Stream } from "effect";
 import type { Scope } from "effect";
 import type { BlockInfo } from "../Chain.ts";
-import { ChainUnavailable, DispatchFailed, RuntimeMismatch, UnknownBlock } from "../errors.ts";
+import { ChainTimeout, ChainUnavailable, describeCause, DispatchFailed, RuntimeMismatch, UnknownBlock } from "../errors.ts";
 
 /**
  * What a client needs from a runtime, as `tx.<pallet>.<call>`, `query.<pallet>.<storage>`,
@@ -56,15 +56,20 @@ class Provider extends WsProvider {
 export interface SubstrateNode {
   readonly api: ApiPromise;
   readonly endpoint: string;
+  /** The runtime's target block time (2 x `timestamp.minimumPeriod`; 12 s when the runtime does not say). */
+  readonly blockTimeMs: number;
   readonly head: Effect.Effect<BlockInfo, ChainUnavailable>;
   /** New heads with their timestamps; the subscription is renewed by the provider after a reconnect. */
   readonly blocks: Stream.Stream<BlockInfo, ChainUnavailable>;
   readonly timestampOf: (block: number) => Effect.Effect<number, ChainUnavailable | UnknownBlock>;
-  /** Signs, submits and waits until the extrinsic is in a block; dispatch errors become `DispatchFailed`. */
+  /**
+   * Signs, submits and waits until the extrinsic is in a block; dispatch errors become
+   * `DispatchFailed`, and no inclusion within the submit timeout `ChainTimeout`.
+   */
   readonly submit: (
     tx: SubmittableExtrinsic<"promise">,
     signer: KeyringPair,
-  ) => Effect.Effect<{ readonly blockHash: string }, ChainUnavailable | DispatchFailed>;
+  ) => Effect.Effect<{ readonly blockHash: string }, ChainUnavailable | DispatchFailed | ChainTimeout>;
 }
 
 export interface ConnectOptions {
@@ -73,7 +78,21 @@ export interface ConnectOptions {
   readonly connectTimeoutMs?: number;
   /** Delay between reconnection attempts after the node goes away. */
   readonly reconnectDelayMs?: number;
+  /** How long `submit` waits for inclusion (default: `submitTimeoutBlocks` blocks of the runtime's block time). */
+  readonly submitTimeoutMs?: number;
 }
+
+/** Blocks `submit` waits for inclusion by default: a healthy chain includes a transaction in one or two. */
+export const submitTimeoutBlocks = 10;
+
+/** The default inclusion deadline for a chain of `blockTimeMs` blocks (never under 10 s). */
+export const defaultSubmitTimeoutMs = (blockTimeMs: number): number => Math.max(10_000, submitTimeoutBlocks * blockTimeMs);
+
+/** Block time a runtime targets: twice `timestamp.minimumPeriod` (subtensor: 6 s -> 12 s). */
+export const expectedBlockTimeMs = (api: ApiPromise): number => {
+  const period = Number(api.consts["timestamp"]?.["minimumPeriod"]?.toString() ?? Number.NaN);
+  return Number.isFinite(period) && period > 0 ? 2 * period : 12_000;
+};
 
 /** Connects, checks the runtime has every required item, and disconnects when the scope closes. */
 export const connectSubstrate = (
@@ -81,21 +100,23 @@ export const connectSubstrate = (
   options: ConnectOptions = {},
 ): Effect.Effect<SubstrateNode, ChainUnavailable | RuntimeMismatch, Scope.Scope> =>
   Effect.gen(function* () {
-    const unavailable = (cause: unknown) =>
-      new ChainUnavailable({ endpoint, reason: cause instanceof Error ? cause.message : String(cause) });
+    const unavailable = (cause: unknown) => new ChainUnavailable({ endpoint, reason: describeCause(cause) });
+    const connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
+    // A failed or timed-out first connection stops the provider, which would otherwise retry forever.
     const api = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: () => {
-          const provider = new Provider(endpoint, options.reconnectDelayMs ?? 1_000);
-          return new ApiPromise({ provider, noInitWarn: true, throwOnConnect: true }).isReadyOrError;
-        },
-        catch: unavailable,
-      }).pipe(
-        Effect.timeoutFail({
-          duration: Duration.millis(options.connectTimeoutMs ?? 30_000),
-          onTimeout: () => unavailable("timed out connecting"),
-        }),
-      ),
+      Effect.suspend(() => {
+        const provider = new Provider(endpoint, options.reconnectDelayMs ?? 1_000);
+        return Effect.tryPromise({
+          try: () => new ApiPromise({ provider, noInitWarn: true, throwOnConnect: true }).isReadyOrError,
+          catch: (cause) => unavailable(`cannot connect to ${endpoint}: ${describeCause(cause)}`),
+        }).pipe(
+          Effect.timeoutFail({
+            duration: Duration.millis(connectTimeoutMs),
+            onTimeout: () => unavailable(`cannot connect to ${endpoint}: no connection after ${connectTimeoutMs} ms`),
+          }),
+          Effect.tapError(() => Effect.promise(() => provider.disconnect().catch(() => undefined))),
+        );
+      }),
       (a) => Effect.promise(() => a.disconnect().catch(() => undefined)),
     );
     const missing = missingRuntimeItems(api, [...substrateRequirements, ...(options.required ?? [])]);
@@ -151,7 +172,10 @@ export const connectSubstrate = (
         ),
       );
 
-    const submit = (tx: SubmittableExtrinsic<"promise">, signer: KeyringPair) =>
+    const blockTimeMs = expectedBlockTimeMs(api);
+    const submitTimeoutMs = options.submitTimeoutMs ?? defaultSubmitTimeoutMs(blockTimeMs);
+
+    const include = (tx: SubmittableExtrinsic<"promise">, signer: KeyringPair) =>
       Effect.async<{ readonly blockHash: string }, ChainUnavailable | DispatchFailed>((resume) => {
         let unsubscribe: (() => void) | undefined;
         let done = false;
@@ -184,8 +208,20 @@ export const connectSubstrate = (
               ),
             ),
         );
-        return Effect.sync(() => unsubscribe?.());
+        return Effect.sync(() => {
+          done = true;
+          unsubscribe?.();
+        });
       });
+    // A lost inclusion notification (dropped subscription, a node that stops producing) must not
+    // hang the caller: interrupting `include` unsubscribes.
+    const submit = (tx: SubmittableExtrinsic<"promise">, signer: KeyringPair) =>
+      include(tx, signer).pipe(
+        Effect.timeoutFail({
+          duration: Duration.millis(submitTimeoutMs),
+          onTimeout: () => new ChainTimeout({ endpoint, operation: `submit ${tx.method.section}.${tx.method.method}`, afterMs: submitTimeoutMs }),
+        }),
+      );
 
-    return { api, endpoint, head, blocks, timestampOf, submit } satisfies SubstrateNode;
+    return { api, endpoint, blockTimeMs, head, blocks, timestampOf, submit } satisfies SubstrateNode;
   });

@@ -9,8 +9,8 @@ import type { BlockInfo, ChainShape, CommitmentRecord, Metagraph, Neuron, Weight
 import { Chain, weightsToU16 } from "../Chain.ts";
 import { makeClock } from "../clock.ts";
 import { decodeCommitment, encodeCommitment } from "../Commitment.ts";
-import { ChainUnavailable, InvalidWeights, RegistrationRefused, UnsupportedWeightsPath } from "../errors.ts";
-import type { ChainError, DispatchFailed, RuntimeMismatch, UnknownBlock } from "../errors.ts";
+import { ChainUnavailable, describeCause, InvalidWeights, RegistrationRefused, SubnetNotFound, UnsupportedWeightsPath } from "../errors.ts";
+import type { ChainError, ChainTimeout, DispatchFailed, RuntimeMismatch, UnknownBlock } from "../errors.ts";
 import type { Identity } from "../Identity.ts";
 import { connectSubstrate } from "./node.ts";
 import type { SubstrateNode } from "./node.ts";
@@ -44,6 +44,8 @@ export interface SubnetWeightsConfig {
  * implementation; `makeSubtensorPort` implements it on a connected @polkadot/api.
  */
 export interface SubtensorPort {
+  /** The node's address, for errors. */
+  readonly endpoint: string;
   readonly registry: Registry;
   readonly head: Effect.Effect<BlockInfo, ChainUnavailable>;
   readonly blocks: Stream.Stream<BlockInfo, ChainUnavailable>;
@@ -52,9 +54,11 @@ export interface SubtensorPort {
   readonly commitments: (netuid: number) => Effect.Effect<ReadonlyArray<{ hotkey: string; block: number; fields: ReadonlyArray<Uint8Array> }>, ChainUnavailable>;
   readonly weights: (netuid: number) => Effect.Effect<ReadonlyArray<{ uid: number; weights: ReadonlyArray<readonly [number, number]> }>, ChainUnavailable>;
   readonly uidOf: (netuid: number, hotkey: string) => Effect.Effect<number | undefined, ChainUnavailable>;
+  /** How many uids the subnet has (`subnetworkN`); `undefined` when there is no such subnet. */
+  readonly subnetSize: (netuid: number) => Effect.Effect<number | undefined, ChainUnavailable>;
   readonly weightsConfig: (netuid: number) => Effect.Effect<SubnetWeightsConfig, ChainUnavailable>;
   /** Builds the call through the runtime's metadata, signs, submits, waits for inclusion. */
-  readonly submit: (call: SubtensorCall, signer: KeyringPair) => Effect.Effect<void, ChainUnavailable | DispatchFailed>;
+  readonly submit: (call: SubtensorCall, signer: KeyringPair) => Effect.Effect<void, ChainUnavailable | DispatchFailed | ChainTimeout>;
 }
 
 export interface SubtensorOptions {
@@ -74,13 +78,17 @@ interface PendingReveal {
   readonly call: Extract<SubtensorCall, { _tag: "RevealWeights" }>;
 }
 
-/** The `Chain` service over a subtensor port; also returns the reveal loop to run beside it. */
+/**
+ * The `Chain` service over a subtensor port; also returns the reveal loop to run beside it.
+ * Fails with `SubnetNotFound` when the netuid names no subnet.
+ */
 export const makeSubtensorChain = (
   port: SubtensorPort,
   options: SubtensorOptions,
-): Effect.Effect<{ readonly chain: ChainShape; readonly revealDue: (block: number) => Effect.Effect<void, ChainError> }> =>
+): Effect.Effect<{ readonly chain: ChainShape; readonly revealDue: (block: number) => Effect.Effect<void, ChainError> }, SubnetNotFound | ChainUnavailable> =>
   Effect.gen(function* () {
     const { netuid, identity, blocksPerWindow } = options;
+    if ((yield* port.subnetSize(netuid)) === undefined) return yield* new SubnetNotFound({ endpoint: port.endpoint, netuid });
     const hotkey = identity.hotkey.address;
     const cache = yield* Ref.make<{ at: number; metagraph: Metagraph } | undefined>(undefined);
     const pending = yield* Ref.make<PendingReveal | undefined>(undefined);
@@ -104,8 +112,8 @@ export const makeSubtensorChain = (
     const ttl = options.metagraphTtlMs ?? 600_000;
     const metagraph = Effect.flatMap(Ref.get(cache), (c) => (c !== undefined && Date.now() - c.at < ttl ? Effect.succeed(c.metagraph) : refreshMetagraph));
 
-    const classify = (error: ChainUnavailable | DispatchFailed, config: SubnetWeightsConfig, versionKey: number) =>
-      error._tag === "ChainUnavailable"
+    const classify = (error: ChainUnavailable | DispatchFailed | ChainTimeout, config: SubnetWeightsConfig, versionKey: number) =>
+      error._tag !== "DispatchFailed"
         ? Effect.fail(error)
         : Effect.gen(function* () {
             const head = yield* Effect.orElseSucceed(port.head, () => ({ number: -1, timestampMs: 0 }));
@@ -114,6 +122,7 @@ export const makeSubtensorChain = (
             const lastSetBlock = cached?.metagraph.neurons.find((n) => n.uid === uid)?.lastUpdate ?? -1;
             return yield* Effect.fail(
               classifyDispatchError(error, {
+                endpoint: port.endpoint,
                 hotkey,
                 netuid,
                 versionKey,
@@ -129,6 +138,17 @@ export const makeSubtensorChain = (
       Effect.gen(function* () {
         const u16 = weightsToU16(weights);
         if (typeof u16 === "string") return yield* new InvalidWeights({ reason: u16 });
+        // Subtensor refuses an empty vector (WeightVecLengthIsLow), which is what all-zero weights
+        // normalise to; say so before paying for the call.
+        if (u16.uids.length === 0) {
+          return yield* new InvalidWeights({ reason: `all ${weights.length} weights are zero (or round to 0 of 65535): subtensor refuses an empty weight vector; nothing was sent` });
+        }
+        const size = yield* port.subnetSize(netuid);
+        if (size === undefined) return yield* new SubnetNotFound({ endpoint: port.endpoint, netuid });
+        const unknown = u16.uids.filter((uid) => uid >= size);
+        if (unknown.length > 0) {
+          return yield* new InvalidWeights({ reason: `uid ${unknown.join(", ")} does not exist on subnet ${netuid} (uids 0..${size - 1}); nothing was sent` });
+        }
         const config = yield* port.weightsConfig(netuid);
         const versionKey = config.versionKey;
         if (!config.commitRevealEnabled) {
@@ -164,8 +184,15 @@ export const makeSubtensorChain = (
         const result = yield* Effect.either(port.submit(reveal.call, identity.hotkey));
         if (Either.isRight(result)) return yield* Ref.set(pending, undefined);
         const error = result.left;
+        const retryAt = block + (options.revealRetryBlocks ?? Math.max(1, Math.floor(config.tempo / 4)));
         if (error._tag === "DispatchFailed" && error.error === "RevealTooEarly") {
-          return yield* Ref.set(pending, { ...reveal, nextTryBlock: block + (options.revealRetryBlocks ?? Math.max(1, Math.floor(config.tempo / 4))) });
+          return yield* Ref.set(pending, { ...reveal, nextTryBlock: retryAt });
+        }
+        // No answer (timeout, lost connection) is not a refusal: keep the reveal and try again later
+        // (a reveal that did land then fails as already revealed, and is dropped).
+        if (error._tag !== "DispatchFailed") {
+          yield* Ref.set(pending, { ...reveal, nextTryBlock: retryAt });
+          return yield* Effect.fail(error);
         }
         yield* Ref.set(pending, undefined);
         return yield* classify(error, config, reveal.call.versionKey);
@@ -250,7 +277,7 @@ export const parseDataField = (json: unknown): Uint8Array | undefined => {
 /** The storage and calls of subtensor, built through the connected runtime's metadata. */
 export const makeSubtensorPort = (node: SubstrateNode): SubtensorPort => {
   const api: ApiPromise = node.api;
-  const unavailable = (cause: unknown) => new ChainUnavailable({ endpoint: node.endpoint, reason: cause instanceof Error ? cause.message : String(cause) });
+  const unavailable = (cause: unknown) => new ChainUnavailable({ endpoint: node.endpoint, reason: describeCause(cause) });
   const read = <A>(f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: unavailable });
   const query = api.query;
   const q = (section: string, item: string) => query[section]?.[item];
@@ -311,6 +338,7 @@ export const makeSubtensorPort = (node: SubstrateNode): SubtensorPort => {
   };
 
   return {
+    endpoint: node.endpoint,
     registry: api.registry,
     head: node.head,
     blocks: node.blocks,
@@ -352,6 +380,13 @@ export const makeSubtensorPort = (node: SubstrateNode): SubtensorPort => {
           return json === null || json === undefined ? undefined : asNumber(json);
         }),
       ),
+    subnetSize: (netuid) =>
+      read(async () => {
+        // `networksAdded` is the registry of subnets; a runtime without it has a subnet wherever uids exist.
+        const added = q("subtensorModule", "networksAdded") === undefined ? undefined : (await api.query.subtensorModule.networksAdded(netuid)).toJSON();
+        const n = asNumber((await api.query.subtensorModule.subnetworkN(netuid)).toJSON());
+        return added === false || (added === undefined && n === 0) ? undefined : n;
+      }),
     weightsConfig: (netuid) =>
       read(async () => {
         const [enabled, versionKey, rateLimit, tempo] = await Promise.all([
@@ -378,16 +413,19 @@ export interface LayerSubtensorOptions extends SubtensorOptions {
   /** e.g. `wss://entrypoint-finney.opentensor.ai:443`, `wss://test.finney.opentensor.ai:443`, `ws://127.0.0.1:9944`. */
   readonly endpoint: string;
   readonly connectTimeoutMs?: number;
+  /** How long a call waits for inclusion before `ChainTimeout` (default: 10 of the runtime's blocks, >= 10 s). */
+  readonly submitTimeoutMs?: number;
 }
 
 /** Bittensor's subtensor as the `Chain`: connects, checks the runtime, follows blocks, reveals commits when due. */
-export const layerSubtensor = (options: LayerSubtensorOptions): Layer.Layer<Chain, ChainUnavailable | RuntimeMismatch> =>
+export const layerSubtensor = (options: LayerSubtensorOptions): Layer.Layer<Chain, ChainUnavailable | RuntimeMismatch | SubnetNotFound> =>
   Layer.scoped(
     Chain,
     Effect.gen(function* () {
       const node = yield* connectSubstrate(options.endpoint, {
         required: subtensorRequirements,
         ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
+        ...(options.submitTimeoutMs === undefined ? {} : { submitTimeoutMs: options.submitTimeoutMs }),
       });
       const { chain, revealDue } = yield* makeSubtensorChain(makeSubtensorPort(node), options);
       yield* forkRevealLoop(chain, revealDue);

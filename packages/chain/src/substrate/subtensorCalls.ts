@@ -3,6 +3,8 @@ import { blake2AsU8a } from "@polkadot/util-crypto";
 import { Either } from "effect";
 import {
   CommitmentTooLarge,
+  InvalidWeights,
+  SubnetNotFound,
   NoValidatorPermit,
   NotRegistered,
   UnsupportedWeightsPath,
@@ -87,7 +89,7 @@ export const commitRevealHash = (
 /** What a dispatch error means to a participant; unknown ones stay `DispatchFailed`. */
 export const classifyDispatchError = (
   error: DispatchFailed,
-  context: { readonly hotkey: string; readonly netuid: number; readonly versionKey: number; readonly requiredVersionKey: number; readonly rateLimit: number; readonly lastSetBlock: number; readonly currentBlock: number },
+  context: { readonly endpoint?: string; readonly hotkey: string; readonly netuid: number; readonly versionKey: number; readonly requiredVersionKey: number; readonly rateLimit: number; readonly lastSetBlock: number; readonly currentBlock: number },
 ): ChainError => {
   switch (error.error) {
     case "SettingWeightsTooFast":
@@ -104,6 +106,21 @@ export const classifyDispatchError = (
       return new CommitmentTooLarge({ reason: `${error.pallet}.${error.error}` });
     case "IncorrectWeightVersionKey":
       return new WeightVersionKeyTooLow({ given: context.versionKey, required: context.requiredVersionKey });
+    // The weight vector itself (subtensor's checks in do_set_weights / do_reveal_weights).
+    case "UidVecContainInvalidOne":
+    case "InvalidUid":
+      return new InvalidWeights({ reason: `${error.pallet}.${error.error}: a uid in the vector does not exist on subnet ${context.netuid}` });
+    case "WeightVecLengthIsLow":
+      return new InvalidWeights({ reason: `${error.pallet}.${error.error}: fewer weights than the subnet's minAllowedWeights (an all-zero vector is empty)` });
+    case "WeightVecNotEqualSize":
+    case "DuplicateUids":
+    case "MaxWeightExceeded":
+    case "TooManyUids":
+    case "UidsLengthExceedUidsInSubNet":
+      return new InvalidWeights({ reason: `${error.pallet}.${error.error}${error.docs === "" ? "" : `: ${error.docs}`}` });
+    case "SubNetworkDoesNotExist":
+    case "SubnetNotExists":
+      return new SubnetNotFound({ endpoint: context.endpoint ?? "", netuid: context.netuid });
     case "CommitRevealEnabled":
       return new UnsupportedWeightsPath({ netuid: context.netuid, reason: "direct weights refused: the subnet switched to commit-reveal" });
     default:

@@ -1,9 +1,10 @@
 /**
  * The run's objects on the transport, addressed through what the chain says: each uid's bucket
- * (its commitment) and hotkey, the leader (highest-stake validator), and the leader's start
+ * (its commitment) and hotkey, the leader (leader.ts: the highest-stake permit holder that
+ * publishes the run), and the leader's start
  * window, peer lists, aggregation records and debug slices.
  */
-import { Duration, Effect, Either, Schema } from "effect"
+import { Duration, Effect, Either, Option, Schema } from "effect"
 import { Chain } from "@covenant/chain"
 import type { Commitment, Identity } from "@covenant/chain"
 import {
@@ -12,6 +13,8 @@ import {
 import type { BucketLocation, GatherResult } from "@covenant/transport"
 import type { RunSpec } from "@covenant/dsl"
 import { RuntimeError, inPhase } from "../errors.ts"
+import { leaderCandidates } from "./leader.ts"
+import { describeRejections, rejectionsOf } from "./rejections.ts"
 import { updateCap } from "./admission.ts"
 import { modelManifest } from "./manifest.ts"
 
@@ -37,17 +40,16 @@ export const locationOf = (c: Commitment): BucketLocation =>
     ? { bucket: c.dir }
     : { bucket: c.bucket, endpoint: c.endpoint, region: c.region, accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, forcePathStyle: true }
 
-/** The highest-stake validator (lowest uid on ties). */
-export const leaderOf = (ps: Iterable<Participant>): Participant | undefined => {
-  let best: Participant | undefined
-  for (const p of ps) {
-    if (!p.validatorPermit) continue
-    if (best === undefined || p.stake > best.stake || (p.stake === best.stake && p.uid < best.uid)) best = p
-  }
-  return best
-}
+/** The highest-stake permit holder with a committed bucket (lowest uid on ties); see leader.ts for who actually leads. */
+export const leaderOf = (ps: Iterable<Participant>): Participant | undefined => leaderCandidates(ps)[0]
 
-export const readDirectory: Effect.Effect<Directory, RuntimeError, Chain> = Effect.gen(function* () {
+/**
+ * The participants, and the leader: the highest-stake permit holder with a committed bucket that
+ * has published a start window (leader.ts); `undefined` until one has. A bucket whose store is
+ * unavailable counts as publishing, so a store hiccup does not move the lead; one that refuses us
+ * or does not exist does not.
+ */
+export const readDirectory: Effect.Effect<Directory, RuntimeError, Chain | Transport> = Effect.gen(function* () {
   const chain = yield* Chain
   const graph = yield* Effect.mapError(chain.refreshMetagraph, inPhase("metagraph"))
   const commitments = yield* Effect.mapError(chain.commitments, inPhase("commitments"))
@@ -57,7 +59,15 @@ export const readDirectory: Effect.Effect<Directory, RuntimeError, Chain> = Effe
   for (const n of graph.neurons) {
     participants.set(n.uid, { uid: n.uid, hotkey: n.hotkey, stake: n.stake, validatorPermit: n.validatorPermit, location: byHotkey.get(n.hotkey) })
   }
-  return { participants, leader: leaderOf(participants.values()) }
+  const transport = yield* Transport
+  const publishes = (p: Participant) =>
+    p.location === undefined
+      ? Effect.succeed(false)
+      : Effect.catchAll(Effect.map(transport.list(p.location, "start_window_"), (objects) => objects.length > 0), (e) =>
+          // Only a store that is down leaves it open; a bucket we may not read (or that is not there) runs no leader.
+          Effect.succeed(e._tag === "Unavailable"))
+  const leader = yield* Effect.findFirst(leaderCandidates(participants.values()), publishes)
+  return { participants, leader: Option.getOrUndefined(leader) }
 })
 
 /** The run's identity on the store: the run id signs into every envelope, the version into every key. */
@@ -107,7 +117,7 @@ const decodeJson = <A>(schema: Schema.Schema<A, string>, bytes: Uint8Array, what
 const requireLeader = (dir: Directory): Effect.Effect<Participant & { readonly location: BucketLocation }, RuntimeError> => {
   const leader = dir.leader
   return leader === undefined || leader.location === undefined
-    ? Effect.fail(new RuntimeError({ phase: "leader", reason: "no validator with a committed bucket on chain" }))
+    ? Effect.fail(new RuntimeError({ phase: "leader", reason: "no leader: no validator with a permit and a committed bucket has published the run's start window" }))
     : Effect.succeed({ ...leader, location: leader.location })
 }
 
@@ -220,7 +230,7 @@ export const gatherWindow = (
         hotkeys.set(uid, who.hotkey)
       }
     }
-    return yield* gather({
+    const got = yield* gather({
       runId: address.runId,
       version: address.version,
       window,
@@ -233,4 +243,7 @@ export const gatherWindow = (
       pollInterval: Duration.millis(p.gather.pollIntervalMs),
       ...capOf(updateCap(spec, modelManifest(spec.model), address, window)),
     })
+    const refused = describeRejections(window, rejectionsOf(got, interval), p.uploadWindowMs)
+    if (refused !== undefined) yield* Effect.logWarning(refused)
+    return got
   }).pipe(Effect.mapError((e) => (e._tag === "RuntimeError" ? e : inPhase("gather")(e))))

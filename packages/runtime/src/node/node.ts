@@ -19,6 +19,7 @@ import type { RoundState } from "../round/outer-round.ts"
 import type { Params } from "../round/params.ts"
 import { loadLatestCheckpoint } from "./checkpoint.ts"
 import type { RunAddress } from "./network.ts"
+import { describeStartWait, waitReportMs } from "./leader.ts"
 import { fetchRecord, fetchStartWindow, gatherWindow, peerListFor, readDirectory } from "./network.ts"
 import { admitUpdates } from "./admission.ts"
 import type { Rejected } from "./admission.ts"
@@ -87,14 +88,23 @@ import { modelManifest } from "./manifest.ts"
 
 export const pollMs = (spec: RunSpec): number => Math.max(10, Math.floor(spec.participation.blockTimeMs / 4))
 
-/** Waits until the chain names a leader with a bucket and that leader has published the start window. */
+/**
+ * Waits until a leader (leader.ts) has published the start window; meanwhile says, at once and then
+ * every window (at most every 15 s), whom it waits for and why.
+ */
 export const awaitStart = (address: RunAddress, spec: RunSpec): Effect.Effect<number, RuntimeError, Chain | Transport> =>
   Effect.gen(function* () {
+    const p = spec.participation
+    let saidAt = Number.NEGATIVE_INFINITY
     for (;;) {
       const dir = yield* readDirectory
       if (dir.leader?.location !== undefined) {
         const start = yield* fetchStartWindow(dir, address)
         if (start !== undefined) return start
+      }
+      if (Date.now() - saidAt >= waitReportMs(p.blocksPerWindow, p.blockTimeMs, pollMs(spec))) {
+        saidAt = Date.now()
+        yield* Effect.logInfo(describeStartWait(dir, address))
       }
       yield* Effect.sleep(Duration.millis(pollMs(spec)))
     }

@@ -23,9 +23,10 @@ import { admitGathered } from "./admission.ts"
 import { guardDivergence } from "./divergence.ts"
 import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs } from "./node.ts"
 import {
-  fetchStartWindow, gatherWindow, joinNetwork, peerListFor, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory,
+  gatherWindow, joinNetwork, peerListFor, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory,
 } from "./network.ts"
 import type { Directory } from "./network.ts"
+import { leadsVacantRun } from "./leader.ts"
 import { Scoring } from "./scoring.ts"
 import { loadNodeState, saveNodeState } from "./state.ts"
 
@@ -58,9 +59,10 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
     const isLeader = (dir: Directory) => dir.leader?.uid === uid
     const poll = pollMs(spec)
 
-    // The leader fixes the start window (the next one) and the first peer list.
+    // While no validator leads, a candidate (permit + bucket) fixes the start window (the next one)
+    // and the first peer list, and so becomes the leader (leader.ts).
     let dir = yield* readDirectory
-    if (isLeader(dir) && (yield* fetchStartWindow(dir, address)) === undefined) {
+    if (leadsVacantRun(dir, uid)) {
       const next = (yield* currentWindow) + 1
       yield* publishPeerList(me, address, next, eligiblePeers(dir), [])
       yield* publishStartWindow(me, address, next)
