@@ -94,3 +94,16 @@ test("updateCap holds every honest update and the wire size of a denser codec ex
   const dense: WireTensor[] = manifest.tensors.map(({ name, shape }) => ({ coding: "f32", dense: { name, shape, values: base.get(name)! } }))
   expect(Either.getOrThrow(encode({ meta: metaOf(0), tensors: dense })).length).toBeGreaterThan(cap)
 })
+
+test("replaying a leader's record skips only the hotkey check (the uid may have been re-registered since)", async () => {
+  const stale = { ...metaOf(2), hotkey: hotkeys[8]! }
+  const delivered = [{ uid: 2, payload: payload(2, wireOf(2), stale) }]
+  const live = await Effect.runPromise(admitUpdates(delivered, { spec, manifest, address, window, dir }))
+  expect(live.rejected.map((r) => r.reason._tag)).toEqual(["WrongHotkey"])
+  const replay = await Effect.runPromise(admitUpdates(delivered, { spec, manifest, address, window, dir, checkHotkey: false }))
+  expect(replay.accepted.map((a) => a.uid)).toEqual([2])
+  // Everything else is still checked.
+  const chunk32 = await Effect.runPromise(derive(spec, { compression: { chunk: 32 } }))
+  const bad = await Effect.runPromise(admitUpdates([{ uid: 1, payload: payload(1, wireOf(1, chunk32.compression)) }], { spec, manifest, address, window, dir, checkHotkey: false }))
+  expect(bad.rejected.map((r) => r.reason._tag)).toEqual(["WrongChunk"])
+})

@@ -108,6 +108,12 @@ export interface AdmissionContext {
   readonly dir: Directory
   /** Samples in the node's data (to recompute each uid's assigned samples); omit to skip that check. */
   readonly totalSamples?: number
+  /**
+   * Check meta.hotkey against the chain's current hotkey of the uid (default true). Replaying the
+   * leader's signed record of a past window skips it: the leader checked it then, and the uid
+   * may have been re-registered to another hotkey since.
+   */
+  readonly checkHotkey?: boolean
 }
 
 export interface Admission {
@@ -126,8 +132,10 @@ export const admitOne = (uid: number, payload: Uint8Array, ctx: AdmissionContext
     if (meta.runId !== ctx.address.runId) return Either.left(Rejection.WrongRun({ runId: meta.runId, expected: ctx.address.runId }))
     if (meta.window !== ctx.window) return Either.left(Rejection.WrongWindow({ window: meta.window, expected: ctx.window }))
     if (meta.uid !== uid) return Either.left(Rejection.WrongUid({ uid: meta.uid, expected: uid }))
-    const listed = ctx.dir.participants.get(uid)?.hotkey ?? ""
-    if (meta.hotkey !== listed) return Either.left(Rejection.WrongHotkey({ hotkey: meta.hotkey, expected: listed }))
+    if (ctx.checkHotkey !== false) {
+      const listed = ctx.dir.participants.get(uid)?.hotkey ?? ""
+      if (meta.hotkey !== listed) return Either.left(Rejection.WrongHotkey({ hotkey: meta.hotkey, expected: listed }))
+    }
     const codec = codecMismatch(m, ctx.manifest, ctx.spec)
     if (codec !== undefined) return Either.left(codec)
     if (ctx.totalSamples !== undefined) {

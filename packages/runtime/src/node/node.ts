@@ -182,6 +182,7 @@ export const replayWindows = (
       const dir = yield* readDirectory
       const recordBytes = yield* fetchRecord(dir, address, w)
       let delivered: Array<{ uid: number; payload: Uint8Array }>
+      const fromRecord = recordBytes !== undefined
       if (recordBytes !== undefined) {
         const record = yield* decodeRecord(recordBytes)
         delivered = [...record.updates]
@@ -192,7 +193,7 @@ export const replayWindows = (
         delivered = [...got.delivered].map(([uid, d]) => ({ uid, payload: d.bytes }))
         bytesDown += delivered.reduce((n, d) => n + d.payload.length, 0)
       }
-      const admitted = yield* admitUpdates(delivered, { spec, manifest, address, window: w, dir })
+      const admitted = yield* admitUpdates(delivered, { spec, manifest, address, window: w, dir, checkHotkey: !fromRecord })
       const G = aggregateUpdates(admitted.accepted, manifest, spec.compression)
       applyOuterStep(state, G, spec.outerOptimizer, outerLrFor(spec, start, w))
     }
