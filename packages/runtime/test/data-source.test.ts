@@ -243,6 +243,18 @@ describe("object-store reads", () => {
     })))
   })
 
+  test("back-to-back reads of overlapping windows, nothing kept in memory, all succeed", async () => {
+    // Regression: a finished read's clean-up once failed the next read's request for a shared id.
+    await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+      const set = yield* openObjectShardSet(fileObjects(dir), { memoryBytes: 0 })
+      for (let w = 0; w < 12; w++) {
+        const ids = Either.getOrThrow(windowSamples(1, w, { totalSamples: set.totalSamples, poolSize: 80, samplesPerWindow: 60 }))
+        const got = yield* set.samples(ids)
+        expect(Array.from(got.subarray(0, SEQ + 1))).toEqual(expectedSample(ids[0]!))
+      }
+    })))
+  })
+
   /** The S3 objects, with the first `failures` ranged reads of token files failing as `how`. */
   const flaky = (failures: number, how: "transient" | "permanent" | "hang"): ShardObjects => {
     const inner = s3Objects()

@@ -316,7 +316,7 @@ export const openObjectShardSet = (
       Effect.gen(function* () {
         const out = new Map<number, Uint32Array>()
         const waiting: Array<readonly [number, Deferred.Deferred<Uint32Array, ShardReadError>]> = []
-        const mine: number[] = []
+        const mine = new Map<number, Deferred.Deferred<Uint32Array, ShardReadError>>()
         for (let i = 0; i < ids.length; i++) {
           const id = ids[i]!
           if (out.has(id)) continue
@@ -335,20 +335,25 @@ export const openObjectShardSet = (
           const deferred = Deferred.unsafeMake<Uint32Array, ShardReadError>(FiberId.none)
           inflight.set(id, deferred)
           waiting.push([id, deferred])
-          mine.push(id)
+          mine.set(id, deferred)
         }
-        if (mine.length > 0) {
+        /** Settles one of this read's own samples (a later read may have registered the same id anew). */
+        const settle = (id: number, exit: Exit.Exit<Uint32Array, ShardReadError>) =>
+          Effect.suspend(() => {
+            const d = mine.get(id)!
+            if (inflight.get(id) === d) inflight.delete(id)
+            return Deferred.done(d, exit)
+          })
+        if (mine.size > 0) {
           const work = Effect.gen(function* () {
             const missing: number[] = []
-            for (const id of mine) {
+            for (const id of mine.keys()) {
               const cached = disk === undefined ? undefined : yield* disk.get(id)
               if (cached === undefined) missing.push(id)
               else {
                 counters.diskHits++
                 memory.set(id, cached)
-                const d = inflight.get(id)
-                inflight.delete(id)
-                if (d !== undefined) yield* Deferred.succeed(d, cached)
+                yield* settle(id, Exit.succeed(cached))
               }
             }
             const byShard = new Map<number, number[]>()
@@ -360,29 +365,21 @@ export const openObjectShardSet = (
               Effect.flatMap(Effect.either(fetchShard(shard, shardIds)), (got) =>
                 Effect.gen(function* () {
                   if (Either.isLeft(got)) {
-                    for (const id of shardIds) {
-                      const d = inflight.get(id)
-                      inflight.delete(id)
-                      if (d !== undefined) yield* Deferred.fail(d, got.left)
-                    }
+                    for (const id of shardIds) yield* settle(id, Exit.fail(got.left))
                     return
                   }
                   for (const [id, sample] of got.right) {
                     counters.samplesFetched++
                     memory.set(id, sample)
                     if (disk !== undefined) yield* disk.put(id, sample)
-                    const d = inflight.get(id)
-                    inflight.delete(id)
-                    if (d !== undefined) yield* Deferred.succeed(d, sample)
+                    yield* settle(id, Exit.succeed(sample))
                   }
                 })), { concurrency: 4, discard: true })
           })
           // Run detached in the set's scope, so a reader that is interrupted does not strand others waiting on the same samples.
-          const abandoned = Effect.forEach(mine, (id) => {
-            const d = inflight.get(id)
-            inflight.delete(id)
-            return d === undefined ? Effect.void : Deferred.fail(d, new DataIoError({ path: objects.uri, reason: `the read of sample ${id} was abandoned` }))
-          }, { discard: true })
+          // Anything left unsettled (interrupted with the scope) fails rather than leaving readers waiting.
+          const abandoned = Effect.forEach(mine.keys(), (id) =>
+            settle(id, Exit.fail(new DataIoError({ path: objects.uri, reason: `the read of sample ${id} was abandoned` }))), { discard: true })
           yield* Effect.forkIn(Effect.ensuring(work, abandoned), scope)
         }
         for (const [id, deferred] of waiting) out.set(id, yield* Deferred.await(deferred))
