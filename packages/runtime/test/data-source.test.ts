@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, unlinkSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Cause, Effect, Either, Exit, Option, Scope } from "effect"
+import { Cause, Context, Effect, Either, Exit, Layer, Option, Scope } from "effect"
 import { decodeNpy, parseNpyHeader } from "@covenant/gpu-webgpu"
-import { Unavailable, makeS3Transport } from "@covenant/transport"
+import { Unavailable, layerFileSystem, makeFileSystemTransport, makeS3Transport } from "@covenant/transport"
 import type { TransportService } from "@covenant/transport"
 import { LocalS3 } from "@covenant/transport/testing"
 import {
@@ -19,7 +19,9 @@ import {
   openObjectShardSet,
   openShardSet,
   prepareShards,
+  Shards,
   readManifest,
+  shardsFromTransport,
   transportObjects,
   transportSink,
   uploadShardFolder,
@@ -96,6 +98,20 @@ const s3Copy = (d: string) =>
 const readers: Reader[] = [
   { name: "local files (openShardSet)", open: (d) => openShardSet(d) },
   { name: "objects in a folder", open: (d) => openObjectShardSet(fileObjects(d)) },
+  {
+    name: "the Shards layer over the Transport's filesystem layer",
+    open: (d) =>
+      Effect.gen(function* () {
+        const root = join(work, "fs-store")
+        const prefix = `copy${uploads++}/`
+        const fsTransport = makeFileSystemTransport(root)
+        yield* fsTransport.ensureBucket({ bucket: "corpus-fs" })
+        const sink = transportSink(fsTransport, { bucket: "corpus-fs" }, prefix)
+        for (const name of readdirSync(d)) yield* sink.write(name, new Uint8Array(readFileSync(join(d, name))))
+        const context = yield* Layer.build(shardsFromTransport({ bucket: "corpus-fs", prefix }).pipe(Layer.provide(layerFileSystem(root))))
+        return Context.get(context, Shards)
+      }),
+  },
   {
     name: "objects in S3 (s3rver)",
     open: (d) => Effect.flatMap(s3Copy(d), (prefix) => openObjectShardSet(transportObjects(transport, { bucket: BUCKET }, prefix))),

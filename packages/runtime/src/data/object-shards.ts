@@ -12,14 +12,16 @@ import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from "node:
 import { join } from "node:path"
 import { NPY_PREFIX_BYTES, npyHeaderLength, parseNpyHeader } from "@covenant/gpu-webgpu"
 import type { NpyHeader } from "@covenant/gpu-webgpu"
-import { Deferred, Duration, Effect, Either, Exit, FiberId, Schedule, Schema } from "effect"
+import { Deferred, Duration, Effect, Either, Exit, FiberId, Layer, Schedule, Schema } from "effect"
 import type { Scope } from "effect"
-import { Unavailable, isTransient } from "@covenant/transport"
+import { Transport, Unavailable, isTransient } from "@covenant/transport"
 import type { StoreError } from "@covenant/transport"
 import { DataIoError, ManifestError, SampleOutOfRangeError, ShardCorruptError, describeCause } from "./errors.ts"
 import { MANIFEST_FILE, Manifest } from "./manifest.ts"
-import type { ShardObjects } from "./objects.ts"
-import type { ShardReadError, ShardSet, ShardSetStats } from "./shards.ts"
+import { transportObjects } from "./objects.ts"
+import type { ShardLocation, ShardObjects } from "./objects.ts"
+import { Shards } from "./shards.ts"
+import type { ShardReadError, ShardSet } from "./shards.ts"
 
 export interface ObjectShardSetOptions {
   /** "size" (default) checks each shard's header and size when first touched and hashes its sample index; "sha256" also hashes every token file (reading it whole). */
@@ -413,3 +415,14 @@ export const openObjectShardSet = (
         }),
     } satisfies ShardSet
   })
+
+/**
+ * The `Shards` service over whatever `Transport` layer is provided: its S3/R2 layer for a corpus in
+ * a bucket (`parseShardUri("s3://bucket/prefix")`), or its filesystem layer for the same layout
+ * on disk.
+ */
+export const shardsFromTransport = (
+  location: ShardLocation,
+  options: ObjectShardSetOptions = {},
+): Layer.Layer<Shards, ManifestError | DataIoError, Transport> =>
+  Layer.scoped(Shards, Effect.flatMap(Transport, (transport) => openObjectShardSet(transportObjects(transport, { bucket: location.bucket }, location.prefix), options)))
