@@ -3,7 +3,7 @@
  * Tokenizes text files into token shards for training.
  *
  *   bun packages/runtime/bin/prepare.ts --input <dir|file> [--input ...] --out <dir>
- *     [--tokenizer tokenizer.json] [--eos-token "</s>" | --eos-id N] [--seq-len 2048] [--shard-tokens N]
+ *     [--tokenizer tokenizer.json] [--eos-token "</s>" | --eos-id N] [--seq-len 2048] [--shard-tokens N] [--part-mib 16]
  *
  * Without --tokenizer the byte-level tokenizer is used (ids 0..255 bytes, 256 EOS, 257 PAD).
  *
@@ -23,7 +23,7 @@ import { byteTokenizer, loadHfTokenizer } from "../src/data/tokenizer.ts"
 import { prepareShards } from "../src/data/prepare.ts"
 import { dataS3ConfigFromEnv } from "../src/swarm/data.ts"
 
-const usage = "usage: prepare.ts --input <dir|file>... --out <dir|s3://bucket/prefix> [--tokenizer tokenizer.json] [--eos-token T | --eos-id N] [--seq-len 2048] [--shard-tokens N]"
+const usage = "usage: prepare.ts --input <dir|file>... --out <dir|s3://bucket/prefix> [--tokenizer tokenizer.json] [--eos-token T | --eos-id N] [--seq-len 2048] [--shard-tokens N] [--part-mib 16]"
 
 const positiveInt = (name: string, text: string | undefined, fallback?: number): number | undefined => {
   if (text === undefined) return fallback
@@ -46,6 +46,7 @@ const parsed = (() => {
         "eos-id": { type: "string" },
         "seq-len": { type: "string" },
         "shard-tokens": { type: "string" },
+        "part-mib": { type: "string" },
         help: { type: "boolean" },
       },
       allowPositionals: true,
@@ -68,6 +69,8 @@ if (inputs.length === 0 || values.out === undefined) {
 }
 const seqLen = positiveInt("seq-len", values["seq-len"], 2048) ?? 2048
 const shardTokens = positiveInt("shard-tokens", values["shard-tokens"])
+// Multipart part size for s3:// output (S3 needs >= 5 MiB); a shard larger than one part goes multipart.
+const partMiB = Math.max(5, positiveInt("part-mib", values["part-mib"], 16) ?? 16)
 const eosToken = values["eos-token"]
 const eosIdText = values["eos-id"]
 const eosId = eosIdText === undefined ? undefined : /^[0-9]+$/.test(eosIdText) ? Number(eosIdText) : Number.NaN
@@ -90,7 +93,7 @@ const program = Effect.gen(function* () {
     const { bucket, prefix } = yield* parseShardUri(outDir)
     const config = dataS3ConfigFromEnv(process.env)
     if (config === undefined) return yield* new DataIoError({ path: outDir, reason: "set DATA_S3_ENDPOINT, DATA_S3_ACCESS_KEY_ID and DATA_S3_SECRET_ACCESS_KEY (or S3_*) to write to object storage" })
-    const transport = yield* makeS3Transport({ ...config, multipartThreshold: 16 * 1024 * 1024, partSize: 16 * 1024 * 1024 })
+    const transport = yield* makeS3Transport({ ...config, multipartThreshold: partMiB * 1024 * 1024, partSize: partMiB * 1024 * 1024 })
     yield* Effect.mapError(transport.ensureBucket({ bucket }), (e) => new DataIoError({ path: outDir, reason: `bucket: ${e._tag}` }))
     sink = transportSink(transport, { bucket }, prefix)
   }
