@@ -164,7 +164,8 @@ const swarm = (argv: readonly string[]) =>
     const spec = source.infrastructure.chain.kind === "local" && source.model.dim <= 256 ? source : scaleToMachine(source, { peers, windows })
     const workDir = resolve(flag(argv, "dir") ?? join(".covenant", spec.name, `swarm-${Date.now()}`))
     const backend = flag(argv, "backend") === "webgpu" ? "webgpu" as const : "cpu" as const
-    const result = yield* runSwarm({ spec, peers, rounds: windows, workDir, backend, onEvent: logEvent })
+    const dataS3 = dataS3ConfigFromEnv(process.env)
+    const result = yield* runSwarm({ spec, peers, rounds: windows, workDir, backend, onEvent: logEvent, ...(dataS3 === undefined ? {} : { dataS3 }) })
     for (let w = result.startWindow; w < result.startWindow + windows; w++) {
       const s = summarizeWindow(result.events, w)
       if (s !== undefined) console.log(`window ${w}: peers' loss ${s.peerLoss.toFixed(4)}, model loss ${s.validatorLoss?.toFixed(4) ?? "-"}, ${s.gathered}/${s.expected} peers, identical ${s.identical}`)

@@ -47,6 +47,8 @@ export interface SwarmOptions {
   readonly onEvent?: (event: NodeEvent) => void
   /** Validator evaluates the model's loss each window (default true). */
   readonly evaluate?: boolean
+  /** Where an `s3://` corpus is read from (default: the S3 transport's store, if the swarm uses one). */
+  readonly dataS3?: S3TransportConfig
 }
 
 export interface SwarmResult {
@@ -75,7 +77,7 @@ export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, Runt
         options.onEvent?.(e)
       }
       mkdirSync(workDir, { recursive: true })
-      const shards = yield* openRunData(spec, join(workDir, "data"), transport.kind === "s3" ? transport.config : undefined)
+      const shards = yield* openRunData(spec, join(workDir, "data"), options.dataS3 ?? (transport.kind === "s3" ? transport.config : undefined))
 
       // The chain: owned by this process, served on loopback; every node is a client with its own hotkey.
       const chainDir = join(workDir, "chain")
