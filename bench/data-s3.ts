@@ -4,9 +4,10 @@
  * bytes and requests per window, the S3/local ratio, and the data wait of a peer that prefetches
  * window w + 1 while it "trains" w.
  *
- *   bun bench/data-s3.ts [--samples 4096] [--seq 2048] [--per-shard 1024] [--pool 2048] [--per-window 384] [--windows 5] [--train-ms 1000]
+ *   bun bench/data-s3.ts [--samples 4096] [--seq 2048] [--per-shard 1024] [--pool 2048] [--per-window 384] [--windows 5] [--train-ms 1000] [--concurrency 16] [--server child|inproc]
  *
- * s3rver runs in this process (its CPU time is on the same cores as the reader's).
+ * `--server child` (default) runs s3rver in its own process, `--server inproc` in this one (server and
+ * reader then share one event loop).
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -25,7 +26,7 @@ import {
 import type { ShardSet } from "@covenant/runtime"
 import { makeS3Transport } from "@covenant/transport"
 import { LocalS3 } from "@covenant/transport/testing"
-import { intArg } from "./support.ts"
+import { intArg, stringArg } from "./support.ts"
 
 const samples = intArg("samples", 4096)
 const seqLen = intArg("seq", 2048)
@@ -34,10 +35,31 @@ const pool = intArg("pool", 2048)
 const perWindow = intArg("per-window", 384)
 const windows = intArg("windows", 5)
 const trainMs = intArg("train-ms", 1000)
+/** Ranged GETs in flight at once. */
+const concurrency = intArg("concurrency", 16)
+const server = stringArg("server", "child")
+if (server !== "child" && server !== "inproc") throw new RangeError("--server must be child or inproc")
 const UID = 3
 
 const work = mkdtempSync(join(tmpdir(), "covenant-bench-data-s3-"))
 const s3 = new LocalS3()
+let child: ReturnType<typeof Bun.spawn> | undefined
+
+/** The store's config: LocalS3 in this process, or the same s3rver in a child process. */
+const startServer = async () => {
+  await s3.start()
+  if (server === "inproc") return s3.config()
+  const dataDir = join(work, "s3rver")
+  const proc = Bun.spawn([process.execPath, "-e", `
+    const S3rver = require("s3rver");
+    new S3rver({ address: "127.0.0.1", port: 0, silent: true, directory: process.argv[1] }).run().then((a) => console.log(a.port));
+  `, dataDir], { stdout: "pipe", stderr: "inherit" })
+  child = proc
+  const reader = proc.stdout.getReader()
+  const first = await reader.read()
+  reader.releaseLock()
+  return { ...s3.config(), endpoint: `http://127.0.0.1:${Number(new TextDecoder().decode(first.value).trim())}` }
+}
 const MB = 1e6
 
 const idsOf = (set: ShardSet, window: number) =>
@@ -53,6 +75,7 @@ interface Row {
 const readWindows = (set: ShardSet) =>
   Effect.gen(function* () {
     const rows: Row[] = []
+    yield* set.samples(idsOf(set, 0)) // warm-up, not measured
     for (let w = 1; w <= windows; w++) {
       const ids = idsOf(set, w)
       const before = set.stats()
@@ -78,10 +101,10 @@ const summary = (name: string, rows: ReadonlyArray<Row>) => {
 try {
   const dir = join(work, "shards")
   const manifest = await Effect.runPromise(prepareSyntheticShards({ outDir: dir, vocabSize: 32_000, seqLen, samples, seed: 11, shardTokens: perShard * seqLen + 1 }))
-  console.log(`corpus: ${manifest.totalSamples} samples of ${seqLen} tokens in ${manifest.shards.length} shards (${(manifest.totalTokens * 4 / MB).toFixed(0)} MB); ${windows} windows of ${perWindow} samples from a pool of ${pool}; one sample is ${((seqLen + 1) * 4 / 1024).toFixed(1)} KiB`)
-  await s3.start()
+  console.log(`s3rver ${server === "child" ? "in a child process" : "in this process"}; corpus: ${manifest.totalSamples} samples of ${seqLen} tokens in ${manifest.shards.length} shards (${(manifest.totalTokens * 4 / MB).toFixed(0)} MB); ${windows} windows of ${perWindow} samples from a pool of ${pool}; one sample is ${((seqLen + 1) * 4 / 1024).toFixed(1)} KiB`)
+  const config = await startServer()
   const scope = await Effect.runPromise(Scope.make())
-  const transport = await Effect.runPromise(Scope.extend(makeS3Transport(s3.config()), scope))
+  const transport = await Effect.runPromise(Scope.extend(makeS3Transport(config), scope))
   await Effect.runPromise(transport.ensureBucket({ bucket: "bench-corpus" }))
   const t0 = performance.now()
   await Effect.runPromise(uploadShardFolder(dir, transportSink(transport, { bucket: "bench-corpus" }, "c/")))
@@ -93,9 +116,9 @@ try {
   const warm = (set: ShardSet) => Effect.forEach(set.manifest.shards, (s) => (s.samples > 0 ? set.sample(s.firstSample) : Effect.void), { discard: true })
 
   const local = await run(Effect.flatMap(openShardSet(dir), readWindows))
-  const folder = await run(Effect.flatMap(openObjectShardSet(fileObjects(dir), { memoryBytes: 0 }), (set) => Effect.zipRight(warm(set), readWindows(set))))
-  const remote = await run(Effect.flatMap(openObjectShardSet(s3Objects, { memoryBytes: 0 }), (set) => Effect.zipRight(warm(set), readWindows(set))))
-  const uncoalesced = await run(Effect.flatMap(openObjectShardSet(s3Objects, { memoryBytes: 0, maxRangeBytes: 1 }), (set) => Effect.zipRight(warm(set), readWindows(set))))
+  const folder = await run(Effect.flatMap(openObjectShardSet(fileObjects(dir), { memoryBytes: 0, concurrency }), (set) => Effect.zipRight(warm(set), readWindows(set))))
+  const remote = await run(Effect.flatMap(openObjectShardSet(s3Objects, { memoryBytes: 0, concurrency }), (set) => Effect.zipRight(warm(set), readWindows(set))))
+  const uncoalesced = await run(Effect.flatMap(openObjectShardSet(s3Objects, { memoryBytes: 0, maxRangeBytes: 1, concurrency }), (set) => Effect.zipRight(warm(set), readWindows(set))))
   const localRate = summary("local files (openShardSet)", local)
   summary("objects in a folder (ranged reads)", folder)
   const s3Rate = summary("S3 loopback (ranged GETs)", remote)
@@ -104,7 +127,7 @@ try {
 
   // A peer: trains window w for train-ms while window w + 1 is prefetched; the wait is what reading w costs it.
   const waits = await run(Effect.gen(function* () {
-    const set = yield* openObjectShardSet(s3Objects)
+    const set = yield* openObjectShardSet(s3Objects, { concurrency })
     const out: number[] = []
     for (let w = 1; w <= windows; w++) {
       const t = performance.now()
@@ -118,6 +141,8 @@ try {
   console.log(`S3 with prefetch of w + 1 during ${trainMs} ms of training: data wait per window ${waits.map((m) => m.toFixed(1)).join(", ")} ms (the first window has nothing prefetched)`)
   await Effect.runPromise(Scope.close(scope, Exit.void))
 } finally {
+  child?.kill()
+  await child?.exited
   await s3.dispose()
   rmSync(work, { recursive: true, force: true })
 }
