@@ -12,6 +12,9 @@ import { Cause, Context, Effect, Either, Exit, Layer, Option, Scope } from "effe
 import { decodeNpy, parseNpyHeader } from "@covenant/gpu-webgpu"
 import { Unavailable, layerFileSystem, makeFileSystemTransport, makeS3Transport } from "@covenant/transport"
 import type { TransportService } from "@covenant/transport"
+import { debug } from "@covenant/dsl"
+import type { RunSpec } from "@covenant/dsl"
+import { trainingBatches } from "../src/node/node.ts"
 import { LocalS3 } from "@covenant/transport/testing"
 import {
   byteTokenizer,
@@ -329,4 +332,44 @@ describe("object-store reads", () => {
     expect(String(e?.["file"])).toContain(manifest.shards[0]!.file)
     expect(e?.["offset"]).toBe(dataOffset + 3 * SEQ * 4 + 10)
   })
+})
+
+describe("a window's data through either source", () => {
+  test("peers and validators get the same scheduled batches and digests from S3 as from local files", async () => {
+    const base = debug()
+    expect(base.model.seqLen).toBe(SEQ)
+    const spec: RunSpec = { ...base, data: { ...base.data, schedule: { kind: "rotate", liveShards: 2, everyOuterSteps: 3 } } }
+    const start = 40
+    await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+      const local = yield* openShardSet(dir)
+      const remote = yield* openObjectShardSet(transportObjects(transport, { bucket: BUCKET }, "corpus/"))
+      const { batchSize, innerSteps } = spec.innerOptimizer
+      for (const uid of [0, 1, 7]) {
+        for (const window of [start, start + 1, start + 3, start + 7]) {
+          const a = yield* trainingBatches(local, spec, uid, window, start)
+          const b = yield* trainingBatches(remote, spec, uid, window, start)
+          expect(b.digest).toBe(a.digest)
+          expect(b.batches.map((x) => Array.from(x))).toEqual(a.batches.map((x) => Array.from(x)))
+          expect(a.batches.length).toBe(innerSteps)
+          expect(a.batches[0]!.length).toBe(batchSize * (SEQ + 1))
+          // Every sample comes from one of the two shards live in this window's period of 3 outer steps.
+          const period = Math.floor((window - start) / 3)
+          const live = [(2 * period) % manifest.shards.length, (2 * period + 1) % manifest.shards.length]
+          for (const batch of a.batches) {
+            for (let r = 0; r < batchSize; r++) {
+              const sample = batch.subarray(r * (SEQ + 1), (r + 1) * (SEQ + 1))
+              const inLive = live.some((i) => {
+                const t = shardData[i]!
+                for (let j = 0; j < manifest.shards[i]!.samples; j++) {
+                  if (t[j * SEQ] === sample[0] && t[j * SEQ + 1] === sample[1] && t[j * SEQ + SEQ] === sample[SEQ]) return true
+                }
+                return false
+              })
+              expect(inLive).toBe(true)
+            }
+          }
+        }
+      }
+    })))
+  }, 60_000)
 })
