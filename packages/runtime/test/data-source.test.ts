@@ -274,6 +274,16 @@ describe("object-store reads", () => {
     })))
   })
 
+  test("a read with one bad id fails typed and leaves the good ids readable", async () => {
+    await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+      const set = yield* openObjectShardSet(fileObjects(dir))
+      const bad = yield* Effect.either(set.samples([11, 12, -3]))
+      expect(Either.isLeft(bad) && bad.left._tag).toBe("SampleOutOfRangeError")
+      const good = yield* set.samples([11, 12]).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "stranded" as const }))
+      expect(Array.from(good.subarray(0, SEQ + 1))).toEqual(expectedSample(11))
+    })))
+  })
+
   /** The S3 objects, with the first `failures` ranged reads of token files failing as `how`. */
   const flaky = (failures: number, how: "transient" | "permanent" | "hang"): ShardObjects => {
     const inner = s3Objects()

@@ -44,6 +44,8 @@ export interface ObjectShardSetOptions {
 
 interface ShardMeta {
   readonly dataOffset: number
+  /** Where the sample index's rows start in its file. */
+  readonly indexOffset: number
   /** [samples, 2] rows of (global id, token offset). */
   readonly rows: Uint32Array
 }
@@ -255,7 +257,7 @@ export const openObjectShardSet = (
           return yield* corrupt(entry.samplesFile, `object is ${indexBytes.byteLength} bytes, header and manifest need ${indexHeader.dataOffset + entry.samples * 8}`, indexBytes.byteLength)
         }
         const rows = new Uint32Array(indexBytes.slice(indexHeader.dataOffset).buffer)
-        return { dataOffset: header.dataOffset, rows }
+        return { dataOffset: header.dataOffset, indexOffset: indexHeader.dataOffset, rows }
       })
     const shardMeta = memo<number, ShardMeta, LoadError>()
     const metaOf = (index: number) => shardMeta(index, loadShard(index))
@@ -283,7 +285,7 @@ export const openObjectShardSet = (
           return { id, local, storedId: meta.rows[2 * local]!, offset: meta.rows[2 * local + 1]! }
         })
         for (const w of wanted) {
-          if (w.storedId !== w.id) return yield* corrupt(entry.samplesFile, `row ${w.local} holds sample id ${w.storedId}, expected ${w.id}`, meta.rows.byteOffset + 8 * w.local)
+          if (w.storedId !== w.id) return yield* corrupt(entry.samplesFile, `row ${w.local} holds sample id ${w.storedId}, expected ${w.id}`, meta.indexOffset + 8 * w.local)
           if (w.offset + row > entry.tokens) return yield* corrupt(entry.samplesFile, `sample ${w.id} at token ${w.offset} runs past the shard's ${entry.tokens} tokens`)
         }
         wanted.sort((a, b) => a.offset - b.offset)
@@ -319,10 +321,14 @@ export const openObjectShardSet = (
         const out = new Map<number, Uint32Array>()
         const waiting: Array<readonly [number, Deferred.Deferred<Uint32Array, ShardReadError>]> = []
         const mine = new Map<number, Deferred.Deferred<Uint32Array, ShardReadError>>()
+        // Every id is checked before any is registered as in flight: a bad id must not strand good ones.
+        for (let i = 0; i < ids.length; i++) {
+          const id = ids[i]!
+          if (!Number.isInteger(id) || id < 0 || id >= totalSamples) return yield* new SampleOutOfRangeError({ id, totalSamples })
+        }
         for (let i = 0; i < ids.length; i++) {
           const id = ids[i]!
           if (out.has(id)) continue
-          if (!Number.isInteger(id) || id < 0 || id >= totalSamples) return yield* new SampleOutOfRangeError({ id, totalSamples })
           const hit = memory.get(id)
           if (hit !== undefined) {
             counters.memoryHits++

@@ -45,7 +45,7 @@ export interface ShardSetStats {
   readonly samplesFetched: number
   readonly diskHits: number
   readonly memoryHits: number
-  /** Transient failures retried. */
+  /** Transient failures met (each retried while the retries and the deadline last). */
   readonly retries: number
   /** Bytes in the on-disk sample cache. */
   readonly cacheBytes: number
