@@ -355,15 +355,15 @@ export const openObjectShardSet = (
         if (mine.size > 0) {
           const work = Effect.gen(function* () {
             const missing: number[] = []
-            for (const id of mine.keys()) {
-              const cached = disk === undefined ? undefined : yield* disk.get(id)
-              if (cached === undefined) missing.push(id)
-              else {
+            yield* Effect.forEach(mine.keys(), (id) =>
+              Effect.flatMap(disk === undefined ? Effect.succeed(undefined) : disk.get(id), (cached): Effect.Effect<void> => {
+                if (cached === undefined) return Effect.sync(() => void missing.push(id))
                 counters.diskHits++
                 memory.set(id, cached)
-                yield* settle(id, Exit.succeed(cached))
-              }
-            }
+                return Effect.asVoid(settle(id, Exit.succeed(cached)))
+              }), { concurrency: disk === undefined ? 1 : 16, discard: true })
+            // Reads in a stable order whatever order the cache answered in.
+            missing.sort((a, b) => a - b)
             const byShard = new Map<number, number[]>()
             for (const id of missing) {
               const s = shardOf(id)
