@@ -15,6 +15,7 @@ import type { TransportService } from "@covenant/transport"
 import { debug } from "@covenant/dsl"
 import type { RunSpec } from "@covenant/dsl"
 import { trainingBatches } from "../src/node/node.ts"
+import { dataS3ConfigFromEnv } from "../src/swarm/data.ts"
 import { LocalS3 } from "@covenant/transport/testing"
 import {
   byteTokenizer,
@@ -382,4 +383,15 @@ describe("a window's data through either source", () => {
       }
     })))
   }, 60_000)
+})
+
+describe("dataS3ConfigFromEnv", () => {
+  test("DATA_S3_* (the corpus' keys) win over the node's S3_*; without an endpoint and keys there is none", () => {
+    const node = { S3_ENDPOINT: "https://node.example", S3_ACCESS_KEY_ID: "nk", S3_SECRET_ACCESS_KEY: "ns" }
+    expect(dataS3ConfigFromEnv(node)).toEqual({ endpoint: "https://node.example", region: "auto", accessKeyId: "nk", secretAccessKey: "ns", forcePathStyle: true })
+    expect(dataS3ConfigFromEnv({ ...node, DATA_S3_ENDPOINT: "https://corpus.example", DATA_S3_ACCESS_KEY_ID: "ck", DATA_S3_REGION: "eu", DATA_S3_FORCE_PATH_STYLE: "false" }))
+      .toEqual({ endpoint: "https://corpus.example", region: "eu", accessKeyId: "ck", secretAccessKey: "ns", forcePathStyle: false })
+    expect(dataS3ConfigFromEnv({})).toBeUndefined()
+    expect(dataS3ConfigFromEnv({ DATA_S3_ENDPOINT: "https://corpus.example" })).toBeUndefined()
+  })
 })

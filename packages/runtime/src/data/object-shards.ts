@@ -32,7 +32,7 @@ export interface ObjectShardSetOptions {
   readonly memoryBytes?: number
   /** One GET is abandoned after this long (default 30 s) and retried when retries are left. */
   readonly requestTimeoutMs?: number
-  /** Retries of a GET that failed transiently or timed out (default 4, exponential backoff from 50 ms). */
+  /** Retries of a GET that failed transiently or timed out (default 4, jittered exponential backoff from 50 ms). */
   readonly retries?: number
   /** A whole read, retries included, fails after this long (default 120 s). */
   readonly deadlineMs?: number
@@ -187,7 +187,8 @@ export const openObjectShardSet = (
       }).pipe(
         Effect.timeoutFail({ duration: requestTimeout, onTimeout: () => new Unavailable({ bucket: "", key: name, transient: true, reason: `no answer within ${Duration.toMillis(requestTimeout)} ms` }) }),
         Effect.tapError((e) => Effect.sync(() => { if (isTransient(e)) counters.retries++ })),
-        Effect.retry({ schedule: Schedule.exponential(Duration.millis(50)), times: retries, while: isTransient }),
+        // Jittered, so the nodes of a run that all met the same hiccup do not retry in lockstep.
+        Effect.retry({ schedule: Schedule.jittered(Schedule.exponential(Duration.millis(50))), times: retries, while: isTransient }),
         Effect.timeoutFail({ duration: deadline, onTimeout: () => new Unavailable({ bucket: "", key: name, transient: true, reason: `gave up after the ${Duration.toMillis(deadline)} ms deadline` }) }),
         Effect.tap((a) => Effect.sync(() => { counters.bytesRead += bytesOf(a) })),
         Effect.mapError((e): LoadError => {
