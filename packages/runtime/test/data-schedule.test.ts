@@ -101,6 +101,9 @@ describe("shard schedule", () => {
       const got = await Effect.runPromise(scheduledSampleIds(set, schedule, 3, 7, 99, sampling))
       expect(Array.from(got.ids)).toEqual(Array.from(Either.getOrThrow(windowSamples(7, 99, { totalSamples: 150, ...sampling }))))
     }
+    // Fewer live samples than a window trains on is a typed error, not a short batch.
+    const tooFew = await Effect.runPromise(Effect.either(scheduledSampleIds(set, { kind: "stages", stages: [{ fromOuterStep: 0, shards: [3] }] }, 0, 1, 1, { poolSize: 40, samplesPerWindow: 31 })))
+    expect(Either.isLeft(tooFew) && tooFew.left._tag).toBe("SamplerError")
     await fc.assert(fc.asyncProperty(rotate, step, fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: 100_000 }), async (schedule, s, uid, window) => {
       const live = Either.getOrThrow(liveShardIndices(schedule, s, table.length)).filter((i) => table[i]!.samples > 0)
       const got = await Effect.runPromise(Effect.either(scheduledSampleIds(set, schedule, s, uid, window, sampling)))

@@ -47,7 +47,8 @@ export const windowBatch = (
 /**
  * The ids a (uid, window) peer trains on at `outerStep` under the shard schedule: the seed rule
  * draws pool indices over the live shards' samples, mapped to global sample ids. With no schedule
- * (or `all`) this is `assignedSampleIds`. The pool is capped at the live sample count.
+ * (or `all`) this is `assignedSampleIds`. The pool is capped at the live sample count (as
+ * `trainingBatches` always capped it at the dataset's); a window larger than that fails typed.
  */
 export const scheduledSampleIds = (
   set: Pick<ShardSet, "manifest">,
@@ -60,7 +61,8 @@ export const scheduledSampleIds = (
   Effect.gen(function* () {
     const live = yield* liveShards(set.manifest, schedule, outerStep)
     const poolSize = Math.min(sampling.poolSize, live.totalSamples)
-    const local = yield* windowSamples(uid, window, { totalSamples: live.totalSamples, poolSize, samplesPerWindow: Math.min(sampling.samplesPerWindow, poolSize) })
+    // samplesPerWindow is not capped: fewer live samples than a window trains on is an error, not short batches.
+    const local = yield* windowSamples(uid, window, { totalSamples: live.totalSamples, poolSize, samplesPerWindow: sampling.samplesPerWindow })
     const ids = local.map((i) => live.globalId(i))
     return { ids, digest: sampleDigest(ids) }
   })
