@@ -18,7 +18,7 @@ import { debugDistance, debugValues, paramsDigest } from "../round/params.ts"
 import { currentWindow, waitForWindow } from "./clock.ts"
 import { recordRound } from "./metrics.ts"
 import type { NodeConfig, NodeEvent } from "./node.ts"
-import { awaitStart, decodeDelivered, initialModel, modelManifest, outerLrFor, pollMs, replayWindows, trainingBatches } from "./node.ts"
+import { awaitStart, decodeDelivered, initialModel, modelManifest, outerLrFor, pollMs, prefetchBatches, replayWindows, trainingBatches } from "./node.ts"
 import { fetchLeaderDebug, gatherWindow, joinNetwork, peerListFor, publishGradient, readDirectory } from "./network.ts"
 import { loadNodeState, saveNodeState } from "./state.ts"
 
@@ -86,7 +86,9 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
 
       const roundStart = performance.now()
       cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "train" })
-      const data = yield* trainingBatches(cfg.shards, spec, uid, window)
+      const data = yield* trainingBatches(cfg.shards, spec, uid, window, start)
+      const dataMs = performance.now() - roundStart
+      yield* prefetchBatches(cfg.shards, spec, uid, window + 1, start)
       const dir = yield* readDirectory
       const expected = yield* peerListFor(dir, address, window)
       const prepareMs = performance.now() - roundStart
@@ -148,7 +150,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
         stepped: result.stepped,
         digest: paramsDigest(state.params),
         roundMs: performance.now() - roundStart,
-        phaseMs: { ...rest, wait: waitMs, publish: Math.max(0, publish - waitMs), prepare: prepareMs, save: saveMs },
+        phaseMs: { ...rest, wait: waitMs, publish: Math.max(0, publish - waitMs), prepare: prepareMs - dataMs, data: dataMs, save: saveMs },
       })
     }
   }).pipe(Effect.scoped)
