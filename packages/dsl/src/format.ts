@@ -4,6 +4,12 @@ import type { OuterLrSchedule } from "./optimizer.ts"
 import type { Plan } from "./plan.ts"
 import type { RunSpec } from "./runSpec.ts"
 
+const scheduleText = (schedule: RunSpec["data"]["schedule"]): string => {
+  if (schedule === undefined || schedule.kind === "all") return ""
+  if (schedule.kind === "rotate") return `; ${schedule.liveShards} shard(s) live, moving on every ${schedule.everyOuterSteps} outer steps`
+  return `; ${schedule.stages.length} shard stage(s) from outer steps ${schedule.stages.map((st) => st.fromOuterStep).join(", ")}`
+}
+
 export const formatCount = (n: number): string => Math.round(n).toLocaleString("en-US")
 
 /** 72747327488 -> "72.75 B". */
@@ -88,7 +94,7 @@ export const formatSpecSummary = (s: RunSpec): string => {
     ],
     [
       "data",
-      `${s.data.source.kind} source, ${s.data.tokenizer.kind} tokenizer, ${s.data.sampling.samplesPerWindow} of a ${s.data.sampling.poolSize}-sample pool per (uid, window)`,
+      `${s.data.source.kind === "shards" ? `shards at ${s.data.source.uri}` : `${s.data.source.kind} source`}, ${s.data.tokenizer.kind} tokenizer, ${s.data.sampling.samplesPerWindow} of a ${s.data.sampling.poolSize}-sample pool per (uid, window)${scheduleText(s.data.schedule)}`,
     ],
     [
       "inner optimizer",

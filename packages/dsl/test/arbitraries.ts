@@ -90,6 +90,24 @@ const infrastructure = (blockTimeMs: number): fc.Arbitrary<RunSpec["infrastructu
     ),
   })
 
+/** Where the data lives and which shards are live when: the preset's, or shards in S3 with a schedule. */
+const dataVariant = fc.record({
+  s3: fc.boolean(),
+  cacheBytes: fc.option(fc.integer({ min: 0, max: 2 ** 40 }), { nil: undefined }),
+  schedule: fc.option(
+    fc.oneof(
+      fc.constant({ kind: "all" as const }),
+      fc.record({ kind: fc.constant("rotate" as const), liveShards: fc.integer({ min: 1, max: 64 }), everyOuterSteps: fc.integer({ min: 1, max: 1000 }) }),
+      fc.array(fc.tuple(fc.integer({ min: 1, max: 500 }), fc.uniqueArray(fc.integer({ min: 0, max: 100 }), { minLength: 1, maxLength: 8 })), { minLength: 1, maxLength: 5 }).map((list) => {
+        let from = 0
+        const stages = list.map(([gap, shards], i) => ({ fromOuterStep: i === 0 ? 0 : (from += gap), shards: shards as [number, ...number[]] }))
+        return { kind: "stages" as const, stages: stages as [typeof stages[number], ...typeof stages] }
+      }),
+    ),
+    { nil: undefined },
+  ),
+})
+
 /** A valid spec: a preset with every section varied consistently. */
 export const validRunSpec: fc.Arbitrary<RunSpec> = fc
   .tuple(
@@ -100,8 +118,9 @@ export const validRunSpec: fc.Arbitrary<RunSpec> = fc
     timing,
     fc.integer({ min: 0, max: 2 ** 32 - 1 }),
     fc.option(positive(1e13), { nil: undefined }),
+    dataVariant,
   )
-  .chain(([base, model, compression, t, time, seed, tokenBudget]) =>
+  .chain(([base, model, compression, t, time, seed, tokenBudget, dv]) =>
     infrastructure(time.blockTimeMs).map((infrastructure): RunSpec => {
       const batchSize = t.microBatchSize * t.accumulation
       const samplesPerWindow = batchSize * t.innerSteps
@@ -111,7 +130,12 @@ export const validRunSpec: fc.Arbitrary<RunSpec> = fc
         ...base,
         seed,
         model,
-        data: { ...base.data, sampling: { kind: "uidWindowSeed", poolSize: samplesPerWindow + t.extraPool, samplesPerWindow } },
+        data: {
+          ...base.data,
+          ...(dv.s3 ? { source: { kind: "shards" as const, uri: "s3://corpus/v1", ...(dv.cacheBytes === undefined ? {} : { cacheBytes: dv.cacheBytes }) } } : {}),
+          ...(dv.schedule === undefined ? {} : { schedule: dv.schedule }),
+          sampling: { kind: "uidWindowSeed", poolSize: samplesPerWindow + t.extraPool, samplesPerWindow },
+        },
         innerOptimizer: {
           ...base.innerOptimizer,
           lr: t.lr,

@@ -87,6 +87,25 @@ const mutations: ReadonlyArray<Mutation> = [
     invalid: (s) => fc.integer({ min: 1, max: s.data.sampling.poolSize + 10 }).filter((n) => n !== s.data.sampling.samplesPerWindow),
   },
   {
+    path: ["data", "schedule"],
+    invalid: () =>
+      fc.constantFrom(
+        { kind: "rotate", liveShards: 0, everyOuterSteps: 1 },
+        { kind: "rotate", liveShards: 2, everyOuterSteps: 1.5 },
+        { kind: "stages", stages: [] },
+        { kind: "stages", stages: [{ fromOuterStep: 4, shards: [0] }] },
+        { kind: "stages", stages: [{ fromOuterStep: 0, shards: [0] }, { fromOuterStep: 0, shards: [1] }] },
+        { kind: "stages", stages: [{ fromOuterStep: 0, shards: [3, 3] }] },
+        { kind: "sometimes" },
+      ),
+    applies: (s) => s.data.schedule !== undefined,
+  },
+  {
+    path: ["data", "source", "cacheBytes"],
+    invalid: () => fc.constantFrom(-1, 1.5, "1GB"),
+    applies: (s) => s.data.source.kind === "shards" && s.data.source.cacheBytes !== undefined,
+  },
+  {
     path: ["participation", "uploadWindowMs"],
     invalid: (s) => {
       const windowMs = s.participation.blocksPerWindow * s.participation.blockTimeMs

@@ -18,7 +18,6 @@ import { EngineCpu, EngineWebGpu } from "@covenant/gpu-webgpu"
 import type { Engine } from "@covenant/gpu-webgpu"
 import { layerFileSystem, layerS3 } from "@covenant/transport"
 import type { BucketLocation, S3TransportConfig, Transport } from "@covenant/transport"
-import { openShardSet } from "../src/data/shards.ts"
 import { RuntimeError, inPhase } from "../src/errors.ts"
 import { runAddress } from "../src/node/network.ts"
 import { s3Commitment } from "../src/node/credentials.ts"
@@ -28,7 +27,7 @@ import { runPeer } from "../src/node/peer.ts"
 import { ScoringEqual } from "../src/node/scoring.ts"
 import type { Scoring } from "../src/node/scoring.ts"
 import { ensureValidatorPermit, runValidator } from "../src/node/validator.ts"
-import { prepareRunData } from "../src/swarm/data.ts"
+import { dataS3ConfigFromEnv, openRunData } from "../src/swarm/data.ts"
 import { scaleToMachine } from "../src/swarm/scale.ts"
 import { runSwarm } from "../src/swarm/swarm.ts"
 import { summarizeWindow } from "../src/swarm/run-log.ts"
@@ -147,8 +146,7 @@ const node = (role: "peer" | "validator", argv: readonly string[]) =>
       commitment = { _tag: "Filesystem", dir: bucket }
     }
 
-    const dataDir = yield* prepareRunData(spec, join(stateDir, "data"))
-    const shards = yield* Effect.mapError(openShardSet(dataDir), (e) => new RuntimeError({ phase: "data", reason: e._tag }))
+    const shards = yield* openRunData(spec, join(stateDir, "data"), dataS3ConfigFromEnv(process.env))
     const cfg: NodeConfig = { name, spec, address: runAddress(spec), identity, own, commitment, stateDir, shards, events: logEvent, ...(rounds === undefined ? {} : { rounds }) }
     const engineLayer: Layer.Layer<Engine, RuntimeError> = flag(argv, "backend") === "webgpu"
       ? Layer.mapError(EngineWebGpu, (e) => new RuntimeError({ phase: "engine", reason: e._tag }))
@@ -187,7 +185,8 @@ const swarm = (argv: readonly string[]) =>
     const spec = source.infrastructure.chain.kind === "local" && source.model.dim <= 256 ? source : scaleToMachine(source, { peers, windows })
     const workDir = resolve(flag(argv, "dir") ?? join(".covenant", spec.name, `swarm-${Date.now()}`))
     const backend = flag(argv, "backend") === "webgpu" ? "webgpu" as const : "cpu" as const
-    const result = yield* runSwarm({ spec, peers, rounds: windows, workDir, backend, onEvent: logEvent })
+    const dataS3 = dataS3ConfigFromEnv(process.env)
+    const result = yield* runSwarm({ spec, peers, rounds: windows, workDir, backend, onEvent: logEvent, ...(dataS3 === undefined ? {} : { dataS3 }) })
     for (let w = result.startWindow; w < result.startWindow + windows; w++) {
       const s = summarizeWindow(result.events, w)
       if (s !== undefined) console.log(`window ${w}: peers' loss ${s.peerLoss.toFixed(4)}, model loss ${s.validatorLoss?.toFixed(4) ?? "-"}, ${s.gathered}/${s.expected} peers${s.rejected > 0 ? ` (${s.rejected} rejected)` : ""}, identical ${s.identical}`)

@@ -1,9 +1,11 @@
 import { afterAll, describe, expect, test } from "bun:test"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
-import { readManifest } from "../src/data/index.ts"
+import { makeS3Transport } from "@covenant/transport"
+import { LocalS3 } from "@covenant/transport/testing"
+import { openObjectShardSet, openShardSet, readManifest, transportObjects } from "../src/data/index.ts"
 
 const ROOT = join(import.meta.dir, "..")
 const work = mkdtempSync(join(tmpdir(), "covenant-cli-"))
@@ -43,3 +45,37 @@ describe("bin/prepare.ts", () => {
   }, 30_000)
 })
 
+
+describe("bin/prepare.ts --out s3://", () => {
+  const s3 = new LocalS3()
+  afterAll(() => s3.dispose())
+
+  test("writes the shards straight to a bucket (multipart), the same bytes as a local prepare", async () => {
+    await s3.start()
+    // ~6.5 MB of text: with one shard and the byte tokenizer, a 26 MB shard, five 5 MiB parts and a tail.
+    const text = join(work, "big.txt")
+    const corpus = readFileSync(join(ROOT, "corpus", "declaration-of-independence.txt"), "utf-8")
+    writeFileSync(text, corpus.repeat(Math.ceil(6.5e6 / corpus.length)))
+    const c = s3.config()
+    const env = { ...process.env, DATA_S3_ENDPOINT: c.endpoint, DATA_S3_REGION: c.region, DATA_S3_ACCESS_KEY_ID: c.accessKeyId, DATA_S3_SECRET_ACCESS_KEY: c.secretAccessKey }
+    // Spawned without blocking: the S3 server answers from this process.
+    const proc = Bun.spawn([process.execPath, join(ROOT, "bin", "prepare.ts"), "--input", text, "--out", "s3://prepared-corpus/v1", "--seq-len", "512", "--shard-tokens", "8000001", "--part-mib", "5"], { cwd: ROOT, env, stdout: "pipe", stderr: "pipe" })
+    const [code, err] = await Promise.all([proc.exited, new Response(proc.stderr).text()])
+    expect(err).toBe("")
+    expect(code).toBe(0)
+    const local = join(work, "big-local")
+    expect(run("--input", text, "--out", local, "--seq-len", "512", "--shard-tokens", "8000001").code).toBe(0)
+    const expected = await Effect.runPromise(readManifest(local))
+    expect(expected.shards.some((s) => s.tokens * 4 > 5 * 1024 * 1024)).toBe(true)
+    await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+      const transport = yield* makeS3Transport(c)
+      const listed = yield* transport.list({ bucket: "prepared-corpus" }, "v1/")
+      expect(listed.map((o) => o.key)).toEqual(["v1/manifest.json", ...expected.shards.flatMap((s) => [`v1/${s.samplesFile}`, `v1/${s.file}`])].sort())
+      const remote = yield* openObjectShardSet(transportObjects(transport, { bucket: "prepared-corpus" }, "v1/"), { verify: "sha256" })
+      expect(remote.manifest).toEqual(expected)
+      const mine = yield* openShardSet(local)
+      const ids = [0, 1, 777, remote.totalSamples - 1]
+      expect(Array.from(yield* remote.samples(ids))).toEqual(Array.from(yield* mine.samples(ids)))
+    })))
+  }, 120_000)
+})

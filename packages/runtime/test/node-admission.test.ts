@@ -28,8 +28,8 @@ const dir: Directory = {
   leader: undefined,
 }
 
-const samplesOf = (uid: number) =>
-  Effect.runSync(assignedSampleIds({ totalSamples: TOTAL_SAMPLES }, uid, window, { poolSize: Math.min(spec.data.sampling.poolSize, TOTAL_SAMPLES), samplesPerWindow: spec.data.sampling.samplesPerWindow }))
+const samplesOf = (uid: number, w = window) =>
+  Effect.runSync(assignedSampleIds({ totalSamples: TOTAL_SAMPLES }, uid, w, { poolSize: Math.min(spec.data.sampling.poolSize, TOTAL_SAMPLES), samplesPerWindow: spec.data.sampling.samplesPerWindow }))
 
 /** A real update: a delta through a fresh EF buffer with `compression`, over the wire format. */
 const wireOf = (uid: number, compression = spec.compression): WireTensor[] => {
@@ -59,7 +59,8 @@ test("a wrong-codec, wrong-hotkey, wrong-samples or misaddressed peer is rejecte
     { uid: 7, payload: payload(7, wireOf(7, fewer.compression)) },
     { uid: 8, payload: new Uint8Array([1, 2, 3]) },
   ]
-  const { accepted, rejected } = await Effect.runPromise(admitUpdates(delivered, { spec, manifest, address, window, dir, totalSamples: TOTAL_SAMPLES }))
+  const samples = (uid: number, w: number) => Effect.succeed(samplesOf(uid, w))
+  const { accepted, rejected } = await Effect.runPromise(admitUpdates(delivered, { spec, manifest, address, window, dir, samples }))
   expect(accepted.map((a) => a.uid)).toEqual([0, 2])
   expect(rejected.map((r) => [r.uid, r.reason._tag])).toEqual([
     [1, "WrongChunk"], [3, "WrongHotkey"], [4, "WrongSamples"], [5, "WrongWindow"], [6, "WrongCoding"], [7, "WrongK"], [8, "Undecodable"],

@@ -1,8 +1,16 @@
 import { Data } from "effect"
 
-/** A shard or sample-index file on disk that does not match its manifest (size, header, hash). */
+/** A shard or sample-index file (on disk or in object storage) that does not match its manifest (size, header, hash). */
 export class ShardCorruptError extends Data.TaggedError("ShardCorruptError")<{
   readonly file: string
+  readonly reason: string
+  /** Byte offset in `file` where the problem was met, when there is one (a short or failed ranged read). */
+  readonly offset?: number
+}> {}
+
+/** A shard schedule that names shards the manifest does not have, or leaves no samples live. */
+export class ShardScheduleError extends Data.TaggedError("ShardScheduleError")<{
+  readonly outerStep: number
   readonly reason: string
 }> {}
 

@@ -24,6 +24,7 @@ import { MANIFEST_FILE, MANIFEST_FORMAT, Manifest, samplesFileName, shardFileNam
 import type { ShardEntry, TokenizerInfo } from "./manifest.ts"
 import { Xoshiro128 } from "./sampler.ts"
 import type { TextTokenizer } from "./tokenizer.ts"
+import type { ShardSink } from "./objects.ts"
 
 export interface PrepareOptions {
   /** Files and/or folders of text. */
@@ -34,6 +35,8 @@ export interface PrepareOptions {
   readonly seqLen: number
   /** Tokens per shard file; defaults to 16384 samples' worth (`16384 * seqLen + 1`). */
   readonly shardTokens?: number
+  /** Where the shards go instead of `outDir` (see `ShardWriterOptions.sink`). */
+  readonly sink?: ShardSink
 }
 
 const TEXT_EXTENSIONS = new Set([".txt", ".jsonl"])
@@ -101,7 +104,15 @@ export interface ShardWriterOptions {
   readonly shardTokens?: number
   /** Stop consuming documents once this many complete samples are written or buffered. */
   readonly stopAfterSamples?: number
+  /** Where the files go (e.g. `transportSink`: straight to S3/R2); default: files in `outDir`. The manifest is written last. */
+  readonly sink?: ShardSink
 }
+
+/** Files in a local folder (made if missing). */
+export const folderSink = (dir: string): ShardSink => ({
+  uri: dir,
+  write: (name, bytes) => io(join(dir, name), () => mkdir(dir, { recursive: true }).then(() => writeFile(join(dir, name), bytes))),
+})
 
 /**
  * Writes a stream of documents (token ids, EOS appended here) as shards + sample index +
@@ -120,7 +131,7 @@ export const writeShards = <E>(
     if (!Number.isSafeInteger(shardTokens) || shardTokens < seqLen + 1 || shardTokens > 0xffffffff) {
       return yield* new DataIoError({ path: outDir, reason: `shardTokens must be an integer in [seqLen + 1, 2^32), got ${shardTokens}` })
     }
-    yield* io(outDir, () => mkdir(outDir, { recursive: true }))
+    const sink = options.sink ?? folderSink(outDir)
 
     const buffer = new Uint32Array(shardTokens)
     let filled = 0
@@ -143,8 +154,8 @@ export const writeShards = <E>(
       const samplesBytes = yield* encodeNpy(sampleIndex, [samples, 2])
       const file = shardFileName(index)
       const samplesFile = samplesFileName(index)
-      yield* io(join(outDir, file), () => writeFile(join(outDir, file), shardBytes))
-      yield* io(join(outDir, samplesFile), () => writeFile(join(outDir, samplesFile), samplesBytes))
+      yield* sink.write(file, shardBytes)
+      yield* sink.write(samplesFile, samplesBytes)
       shards.push({
         file,
         samplesFile,
@@ -195,7 +206,7 @@ export const writeShards = <E>(
       shards,
     }).pipe(Effect.mapError((e) => new DataIoError({ path: outDir, reason: `manifest does not validate: ${e.message}` })))
     const encoded = Schema.encodeSync(Manifest)(manifest)
-    yield* io(join(outDir, MANIFEST_FILE), () => writeFile(join(outDir, MANIFEST_FILE), JSON.stringify(encoded, null, 2) + "\n"))
+    yield* sink.write(MANIFEST_FILE, new TextEncoder().encode(JSON.stringify(encoded, null, 2) + "\n"))
     return manifest
   })
 
@@ -218,6 +229,7 @@ export const prepareShards = (
       padId: tokenizer.padId,
       seqLen: options.seqLen,
       ...(options.shardTokens === undefined ? {} : { shardTokens: options.shardTokens }),
+      ...(options.sink === undefined ? {} : { sink: options.sink }),
     })
   })
 

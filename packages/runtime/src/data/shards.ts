@@ -25,8 +25,30 @@ export interface ShardSet {
   readonly sample: (id: number) => Effect.Effect<Uint32Array, ShardReadError>
   /** Several samples back to back, `ids.length * (seqLen + 1)` tokens. */
   readonly samples: (ids: ArrayLike<number>) => Effect.Effect<Uint32Array, ShardReadError>
+  /**
+   * Starts reading these samples in the background (a peer asks for window w + 1 while it trains
+   * w), so a later `samples` of them finds them ready; failures surface on that later read.
+   */
+  readonly prefetch: (ids: ArrayLike<number>) => Effect.Effect<void>
+  /** What reading has cost so far. */
+  readonly stats: () => ShardSetStats
   /** Every token of one shard (for checks and tools; training reads samples). */
   readonly shardTokens: (shardIndex: number) => Effect.Effect<Uint32Array, ShardCorruptError | DataIoError>
+}
+
+export interface ShardSetStats {
+  /** Reads issued to the files or the store (ranged GETs, HEADs, whole reads). */
+  readonly requests: number
+  /** Bytes those reads returned. */
+  readonly bytesRead: number
+  /** Samples read from the files or the store (not from a cache). */
+  readonly samplesFetched: number
+  readonly diskHits: number
+  readonly memoryHits: number
+  /** Transient failures met (each retried while the retries and the deadline last). */
+  readonly retries: number
+  /** Bytes in the on-disk sample cache. */
+  readonly cacheBytes: number
 }
 
 export interface OpenShardSetOptions {
@@ -144,8 +166,12 @@ export const openShardSet = (
       return shards[lo]
     }
 
+    const counters = { requests: 0, bytesRead: 0, samplesFetched: 0 }
     const sampleInto = (id: number, out: Uint32Array, at: number): Effect.Effect<void, ShardReadError> =>
       Effect.gen(function* () {
+        counters.requests += 2
+        counters.bytesRead += 8 + (seqLen + 1) * 4
+        counters.samplesFetched++
         if (!Number.isInteger(id) || id < 0 || id >= totalSamples) return yield* new SampleOutOfRangeError({ id, totalSamples })
         const shard = shardOf(id)
         const { entry } = shard
@@ -185,6 +211,9 @@ export const openShardSet = (
           out,
         )
       },
+      // Local files are read where they lie, at the page cache's speed: nothing to fetch ahead.
+      prefetch: () => Effect.void,
+      stats: () => ({ ...counters, diskHits: 0, memoryHits: 0, retries: 0, cacheBytes: 0 }),
       shardTokens,
     } satisfies ShardSet
   })

@@ -12,7 +12,8 @@ import { clampK, decode, layoutOf, maxUpdateBytes } from "@covenant/sparseloco"
 import type { Manifest, UpdateMessage, WireErrorReason, WireSettings } from "@covenant/sparseloco"
 import { sealedLength } from "@covenant/transport"
 import type { GatherResult } from "@covenant/transport"
-import { assignedSampleIds } from "../data/window-data.ts"
+import { scheduledSampleIds } from "../data/window-data.ts"
+import type { ShardSet } from "../data/shards.ts"
 import type { Directory, RunAddress } from "./network.ts"
 
 /** Why one peer's update of one window was not aggregated. */
@@ -99,6 +100,13 @@ const codecMismatch = (m: UpdateMessage, manifest: Manifest, spec: RunSpec): Rej
   return undefined
 }
 
+/** The ids a uid must train on in a window, and their digest. */
+export type SampleRule = (uid: number, window: number) => Effect.Effect<{ readonly ids: Uint32Array; readonly digest: string }, unknown>
+
+/** The run's sample rule over this node's data: the seed rule under the shard schedule, as `trainingBatches` draws. */
+export const sampleRule = (shards: Pick<ShardSet, "manifest">, spec: RunSpec, start: number): SampleRule => (uid, window) =>
+  scheduledSampleIds(shards, spec.data.schedule, Math.max(0, window - start), uid, window, spec.data.sampling)
+
 export interface AdmissionContext {
   readonly spec: RunSpec
   readonly manifest: Manifest
@@ -106,8 +114,8 @@ export interface AdmissionContext {
   readonly window: number
   /** The chain's view: each uid's hotkey. */
   readonly dir: Directory
-  /** Samples in the node's data (to recompute each uid's assigned samples); omit to skip that check. */
-  readonly totalSamples?: number
+  /** The samples (ids and digest) a uid must train on in a window (`sampleRule`); omit to skip that check. */
+  readonly samples?: SampleRule
   /**
    * Check meta.hotkey against the chain's current hotkey of the uid (default true). Replaying the
    * leader's signed record of a past window skips it: the leader checked it then, and the uid
@@ -138,10 +146,9 @@ export const admitOne = (uid: number, payload: Uint8Array, ctx: AdmissionContext
     }
     const codec = codecMismatch(m, ctx.manifest, ctx.spec)
     if (codec !== undefined) return Either.left(codec)
-    if (ctx.totalSamples !== undefined) {
-      const sampling = { poolSize: Math.min(ctx.spec.data.sampling.poolSize, ctx.totalSamples), samplesPerWindow: ctx.spec.data.sampling.samplesPerWindow }
+    if (ctx.samples !== undefined) {
       // A sampler failure is this node's problem (its data), not the peer's: then the check is skipped.
-      const assigned = yield* Effect.either(assignedSampleIds({ totalSamples: ctx.totalSamples }, uid, ctx.window, sampling))
+      const assigned = yield* Effect.either(ctx.samples(uid, ctx.window))
       if (Either.isRight(assigned) && (assigned.right.digest !== meta.sampleDigest.toLowerCase() || assigned.right.ids.length !== meta.sampleCount)) {
         return Either.left(Rejection.WrongSamples({ digest: meta.sampleDigest, count: meta.sampleCount, expectedDigest: assigned.right.digest, expectedCount: assigned.right.ids.length }))
       }

@@ -11,7 +11,7 @@ import type { LlamaSpec } from "@covenant/gpu-webgpu"
 import type { Manifest, UpdateMessage } from "@covenant/sparseloco"
 import type { BucketLocation, Transport } from "@covenant/transport"
 import type { ShardSet } from "../data/shards.ts"
-import { windowBatch } from "../data/window-data.ts"
+import { scheduledSampleIds, scheduledWindowBatch } from "../data/window-data.ts"
 import { RuntimeError } from "../errors.ts"
 import { decodeRecord, decodeUpdate } from "../round/codec.ts"
 import { aggregateUpdates, applyOuterStep } from "../round/outer-round.ts"
@@ -133,17 +133,28 @@ export const initialModel = (
     return { window: start - 1, params: initLlamaParameters(spec.model, spec.seed), momentum: null, from: "init" as const }
   })
 
-/** The H batches of [batch, seqLen + 1] ids a uid trains on in a window, and their digest. */
-export const trainingBatches = (shards: ShardSet, spec: RunSpec, uid: number, window: number) =>
+const dataError = (e: { readonly _tag: string }) => new RuntimeError({ phase: "data", reason: `${e._tag}: ${"reason" in e ? String(e.reason) : ""}${"file" in e ? ` (${String(e.file)}${"offset" in e && e.offset !== undefined ? ` at byte ${String(e.offset)}` : ""})` : ""}` })
+
+/**
+ * The H batches of [batch, seqLen + 1] ids a uid trains on in a window, and their digest. The
+ * samples come from the shards the spec's schedule has live at outer step `window - start`.
+ */
+export const trainingBatches = (shards: ShardSet, spec: RunSpec, uid: number, window: number, start: number) =>
   Effect.gen(function* () {
     const { batchSize, innerSteps } = spec.innerOptimizer
-    const sampling = { poolSize: Math.min(spec.data.sampling.poolSize, shards.totalSamples), samplesPerWindow: spec.data.sampling.samplesPerWindow }
-    const batch = yield* Effect.mapError(windowBatch(shards, uid, window, sampling), (e) => new RuntimeError({ phase: "data", reason: `${e._tag}: ${"reason" in e ? String(e.reason) : ""}` }))
+    const batch = yield* Effect.mapError(scheduledWindowBatch(shards, spec.data.schedule, Math.max(0, window - start), uid, window, spec.data.sampling), dataError)
     const row = shards.seqLen + 1
     const batches: Int32Array[] = []
     for (let h = 0; h < innerSteps; h++) batches.push(Int32Array.from(batch.tokens.subarray(h * batchSize * row, (h + 1) * batchSize * row)))
     return { batches, shape: [batchSize, row] as const, digest: batch.digest, count: batch.ids.length }
   })
+
+/** Starts fetching the samples a uid will train on in `window` (the seed rule knows them ahead), in the background. */
+export const prefetchBatches = (shards: ShardSet, spec: RunSpec, uid: number, window: number, start: number): Effect.Effect<void> =>
+  Effect.flatMap(
+    Effect.either(scheduledSampleIds(shards, spec.data.schedule, Math.max(0, window - start), uid, window, spec.data.sampling)),
+    (ids) => (ids._tag === "Right" ? shards.prefetch(ids.right.ids) : Effect.void),
+  )
 
 /**
  * Decodes delivered payloads; an update that does not decode, or names another window or uid, is dropped.

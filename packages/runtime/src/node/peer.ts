@@ -18,10 +18,10 @@ import { debugDistance, debugValues, paramsDigest } from "../round/params.ts"
 import { currentWindow, waitForWindow } from "./clock.ts"
 import { recordRound } from "./metrics.ts"
 import type { NodeConfig, NodeEvent } from "./node.ts"
-import { admitGathered } from "./admission.ts"
+import { admitGathered, sampleRule } from "./admission.ts"
 import { guardDivergence } from "./divergence.ts"
 import type { Rejected } from "./admission.ts"
-import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs, replayWindows, trainingBatches } from "./node.ts"
+import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs, prefetchBatches, replayWindows, trainingBatches } from "./node.ts"
 import { fetchLeaderDebug, gatherWindow, joinNetwork, peerListFor, publishGradient, readDirectory } from "./network.ts"
 import { loadNodeState, saveNodeState } from "./state.ts"
 
@@ -93,7 +93,9 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
 
       const roundStart = performance.now()
       cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "train" })
-      const data = yield* trainingBatches(cfg.shards, spec, uid, window)
+      const data = yield* trainingBatches(cfg.shards, spec, uid, window, start)
+      const dataMs = performance.now() - roundStart
+      yield* prefetchBatches(cfg.shards, spec, uid, window + 1, start)
       const dir = yield* readDirectory
       const expected = yield* peerListFor(dir, address, window)
       const prepareMs = performance.now() - roundStart
@@ -129,7 +131,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
           gather: Effect.gen(function* () {
             cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "gather" })
             const got = yield* gatherWindow(dir, address, spec, window, expected)
-            const admitted = yield* admitGathered(got, { spec, manifest, address, window, dir, totalSamples: cfg.shards.totalSamples })
+            const admitted = yield* admitGathered(got, { spec, manifest, address, window, dir, samples: sampleRule(cfg.shards, spec, start) })
             rejected = admitted.rejected
             bytesDown += admitted.delivered.reduce((n, d) => n + d.payload.length, 0)
             return admitted.accepted
@@ -160,7 +162,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
         rejected,
         digest,
         roundMs: performance.now() - roundStart,
-        phaseMs: { ...rest, wait: waitMs, publish: Math.max(0, publish - waitMs), prepare: prepareMs, save: saveMs },
+        phaseMs: { ...rest, wait: waitMs, publish: Math.max(0, publish - waitMs), prepare: prepareMs - dataMs, data: dataMs, save: saveMs },
       })
     }
   }).pipe(Effect.scoped)

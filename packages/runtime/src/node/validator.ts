@@ -19,7 +19,7 @@ import { publishCheckpoint } from "./checkpoint.ts"
 import { currentWindow, waitForWindow } from "./clock.ts"
 import { recordRound } from "./metrics.ts"
 import type { NodeConfig, NodeEvent } from "./node.ts"
-import { admitGathered } from "./admission.ts"
+import { admitGathered, sampleRule } from "./admission.ts"
 import { guardDivergence } from "./divergence.ts"
 import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs } from "./node.ts"
 import {
@@ -91,7 +91,7 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
       const expected = yield* peerListFor(dir, address, window)
       const got = yield* gatherWindow(dir, address, spec, window, expected)
       const gatherMs = performance.now() - roundStart
-      const { delivered, accepted: decoded, rejected } = yield* admitGathered(got, { spec, manifest, address, window, dir, totalSamples: cfg.shards.totalSamples })
+      const { delivered, accepted: decoded, rejected } = yield* admitGathered(got, { spec, manifest, address, window, dir, samples: sampleRule(cfg.shards, spec, start) })
       let t = performance.now()
       const G = aggregateUpdates(decoded, manifest, spec.compression)
       yield* warnDropped(G, manifest)

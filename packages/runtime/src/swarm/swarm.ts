@@ -14,7 +14,6 @@ import { EngineCpu, EngineWebGpu } from "@covenant/gpu-webgpu"
 import type { Engine } from "@covenant/gpu-webgpu"
 import { layerFileSystem, layerS3 } from "@covenant/transport"
 import type { BucketLocation, S3TransportConfig, Transport } from "@covenant/transport"
-import { openShardSet } from "../data/shards.ts"
 import { RuntimeError, inPhase } from "../errors.ts"
 import { currentWindow } from "../node/clock.ts"
 import type { NodeConfig, NodeEvent } from "../node/node.ts"
@@ -25,7 +24,7 @@ import type { S3Keys, WriteKeyCommitted } from "../node/credentials.ts"
 import { runPeer } from "../node/peer.ts"
 import { ScoringEqual } from "../node/scoring.ts"
 import { ensureValidatorPermit, runValidator } from "../node/validator.ts"
-import { prepareRunData } from "./data.ts"
+import { openRunData } from "./data.ts"
 
 /** s3: `config` holds the write key (never committed); `read` is the distinct pair nodes commit on chain. */
 export type SwarmTransport = { readonly kind: "fs" } | { readonly kind: "s3"; readonly config: S3TransportConfig; readonly read: S3Keys }
@@ -51,6 +50,8 @@ export interface SwarmOptions {
   readonly onEvent?: (event: NodeEvent) => void
   /** Validator evaluates the model's loss each window (default true). */
   readonly evaluate?: boolean
+  /** Where an `s3://` corpus is read from (default: the S3 transport's store, if the swarm uses one). */
+  readonly dataS3?: S3TransportConfig
 }
 
 export interface SwarmResult {
@@ -75,8 +76,7 @@ export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, Runt
         options.onEvent?.(e)
       }
       mkdirSync(workDir, { recursive: true })
-      const dataDir = yield* prepareRunData(spec, join(workDir, "data"))
-      const shards = yield* Effect.mapError(openShardSet(dataDir), (e) => new RuntimeError({ phase: "data", reason: `${e._tag}: ${"reason" in e ? String(e.reason) : ""}` }))
+      const shards = yield* openRunData(spec, join(workDir, "data"), options.dataS3 ?? (transport.kind === "s3" ? transport.config : undefined))
 
       // The chain: owned by this process, served on loopback; every node is a client with its own hotkey.
       const chainDir = join(workDir, "chain")
