@@ -18,6 +18,7 @@ import { aggregateUpdates, applyOuterStep } from "../round/outer-round.ts"
 import type { RoundState } from "../round/outer-round.ts"
 import type { Params } from "../round/params.ts"
 import { loadLatestCheckpoint } from "./checkpoint.ts"
+import type { PeerBehaviour } from "../adversary/behaviour.ts"
 import type { RunAddress } from "./network.ts"
 import { fetchRecord, fetchStartWindow, gatherWindow, peerListFor, readDirectory } from "./network.ts"
 
@@ -36,6 +37,8 @@ export interface NodeConfig {
   readonly events: (event: NodeEvent) => void
   /** Stop after this many windows from the run's start window (default: run until interrupted). */
   readonly rounds?: number
+  /** Peers only: a plug-in that alters training and/or the upload (adversary/behaviour.ts); none = honest. */
+  readonly behaviour?: PeerBehaviour
 }
 
 export type Role = "peer" | "validator"
@@ -61,6 +64,8 @@ export type NodeEvent =
       readonly phaseMs: Readonly<Record<string, number>> & { readonly compute: number }
     }
   | { readonly _tag: "CaughtUp"; readonly name: string; readonly uid: number; readonly from: number; readonly to: number; readonly replayed: number; readonly debugDistance: number | null }
+  /** A validator's weights from its Scoring service, as it sets them on chain after `window`. */
+  | { readonly _tag: "Weights"; readonly name: string; readonly uid: number; readonly window: number; readonly weights: ReadonlyArray<{ readonly uid: number; readonly weight: number }> }
 
 export const modelManifest = (model: LlamaSpec): Manifest => ({ tensors: llamaParameters(model).map(({ name, shape }) => ({ name, shape })) })
 

@@ -14,6 +14,7 @@ import { EngineCpu, EngineWebGpu } from "@covenant/gpu-webgpu"
 import type { Engine } from "@covenant/gpu-webgpu"
 import { layerFileSystem, layerS3 } from "@covenant/transport"
 import type { BucketLocation, S3TransportConfig, Transport } from "@covenant/transport"
+import type { PeerBehaviour } from "../adversary/behaviour.ts"
 import { openShardSet } from "../data/shards.ts"
 import { RuntimeError, inPhase } from "../errors.ts"
 import { currentWindow } from "../node/clock.ts"
@@ -48,6 +49,8 @@ export interface SwarmOptions {
   readonly onEvent?: (event: NodeEvent) => void
   /** Validator evaluates the model's loss each window (default true). */
   readonly evaluate?: boolean
+  /** Peer index -> its behaviour (adversary/behaviour.ts); peers not named are honest. */
+  readonly behaviours?: Readonly<Record<number, PeerBehaviour>>
 }
 
 export interface SwarmResult {
@@ -126,7 +129,8 @@ export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, Runt
       const startPeer = (index: number) =>
         Effect.gen(function* () {
           const identity = yield* Effect.mapError(identityFromSecret(`//covenant-swarm-peer-${index}`), inPhase("identity"))
-          const cfg = configFor(`peer-${index}`, identity)
+          const behaviour = options.behaviours?.[index]
+          const cfg = { ...configFor(`peer-${index}`, identity), ...(behaviour === undefined ? {} : { behaviour }) }
           const fiber = yield* Effect.fork(Effect.provide(runPeer(cfg), Layer.mergeAll(nodeLayer(identity), engineLayer)))
           peerFibers.set(index, fiber)
         })
