@@ -30,8 +30,12 @@ import { ensureValidatorPermit, runValidator } from "../src/node/validator.ts"
 import { dataS3ConfigFromEnv, openRunData } from "../src/swarm/data.ts"
 import { scaleToMachine } from "../src/swarm/scale.ts"
 import { runSwarm } from "../src/swarm/swarm.ts"
-import { summarizeWindow } from "../src/swarm/run-log.ts"
+import { runLogOf, summarizeWindow } from "../src/swarm/run-log.ts"
 import { runTimingFor } from "../src/timing.ts"
+import { writeReport } from "../src/report/write.ts"
+import { swarmSummary, writeSwarmSummary } from "../src/swarm/summary.ts"
+import { catalogue } from "../src/adversary/catalogue.ts"
+import { assignAdversaries, parseAdversaryFlag, repeatedFlag } from "../src/adversary/flags.ts"
 
 const HELP: Record<string, string> = {
   main: `covenant <command> [flags]
@@ -70,7 +74,11 @@ the run (its bucket holds the start window); while none does, the first validato
   swarm: `covenant swarm [flags]: peers + a validator in this process over the local chain and the filesystem store.
 
 swarm flags:
-  --peers <n> (4)  --windows <n> (16)  --backend cpu|webgpu (cpu)  --dir <work dir>`,
+  --peers <n> (4)  --windows <n> (16)  --backend cpu|webgpu (cpu)  --dir <work dir>
+  --adversary <name|path.ts>=<count>  (repeatable) that many of the peers (the last ones) run a catalogue
+      behaviour (${Object.keys(catalogue).join(", ")}) or a behaviour file's default export
+  --summary <file.json>  per window: eval loss, aggregated and rejected uids, weights; and each peer's behaviour
+  --report <file.html>  the run's HTML report (loss, bytes, peers, phases; each peer's weight by behaviour)`,
 }
 
 const usage = (command: string) =>
@@ -186,7 +194,12 @@ const swarm = (argv: readonly string[]) =>
     const workDir = resolve(flag(argv, "dir") ?? join(".covenant", spec.name, `swarm-${Date.now()}`))
     const backend = flag(argv, "backend") === "webgpu" ? "webgpu" as const : "cpu" as const
     const dataS3 = dataS3ConfigFromEnv(process.env)
-    const result = yield* runSwarm({ spec, peers, rounds: windows, workDir, backend, onEvent: logEvent, ...(dataS3 === undefined ? {} : { dataS3 }) })
+    const adversaries = yield* assignAdversaries(yield* Effect.forEach(repeatedFlag(argv, "adversary"), parseAdversaryFlag), peers)
+    const result = yield* runSwarm({ spec, peers, rounds: windows, workDir, backend, onEvent: logEvent, behaviours: adversaries.behaviours, ...(dataS3 === undefined ? {} : { dataS3 }) })
+    const summaryFile = flag(argv, "summary")
+    if (summaryFile !== undefined) yield* writeSwarmSummary(resolve(summaryFile), swarmSummary(result.events, adversaries.labels))
+    const reportFile = flag(argv, "report")
+    if (reportFile !== undefined) yield* Effect.mapError(writeReport(resolve(reportFile), runLogOf(`${spec.name} swarm`, result.events, { peers: String(peers) }, adversaries.labels)), (e) => new RuntimeError({ phase: "report", reason: e.reason }))
     for (let w = result.startWindow; w < result.startWindow + windows; w++) {
       const s = summarizeWindow(result.events, w)
       if (s !== undefined) console.log(`window ${w}: peers' loss ${s.peerLoss.toFixed(4)}, model loss ${s.validatorLoss?.toFixed(4) ?? "-"}, ${s.gathered}/${s.expected} peers${s.rejected > 0 ? ` (${s.rejected} rejected)` : ""}, identical ${s.identical}`)

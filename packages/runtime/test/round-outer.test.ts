@@ -4,8 +4,8 @@ import { debug } from "@covenant/dsl"
 import { initLlamaParameters, makeEngine, CpuBackend, Trainer } from "@covenant/gpu-webgpu"
 import { compress, outerStep } from "@covenant/sparseloco"
 import type { UpdateMessage, WireTensor } from "@covenant/sparseloco"
-import { aggregateUpdates, applyOuterStep, cloneParams, compressDelta, decodeDelivered, decodeUpdate, encodeUpdate, modelManifest, outerRound, paramsDigest, pseudoGradient, zerosLike } from "../src/index.ts"
-import type { RoundState } from "../src/index.ts"
+import { admitUpdates, aggregateUpdates, applyOuterStep, cloneParams, compressDelta, decodeUpdate, encodeUpdate, modelManifest, outerRound, paramsDigest, pseudoGradient, zerosLike } from "../src/index.ts"
+import type { Directory, RoundState } from "../src/index.ts"
 
 const spec = debug()
 const manifest = modelManifest(spec.model)
@@ -91,13 +91,15 @@ describe("received updates", () => {
       const wire = Effect.runSync(compressDelta({ params: cloneParams(base), ef: null, momentum: null }, delta, manifest, spec.compression))
       return Either.getOrThrow(encodeUpdate({ ...meta(uid), window }, wire))
     }
-    const kept = decodeDelivered([
+    const dir: Directory = { participants: new Map(), leader: undefined }
+    const admitted = Effect.runSync(admitUpdates([
       { uid: 4, payload: good(4) },
       { uid: 2, payload: good(2) },
       { uid: 3, payload: good(3, 2) },
       { uid: 5, payload: good(6) },
       { uid: 6, payload: new Uint8Array([1, 2, 3]) },
-    ], manifest, 1)
-    expect(kept.map((k) => k.uid)).toEqual([2, 4])
+    ], { spec, manifest, address: { runId: "t", version: "1" }, window: 1, dir, checkHotkey: false }))
+    expect(admitted.accepted.map((k) => k.uid)).toEqual([2, 4])
+    expect(admitted.rejected.map((r) => [r.uid, r.reason._tag])).toEqual([[3, "WrongWindow"], [5, "WrongUid"], [6, "Undecodable"]])
   })
 })

@@ -13,11 +13,12 @@ import type { BucketLocation, Transport } from "@covenant/transport"
 import type { ShardSet } from "../data/shards.ts"
 import { scheduledSampleIds, scheduledWindowBatch } from "../data/window-data.ts"
 import { RuntimeError } from "../errors.ts"
-import { decodeRecord, decodeUpdate } from "../round/codec.ts"
+import { decodeRecord } from "../round/codec.ts"
 import { aggregateUpdates, applyOuterStep } from "../round/outer-round.ts"
 import type { RoundState } from "../round/outer-round.ts"
 import type { Params } from "../round/params.ts"
 import { loadLatestCheckpoint } from "./checkpoint.ts"
+import type { PeerBehaviour } from "../adversary/behaviour.ts"
 import type { RunAddress } from "./network.ts"
 import { describeStartWait, waitReportMs } from "./leader.ts"
 import { fetchRecord, fetchStartWindow, gatherWindow, peerListFor, readDirectory } from "./network.ts"
@@ -39,6 +40,8 @@ export interface NodeConfig {
   readonly events: (event: NodeEvent) => void
   /** Stop after this many windows from the run's start window (default: run until interrupted). */
   readonly rounds?: number
+  /** Peers only: a plug-in that alters training and/or the upload (adversary/behaviour.ts); none = honest. */
+  readonly behaviour?: PeerBehaviour
 }
 
 export type Role = "peer" | "validator"
@@ -82,6 +85,8 @@ export type NodeEvent =
       readonly resyncedTo: number
       readonly matches: boolean | null
     }
+  /** A validator's weights from its Scoring service, as it sets them on chain after `window`. */
+  | { readonly _tag: "Weights"; readonly name: string; readonly uid: number; readonly window: number; readonly weights: ReadonlyArray<{ readonly uid: number; readonly weight: number }> }
 
 export { modelManifest } from "./manifest.ts"
 import { modelManifest } from "./manifest.ts"
@@ -155,20 +160,6 @@ export const prefetchBatches = (shards: ShardSet, spec: RunSpec, uid: number, wi
     Effect.either(scheduledSampleIds(shards, spec.data.schedule, Math.max(0, window - start), uid, window, spec.data.sampling)),
     (ids) => (ids._tag === "Right" ? shards.prefetch(ids.right.ids) : Effect.void),
   )
-
-/**
- * Decodes delivered payloads; an update that does not decode, or names another window or uid, is dropped.
- * @deprecated lax (no codec, hotkey or sample checks): use admitUpdates / admitGathered (admission.ts).
- */
-export const decodeDelivered = (
-  delivered: ReadonlyArray<{ readonly uid: number; readonly payload: Uint8Array }>,
-  manifest: Manifest,
-  window: number,
-): Array<{ uid: number; message: UpdateMessage }> =>
-  delivered.flatMap(({ uid, payload }) => {
-    const m = decodeUpdate(payload, manifest)
-    return Either.isRight(m) && m.right.meta.window === window && m.right.meta.uid === uid ? [{ uid, message: m.right }] : []
-  }).sort((a, b) => a.uid - b.uid)
 
 /** Outer step index of a window: windows since the run's start (the same on every node). */
 export const outerLrFor = (spec: RunSpec, start: number, window: number): number => outerLrAt(spec.outerOptimizer.lr, Math.max(0, window - start))

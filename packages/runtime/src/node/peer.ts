@@ -10,6 +10,7 @@ import { Chain } from "@covenant/chain"
 import { innerLrAt } from "@covenant/dsl"
 import { Engine, Trainer } from "@covenant/gpu-webgpu"
 import { prune, Transport } from "@covenant/transport"
+import { behaviourBatches, behaviourPayload } from "../adversary/apply.ts"
 import { RuntimeError } from "../errors.ts"
 import { encodeUpdate } from "../round/codec.ts"
 import { outerRound } from "../round/outer-round.ts"
@@ -98,6 +99,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       yield* prefetchBatches(cfg.shards, spec, uid, window + 1, start)
       const dir = yield* readDirectory
       const expected = yield* peerListFor(dir, address, window)
+      const batches = cfg.behaviour === undefined ? data.batches : yield* behaviourBatches(cfg.behaviour, cfg, { uid, window, start, peers: expected }, data.batches)
       const prepareMs = performance.now() - roundStart
       let bytesDown = replayedBytes
       let waitMs = 0
@@ -106,7 +108,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
         state,
         {
           trainer,
-          batches: data.batches,
+          batches,
           batchShape: data.shape,
           manifest,
           compression: spec.compression,
@@ -126,7 +128,8 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
               yield* waitForWindow(window + 1, poll)
               waitMs = performance.now() - t
               cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "publish" })
-              yield* publishGradient(me, address, window, payload)
+              const upload = cfg.behaviour === undefined ? payload : yield* behaviourPayload(cfg.behaviour, cfg, { uid, window, start, peers: expected }, payload)
+              if (upload !== undefined) yield* publishGradient(me, address, window, upload)
             }),
           gather: Effect.gen(function* () {
             cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "gather" })

@@ -115,6 +115,7 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
       yield* scoring.observe({ window, expected, delivered: decoded.map((d) => d.uid) })
       if ((window - start + 1) % spec.participation.setWeightsEveryWindows === 0) {
         const weights = yield* scoring.weights
+        cfg.events({ _tag: "Weights", name: cfg.name, uid, window, weights })
         if (weights.length > 0) yield* Effect.catchAll(Effect.mapError(chain.setWeights(weights), inPhase("weights")), (e) => Effect.logWarning(`set weights: ${e.reason}`))
       }
       const publishMs = performance.now() - t

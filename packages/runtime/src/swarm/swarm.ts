@@ -14,6 +14,7 @@ import { EngineCpu, EngineWebGpu } from "@covenant/gpu-webgpu"
 import type { Engine } from "@covenant/gpu-webgpu"
 import { layerFileSystem, layerS3 } from "@covenant/transport"
 import type { BucketLocation, S3TransportConfig, Transport } from "@covenant/transport"
+import type { PeerBehaviour } from "../adversary/behaviour.ts"
 import { RuntimeError, inPhase } from "../errors.ts"
 import { currentWindow } from "../node/clock.ts"
 import type { NodeConfig, NodeEvent } from "../node/node.ts"
@@ -52,6 +53,8 @@ export interface SwarmOptions {
   readonly evaluate?: boolean
   /** Where an `s3://` corpus is read from (default: the S3 transport's store, if the swarm uses one). */
   readonly dataS3?: S3TransportConfig
+  /** Peer index -> its behaviour (adversary/behaviour.ts); peers not named are honest. */
+  readonly behaviours?: Readonly<Record<number, PeerBehaviour>>
 }
 
 export interface SwarmResult {
@@ -125,7 +128,9 @@ export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, Runt
       const startPeer = (index: number) =>
         Effect.gen(function* () {
           const identity = yield* Effect.mapError(identityFromSecret(`//covenant-swarm-peer-${index}`), inPhase("identity"))
-          const cfg = configFor(`peer-${index}`, identity, yield* Effect.mapError(bucketOf(`peer-${index}`, transport), inPhase("credentials")))
+          const behaviour = options.behaviours?.[index]
+          const buckets = yield* Effect.mapError(bucketOf(`peer-${index}`, transport), inPhase("credentials"))
+          const cfg = { ...configFor(`peer-${index}`, identity, buckets), ...(behaviour === undefined ? {} : { behaviour }) }
           const fiber = yield* Effect.fork(Effect.provide(runPeer(cfg), Layer.mergeAll(nodeLayer(identity), engineLayer)))
           peerFibers.set(index, fiber)
         })
