@@ -178,10 +178,15 @@ export const llama1b = (): RunSpec =>
 export const llama150m = (): RunSpec =>
   smaller("llama-150m", { dim: 1024, nLayers: 12, nHeads: 16, nKvHeads: 16, ffnDim: 2688, vocabSize: 32000 })
 
-/** A tiny byte-level model on a local chain and a folder: trains in seconds on a CPU. */
+/**
+ * A tiny byte-level model on a local chain and a folder: trains in seconds on a CPU. Its windows
+ * (5 blocks of 800 ms, a 2 s upload interval) hold a peer's 5 inner steps with room to spare when a
+ * validator and two peers share a 2-core machine (about 1.4 s of compute a window there): with 1 s
+ * windows every update landed after its upload interval and nothing was ever aggregated.
+ */
 export const debug = (): RunSpec => {
   const base = covenant72b()
-  const blockTimeMs = 200
+  const blockTimeMs = 800
   return withTokenBudget(
     {
       ...base,
@@ -222,7 +227,7 @@ export const debug = (): RunSpec => {
         ...base.participation,
         blocksPerWindow: 5,
         blockTimeMs,
-        uploadWindowMs: 500,
+        uploadWindowMs: 2_000,
         peersGathered: 2,
         reservePeers: 1,
         evaluationsPerWindow: 2,

@@ -1,7 +1,7 @@
 /**
  * A run's timing against the chain it runs on. Windows are counted in blocks, but upload windows,
- * polls and gather deadlines are milliseconds: a run written for 200 ms blocks (the debug preset on
- * the local chain) puts every upload after its 500 ms upload window on a chain of 1 s or 12 s
+ * polls and gather deadlines are milliseconds: a run written for 800 ms blocks (the debug preset on
+ * the local chain) puts every upload after its 2 s upload window on a chain of 12 s
  * blocks, where a block is seen hundreds of ms after its timestamp. `fitToBlockTime` derives the
  * millisecond fields from a block time; `timingIssues` says why a spec cannot run on a chain whose
  * blocks were measured, so a node refuses it at start instead of gathering nothing.

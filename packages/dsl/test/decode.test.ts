@@ -49,7 +49,7 @@ describe("decoding errors read `path: message`", () => {
 
   test("debug: local chain block time must agree with participation's", () => {
     const bad = { ...specDebug, infrastructure: { ...specDebug.infrastructure, chain: { kind: "local", path: "x", blockTimeMs: 1000 } } }
-    expect(issuesOf(bad)).toEqual([{ path: "infrastructure.chain.blockTimeMs", message: "expected participation.blockTimeMs (200), got 1000" }])
+    expect(issuesOf(bad)).toEqual([{ path: "infrastructure.chain.blockTimeMs", message: "expected participation.blockTimeMs (800), got 1000" }])
   })
 
   test("debug: the byte-level tokenizer needs 258 ids, and EOS must be one of them", () => {

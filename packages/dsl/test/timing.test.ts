@@ -10,17 +10,17 @@ const valid = (spec: RunSpec) => {
 }
 
 describe("timing fitted to a chain's block time", () => {
-  test("the debug preset on 1 s blocks is refused with the reason, as it gathered nothing there", () => {
-    const issues = timingIssues(debug().participation, 1_000)
-    expect(issues.some((i) => i.includes("assumes 200 ms blocks") && i.includes("fitToBlockTime(spec, 1000)"))).toBe(true)
-    expect(issues.some((i) => i.includes("upload window (500 ms) is shorter than 2 blocks"))).toBe(true)
-    expect(timingIssues(debug().participation, 200)).toEqual([])
+  test("the debug preset on 3 s blocks is refused with the reason, as it would gather nothing there", () => {
+    const issues = timingIssues(debug().participation, 3_000)
+    expect(issues.some((i) => i.includes("assumes 800 ms blocks") && i.includes("fitToBlockTime(spec, 3000)"))).toBe(true)
+    expect(issues.some((i) => i.includes("upload window (2000 ms) is shorter than 2 blocks"))).toBe(true)
+    expect(timingIssues(debug().participation, 800)).toEqual([])
   })
 
   test("fitted to 1 s blocks, the debug run gets an upload window of seconds and the window grows to hold it", () => {
     const fitted = valid(fitToBlockTime(debug(), 1_000))
     const p = fitted.participation
-    expect([p.blockTimeMs, p.uploadWindowMs, p.blocksPerWindow]).toEqual([1_000, 5_000, 8])
+    expect([p.blockTimeMs, p.uploadWindowMs, p.blocksPerWindow]).toEqual([1_000, 5_000, 9])
     expect(fitted.infrastructure.chain).toEqual({ kind: "local", path: ".covenant/debug/chain", blockTimeMs: 1_000 })
     expect(timingIssues(p, 1_000)).toEqual([])
     expect(timingIssues(p, 1_150)).toEqual([])
@@ -28,7 +28,7 @@ describe("timing fitted to a chain's block time", () => {
 
   test("a preset fitted to its own block time is itself", () => {
     expect(fitToBlockTime(covenant72b(), 12_000)).toEqual(covenant72b())
-    expect(fitToBlockTime(debug(), 200, { minUploadWindowMs: 0 })).toEqual(debug())
+    expect(fitToBlockTime(debug(), 800, { minUploadWindowMs: 0 })).toEqual(debug())
   })
 
   test("debugSubnet: 12 s blocks, 5-block windows, a 30 s upload window, weights within subtensor's 100-block rate limit", () => {
