@@ -22,6 +22,8 @@ import { RuntimeError, inPhase } from "../src/errors.ts"
 import { runAddress } from "../src/node/network.ts"
 import { s3Commitment } from "../src/node/credentials.ts"
 import { describeRejection } from "../src/node/admission.ts"
+import { describeMissing } from "../src/node/rejections.ts"
+import { StopRule } from "../src/node/stop.ts"
 import type { NodeConfig, NodeEvent } from "../src/node/node.ts"
 import { runPeer } from "../src/node/peer.ts"
 import { ScoringEqual } from "../src/node/scoring.ts"
@@ -55,7 +57,10 @@ every command: --help`,
   --secret <s>           hotkey: dev URI (//Alice), mnemonic or 0x seed (required)
   --name <n>             node name: bucket covenant-<n> and state folder (default: role)
   --state <dir>          local state folder (default .covenant/<run>/nodes/<name>)
-  --rounds <n>           stop after n windows from the start window (default: run on)
+  --until-window <n>     finish window n, then stop (default: run on)
+  --windows <n>          run n windows from the live one, then stop (a restarted node runs n more)
+  --accept-slow          peers time one inner step at start and refuse a run whose inner steps cannot fit its
+                          window on this machine (every update would land late); this runs it anyway
   --chain local|<ws-url> local (default): --chain-dir <dir>; --own-chain makes this process the chain's owner
                           ws(s)://...: a subtensor node, with --netuid <n> (hotkey registered and staked with btcli);
                           the run's timing is checked against the chain's measured block time and refused if it
@@ -92,6 +97,19 @@ const flag = (argv: readonly string[], name: string): string | undefined => {
 const Int = Schema.NumberFromString.pipe(Schema.int(), Schema.positive())
 const decodeInt = (value: string | undefined, fallback: number) => Schema.decodeUnknown(Int)(value ?? String(fallback))
 
+const intFlag = (argv: readonly string[], name: string) =>
+  Effect.mapError(Schema.decodeUnknown(Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative()))(flag(argv, name)), (e) => new RuntimeError({ phase: "flags", reason: `--${name}: ${e.message}` }))
+
+/** --until-window N (finish window N) or --windows N (N windows from the live one); --rounds said neither clearly. */
+const stopRuleOf = (argv: readonly string[]): Effect.Effect<StopRule | undefined, RuntimeError> =>
+  Effect.gen(function* () {
+    if (argv.includes("--rounds")) return yield* new RuntimeError({ phase: "flags", reason: "--rounds is gone: --until-window N finishes window N then stops; --windows N runs N windows from the live one" })
+    const until = argv.includes("--until-window") ? yield* intFlag(argv, "until-window") : undefined
+    const windows = argv.includes("--windows") ? yield* Effect.mapError(decodeInt(flag(argv, "windows"), 1), (e) => new RuntimeError({ phase: "flags", reason: `--windows: ${e.message}` })) : undefined
+    if (until !== undefined && windows !== undefined) return yield* new RuntimeError({ phase: "flags", reason: "--until-window and --windows both say when to stop: pass one" })
+    return until !== undefined ? StopRule.UntilWindow({ window: until }) : windows !== undefined ? StopRule.FromNow({ windows }) : undefined
+  })
+
 const specOf = (argv: readonly string[]): Effect.Effect<RunSpec, RuntimeError> => {
   const file = flag(argv, "run")
   if (file !== undefined) return Effect.mapError(loadRun(resolve(file)), (e) => new RuntimeError({ phase: "run", reason: e.message }))
@@ -118,10 +136,14 @@ const s3Config: Effect.Effect<S3TransportConfig, RuntimeError> = Effect.gen(func
 const logEvent = (e: NodeEvent) => {
   if (e._tag === "Round") {
     const phases = Object.entries(e.phaseMs).map(([k, v]) => `${k} ${Math.round(v)}ms`).join(", ")
-    const rejected = e.rejected.length === 0 ? "" : `, rejected [${e.rejected.map((r) => `${r.uid}: ${describeRejection(r.reason)}`).join("; ")}]`
-    console.log(`[${e.name}] window ${e.window}: loss ${e.loss?.toFixed(4) ?? "-"}, gathered [${e.gathered.join(",")}] of [${e.expected.join(",")}]${rejected}${e.stepped ? "" : ", NOT stepped (every tensor)"}, sent ${e.bytesUp} B, received ${e.bytesDown} B, model ${e.digest.slice(0, 12)} (${phases})`)
+    // Every expected peer not aggregated, with why (late/early by how much, invalid, absent): an empty gather is never unexplained.
+    const missing = e.missing === undefined
+      ? (e.rejected.length === 0 ? "" : `, rejected [${e.rejected.map((r) => `${r.uid}: ${describeRejection(r.reason)}`).join("; ")}]`)
+      : (e.missing.length === 0 ? "" : `, missing [${describeMissing(e.missing)}]`)
+    console.log(`[${e.name}] window ${e.window}: loss ${e.loss?.toFixed(4) ?? "-"}, gathered [${e.gathered.join(",")}] of [${e.expected.join(",")}]${missing}${e.stepped ? "" : ", NOT stepped (every tensor)"}, sent ${e.bytesUp} B, received ${e.bytesDown} B, model ${e.digest.slice(0, 12)} (${phases})`)
   } else if (e._tag === "Joined") console.log(`[${e.name}] ${e.role} uid ${e.uid}${e.resumedAt === null ? "" : `, resumed at window ${e.resumedAt}`}`)
   else if (e._tag === "Diverged") console.log(`[${e.name}] DIVERGED after window ${e.window}: model ${e.digest.slice(0, 12)}, leader's ${e.leaderDigest.slice(0, 12)}; re-synced to window ${e.resyncedTo}${e.matches === null ? "" : e.matches ? " (now the leader's)" : " (STILL DIFFERENT)"}`)
+  else if (e._tag === "Notice") console.log(`[${e.name}] ${e.message}`)
   else if (e._tag === "CaughtUp") console.log(`[${e.name}] caught up windows ${e.from}..${e.to}, distance to the leader's debug values ${e.debugDistance ?? "unknown"}`)
 }
 
@@ -135,7 +157,7 @@ const node = (role: "peer" | "validator", argv: readonly string[]) =>
     const root = join(".covenant", spec.name)
     const stateDir = resolve(flag(argv, "state") ?? join(root, "nodes", name))
     mkdirSync(stateDir, { recursive: true })
-    const rounds = flag(argv, "rounds") === undefined ? undefined : yield* Effect.mapError(decodeInt(flag(argv, "rounds"), 1), (e) => new RuntimeError({ phase: "flags", reason: e.message }))
+    const stop = yield* stopRuleOf(argv)
 
     const bucket = `covenant-${name}`
     let transportLayer: Layer.Layer<Transport>
@@ -155,7 +177,7 @@ const node = (role: "peer" | "validator", argv: readonly string[]) =>
     }
 
     const shards = yield* openRunData(spec, join(stateDir, "data"), dataS3ConfigFromEnv(process.env))
-    const cfg: NodeConfig = { name, spec, address: runAddress(spec), identity, own, commitment, stateDir, shards, events: logEvent, ...(rounds === undefined ? {} : { rounds }) }
+    const cfg: NodeConfig = { name, spec, address: runAddress(spec), identity, own, commitment, stateDir, shards, events: logEvent, ...(stop === undefined ? {} : { stop }), warmUp: argv.includes("--accept-slow") ? "warn" : "refuse" }
     const engineLayer: Layer.Layer<Engine, RuntimeError> = flag(argv, "backend") === "webgpu"
       ? Layer.mapError(EngineWebGpu, (e) => new RuntimeError({ phase: "engine", reason: e._tag }))
       : EngineCpu

@@ -4,12 +4,12 @@ import { debug, debugSubnet } from "@covenant/dsl"
 import { pollMs, runTimingFor } from "../src/index.ts"
 
 describe("a run's timing against the chain's measured block time", () => {
-  test("the debug run on a chain of 1 s blocks is refused with the reasons (it gathered nothing there, silently)", () => {
-    const refused = runTimingFor(debug(), 1_000, false)
+  test("the debug run on a chain of 3 s blocks is refused with the reasons (it would gather nothing there, silently)", () => {
+    const refused = runTimingFor(debug(), 3_000, false)
     expect(Either.isLeft(refused)).toBe(true)
     const reason = Either.isLeft(refused) ? refused.left.reason : ""
-    expect(reason).toContain("assumes 200 ms blocks but the chain makes one every 1000 ms")
-    expect(reason).toContain("upload window (500 ms)")
+    expect(reason).toContain("assumes 800 ms blocks but the chain makes one every 3000 ms")
+    expect(reason).toContain("upload window (2000 ms)")
   })
 
   test("with --fit-to-chain it is refitted to the measured block time and runs", () => {

@@ -15,6 +15,8 @@ import type { RunSpec } from "@covenant/dsl"
 import { RuntimeError, inPhase } from "../errors.ts"
 import { leaderCandidates } from "./leader.ts"
 import { describeRejections, rejectionsOf } from "./rejections.ts"
+import type { Rejections } from "./rejections.ts"
+import { gatherSlackMs } from "./keep-up.ts"
 import { updateCap } from "./admission.ts"
 import { modelManifest } from "./manifest.ts"
 
@@ -204,7 +206,8 @@ export const publishGradient = (me: Publisher, address: RunAddress, window: numb
 /**
  * Gathers `uids`' updates of `window`, polling until the upload interval has closed (plus the
  * store's timestamp resolution and two polls): whatever landed inside the interval is then seen
- * by every node, so all nodes gather the same set.
+ * by every node, so all nodes gather the same set. `refused` says which peers landed outside the
+ * interval (and by how much) or could not be read or verified.
  */
 export const gatherWindow = (
   dir: Directory,
@@ -212,14 +215,14 @@ export const gatherWindow = (
   spec: RunSpec,
   window: number,
   uids: ReadonlyArray<number>,
-): Effect.Effect<GatherResult, RuntimeError, Chain | Transport> =>
+): Effect.Effect<GatherResult & { readonly refused: Rejections }, RuntimeError, Chain | Transport> =>
   Effect.gen(function* () {
     const chain = yield* Chain
     const transport = yield* Transport
     const p = spec.participation
     const start = yield* Effect.mapError(chain.windowStartTime(window + 1), inPhase("gather"))
     const interval = uploadInterval(start, p.uploadWindowMs)
-    const slack = transport.timeResolutionMs + 2 * p.gather.pollIntervalMs + 100
+    const slack = gatherSlackMs(p, transport.timeResolutionMs)
     const wait = Math.max(0, interval.end + slack - Date.now())
     const locations = new Map<number, BucketLocation>()
     const hotkeys = new Map<number, string>()
@@ -243,7 +246,8 @@ export const gatherWindow = (
       pollInterval: Duration.millis(p.gather.pollIntervalMs),
       ...capOf(updateCap(spec, modelManifest(spec.model), address, window)),
     })
-    const refused = describeRejections(window, rejectionsOf(got, interval), p.uploadWindowMs)
-    if (refused !== undefined) yield* Effect.logWarning(refused)
-    return got
+    const refused = rejectionsOf(got, interval)
+    const line = describeRejections(window, refused, p.uploadWindowMs)
+    if (line !== undefined) yield* Effect.logWarning(line)
+    return { ...got, refused }
   }).pipe(Effect.mapError((e) => (e._tag === "RuntimeError" ? e : inPhase("gather")(e))))

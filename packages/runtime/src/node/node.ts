@@ -24,6 +24,8 @@ import { describeStartWait, waitReportMs } from "./leader.ts"
 import { fetchRecord, fetchStartWindow, gatherWindow, peerListFor, readDirectory } from "./network.ts"
 import { admitUpdates } from "./admission.ts"
 import type { Rejected } from "./admission.ts"
+import type { Missing } from "./rejections.ts"
+import type { StopRule } from "./stop.ts"
 
 export interface NodeConfig {
   /** A display name (peer-0, validator-0, ...). */
@@ -38,13 +40,20 @@ export interface NodeConfig {
   readonly stateDir: string
   readonly shards: ShardSet
   readonly events: (event: NodeEvent) => void
-  /** Stop after this many windows from the run's start window (default: run until interrupted). */
-  readonly rounds?: number
+  /** When to stop (stop.ts; default: run until interrupted). */
+  readonly stop?: StopRule
+  /**
+   * Peers only: time one warm-up inner step at start and refuse ("refuse") or only warn ("warn",
+   * --accept-slow) when the run's inner steps cannot fit its window (keep-up.ts); none = no check.
+   */
+  readonly warmUp?: "refuse" | "warn"
   /** Peers only: a plug-in that alters training and/or the upload (adversary/behaviour.ts); none = honest. */
   readonly behaviour?: PeerBehaviour
 }
 
 export type Role = "peer" | "validator"
+
+export type NoticeKind = "late" | "late-summary" | "on-time-again" | "slow-accepted" | "nothing-to-train"
 
 export type NodeEvent =
   | { readonly _tag: "Joined"; readonly name: string; readonly role: Role; readonly uid: number; readonly resumedAt: number | null }
@@ -65,6 +74,8 @@ export type NodeEvent =
       readonly stepped: boolean
       /** Delivered updates refused at the boundary (admission.ts), with the typed reason. */
       readonly rejected: ReadonlyArray<Rejected>
+      /** Expected peers not aggregated, and why (late, early, absent, invalid, unreadable). */
+      readonly missing?: ReadonlyArray<Missing>
       readonly digest: string
       readonly roundMs: number
       readonly phaseMs: Readonly<Record<string, number>> & { readonly compute: number }
@@ -85,6 +96,12 @@ export type NodeEvent =
       readonly resyncedTo: number
       readonly matches: boolean | null
     }
+  /**
+   * Something the operator must know about this node's pace: its update landed late (keep-up.ts;
+   * per window, then once summarized), it is on time again, its run was accepted though too slow,
+   * or it will stop before training anything (stop.ts).
+   */
+  | { readonly _tag: "Notice"; readonly name: string; readonly kind: NoticeKind; readonly window: number; readonly message: string }
   /** A validator's weights from its Scoring service, as it sets them on chain after `window`. */
   | { readonly _tag: "Weights"; readonly name: string; readonly uid: number; readonly window: number; readonly weights: ReadonlyArray<{ readonly uid: number; readonly weight: number }> }
 

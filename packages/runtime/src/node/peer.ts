@@ -9,9 +9,9 @@ import { Duration, Effect, Either } from "effect"
 import { Chain } from "@covenant/chain"
 import { innerLrAt } from "@covenant/dsl"
 import { Engine, Trainer } from "@covenant/gpu-webgpu"
-import { prune, Transport } from "@covenant/transport"
+import { prune, Transport, uploadInterval } from "@covenant/transport"
 import { behaviourBatches, behaviourPayload } from "../adversary/apply.ts"
-import { RuntimeError } from "../errors.ts"
+import { RuntimeError, inPhase } from "../errors.ts"
 import { encodeUpdate } from "../round/codec.ts"
 import { outerRound } from "../round/outer-round.ts"
 import type { RoundState } from "../round/outer-round.ts"
@@ -25,11 +25,19 @@ import type { Rejected } from "./admission.ts"
 import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs, prefetchBatches, replayWindows, trainingBatches } from "./node.ts"
 import { fetchLeaderDebug, gatherWindow, joinNetwork, peerListFor, publishGradient, readDirectory } from "./network.ts"
 import { loadNodeState, saveNodeState } from "./state.ts"
+import { keepUpStart, observeWindow, windowMsOf } from "./keep-up.ts"
+import { missingPeers } from "./rejections.ts"
+import type { Rejections } from "./rejections.ts"
+import { describeRejection } from "./admission.ts"
+import { lastWindow, nothingToTrain } from "./stop.ts"
+import { checkPace } from "./warm-up.ts"
 
 export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chain | Transport | Engine> =>
   Effect.gen(function* () {
     const { spec, address } = cfg
     const engine = yield* Engine
+    // Refuse a run this machine cannot keep up with before joining it (NodeConfig.warmUp).
+    yield* checkPace(cfg)
     const uid = yield* joinNetwork(cfg.own, cfg.commitment)
     const me = { identity: cfg.identity, uid, own: cfg.own }
     const start = yield* awaitStart(address, spec)
@@ -66,9 +74,17 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
     const poll = pollMs(spec)
     const digests = new Map<number, string>()
     const guard = { cfg, uid, state, start, digests, onResync: () => trainer.writeParameters(state.params) }
+    const live0 = yield* currentWindow
+    const last = cfg.stop === undefined ? undefined : lastWindow(cfg.stop, start, live0)
+    if (cfg.stop !== undefined && last !== undefined) {
+      const idle = nothingToTrain(cfg.stop, last, Math.max(live0, done + 1, start))
+      if (idle !== undefined) cfg.events({ _tag: "Notice", name: cfg.name, kind: "nothing-to-train", window: live0, message: idle })
+    }
+    // Where each window's update landed against its upload interval (keep-up.ts).
+    let keepUp = keepUpStart
 
     for (;;) {
-      if (cfg.rounds !== undefined && done + 1 >= start + cfg.rounds) return
+      if (last !== undefined && done >= last) return
       // Compare the last windows' models with the leader's; re-sync on a mismatch.
       done = yield* guardDivergence(guard, done)
       // Catch up to the window before the live one; re-check the clock after replaying.
@@ -76,7 +92,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       let replayedBytes = 0
       for (;;) {
         const live = Math.max(yield* currentWindow, start)
-        const target = cfg.rounds === undefined ? live - 1 : Math.min(live - 1, start + cfg.rounds - 1)
+        const target = last === undefined ? live - 1 : Math.min(live - 1, last)
         if (done >= target) break
         cfg.events({ _tag: "Phase", name: cfg.name, window: live, phase: "catch-up" })
         replayedBytes += (yield* replayWindows(state, spec, address, start, done + 1, target)).bytesDown
@@ -89,7 +105,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
         yield* saveNodeState(cfg.stateDir, spec.model, { window: done, params: state.params, ef: state.ef, momentum: state.momentum, optimizer: yield* exportOptimizer(trainer) })
       }
       const window = done + 1
-      if (cfg.rounds !== undefined && window >= start + cfg.rounds) return
+      if (last !== undefined && window > last) return
       yield* waitForWindow(window, poll)
 
       const roundStart = performance.now()
@@ -104,6 +120,8 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       let bytesDown = replayedBytes
       let waitMs = 0
       let rejected: ReadonlyArray<Rejected> = []
+      let refused: Rejections | undefined
+      let landed: { at: number; intervalEnd: number; uploadMs: number } | undefined
       const result = yield* outerRound(
         state,
         {
@@ -129,11 +147,15 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
               waitMs = performance.now() - t
               cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "publish" })
               const upload = cfg.behaviour === undefined ? payload : yield* behaviourPayload(cfg.behaviour, cfg, { uid, window, start, peers: expected }, payload)
+              const up = performance.now()
               if (upload !== undefined) yield* publishGradient(me, address, window, upload)
+              const opens = yield* Effect.mapError(Effect.flatMap(Chain, (c) => c.windowStartTime(window + 1)), inPhase("publish"))
+              landed = { at: Date.now(), intervalEnd: uploadInterval(opens, spec.participation.uploadWindowMs).end, uploadMs: performance.now() - up }
             }),
           gather: Effect.gen(function* () {
             cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "gather" })
             const got = yield* gatherWindow(dir, address, spec, window, expected)
+            refused = got.refused
             const admitted = yield* admitGathered(got, { spec, manifest, address, window, dir, samples: sampleRule(cfg.shards, spec, start) })
             rejected = admitted.rejected
             bytesDown += admitted.delivered.reduce((n, d) => n + d.payload.length, 0)
@@ -150,6 +172,11 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       const { publish, ...rest } = result.phaseMs
       const digest = paramsDigest(state.params)
       digests.set(window, digest)
+      if (landed !== undefined) {
+        const judged = observeWindow(keepUp, { window, windowMs: windowMsOf(spec.participation), computeMs: result.phaseMs.compute, codecMs: result.phaseMs.codec, uploadMs: landed.uploadMs, landedAt: landed.at, intervalEnd: landed.intervalEnd })
+        keepUp = judged.state
+        if (judged.notice !== undefined) cfg.events({ _tag: "Notice", name: cfg.name, kind: noticeKind[judged.notice._tag], window, message: judged.notice.message })
+      }
       yield* emit({
         _tag: "Round",
         name: cfg.name,
@@ -163,12 +190,15 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
         gathered: result.gathered,
         stepped: result.stepped,
         rejected,
+        missing: missingPeers(expected, result.gathered, refused, rejected.map((r) => ({ uid: r.uid, reason: describeRejection(r.reason) }))),
         digest,
         roundMs: performance.now() - roundStart,
         phaseMs: { ...rest, wait: waitMs, publish: Math.max(0, publish - waitMs), prepare: prepareMs - dataMs, data: dataMs, save: saveMs },
       })
     }
   }).pipe(Effect.scoped)
+
+const noticeKind = { Late: "late", LateSummary: "late-summary", OnTimeAgain: "on-time-again" } as const
 
 const exportOptimizer = (trainer: Trainer) =>
   Effect.tryPromise({ try: () => trainer.exportOptimizerState(), catch: (e) => new RuntimeError({ phase: "state", reason: String(e) }) })

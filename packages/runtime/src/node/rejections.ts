@@ -42,3 +42,42 @@ export const describeRejections = (window: number, r: Rejections, uploadWindowMs
   const hint = r.late.length > 0 ? `; the upload window is ${uploadWindowMs} ms after the next window's first block: if every upload is late, the run's timing does not fit this chain's block time` : ""
   return `window ${window}: not gathered: ${parts.join("; ")}${hint}`
 }
+
+/** Why an expected peer's update is not in a window's aggregate. */
+export type MissingWhy = "late" | "early" | "absent" | "invalid" | "unreadable"
+
+export interface Missing {
+  readonly uid: number
+  readonly why: MissingWhy
+  /** How far outside the interval (late/early), or the refusal (invalid/unreadable). */
+  readonly detail?: string
+}
+
+/**
+ * Every expected peer that is not in `gathered`, with why: refused by the gather as late, early,
+ * invalid or unreadable (`refused`), refused at admission (`rejected`, described), else absent
+ * (it uploaded nothing for the window).
+ */
+export const missingPeers = (
+  expected: ReadonlyArray<number>,
+  gathered: ReadonlyArray<number>,
+  refused: Rejections | undefined,
+  rejected: ReadonlyArray<{ readonly uid: number; readonly reason: string }>,
+): Array<Missing> => {
+  const got = new Set(gathered)
+  return [...expected].filter((uid) => !got.has(uid)).sort((a, b) => a - b).map((uid): Missing => {
+    const late = refused?.late.find((x) => x.uid === uid)
+    if (late !== undefined) return { uid, why: "late", detail: `+${late.byMs} ms` }
+    const early = refused?.early.find((x) => x.uid === uid)
+    if (early !== undefined) return { uid, why: "early", detail: `-${early.byMs} ms` }
+    const invalid = rejected.find((x) => x.uid === uid) ?? refused?.invalid.find((x) => x.uid === uid)
+    if (invalid !== undefined) return { uid, why: "invalid", detail: invalid.reason }
+    const unreadable = refused?.unavailable.find((x) => x.uid === uid)
+    if (unreadable !== undefined) return { uid, why: "unreadable", detail: unreadable.reason }
+    return { uid, why: "absent" }
+  })
+}
+
+/** `1 late +420 ms; 2 absent`: for a window line. */
+export const describeMissing = (missing: ReadonlyArray<Missing>): string =>
+  missing.map((m) => `${m.uid} ${m.why}${m.detail === undefined ? "" : ` ${m.detail}`}`).join("; ")

@@ -19,7 +19,9 @@ import { publishCheckpoint } from "./checkpoint.ts"
 import { currentWindow, waitForWindow } from "./clock.ts"
 import { recordRound } from "./metrics.ts"
 import type { NodeConfig, NodeEvent } from "./node.ts"
-import { admitGathered, sampleRule } from "./admission.ts"
+import { admitGathered, describeRejection, sampleRule } from "./admission.ts"
+import { missingPeers } from "./rejections.ts"
+import { lastWindow } from "./stop.ts"
 import { guardDivergence } from "./divergence.ts"
 import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs } from "./node.ts"
 import {
@@ -79,9 +81,10 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
     const evalSet = yield* evalBatches(cfg)
 
     let window = initial.window + 1
+    const last = cfg.stop === undefined ? undefined : lastWindow(cfg.stop, start, yield* currentWindow)
     const digests = new Map<number, string>()
     for (;;) {
-      if (cfg.rounds !== undefined && window >= start + cfg.rounds) return
+      if (last !== undefined && window > last) return
       // A validator that is not the leader checks its model against the leader's too.
       window = (yield* guardDivergence({ cfg, uid, state, start, digests }, window - 1)) + 1
       yield* waitForWindow(window + 1, poll)
@@ -133,6 +136,7 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
         gathered: decoded.map((d) => d.uid),
         stepped: steppedAll(G, manifest),
         rejected,
+        missing: missingPeers(expected, decoded.map((d) => d.uid), got.refused, rejected.map((r) => ({ uid: r.uid, reason: describeRejection(r.reason) }))),
         digest,
         roundMs: performance.now() - roundStart,
         phaseMs: { compute: 0, gather: gatherMs, outerStep: outerMs, publish: publishMs },

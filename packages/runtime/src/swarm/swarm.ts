@@ -25,6 +25,7 @@ import type { S3Keys, WriteKeyCommitted } from "../node/credentials.ts"
 import { runPeer } from "../node/peer.ts"
 import { ScoringEqual } from "../node/scoring.ts"
 import { ensureValidatorPermit, runValidator } from "../node/validator.ts"
+import { StopRule } from "../node/stop.ts"
 import { openRunData } from "./data.ts"
 
 /** s3: `config` holds the write key (never committed); `read` is the distinct pair nodes commit on chain. */
@@ -112,7 +113,7 @@ export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, Runt
         stateDir: join(workDir, "nodes", name),
         shards,
         events: emit,
-        rounds: options.rounds,
+        stop: StopRule.FromStart({ windows: options.rounds }),
       })
 
       // The validator stakes to hold a permit (it is the only one, hence the leader), then runs.
