@@ -34,7 +34,7 @@ describe("a peer that cannot keep up says so, with numbers", () => {
   test(`after ${reportedEach} late windows one summary line, then silence while it stays late`, () => {
     const notices = run([420, 380, 510, 450, 470, 400])
     expect(notices.map((n) => n?._tag)).toEqual(["Late", "Late", "Late", "LateSummary", undefined, undefined])
-    expect(notices[3]?.message).toContain("windows 9..12: 4 updates in a row landed after the upload interval closed (by 380..510 ms")
+    expect(notices[3]?.message).toContain("windows 9..12: all 4 updates this peer made landed after the upload interval closed (by 380..510 ms")
     expect(notices[3]?.message).toContain("cannot keep up")
   })
 

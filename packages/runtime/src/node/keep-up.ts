@@ -119,7 +119,7 @@ export const observeWindow = (state: KeepUp, t: WindowTiming): { readonly state:
   const from = streak[0]!.window
   const late = streak.map((x) => x.byMs)
   const message =
-    `windows ${from}..${t.window}: ${streak.length} updates in a row landed after the upload interval closed ` +
+    `windows ${from}..${t.window}: all ${streak.length} updates this peer made landed after the upload interval closed ` +
     `(by ${Math.min(...late)}..${Math.max(...late)} ms; compute ${s(median(streak.map((x) => x.computeMs)))} a window for a ${s(t.windowMs)} window): ` +
     `this peer cannot keep up and no node aggregates its updates; ${advice} (late windows are no longer reported one by one)`
   return { state: { streak, summarized: true }, notice: Notice.LateSummary({ from, to: t.window, count: streak.length, message }) }
