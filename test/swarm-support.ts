@@ -13,7 +13,8 @@ export const swarmTestSpec = (): Promise<RunSpec> =>
   Effect.runPromise(derive(debug(), {
     innerOptimizer: { batchSize: 2, innerSteps: 3, microBatchSize: 2 },
     data: { sampling: { samplesPerWindow: 6 } },
-    participation: { blocksPerWindow: 6, blockTimeMs: 500, uploadWindowMs: 700 },
+    // Every peer of these swarms is listed (the debug preset gathers 2 + 1 reserve of its 2 peers).
+    participation: { blocksPerWindow: 6, blockTimeMs: 500, uploadWindowMs: 700, peersGathered: 8, reservePeers: 2 },
     infrastructure: { chain: { kind: "local", path: ".covenant/test/chain", blockTimeMs: 500 } },
   }))
 

@@ -23,7 +23,7 @@ import { RuntimeError, inPhase } from "../src/errors.ts"
 import { runAddress } from "../src/node/network.ts"
 import type { NodeConfig, NodeEvent } from "../src/node/node.ts"
 import { runPeer } from "../src/node/peer.ts"
-import { ScoringEqual } from "../src/node/scoring.ts"
+import { layerGauntlet } from "../src/node/scoring.ts"
 import type { Scoring } from "../src/node/scoring.ts"
 import { ensureValidatorPermit, runValidator } from "../src/node/validator.ts"
 import { prepareRunData } from "../src/swarm/data.ts"
@@ -139,7 +139,7 @@ const node = (role: "peer" | "validator", argv: readonly string[]) =>
     const engineLayer: Layer.Layer<Engine, RuntimeError> = flag(argv, "backend") === "webgpu"
       ? Layer.mapError(EngineWebGpu, (e) => new RuntimeError({ phase: "engine", reason: e._tag }))
       : EngineCpu
-    const services = Layer.mergeAll(transportLayer, ScoringEqual, engineLayer)
+    const services = Layer.mergeAll(transportLayer, layerGauntlet(spec.participation), engineLayer)
     const p = spec.participation
     const chainFlag = flag(argv, "chain") ?? "local"
     if (chainFlag === "local") {

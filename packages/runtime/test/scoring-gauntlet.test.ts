@@ -200,21 +200,25 @@ describe("Gauntlet", () => {
   })
 
   test("two negatives never make a positive: a worsening update scores 0 whatever its indicator", () => {
-    const s = run([100, 101, 102, 103].map((w) => ({
+    const s = run(Array.from({ length: 24 }, (_, i) => 100 + i).map((w) => ({
       window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [],
       evaluations: [{ uid: 1, gradientScore: 0.1, ownImprovement: 0.2, randomImprovement: 0.1 }, { uid: 2, gradientScore: -0.3, ownImprovement: -0.5, randomImprovement: -0.3 }],
       sync: [],
     })))
     expect(s.peers["2"]!.indicatorEma).toBeLessThan(0)
     expect(ordinal(s.peers["2"]!)).toBeLessThan(0)
-    expect(finalScore(s.peers["2"]!, 103, params)).toBe(0)
-    expect(finalScore(s.peers["1"]!, 103, params)).toBeGreaterThan(0)
+    expect(finalScore(s.peers["2"]!, 123, params)).toBe(0)
+    expect(finalScore(s.peers["1"]!, 123, params)).toBeGreaterThan(0)
+    // past the warm-up the -1 indicator alone keeps peer 2 off the list, and a +1 peer on it
+    expect(isPenalised({ ...s, peers: { ...s.peers, "2": { ...s.peers["2"]!, lastGradientScore: 0.1 } } }, 2, 123, params)).toBe(true)
+    expect(isPenalised(s, 1, 123, params)).toBe(false)
     expect(gauntletWeights(s, params)).toEqual([{ uid: 1, weight: 1 }])
   })
 
-  test("indicator warm-up: evaluations for an always-+1 EMA from 0 to reach the threshold", () => {
-    expect(indicatorWarmup(0.05, 0.1)).toBe(3) // 1 - 0.95^2 = 0.0975 < 0.1 <= 1 - 0.95^3
-    expect(indicatorWarmup(0.5, 0.5)).toBe(1)
+  test("indicator warm-up: the EMA's time constant, at least what an always-+1 EMA from 0 needs to reach the threshold", () => {
+    expect(indicatorWarmup(0.05, 0.1)).toBe(20)
+    expect(indicatorWarmup(0.5, 0.5)).toBe(2)
+    expect(indicatorWarmup(0.5, 0.8)).toBe(3) // 1 - 0.5^2 = 0.75 < 0.8 <= 1 - 0.5^3
     expect(indicatorWarmup(0, 0.1)).toBe(Number.POSITIVE_INFINITY)
   })
 

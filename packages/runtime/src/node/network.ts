@@ -141,6 +141,24 @@ export const publishPeerList = (me: Publisher, address: RunAddress, firstEffecti
 
 /** The peer list in force at `window`: the leader's list with the largest first effective window <= window. */
 export const peerListFor = (dir: Directory, address: RunAddress, window: number): Effect.Effect<ReadonlyArray<number>, RuntimeError, Transport> =>
+  Effect.map(readPeerList(dir, address, window, Number.POSITIVE_INFINITY), (list) => [...list.peers].sort((a, b) => a - b))
+
+/**
+ * The peer list (peers in rank order, then reserves) in force at `window`, among the lists the
+ * leader stored before the window began: a list that lands late takes effect one window later
+ * on every node alike, instead of on the nodes that happened to read after it landed.
+ */
+export const peerListAt = (dir: Directory, address: RunAddress, window: number): Effect.Effect<{ readonly peers: ReadonlyArray<number>; readonly reserve: ReadonlyArray<number> }, RuntimeError, Chain | Transport> =>
+  Effect.gen(function* () {
+    const chain = yield* Chain
+    const startsAt = yield* Effect.mapError(chain.windowStartTime(window), inPhase("peers"))
+    return yield* readPeerList(dir, address, window, startsAt)
+  })
+
+/** The latest list the leader published for windows <= `window`, whenever it was stored. */
+export const peerListPublished = (dir: Directory, address: RunAddress, window: number) => readPeerList(dir, address, window, Number.POSITIVE_INFINITY)
+
+const readPeerList = (dir: Directory, address: RunAddress, window: number, storedBefore: number) =>
   Effect.gen(function* () {
     const transport = yield* Transport
     const leader = yield* requireLeader(dir)
@@ -148,15 +166,16 @@ export const peerListFor = (dir: Directory, address: RunAddress, window: number)
     let best = -1
     for (const o of listed) {
       const parsed = parseKey(o.key)
-      if (Either.isRight(parsed) && parsed.right.kind === "peers" && parsed.right.version === address.version && parsed.right.window <= window) {
+      if (Either.isRight(parsed) && parsed.right.kind === "peers" && parsed.right.version === address.version && parsed.right.window <= window && o.storeTime < storedBefore) {
         best = Math.max(best, parsed.right.window)
       }
     }
-    if (best < 0) return []
+    const none = { peers: [] as ReadonlyArray<number>, reserve: [] as ReadonlyArray<number> }
+    if (best < 0) return none
     const bytes = yield* fetchFromLeader(dir, address, peersKey(best, address.version), best, "peers")
-    if (bytes === undefined) return []
+    if (bytes === undefined) return none
     const list = yield* decodeJson(PeerList, bytes, "peers")
-    return [...list.peers].sort((a, b) => a - b)
+    return { peers: list.peers, reserve: list.reserve }
   })
 
 export const publishRecord = (me: Publisher, address: RunAddress, window: number, bytes: Uint8Array) =>
@@ -179,6 +198,17 @@ export const fetchLeaderDebug = (dir: Directory, address: RunAddress, window: nu
     const leader = yield* requireLeader(dir)
     const bytes = yield* fetchFromLeader(dir, address, `debug-${window}-${leader.uid}-v${address.version}`, window, "debug")
     return bytes === undefined ? undefined : yield* decodeJson(DebugSlice, bytes, "debug")
+  })
+
+/** A peer's own parameter slice for `window` (published with its update), or undefined. */
+export const fetchPeerDebug = (dir: Directory, address: RunAddress, window: number, uid: number): Effect.Effect<DebugSlice | undefined, RuntimeError, Transport> =>
+  Effect.gen(function* () {
+    const who = dir.participants.get(uid)
+    if (who?.location === undefined) return undefined
+    const got = yield* Effect.either(fetchSigned({ at: who.location, key: `debug-${window}-${uid}-v${address.version}`, context: { runId: address.runId, window, uid, kind: "debug" }, hotkey: who.hotkey }))
+    if (Either.isLeft(got)) return undefined
+    const slice = decodeJson(DebugSlice, got.right.bytes, "debug")
+    return Either.isRight(slice) && slice.right.window === window ? slice.right : undefined
   })
 
 export const publishGradient = (me: Publisher, address: RunAddress, window: number, payload: Uint8Array) =>

@@ -19,7 +19,8 @@ import type { RoundState } from "../round/outer-round.ts"
 import type { Params } from "../round/params.ts"
 import { loadLatestCheckpoint } from "./checkpoint.ts"
 import type { RunAddress } from "./network.ts"
-import { fetchRecord, fetchStartWindow, gatherWindow, peerListFor, readDirectory } from "./network.ts"
+import { fetchRecord, fetchStartWindow, gatherWindow, peerListAt, readDirectory } from "./network.ts"
+import { aggregatedPeers, gatheredUids } from "../scoring/peer-list.ts"
 
 export interface NodeConfig {
   /** A display name (peer-0, validator-0, ...). */
@@ -61,6 +62,26 @@ export type NodeEvent =
       readonly phaseMs: Readonly<Record<string, number>> & { readonly compute: number }
     }
   | { readonly _tag: "CaughtUp"; readonly name: string; readonly uid: number; readonly from: number; readonly to: number; readonly replayed: number; readonly debugDistance: number | null }
+  | {
+      /** A validator's judgement of a window: every known peer's score after it, and what it found. */
+      readonly _tag: "Judged"
+      readonly name: string
+      readonly window: number
+      readonly scores: ReadonlyArray<{ readonly uid: number; readonly score: number }>
+      readonly evaluated: ReadonlyArray<number>
+      readonly gradientScores: ReadonlyArray<{ readonly uid: number; readonly score: number }>
+      readonly copies: ReadonlyArray<number>
+      readonly invalid: ReadonlyArray<number>
+    }
+  | {
+      /** Weights a validator set, and its row as the chain then stores it ((uid, u16) pairs). */
+      readonly _tag: "Weights"
+      readonly name: string
+      readonly uid: number
+      readonly window: number
+      readonly set: ReadonlyArray<{ readonly uid: number; readonly weight: number }>
+      readonly onChain: ReadonlyArray<readonly [number, number]>
+    }
 
 export const modelManifest = (model: LlamaSpec): Manifest => ({ tensors: llamaParameters(model).map(({ name, shape }) => ({ name, shape })) })
 
@@ -146,10 +167,12 @@ export const replayWindows = (
         delivered = [...record.updates]
         bytesDown += recordBytes.length
       } else {
-        const peers = yield* peerListFor(dir, address, w)
-        const got = yield* gatherWindow(dir, address, spec, w, peers)
-        delivered = [...got.delivered].map(([uid, d]) => ({ uid, payload: d.bytes }))
-        bytesDown += delivered.reduce((n, d) => n + d.payload.length, 0)
+        const list = yield* peerListAt(dir, address, w)
+        const got = yield* gatherWindow(dir, address, spec, w, gatheredUids(list))
+        const all = [...got.delivered].map(([uid, d]) => ({ uid, payload: d.bytes }))
+        bytesDown += all.reduce((n, d) => n + d.payload.length, 0)
+        const chosen = new Set(aggregatedPeers(list, decodeDelivered(all, manifest, w).map((d) => d.uid)))
+        delivered = all.filter((d) => chosen.has(d.uid))
       }
       const G = aggregateUpdates(decodeDelivered(delivered, manifest, w), manifest, spec.compression)
       applyOuterStep(state, G, spec.outerOptimizer, outerLrFor(spec, start, w))

@@ -19,7 +19,8 @@ import { currentWindow, waitForWindow } from "./clock.ts"
 import { recordRound } from "./metrics.ts"
 import type { NodeConfig, NodeEvent } from "./node.ts"
 import { awaitStart, decodeDelivered, initialModel, modelManifest, outerLrFor, pollMs, replayWindows, trainingBatches } from "./node.ts"
-import { fetchLeaderDebug, gatherWindow, joinNetwork, peerListFor, publishGradient, readDirectory } from "./network.ts"
+import { fetchLeaderDebug, gatherWindow, joinNetwork, peerListAt, publishDebug, publishGradient, readDirectory } from "./network.ts"
+import { aggregatedPeers, gatheredUids } from "../scoring/peer-list.ts"
 import { loadNodeState, saveNodeState } from "./state.ts"
 
 export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chain | Transport | Engine> =>
@@ -88,7 +89,10 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "train" })
       const data = yield* trainingBatches(cfg.shards, spec, uid, window)
       const dir = yield* readDirectory
-      const expected = yield* peerListFor(dir, address, window)
+      const list = yield* peerListAt(dir, address, window)
+      const expected = [...list.peers].sort((a, b) => a - b)
+      // The slice of the model this round starts from, published with the update for the validators' sync check.
+      const startSlice = { window, digest: paramsDigest(state.params), values: debugValues(state.params) }
       const prepareMs = performance.now() - roundStart
       let bytesDown = replayedBytes
       let waitMs = 0
@@ -116,14 +120,17 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
               yield* waitForWindow(window + 1, poll)
               waitMs = performance.now() - t
               cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "publish" })
+              yield* publishDebug(me, address, startSlice)
               yield* publishGradient(me, address, window, payload)
             }),
           gather: Effect.gen(function* () {
             cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "gather" })
-            const got = yield* gatherWindow(dir, address, spec, window, expected)
+            const got = yield* gatherWindow(dir, address, spec, window, gatheredUids(list))
             const delivered = [...got.delivered].map(([u, d]) => ({ uid: u, payload: d.bytes }))
             bytesDown += delivered.reduce((n, d) => n + d.payload.length, 0)
-            return decodeDelivered(delivered, manifest, window)
+            const decoded = decodeDelivered(delivered, manifest, window)
+            const chosen = new Set(aggregatedPeers(list, decoded.map((d) => d.uid)))
+            return decoded.filter((d) => chosen.has(d.uid))
           }),
         },
       )

@@ -14,22 +14,28 @@ import { encodeRecord } from "../round/codec.ts"
 import { evalLoss } from "../round/eval.ts"
 import { aggregateUpdates, applyOuterStep } from "../round/outer-round.ts"
 import type { RoundState } from "../round/outer-round.ts"
-import { debugValues, paramsDigest } from "../round/params.ts"
+import { cloneParams, debugValues, paramsDigest } from "../round/params.ts"
 import { publishCheckpoint } from "./checkpoint.ts"
 import { currentWindow, waitForWindow } from "./clock.ts"
 import { recordRound } from "./metrics.ts"
 import type { NodeConfig, NodeEvent } from "./node.ts"
 import { awaitStart, decodeDelivered, initialModel, modelManifest, outerLrFor, pollMs } from "./node.ts"
 import {
-  fetchStartWindow, gatherWindow, joinNetwork, peerListFor, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory,
+  fetchPeerDebug, fetchStartWindow, gatherWindow, joinNetwork, peerListAt, peerListPublished, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory,
 } from "./network.ts"
 import type { Directory } from "./network.ts"
 import { Scoring } from "./scoring.ts"
 import { loadNodeState, saveNodeState } from "./state.ts"
+import { aggregatedPeers, gatheredUids } from "../scoring/peer-list.ts"
+import { judgeWindow } from "../scoring/judge.ts"
+import { eligibleCandidates } from "../scoring/eligibility.ts"
 
-/** The peers the leader lists: registered non-validators with a committed bucket, by uid. */
-export const eligiblePeers = (dir: Directory): number[] =>
-  [...dir.participants.values()].filter((p) => !p.validatorPermit && p.location !== undefined).map((p) => p.uid).sort((a, b) => a - b)
+/**
+ * The peers the leader may list: every registered uid with a committed bucket except the leader
+ * (and admitted by the run). A validator permit is no role: on subtensor miners with stake hold
+ * permits too; who trains is seen from who publishes updates (the Gauntlet drops the rest).
+ */
+export const eligiblePeers = (dir: Directory): number[] => eligibleCandidates(dir, undefined).map((c) => c.uid)
 
 /** How many windows after publication a new peer list takes effect (time for every node to see it). */
 export const PEER_LIST_LEAD = 2
@@ -60,11 +66,13 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
     let dir = yield* readDirectory
     if (isLeader(dir) && (yield* fetchStartWindow(dir, address)) === undefined) {
       const next = (yield* currentWindow) + 1
-      yield* publishPeerList(me, address, next, eligiblePeers(dir), [])
+      const first = yield* scoring.peerList(next, eligibleCandidates(dir, spec.participation.admission))
+      yield* publishPeerList(me, address, next, first.peers, first.reserve)
       yield* publishStartWindow(me, address, next)
     }
     const start = yield* awaitStart(address, spec)
     const saved = yield* loadNodeState(cfg.stateDir, spec.model)
+    if (saved?.scoring != null) yield* scoring.restore(saved.scoring)
     const initial = yield* initialModel(spec, address, saved, start)
     cfg.events({ _tag: "Joined", name: cfg.name, role: "validator", uid, resumedAt: saved?.window ?? null })
     const state: RoundState = { params: initial.params, ef: null, momentum: saved?.momentum ?? null }
@@ -81,33 +89,66 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
       const roundStart = performance.now()
       cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "gather" })
       dir = yield* readDirectory
-      const expected = yield* peerListFor(dir, address, window)
-      const got = yield* gatherWindow(dir, address, spec, window, expected)
+      const list = yield* peerListAt(dir, address, window)
+      const expected = [...list.peers].sort((a, b) => a - b)
+      // Every eligible peer is gathered (to judge it); the listed ones, with reserves for the missing, are aggregated.
+      const tracked = eligibleCandidates(dir, spec.participation.admission).map((c) => c.uid)
+      const got = yield* gatherWindow(dir, address, spec, window, [...new Set([...gatheredUids(list), ...tracked])].sort((a, b) => a - b))
       const gatherMs = performance.now() - roundStart
-      const delivered = [...got.delivered].map(([u, d]) => ({ uid: u, payload: d.bytes })).sort((a, b) => a.uid - b.uid)
-      const decoded = decodeDelivered(delivered, manifest, window)
+      const everyone = [...got.delivered].map(([u, d]) => ({ uid: u, payload: d.bytes })).sort((a, b) => a.uid - b.uid)
+      const decodedAll = decodeDelivered(everyone, manifest, window)
+      const chosen = new Set(aggregatedPeers(list, decodedAll.map((d) => d.uid)))
+      const decoded = decodedAll.filter((d) => chosen.has(d.uid))
+      const delivered = everyone.filter((d) => chosen.has(d.uid))
       let t = performance.now()
+      const before = cloneParams(state.params)
+      const outerLr = outerLrFor(spec, start, window)
       const G = aggregateUpdates(decoded, manifest, spec.compression)
-      applyOuterStep(state, G, spec.outerOptimizer, outerLrFor(spec, start, window))
+      applyOuterStep(state, G, spec.outerOptimizer, outerLr)
       const outerMs = performance.now() - t
       t = performance.now()
       const digest = paramsDigest(state.params)
       if (isLeader(dir)) {
-        const accepted = new Set(decoded.map((d) => d.uid))
-        yield* publishRecord(me, address, window, encodeRecord({ window, updates: delivered.filter((d) => accepted.has(d.uid)) }))
+        yield* publishRecord(me, address, window, encodeRecord({ window, updates: delivered }))
         yield* publishDebug(me, address, { window, digest, values: debugValues(state.params) })
-        const next = eligiblePeers(dir)
-        const inForce = yield* peerListFor(dir, address, window + PEER_LIST_LEAD)
-        if (next.join(",") !== inForce.join(",")) yield* publishPeerList(me, address, window + PEER_LIST_LEAD, next, [])
         if ((window - start + 1) % spec.checkpointing.everyOuterSteps === 0) {
           yield* publishCheckpoint(cfg.own, address, spec.model, window, state.params, spec.checkpointing.keep)
         }
       }
-      yield* saveNodeState(cfg.stateDir, spec.model, { window, params: state.params, ef: null, momentum: state.momentum, optimizer: null })
-      yield* scoring.observe({ window, expected, delivered: decoded.map((d) => d.uid) })
+      // Judge the window: data check, copies, loss evaluations on the model before the step, sync.
+      const slices = new Map<number, Record<string, ReadonlyArray<number>>>()
+      for (const u of got.delivered.keys()) {
+        const slice = yield* fetchPeerDebug(dir, address, window, u)
+        if (slice !== undefined) slices.set(u, slice.values)
+      }
+      const judged = yield* judgeWindow({
+        spec, shards: cfg.shards, engine, window, start, tracked,
+        delivered: [...got.delivered].map(([u, d]) => ({ uid: u, storeTime: d.storeTime })),
+        decoded: decodedAll, before, after: state.params, outerLr, slices,
+        choose: (candidates) => scoring.chooseEvaluations(window, candidates),
+      })
+      yield* scoring.observe({ window, expected, delivered: decoded.map((d) => d.uid), judged })
+      const scores = yield* scoring.scores
+      if (isLeader(dir) && (window - start) % spec.participation.peerListRefreshWindows === 0) {
+        const next = yield* scoring.peerList(window, eligibleCandidates(dir, spec.participation.admission))
+        const inForce = yield* peerListPublished(dir, address, window + PEER_LIST_LEAD)
+        if (next.peers.join(",") !== inForce.peers.join(",") || next.reserve.join(",") !== inForce.reserve.join(",")) {
+          yield* publishPeerList(me, address, window + PEER_LIST_LEAD, next.peers, next.reserve)
+        }
+      }
+      cfg.events({ _tag: "Judged", name: cfg.name, window, scores, evaluated: judged.evaluations.map((e) => e.uid), copies: judged.copies, invalid: judged.invalid, gradientScores: judged.evaluations.map((e) => ({ uid: e.uid, score: e.gradientScore })) })
+      yield* saveNodeState(cfg.stateDir, spec.model, { window, params: state.params, ef: null, momentum: state.momentum, optimizer: null, scoring: yield* scoring.snapshot })
       if ((window - start + 1) % spec.participation.setWeightsEveryWindows === 0) {
         const weights = yield* scoring.weights
-        if (weights.length > 0) yield* Effect.catchAll(Effect.mapError(chain.setWeights(weights), inPhase("weights")), (e) => Effect.logWarning(`set weights: ${e.reason}`))
+        if (weights.length > 0) {
+          const set = yield* Effect.either(Effect.mapError(chain.setWeights(weights), inPhase("weights")))
+          if (set._tag === "Left") yield* Effect.logWarning(`set weights: ${set.left.reason}`)
+          else {
+            const rows = yield* Effect.either(chain.weights)
+            const mine = rows._tag === "Right" ? rows.right.find((r) => r.uid === uid) : undefined
+            cfg.events({ _tag: "Weights", name: cfg.name, uid, window, set: weights, onChain: mine?.weights ?? [] })
+          }
+        }
       }
       const publishMs = performance.now() - t
       const loss = engine === undefined || evalSet === undefined ? null : yield* evalLoss(engine, spec.model, state.params, evalSet.batches, evalSet.shape)

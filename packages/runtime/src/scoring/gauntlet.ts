@@ -83,14 +83,17 @@ const newRecord = (window: number): PeerRecord => ({
 })
 
 /**
- * Evaluations before the indicator gate applies: the fewest after which a peer that was always
- * +1 has an EMA (started at 0) at or above the threshold. Infinite if it never can.
+ * Evaluations before the indicator gate applies: the EMA's time constant (1 / alpha), and at
+ * least the fewest after which a peer that was always +1 has an EMA (started at 0) at or above
+ * the threshold; infinite if it never can. With the reference's alpha 0.05 and threshold 0.1
+ * that is 20 evaluations: one unlucky -1 among an honest peer's first few must not gate it.
  */
 export const indicatorWarmup = (alpha: number, threshold: number): number => {
-  if (threshold <= 0) return 0
-  if (alpha <= 0 || threshold >= 1) return Number.POSITIVE_INFINITY
-  if (alpha >= 1) return 1
-  return Math.ceil(Math.log(1 - threshold) / Math.log(1 - alpha) - 1e-9)
+  if (alpha <= 0) return Number.POSITIVE_INFINITY
+  if (threshold <= 0) return Math.ceil(1 / alpha - 1e-9)
+  if (threshold >= 1 && alpha < 1) return Number.POSITIVE_INFINITY
+  const reach = alpha >= 1 ? 1 : Math.ceil(Math.log(1 - threshold) / Math.log(1 - alpha) - 1e-9)
+  return Math.max(reach, Math.ceil(1 / alpha - 1e-9))
 }
 
 /** Product of the first `misses` miss factors (the last one repeats; none: no penalty). */

@@ -21,7 +21,7 @@ import type { NodeConfig, NodeEvent } from "../node/node.ts"
 import { awaitStart, pollMs } from "../node/node.ts"
 import { runAddress } from "../node/network.ts"
 import { runPeer } from "../node/peer.ts"
-import { ScoringEqual } from "../node/scoring.ts"
+import { layerGauntlet, ScoringEqual } from "../node/scoring.ts"
 import { ensureValidatorPermit, runValidator } from "../node/validator.ts"
 import { prepareRunData } from "./data.ts"
 
@@ -48,6 +48,8 @@ export interface SwarmOptions {
   readonly onEvent?: (event: NodeEvent) => void
   /** Validator evaluates the model's loss each window (default true). */
   readonly evaluate?: boolean
+  /** How the validator scores: the run spec's Gauntlet (default) or equal weights. */
+  readonly scoring?: "gauntlet" | "equal"
 }
 
 export interface SwarmResult {
@@ -99,7 +101,7 @@ export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, Runt
       const address = runAddress(spec)
 
       const nodeLayer = (identity: Identity) =>
-        Layer.mergeAll(transportLayer, Layer.mapError(layerLocalClient(url, identity), inPhase("chain")), ScoringEqual)
+        Layer.mergeAll(transportLayer, Layer.mapError(layerLocalClient(url, identity), inPhase("chain")), options.scoring === "equal" ? ScoringEqual : layerGauntlet(spec.participation))
 
       const configFor = (name: string, identity: Identity): NodeConfig => ({
         name,
