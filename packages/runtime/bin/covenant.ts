@@ -29,7 +29,11 @@ import { ensureValidatorPermit, runValidator } from "../src/node/validator.ts"
 import { prepareRunData } from "../src/swarm/data.ts"
 import { scaleToMachine } from "../src/swarm/scale.ts"
 import { runSwarm } from "../src/swarm/swarm.ts"
-import { summarizeWindow } from "../src/swarm/run-log.ts"
+import { runLogOf, summarizeWindow } from "../src/swarm/run-log.ts"
+import { writeReport } from "../src/report/write.ts"
+import { swarmSummary, writeSwarmSummary } from "../src/swarm/summary.ts"
+import { catalogue } from "../src/adversary/catalogue.ts"
+import { assignAdversaries, parseAdversaryFlag, repeatedFlag } from "../src/adversary/flags.ts"
 
 const HELP: Record<string, string> = {
   main: `covenant <command> [flags]
@@ -62,7 +66,11 @@ On the local chain it stakes itself to a validator permit; the highest-stake val
   swarm: `covenant swarm [flags]: peers + a validator in this process over the local chain and the filesystem store.
 
 swarm flags:
-  --peers <n> (4)  --windows <n> (16)  --backend cpu|webgpu (cpu)  --dir <work dir>`,
+  --peers <n> (4)  --windows <n> (16)  --backend cpu|webgpu (cpu)  --dir <work dir>
+  --adversary <name|path.ts>=<count>  (repeatable) that many of the peers (the last ones) run a catalogue
+      behaviour (${Object.keys(catalogue).join(", ")}) or a behaviour file's default export
+  --summary <file.json>  per window: eval loss, aggregated and rejected uids, weights; and each peer's behaviour
+  --report <file.html>  the run's HTML report (loss, bytes, peers, phases; each peer's weight by behaviour)`,
 }
 
 const usage = (command: string) =>
@@ -166,7 +174,12 @@ const swarm = (argv: readonly string[]) =>
     const spec = source.infrastructure.chain.kind === "local" && source.model.dim <= 256 ? source : scaleToMachine(source, { peers, windows })
     const workDir = resolve(flag(argv, "dir") ?? join(".covenant", spec.name, `swarm-${Date.now()}`))
     const backend = flag(argv, "backend") === "webgpu" ? "webgpu" as const : "cpu" as const
-    const result = yield* runSwarm({ spec, peers, rounds: windows, workDir, backend, onEvent: logEvent })
+    const adversaries = yield* assignAdversaries(yield* Effect.forEach(repeatedFlag(argv, "adversary"), parseAdversaryFlag), peers)
+    const result = yield* runSwarm({ spec, peers, rounds: windows, workDir, backend, onEvent: logEvent, behaviours: adversaries.behaviours })
+    const summaryFile = flag(argv, "summary")
+    if (summaryFile !== undefined) yield* writeSwarmSummary(resolve(summaryFile), swarmSummary(result.events, adversaries.labels))
+    const reportFile = flag(argv, "report")
+    if (reportFile !== undefined) yield* Effect.mapError(writeReport(resolve(reportFile), runLogOf(`${spec.name} swarm`, result.events, { peers: String(peers) }, adversaries.labels)), (e) => new RuntimeError({ phase: "report", reason: e.reason }))
     for (let w = result.startWindow; w < result.startWindow + windows; w++) {
       const s = summarizeWindow(result.events, w)
       if (s !== undefined) console.log(`window ${w}: peers' loss ${s.peerLoss.toFixed(4)}, model loss ${s.validatorLoss?.toFixed(4) ?? "-"}, ${s.gathered}/${s.expected} peers, identical ${s.identical}`)

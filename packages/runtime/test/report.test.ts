@@ -167,3 +167,49 @@ describe("report in headless Chromium", () => {
     }
   }, 60_000)
 })
+
+/** The synthetic run with weights set every third window; peer 10 is a sign-flipper whose weight drops to 0. */
+const weightedLog = (windows: number): Log => {
+  const log = syntheticLog(windows)
+  return {
+    ...log,
+    behaviours: { "1": "honest", "2": "honest", "3": "copycat", "10": "sign-flip" },
+    windows: log.windows.map((w, i) => (i % 3 === 2
+      ? { ...w, weights: { "1": 0.3, "2": 0.3, "3": i > 10 ? 0.1 : 0.2, "10": i > 5 ? 0 : 0.2 } }
+      : w)),
+  }
+}
+
+describe("report: weights per peer by behaviour", () => {
+  test("series: one weight column per weighted peer, null where none was set, behaviours from the log", () => {
+    const log = Schema.decodeUnknownSync(RunLog)(weightedLog(9))
+    const s = reportSeries(log)
+    expect(s.weightPeers).toEqual(["1", "2", "3", "10"])
+    expect(s.weightBehaviour).toEqual(["honest", "honest", "copycat", "sign-flip"])
+    expect(s.peerWeight[3]).toEqual([null, null, 0.2, null, null, 0.2, null, null, 0])
+    expect(reportSeries(Schema.decodeUnknownSync(RunLog)(syntheticLog(3))).weightPeers).toEqual([])
+  })
+
+  const allowMissing = process.env.COVENANT_ALLOW_NO_CHROMIUM === "1"
+  test.skipIf(!existsSync(CHROMIUM) && allowMissing)("the weights chart is drawn, its legend names each peer's behaviour", async () => {
+    const path = join(work, "weights.html")
+    await Effect.runPromise(writeReport(path, weightedLog(30)))
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"] })
+    try {
+      const page = await browser.newPage({ viewport: { width: 1200, height: 900 } })
+      const errors: string[] = []
+      page.on("pageerror", (e) => errors.push(e.message))
+      await page.goto(pathToFileURL(path).href, { waitUntil: "load" })
+      await page.waitForSelector("body[data-charts]", { timeout: 10_000 })
+      expect(errors).toEqual([])
+      expect(await page.getAttribute("body", "data-charts")).toBe("6")
+      const canvases = Schema.decodeUnknownSync(CanvasStats)(await page.evaluate(READ_CANVASES))
+      const weights = canvases.find((c) => c.id === "chart-weights")!
+      expect(weights.inked).toBeGreaterThan(0.01 * weights.width * weights.height)
+      const legend = await page.locator("#chart-weights .u-legend").innerText()
+      for (const label of ["peer 1 (honest)", "peer 3 (copycat)", "peer 10 (sign-flip)"]) expect(legend).toContain(label)
+    } finally {
+      await browser.close()
+    }
+  }, 60_000)
+})

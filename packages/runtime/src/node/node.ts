@@ -18,6 +18,7 @@ import { aggregateUpdates, applyOuterStep } from "../round/outer-round.ts"
 import type { RoundState } from "../round/outer-round.ts"
 import type { Params } from "../round/params.ts"
 import { loadLatestCheckpoint } from "./checkpoint.ts"
+import type { PeerBehaviour } from "../adversary/behaviour.ts"
 import type { RunAddress } from "./network.ts"
 import { fetchRecord, fetchStartWindow, gatherWindow, peerListAt, readDirectory } from "./network.ts"
 import { aggregatedPeers, gatheredUids } from "../scoring/peer-list.ts"
@@ -37,6 +38,8 @@ export interface NodeConfig {
   readonly events: (event: NodeEvent) => void
   /** Stop after this many windows from the run's start window (default: run until interrupted). */
   readonly rounds?: number
+  /** Peers only: a plug-in that alters training and/or the upload (adversary/behaviour.ts); none = honest. */
+  readonly behaviour?: PeerBehaviour
 }
 
 export type Role = "peer" | "validator"
@@ -73,14 +76,17 @@ export type NodeEvent =
       readonly copies: ReadonlyArray<number>
       readonly invalid: ReadonlyArray<number>
     }
+  /**
+   * A validator's weights from its Scoring service, as it sets them on chain after `window`, and
+   * its row as the chain then stores it ((uid, u16) pairs; empty when nothing was set).
+   */
   | {
-      /** Weights a validator set, and its row as the chain then stores it ((uid, u16) pairs). */
       readonly _tag: "Weights"
       readonly name: string
       readonly uid: number
       readonly window: number
-      readonly set: ReadonlyArray<{ readonly uid: number; readonly weight: number }>
-      readonly onChain: ReadonlyArray<readonly [number, number]>
+      readonly weights: ReadonlyArray<{ readonly uid: number; readonly weight: number }>
+      readonly onChain?: ReadonlyArray<readonly [number, number]>
     }
 
 export const modelManifest = (model: LlamaSpec): Manifest => ({ tensors: llamaParameters(model).map(({ name, shape }) => ({ name, shape })) })

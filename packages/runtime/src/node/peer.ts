@@ -10,6 +10,7 @@ import { Chain } from "@covenant/chain"
 import { innerLrAt } from "@covenant/dsl"
 import { Engine, Trainer } from "@covenant/gpu-webgpu"
 import { prune, Transport } from "@covenant/transport"
+import { behaviourBatches, behaviourPayload } from "../adversary/apply.ts"
 import { RuntimeError } from "../errors.ts"
 import { encodeUpdate } from "../round/codec.ts"
 import { outerRound } from "../round/outer-round.ts"
@@ -93,6 +94,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       const expected = [...list.peers].sort((a, b) => a - b)
       // The slice of the model this round starts from, published with the update for the validators' sync check.
       const startSlice = { window, digest: paramsDigest(state.params), values: debugValues(state.params) }
+      const batches = cfg.behaviour === undefined ? data.batches : yield* behaviourBatches(cfg.behaviour, cfg, { uid, window, peers: expected }, data.batches)
       const prepareMs = performance.now() - roundStart
       let bytesDown = replayedBytes
       let waitMs = 0
@@ -100,7 +102,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
         state,
         {
           trainer,
-          batches: data.batches,
+          batches,
           batchShape: data.shape,
           manifest,
           compression: spec.compression,
@@ -120,8 +122,11 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
               yield* waitForWindow(window + 1, poll)
               waitMs = performance.now() - t
               cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "publish" })
-              yield* publishDebug(me, address, startSlice)
-              yield* publishGradient(me, address, window, payload)
+              const upload = cfg.behaviour === undefined ? payload : yield* behaviourPayload(cfg.behaviour, cfg, { uid, window, peers: expected }, payload)
+              if (upload !== undefined) {
+                yield* publishDebug(me, address, startSlice)
+                yield* publishGradient(me, address, window, upload)
+              }
             }),
           gather: Effect.gen(function* () {
             cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "gather" })

@@ -140,15 +140,16 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
       yield* saveNodeState(cfg.stateDir, spec.model, { window, params: state.params, ef: null, momentum: state.momentum, optimizer: null, scoring: yield* scoring.snapshot })
       if ((window - start + 1) % spec.participation.setWeightsEveryWindows === 0) {
         const weights = yield* scoring.weights
+        let onChain: ReadonlyArray<readonly [number, number]> = []
         if (weights.length > 0) {
           const set = yield* Effect.either(Effect.mapError(chain.setWeights(weights), inPhase("weights")))
           if (set._tag === "Left") yield* Effect.logWarning(`set weights: ${set.left.reason}`)
           else {
             const rows = yield* Effect.either(chain.weights)
-            const mine = rows._tag === "Right" ? rows.right.find((r) => r.uid === uid) : undefined
-            cfg.events({ _tag: "Weights", name: cfg.name, uid, window, set: weights, onChain: mine?.weights ?? [] })
+            onChain = (rows._tag === "Right" ? rows.right.find((r) => r.uid === uid)?.weights : undefined) ?? []
           }
         }
+        cfg.events({ _tag: "Weights", name: cfg.name, uid, window, weights, onChain })
       }
       const publishMs = performance.now() - t
       const loss = engine === undefined || evalSet === undefined ? null : yield* evalLoss(engine, spec.model, state.params, evalSet.batches, evalSet.shape)

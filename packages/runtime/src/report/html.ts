@@ -88,6 +88,19 @@ const CLIENT_SCRIPT = String.raw`
     plot("chart-phases", "Time per phase", "seconds",
       s.phases.map(function (name, i) { return { label: name, stroke: palette[i % palette.length], width: 1.75 }; }),
       s.phaseSeconds, [0, null]);
+    if (s.peerWeight.some(anyValue)) {
+      // One colour per behaviour: honest peers green, each adversary kind its own warm colour.
+      var kinds = [];
+      s.weightBehaviour.forEach(function (b) { if (b !== "honest" && kinds.indexOf(b) < 0) kinds.push(b); });
+      var hostile = ["#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#7f7f7f", "#1f77b4"];
+      var colourOf = function (b) { return b === "honest" ? "#2ca02c" : hostile[kinds.indexOf(b) % hostile.length]; };
+      plot("chart-weights", "Weight per peer, coloured by behaviour", "weight",
+        s.weightPeers.map(function (p, i) {
+          var b = s.weightBehaviour[i];
+          return { label: "peer " + p + " (" + b + ")", stroke: colourOf(b), width: b === "honest" ? 1.25 : 2.5, spanGaps: true, points: { show: true } };
+        }),
+        s.peerWeight, [0, null]);
+    }
   } else {
     root.textContent = "No windows were recorded.";
   }

@@ -30,6 +30,8 @@ export const WindowRecord = Schema.Struct({
   /** Wall-clock length of the round. */
   roundMs: NonNegative,
   phaseMs: PhaseTimings,
+  /** Weights the validator set in this window, by peer id (absent: none set). */
+  weights: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Number })),
 })
 export type WindowRecord = typeof WindowRecord.Type
 
@@ -37,6 +39,8 @@ export const RunLog = Schema.Struct({
   title: Schema.String,
   /** Free-form facts shown in the report's header table (model, peers, compression, start time...). */
   meta: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+  /** Each peer's behaviour ("honest", an adversary's name or file), by peer id; colours the weights chart. */
+  behaviours: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
   windows: Schema.Array(WindowRecord),
 }).pipe(
   Schema.filter((log) => {

@@ -23,6 +23,11 @@ export interface ReportSeries {
   readonly phases: string[]
   /** phaseSeconds[k][i]: seconds of phases[k] in windows[i]. */
   readonly phaseSeconds: Array<Array<number | null>>
+  /** Peers that ever got a weight; peerWeight[p][i]: weightPeers[p]'s weight set in windows[i] (null: none set). */
+  readonly weightPeers: string[]
+  readonly peerWeight: Array<Array<number | null>>
+  /** weightBehaviour[p]: weightPeers[p]'s behaviour ("honest" unless the log says otherwise). */
+  readonly weightBehaviour: string[]
 }
 
 const MIB = 1024 * 1024
@@ -43,6 +48,7 @@ export const reportSeries = (log: RunLog): ReportSeries => {
   const phases = [...new Set(ws.flatMap((w) => Object.keys(w.phaseMs)))].sort((a, b) =>
     a === "compute" ? -1 : b === "compute" ? 1 : a < b ? -1 : a > b ? 1 : 0,
   )
+  const weightPeers = [...new Set(ws.flatMap((w) => Object.keys(w.weights ?? {})))].sort(byPeerId)
   return {
     windows: ws.map((w) => w.window),
     peers,
@@ -58,5 +64,8 @@ export const reportSeries = (log: RunLog): ReportSeries => {
     }),
     phases,
     phaseSeconds: phases.map((name) => ws.map((w) => finiteOrNull(w.phaseMs[name] === undefined ? null : w.phaseMs[name] / 1000))),
+    weightPeers,
+    peerWeight: weightPeers.map((p) => ws.map((w) => finiteOrNull(w.weights?.[p]))),
+    weightBehaviour: weightPeers.map((p) => log.behaviours?.[p] ?? "honest"),
   }
 }

@@ -53,12 +53,16 @@ export const judgeWindow = (input: JudgeInput): Effect.Effect<GauntletWindow, Ru
     const decoded = new Map(input.decoded.map((d) => [d.uid, d.message]))
     const invalid: number[] = []
     const valid: Array<{ uid: number; storeTime: number; message: UpdateMessage }> = []
+    const readable: Array<{ uid: number; storeTime: number; message: UpdateMessage }> = []
     for (const { uid, storeTime } of [...input.delivered].sort((a, b) => a.uid - b.uid)) {
       const message = decoded.get(uid)
+      if (message !== undefined) readable.push({ uid, storeTime, message })
       if (message === undefined || !(yield* dataMatches(spec, input.shards, uid, window, message))) invalid.push(uid)
       else valid.push({ uid, storeTime, message })
     }
-    const copies = window - input.start >= COPY_GRACE_WINDOWS ? detectCopies(valid, spec.participation.penalties.copyOverlapThreshold).copies : []
+    // Copies are looked for among every decodable upload: a copy that kept its source's sample digest is invalid too, but still a copy.
+    const found = window - input.start >= COPY_GRACE_WINDOWS ? detectCopies(readable, spec.participation.penalties.copyOverlapThreshold).copies : []
+    const copies = found.filter((u) => valid.some((v) => v.uid === u) || invalid.includes(u))
     const clean = valid.filter((v) => !copies.includes(v.uid))
     const chosen = input.engine === undefined ? [] : yield* input.choose(clean.map((v) => v.uid))
     const evaluations = input.engine === undefined

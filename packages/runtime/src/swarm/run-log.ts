@@ -43,13 +43,22 @@ export const summarizeWindow = (events: ReadonlyArray<NodeEvent>, window: number
   }
 }
 
-/** The report's log: per window, each peer's loss, the validator's loss, bytes, peers and phase times (mean over peers). */
-export const runLogOf = (title: string, events: ReadonlyArray<NodeEvent>, meta: Record<string, string>): RunLog => {
+/**
+ * The report's log: per window, each peer's loss, the validator's loss, bytes, peers and phase
+ * times (mean over peers), and the weights the validator set in that window, by peer name.
+ * `behaviours` (peer name -> label, others "honest") is given when peers ran behaviours.
+ */
+export const runLogOf = (title: string, events: ReadonlyArray<NodeEvent>, meta: Record<string, string>, behaviours?: Readonly<Record<string, string>>): RunLog => {
   const windows = [...new Set(events.flatMap((e) => (e._tag === "Round" && e.role === "validator" ? [e.window] : [])))].sort((a, b) => a - b)
+  const names = new Map(events.flatMap((e) => (e._tag === "Joined" && e.role === "peer" ? [[e.uid, e.name] as const] : [])))
+  const weightsAt = new Map(events.flatMap((e) => (e._tag === "Weights" ? [[e.window, e.weights] as const] : [])))
   return {
     title,
     meta,
+    ...(behaviours === undefined ? {} : { behaviours: Object.fromEntries([...names.values()].sort().map((n) => [n, behaviours[n] ?? "honest"])) }),
     windows: windows.map((w) => {
+      const set = weightsAt.get(w)
+      const weights = set === undefined ? {} : { weights: Object.fromEntries(set.map((x) => [names.get(x.uid) ?? String(x.uid), x.weight])) }
       const rounds = events.filter((e): e is Round => e._tag === "Round" && e.window === w)
       const v = rounds.find((e) => e.role === "validator")!
       const peers = rounds.filter((e) => e.role === "peer")
@@ -66,6 +75,7 @@ export const runLogOf = (title: string, events: ReadonlyArray<NodeEvent>, meta: 
         peersExpected: v.expected.length,
         roundMs: peers.length === 0 ? v.roundMs : mean(peers.map((e) => e.roundMs)),
         phaseMs: { ...phaseMs, compute: peers.length === 0 ? 0 : Math.max(0, phaseMs["compute"] ?? 0) },
+        ...weights,
       }
     }),
   }

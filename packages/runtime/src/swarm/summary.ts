@@ -1,0 +1,82 @@
+/**
+ * The swarm's machine-readable outcome (`covenant swarm --summary file.json`): who ran which
+ * behaviour, and per window the model's eval loss, whose updates were aggregated, who was
+ * rejected and why, and the weights in force. Built from the nodes' events only.
+ */
+import { writeFile } from "node:fs/promises"
+import { Effect, Either, Schema } from "effect"
+import { RuntimeError } from "../errors.ts"
+import type { NodeEvent } from "../node/node.ts"
+
+type Round = Extract<NodeEvent, { _tag: "Round" }>
+
+const Uid = Schema.Int.pipe(Schema.between(0, 65535))
+
+export const Rejection = Schema.Struct({ uid: Uid, reason: Schema.String })
+export type Rejection = typeof Rejection.Type
+
+export const SwarmSummary = Schema.Struct({
+  peers: Schema.Array(Schema.Struct({
+    uid: Uid,
+    name: Schema.String,
+    /** "honest", a catalogue name, or the behaviour file's path as given. */
+    behaviour: Schema.String,
+  })),
+  windows: Schema.Array(Schema.Struct({
+    window: Schema.Int.pipe(Schema.nonNegative()),
+    /** The validator's held-out loss after the window's outer step (null: not evaluated or not finite). */
+    evalLoss: Schema.NullOr(Schema.Number),
+    /** Uids whose updates went into the window's aggregate. */
+    aggregated: Schema.Array(Uid),
+    /** Listed uids left out, with the validator's reason (or "not aggregated" when it gave none). */
+    rejected: Schema.Array(Rejection),
+    /** The weights the validator last set at or before this window, by uid ({} before the first). */
+    weights: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  })),
+})
+export type SwarmSummary = typeof SwarmSummary.Type
+
+/** The Round event's optional `rejected` (typed rejections, when the validator reports them). */
+const reportedRejections = (e: Round): ReadonlyArray<Rejection> => {
+  const field: unknown = "rejected" in e ? (e as { readonly rejected?: unknown }).rejected : undefined
+  return field === undefined ? [] : Either.getOrElse(Schema.decodeUnknownEither(Schema.Array(Rejection))(field), () => [])
+}
+
+/**
+ * The summary of a swarm's events. `behaviours`: node name (peer-3) -> behaviour label; peers
+ * not named are "honest". The first validator's rounds are the reference.
+ */
+export const swarmSummary = (events: ReadonlyArray<NodeEvent>, behaviours: Readonly<Record<string, string>> = {}): SwarmSummary => {
+  const peers = new Map<string, number>()
+  for (const e of events) if (e._tag === "Joined" && e.role === "peer") peers.set(e.name, e.uid)
+  const validator = events.find((e) => e._tag === "Joined" && e.role === "validator")?.name
+  const rounds = events.filter((e): e is Round => e._tag === "Round" && e.role === "validator" && e.name === validator).sort((a, b) => a.window - b.window)
+  const weightEvents = events.flatMap((e) => (e._tag === "Weights" && e.name === validator ? [e] : [])).sort((a, b) => a.window - b.window)
+  return {
+    peers: [...peers].map(([name, uid]) => ({ uid, name, behaviour: behaviours[name] ?? "honest" })).sort((a, b) => a.uid - b.uid),
+    windows: rounds.map((r) => {
+      const reported = reportedRejections(r)
+      const explained = new Set(reported.map((x) => x.uid))
+      const aggregated = new Set(r.gathered)
+      const unexplained = r.expected.filter((u) => !aggregated.has(u) && !explained.has(u)).map((uid) => ({ uid, reason: "not aggregated" }))
+      const set = weightEvents.filter((w) => w.window <= r.window).at(-1)
+      return {
+        window: r.window,
+        evalLoss: r.loss !== null && Number.isFinite(r.loss) ? r.loss : null,
+        aggregated: [...r.gathered].sort((a, b) => a - b),
+        rejected: [...reported, ...unexplained].sort((a, b) => a.uid - b.uid),
+        weights: Object.fromEntries((set?.weights ?? []).map((w) => [String(w.uid), w.weight])),
+      }
+    }),
+  }
+}
+
+/** Writes the summary as JSON (encoded through its Schema). */
+export const writeSwarmSummary = (path: string, summary: SwarmSummary): Effect.Effect<void, RuntimeError> =>
+  Effect.gen(function* () {
+    const encoded = yield* Effect.mapError(Schema.encode(SwarmSummary)(summary), (e) => new RuntimeError({ phase: "summary", reason: e.message }))
+    yield* Effect.tryPromise({
+      try: () => writeFile(path, JSON.stringify(encoded, null, 2) + "\n", "utf-8"),
+      catch: (e) => new RuntimeError({ phase: "summary", reason: `cannot write ${path}: ${String(e)}` }),
+    })
+  })
