@@ -10,22 +10,11 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
-import { derive } from "@covenant/dsl"
 import { catalogue, runSwarm } from "@covenant/runtime"
 import type { NodeEvent } from "@covenant/runtime"
-import { logEvent, roundsOf, swarmTestSpec, validatorRounds } from "./swarm-support.ts"
+import { gauntletSpec, logEvent, roundsOf, validatorRounds } from "./swarm-support.ts"
 
 type WeightsEvent = Extract<NodeEvent, { _tag: "Weights" }>
-
-export const gauntletSpec = async () =>
-  Effect.runPromise(derive(await swarmTestSpec(), {
-    participation: {
-      evaluationsPerWindow: 6,
-      setWeightsEveryWindows: 1,
-      peerListRefreshWindows: 1,
-      scoring: { linearWeighted: 6, tailWeighted: 2 },
-    },
-  }))
 
 test("Gauntlet swarm: sign-flipper and copycat reach weight 0 and leave the list, honest peers keep the weight, models identical", async () => {
   const spec = await gauntletSpec()

@@ -18,6 +18,17 @@ export const swarmTestSpec = (): Promise<RunSpec> =>
     infrastructure: { chain: { kind: "local", path: ".covenant/test/chain", blockTimeMs: 500 } },
   }))
 
+/** The swarm spec with the validator judging every peer each window, setting weights and refreshing the list every window. */
+export const gauntletSpec = async (): Promise<RunSpec> =>
+  Effect.runPromise(derive(await swarmTestSpec(), {
+    participation: {
+      evaluationsPerWindow: 6,
+      setWeightsEveryWindows: 1,
+      peerListRefreshWindows: 1,
+      scoring: { linearWeighted: 6, tailWeighted: 2 },
+    },
+  }))
+
 export type RoundEvent = Extract<NodeEvent, { _tag: "Round" }>
 
 export const roundsOf = (events: ReadonlyArray<NodeEvent>): RoundEvent[] => events.filter((e): e is RoundEvent => e._tag === "Round")

@@ -220,7 +220,9 @@ export const publishGradient = (me: Publisher, address: RunAddress, window: numb
 /**
  * Gathers `uids`' updates of `window`, polling until the upload interval has closed (plus the
  * store's timestamp resolution and two polls): whatever landed inside the interval is then seen
- * by every node, so all nodes gather the same set.
+ * by every node, so all nodes gather the same set. A download under way then has the spec's
+ * per-object (and whole-gather) timeout to finish, so a large update is not cut off on one node
+ * and kept on another.
  */
 export const gatherWindow = (
   dir: Directory,
@@ -254,8 +256,10 @@ export const gatherWindow = (
       locations,
       hotkeys,
       interval,
-      timeout: Duration.millis(Math.max(wait, slack)),
-      perPeerTimeout: Duration.millis(Math.max(wait, slack)),
+      // Past the interval's close nothing new can count, but a download under way may still finish:
+      // within perObjectTimeoutMs for one object, totalTimeoutMs for the whole gather.
+      timeout: Duration.millis(Math.max(wait, slack) + p.gather.totalTimeoutMs),
+      perPeerTimeout: Duration.millis(Math.max(wait, slack) + p.gather.perObjectTimeoutMs),
       pollInterval: Duration.millis(p.gather.pollIntervalMs),
     })
   }).pipe(Effect.mapError((e) => (e._tag === "RuntimeError" ? e : inPhase("gather")(e))))

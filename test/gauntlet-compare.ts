@@ -1,0 +1,45 @@
+/**
+ * Not a test: the final validator loss of the debug swarm (4 honest peers + one adversary, 9
+ * windows) under the Gauntlet and under equal weights, against an honest-only run, and how many
+ * windows after its first bad update the adversary's weight reached 0 and it left the list.
+ *   cd test && npx bun gauntlet-compare.ts
+ */
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Effect } from "effect"
+import { catalogue, runSwarm } from "@covenant/runtime"
+import type { NodeEvent, PeerBehaviour } from "@covenant/runtime"
+import { gauntletSpec, validatorRounds } from "./swarm-support.ts"
+
+const rounds = 9
+const spec = await gauntletSpec()
+
+const run = async (label: string, adversary: string | undefined, scoring: "gauntlet" | "equal") => {
+  const workDir = mkdtempSync(join(tmpdir(), "covenant-compare-"))
+  try {
+    const behaviours: Record<number, PeerBehaviour> = adversary === undefined ? {} : { 4: catalogue[adversary]! }
+    const { startWindow: s, events } = await Effect.runPromise(runSwarm({ spec, peers: adversary === undefined ? 4 : 5, rounds, workDir, behaviours, scoring }))
+    const byWindow = validatorRounds(events)
+    const uid = events.find((e): e is Extract<NodeEvent, { _tag: "Joined" }> => e._tag === "Joined" && e.name === "peer-4")?.uid
+    const weights = events.filter((e): e is Extract<NodeEvent, { _tag: "Weights" }> => e._tag === "Weights").sort((a, b) => a.window - b.window)
+    const zeroFrom = uid === undefined ? undefined : weights.findIndex((_, i) => weights.slice(i).every((e) => !e.weights.some((x) => x.uid === uid && x.weight > 0)))
+    let offList: number | undefined
+    for (let w = s; w < s + rounds && uid !== undefined; w++) if (offList === undefined && !byWindow.get(w)!.expected.includes(uid)) offList = w - s
+    const line = {
+      run: label,
+      finalLoss: byWindow.get(s + rounds - 1)?.loss?.toFixed(4),
+      losses: [...byWindow.values()].sort((a, b) => a.window - b.window).map((v) => v.loss?.toFixed(3)).join(" "),
+      ...(uid === undefined ? {} : { windowsToWeight0: zeroFrom === undefined || zeroFrom < 0 ? "never" : weights[zeroFrom]!.window - s, windowsToOffList: offList ?? "never" }),
+    }
+    console.log(JSON.stringify(line))
+  } finally {
+    rmSync(workDir, { recursive: true, force: true })
+  }
+}
+
+await run("honest x4", undefined, "gauntlet")
+for (const kind of ["sign-flip", "copycat"]) {
+  await run(`honest x4 + ${kind}, Gauntlet`, kind, "gauntlet")
+  await run(`honest x4 + ${kind}, equal weights`, kind, "equal")
+}
