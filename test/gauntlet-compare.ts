@@ -2,7 +2,7 @@
  * Not a test: the final validator loss of the debug swarm (4 honest peers + one adversary, 9
  * windows) under the Gauntlet and under equal weights, against an honest-only run, and how many
  * windows after its first bad update the adversary's weight reached 0 and it left the list.
- *   cd test && npx bun gauntlet-compare.ts
+ *   cd test && npx bun gauntlet-compare.ts [kind ...] [--gauntlet-only] [--no-honest]
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -38,8 +38,11 @@ const run = async (label: string, adversary: string | undefined, scoring: "gaunt
   }
 }
 
-await run("honest x4", undefined, "gauntlet")
-for (const kind of ["sign-flip", "copycat"]) {
+// Adversary kinds from the command line (default: sign-flip and copycat); "--gauntlet-only" skips the equal-weights runs.
+const args = process.argv.slice(2)
+const kinds = args.filter((a) => !a.startsWith("--"))
+if (!args.includes("--no-honest")) await run("honest x4", undefined, "gauntlet")
+for (const kind of kinds.length > 0 ? kinds : ["sign-flip", "copycat"]) {
   await run(`honest x4 + ${kind}, Gauntlet`, kind, "gauntlet")
-  await run(`honest x4 + ${kind}, equal weights`, kind, "equal")
+  if (!args.includes("--gauntlet-only")) await run(`honest x4 + ${kind}, equal weights`, kind, "equal")
 }

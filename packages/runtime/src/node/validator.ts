@@ -21,13 +21,13 @@ import { recordRound } from "./metrics.ts"
 import type { NodeConfig, NodeEvent } from "./node.ts"
 import { awaitStart, decodeDelivered, initialModel, modelManifest, outerLrFor, pollMs } from "./node.ts"
 import {
-  fetchPeerDebug, fetchStartWindow, gatherWindow, joinNetwork, peerListAt, peerListPublished, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory,
+  fetchStartWindow, gatherWindow, joinNetwork, peerListAt, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory,
 } from "./network.ts"
 import type { Directory } from "./network.ts"
 import { Scoring } from "./scoring.ts"
 import { loadNodeState, saveNodeState } from "./state.ts"
 import { aggregatedPeers, gatheredUids } from "../scoring/peer-list.ts"
-import { judgeWindow } from "../scoring/judge.ts"
+import { scoreWindow, setWeights } from "../scoring/validator-round.ts"
 import { eligibleCandidates } from "../scoring/eligibility.ts"
 
 /**
@@ -54,7 +54,6 @@ export const ensureValidatorPermit = (cfg: Pick<NodeConfig, "own" | "commitment"
 export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chain | Transport | Scoring> =>
   Effect.gen(function* () {
     const { spec, address } = cfg
-    const chain = yield* Chain
     const scoring = yield* Scoring
     const engine = Option.getOrUndefined(yield* Effect.serviceOption(Engine))
     const uid = yield* joinNetwork(cfg.own, cfg.commitment)
@@ -115,42 +114,13 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
           yield* publishCheckpoint(cfg.own, address, spec.model, window, state.params, spec.checkpointing.keep)
         }
       }
-      // Judge the window: data check, copies, loss evaluations on the model before the step, sync.
-      const slices = new Map<number, Record<string, ReadonlyArray<number>>>()
-      for (const u of got.delivered.keys()) {
-        const slice = yield* fetchPeerDebug(dir, address, window, u)
-        if (slice !== undefined) slices.set(u, slice.values)
-      }
-      const judged = yield* judgeWindow({
-        spec, shards: cfg.shards, engine, window, start, tracked,
-        delivered: [...got.delivered].map(([u, d]) => ({ uid: u, storeTime: d.storeTime })),
-        decoded: decodedAll, before, after: state.params, outerLr, slices,
-        choose: (candidates) => scoring.chooseEvaluations(window, candidates),
+      // Judge the window (data check, copies, loss evaluations on the model before the step, sync); the leader lists peers.
+      yield* scoreWindow({
+        cfg, me, dir, leader: isLeader(dir), engine, start, window, listLead: PEER_LIST_LEAD, expected, aggregated: decoded.map((d) => d.uid), tracked,
+        delivered: [...got.delivered].map(([u, d]) => ({ uid: u, storeTime: d.storeTime })), decoded: decodedAll, before, after: state.params, outerLr,
       })
-      yield* scoring.observe({ window, expected, delivered: decoded.map((d) => d.uid), judged })
-      const scores = yield* scoring.scores
-      if (isLeader(dir) && (window - start) % spec.participation.peerListRefreshWindows === 0) {
-        const next = yield* scoring.peerList(window, eligibleCandidates(dir, spec.participation.admission))
-        const inForce = yield* peerListPublished(dir, address, window + PEER_LIST_LEAD)
-        if (next.peers.join(",") !== inForce.peers.join(",") || next.reserve.join(",") !== inForce.reserve.join(",")) {
-          yield* publishPeerList(me, address, window + PEER_LIST_LEAD, next.peers, next.reserve)
-        }
-      }
-      cfg.events({ _tag: "Judged", name: cfg.name, window, scores, evaluated: judged.evaluations.map((e) => e.uid), copies: judged.copies, invalid: judged.invalid, gradientScores: judged.evaluations.map((e) => ({ uid: e.uid, score: e.gradientScore })) })
       yield* saveNodeState(cfg.stateDir, spec.model, { window, params: state.params, ef: null, momentum: state.momentum, optimizer: null, scoring: yield* scoring.snapshot })
-      if ((window - start + 1) % spec.participation.setWeightsEveryWindows === 0) {
-        const weights = yield* scoring.weights
-        let onChain: ReadonlyArray<readonly [number, number]> = []
-        if (weights.length > 0) {
-          const set = yield* Effect.either(Effect.mapError(chain.setWeights(weights), inPhase("weights")))
-          if (set._tag === "Left") yield* Effect.logWarning(`set weights: ${set.left.reason}`)
-          else {
-            const rows = yield* Effect.either(chain.weights)
-            onChain = (rows._tag === "Right" ? rows.right.find((r) => r.uid === uid)?.weights : undefined) ?? []
-          }
-        }
-        cfg.events({ _tag: "Weights", name: cfg.name, uid, window, weights, onChain })
-      }
+      if ((window - start + 1) % spec.participation.setWeightsEveryWindows === 0) yield* setWeights(cfg, uid, window)
       const publishMs = performance.now() - t
       const loss = engine === undefined || evalSet === undefined ? null : yield* evalLoss(engine, spec.model, state.params, evalSet.batches, evalSet.shape)
       yield* emit({
