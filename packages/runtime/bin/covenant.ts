@@ -112,6 +112,10 @@ const logEvent = (e: NodeEvent) => {
     console.log(`[${e.name}] window ${e.window}: loss ${e.loss?.toFixed(4) ?? "-"}, gathered [${e.gathered.join(",")}] of [${e.expected.join(",")}], sent ${e.bytesUp} B, received ${e.bytesDown} B, model ${e.digest.slice(0, 12)} (${phases})`)
   } else if (e._tag === "Joined") console.log(`[${e.name}] ${e.role} uid ${e.uid}${e.resumedAt === null ? "" : `, resumed at window ${e.resumedAt}`}`)
   else if (e._tag === "CaughtUp") console.log(`[${e.name}] caught up windows ${e.from}..${e.to}, distance to the leader's debug values ${e.debugDistance ?? "unknown"}`)
+  else if (e._tag === "Judged") {
+    const flags = [...e.invalid.map((u) => `${u} invalid`), ...e.copies.map((u) => `${u} copy`)]
+    console.log(`[${e.name}] judged window ${e.window}: evaluated [${e.evaluated.join(",")}], scores ${e.scores.map((s) => `${s.uid}:${s.score.toPrecision(3)}`).join(" ")}${flags.length > 0 ? `, ${flags.join(", ")}` : ""}`)
+  } else if (e._tag === "Weights") console.log(`[${e.name}] weights after window ${e.window}: ${e.weights.map((w) => `${w.uid}:${w.weight.toFixed(3)}`).join(" ") || "none"}`)
 }
 
 const node = (role: "peer" | "validator", argv: readonly string[]) =>
