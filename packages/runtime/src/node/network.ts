@@ -145,8 +145,9 @@ export const peerListFor = (dir: Directory, address: RunAddress, window: number)
 
 /**
  * The peer list (peers in rank order, then reserves) in force at `window`, among the lists the
- * leader stored before the window began: a list that lands late takes effect one window later
- * on every node alike, instead of on the nodes that happened to read after it landed.
+ * leader stored before the window began (surely: store time plus the store's timestamp
+ * resolution): a list that lands late takes effect one window later on every node alike,
+ * instead of on the nodes that happened to read after it landed.
  */
 export const peerListAt = (dir: Directory, address: RunAddress, window: number): Effect.Effect<{ readonly peers: ReadonlyArray<number>; readonly reserve: ReadonlyArray<number> }, RuntimeError, Chain | Transport> =>
   Effect.gen(function* () {
@@ -163,12 +164,15 @@ const readPeerList = (dir: Directory, address: RunAddress, window: number, store
     const transport = yield* Transport
     const leader = yield* requireLeader(dir)
     const listed = yield* Effect.mapError(transport.list(leader.location, "peers_"), inPhase("peers"))
-    let best = -1
-    for (const o of listed) {
+    // The first list counts whenever it was stored: the leader stores it before the start window, which every node reads first.
+    const lists = listed.flatMap((o) => {
       const parsed = parseKey(o.key)
-      if (Either.isRight(parsed) && parsed.right.kind === "peers" && parsed.right.version === address.version && parsed.right.window <= window && o.storeTime < storedBefore) {
-        best = Math.max(best, parsed.right.window)
-      }
+      return Either.isRight(parsed) && parsed.right.kind === "peers" && parsed.right.version === address.version ? [{ window: parsed.right.window, storeTime: o.storeTime }] : []
+    })
+    const first = Math.min(...lists.map((l) => l.window))
+    let best = -1
+    for (const l of lists) {
+      if (l.window <= window && (l.window === first || l.storeTime + transport.timeResolutionMs <= storedBefore)) best = Math.max(best, l.window)
     }
     const none = { peers: [] as ReadonlyArray<number>, reserve: [] as ReadonlyArray<number> }
     if (best < 0) return none
