@@ -22,3 +22,5 @@ export { classifyDispatchError, commitmentFields, commitmentText, commitRevealHa
 export type { SubtensorCall } from "./substrate/subtensorCalls.ts";
 export { forkRevealLoop, layerSubtensor, makeSubtensorChain, makeSubtensorPort, parseDataField, parseNeuronLite } from "./substrate/subtensor.ts";
 export type { LayerSubtensorOptions, RawNeuron, SubnetWeightsConfig, SubtensorOptions, SubtensorPort } from "./substrate/subtensor.ts";
+export { openMemoryBackend } from "./local/memory.ts";
+export type { MemoryChainOptions } from "./local/memory.ts";

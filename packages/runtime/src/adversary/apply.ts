@@ -56,12 +56,15 @@ export const behaviourBatches = (
 /** Reads a uid's update of a window from its bucket (verified against its hotkey); undefined if absent or invalid. */
 export const readPeerUpdate = (cfg: NodeConfig, uid: number, window: number): Effect.Effect<UpdateMessage | undefined, RuntimeError, Chain | Transport> =>
   Effect.gen(function* () {
+    // A window before the first (a stale peer early in the run) or a bad uid names no object.
+    const key = Either.try(() => gradientKey(window, uid, cfg.address.version))
+    if (Either.isLeft(key)) return undefined
     const dir = yield* readDirectory
     const who = dir.participants.get(uid)
     if (who?.location === undefined) return undefined
     const got = yield* Effect.either(fetchSigned({
       at: who.location,
-      key: gradientKey(window, uid, cfg.address.version),
+      key: key.right,
       context: { runId: cfg.address.runId, window, uid, kind: "gradient" },
       hotkey: who.hotkey,
     }))

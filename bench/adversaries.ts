@@ -1,0 +1,122 @@
+/**
+ * What each attack costs (not a test; prints numbers). The same swarm (debug model, same seed and
+ * identities) runs honest-only, then with each catalogue kind alone at 1 of N peers, then with a
+ * mix at 3 of N. Per run: windows until every adversary's weight is 0 (as the validator's Scoring
+ * sets it; with the equal-weight placeholder it never is), the share of listed windows in which
+ * adversaries were aggregated, the final eval loss against the honest run's, and the validator's
+ * time per window (all of it, and outside the gather's wait for the upload interval).
+ *
+ *   bun bench/adversaries.ts [--peers 10] [--windows 20] [--block-ms 500] [--blocks 8]
+ *                            [--kinds sign-flip,scaled,...] [--mix sign-flip,copycat,noise] [--out results.json]
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Effect } from "effect"
+import { debug, derive } from "@covenant/dsl"
+import { catalogue, runSwarm, swarmSummary } from "@covenant/runtime"
+import type { NodeEvent, PeerBehaviour, SwarmSummary } from "@covenant/runtime"
+import { intArg } from "./support.ts"
+
+const peers = intArg("peers", 10)
+const windows = intArg("windows", 20)
+const blockMs = intArg("block-ms", 500)
+const blocks = intArg("blocks", 8)
+const listArg = (name: string, fallback: readonly string[]): string[] => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]!.split(",").filter((s) => s !== "") : [...fallback]
+}
+const kinds = listArg("kinds", Object.keys(catalogue).filter((k) => k !== "slow"))
+const mix = listArg("mix", ["sign-flip", "copycat", "noise"])
+const outIndex = process.argv.indexOf("--out")
+const out = outIndex >= 0 ? process.argv[outIndex + 1] : undefined
+for (const k of [...kinds, ...mix]) if (catalogue[k] === undefined) throw new Error(`unknown behaviour ${k} (known: ${Object.keys(catalogue).join(", ")})`)
+
+const spec = await Effect.runPromise(derive(debug(), {
+  innerOptimizer: { batchSize: 2, innerSteps: 3, microBatchSize: 2 },
+  data: { sampling: { samplesPerWindow: 6 } },
+  participation: { blocksPerWindow: blocks, blockTimeMs: blockMs, uploadWindowMs: Math.min(700, Math.floor((blocks * blockMs) / 3)) },
+  infrastructure: { chain: { kind: "local", path: ".covenant/bench/chain", blockTimeMs: blockMs } },
+}))
+
+interface Outcome {
+  readonly name: string
+  readonly summary: SwarmSummary
+  readonly adversaries: number[]
+  readonly validatorMs: number
+  readonly validatorOutsideGatherMs: number
+  readonly seconds: number
+}
+
+const run = async (name: string, assigned: ReadonlyArray<string>): Promise<Outcome> => {
+  // Adversaries take the last peer indices, as `covenant swarm --adversary` does.
+  const behaviours: Record<number, PeerBehaviour> = {}
+  const labels: Record<string, string> = {}
+  assigned.forEach((k, i) => {
+    behaviours[peers - 1 - i] = catalogue[k]!
+    labels[`peer-${peers - 1 - i}`] = k
+  })
+  const workDir = mkdtempSync(join(tmpdir(), "covenant-bench-adv-"))
+  const began = performance.now()
+  try {
+    const { events } = await Effect.runPromise(runSwarm({ spec, peers, rounds: windows, workDir, behaviours }))
+    const summary = swarmSummary(events, labels)
+    type Round = Extract<NodeEvent, { _tag: "Round" }>
+    const v = events.filter((e): e is Round => e._tag === "Round" && e.role === "validator")
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
+    return {
+      name,
+      summary,
+      adversaries: summary.peers.filter((p) => p.behaviour !== "honest").map((p) => p.uid),
+      validatorMs: mean(v.map((e) => e.roundMs)),
+      validatorOutsideGatherMs: mean(v.map((e) => e.roundMs - (e.phaseMs["gather"] ?? 0))),
+      seconds: (performance.now() - began) / 1000,
+    }
+  } finally {
+    rmSync(workDir, { recursive: true, force: true })
+  }
+}
+
+/** Windows from the start until every adversary's weight is 0 (or absent) in the weights in force; null: never. */
+const windowsUntilZero = (o: Outcome): number | null => {
+  if (o.adversaries.length === 0) return null
+  const first = o.summary.windows[0]?.window ?? 0
+  for (const w of o.summary.windows) {
+    if (Object.keys(w.weights).length === 0) continue
+    if (o.adversaries.every((uid) => (w.weights[String(uid)] ?? 0) === 0)) return w.window - first + 1
+  }
+  return null
+}
+
+const aggregatedShare = (o: Outcome): number | null => {
+  let listed = 0
+  let aggregated = 0
+  for (const w of o.summary.windows) {
+    for (const uid of o.adversaries) {
+      if (w.aggregated.includes(uid)) aggregated++
+      if (w.aggregated.includes(uid) || w.rejected.some((r) => r.uid === uid)) listed++
+    }
+  }
+  return listed === 0 ? null : aggregated / listed
+}
+
+const finalLoss = (o: Outcome): number | null => [...o.summary.windows].reverse().find((w) => w.evalLoss !== null)?.evalLoss ?? null
+
+console.log(`${peers} peers + 1 validator, ${windows} windows of ${blocks} x ${blockMs} ms (debug model, seed ${spec.seed})`)
+const outcomes: Outcome[] = []
+outcomes.push(await run("honest", []))
+for (const k of kinds) outcomes.push(await run(`${k} (1 of ${peers})`, [k]))
+if (mix.length > 0) outcomes.push(await run(`${mix.join("+")} (${mix.length} of ${peers})`, mix))
+
+const honestLoss = finalLoss(outcomes[0]!)
+const fmt = (x: number | null, d: number) => (x === null ? "-" : x.toFixed(d))
+console.log("run                                   until weight 0   adversary aggregated   final eval loss   vs honest   validator ms/window (outside gather)   wall s")
+for (const o of outcomes) {
+  const loss = finalLoss(o)
+  const until = windowsUntilZero(o)
+  const share = aggregatedShare(o)
+  console.log(
+    `${o.name.padEnd(38)} ${(o.adversaries.length === 0 ? "-" : until === null ? "never" : String(until)).padStart(14)}   ${(share === null ? "-" : `${(100 * share).toFixed(0)} %`).padStart(20)}   ${fmt(loss, 4).padStart(15)}   ${(loss === null || honestLoss === null ? "-" : (loss - honestLoss >= 0 ? "+" : "") + (loss - honestLoss).toFixed(4)).padStart(9)}   ${o.validatorMs.toFixed(0).padStart(19)} (${o.validatorOutsideGatherMs.toFixed(0)})   ${o.seconds.toFixed(0).padStart(14)}`,
+  )
+}
+if (out !== undefined) writeFileSync(out, JSON.stringify(outcomes.map((o) => ({ ...o, windowsUntilZero: windowsUntilZero(o), aggregatedShare: aggregatedShare(o), finalLoss: finalLoss(o) })), null, 2) + "\n")
