@@ -2,7 +2,8 @@
  * The Gauntlet's measurements on a real model (debug preset, CPU engine, the shipped corpus):
  * a peer's honest update improves the loss on random data and its sign-flipped copy worsens it,
  * the validator's model is bit for bit unchanged by evaluating, and the data check accepts the
- * peer's own sample digest and refuses another's.
+ * peer's own sample digest and refuses another's, and an update compressed with another chunk
+ * target is not the run's.
  */
 import { expect, test } from "bun:test"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -13,7 +14,8 @@ import { debug, derive, innerLrAt } from "@covenant/dsl"
 import { Engine, EngineCpu, Trainer, initLlamaParameters } from "@covenant/gpu-webgpu"
 import type { UpdateMessage } from "@covenant/sparseloco"
 import { openShardSet } from "../src/data/shards.ts"
-import { signFlipped } from "../src/adversary/transforms.ts"
+import { signFlipped, withChunk } from "../src/adversary/transforms.ts"
+import { conformsTo } from "../src/scoring/judge.ts"
 import { modelManifest, trainingBatches } from "../src/node/node.ts"
 import { compressDelta, pseudoGradient } from "../src/round/outer-round.ts"
 import { paramsDigest } from "../src/round/params.ts"
@@ -56,6 +58,9 @@ test("evaluation: honest update improves, its sign flip worsens, the model is un
       expect(yield* dataMatches(spec, shards, 1, window, honest)).toBe(true)
       expect(yield* dataMatches(spec, shards, 1, window, { ...honest, meta: { ...honest.meta, sampleDigest: other.meta.sampleDigest } })).toBe(false)
       expect(yield* dataMatches(spec, shards, 1, window + 1, honest)).toBe(false)
+      // Compressed as the run says, or not (another chunk target: decodes, but cannot be aggregated with the rest).
+      expect(conformsTo(honest, spec.compression)).toBe(true)
+      expect(conformsTo(yield* withChunk(honest, spec.compression), spec.compression)).toBe(false)
     }).pipe(Effect.provide(EngineCpu))))
   } finally {
     rmSync(dir, { recursive: true, force: true })

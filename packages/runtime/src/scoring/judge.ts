@@ -1,11 +1,12 @@
 /**
  * One window of judging, as the validator runs it after gathering: which uploads are invalid
- * (undecodable, or a sample digest that is not the peer's assignment), which are copies, which
+ * (undecodable, not compressed as the run says, or a sample digest that is not the peer's
+ * assignment), which are copies, which
  * peers to evaluate and what the evaluation measured, and each peer's sync. The result is the
  * `GauntletWindow` the Scoring service folds into its state.
  */
 import { Effect } from "effect"
-import type { RunSpec } from "@covenant/dsl"
+import type { CompressionSpec, RunSpec } from "@covenant/dsl"
 import type { Engine } from "@covenant/gpu-webgpu"
 import type { UpdateMessage } from "@covenant/sparseloco"
 import type { ShardSet } from "../data/shards.ts"
@@ -23,6 +24,17 @@ import { meanAbsDiff } from "./sync.ts"
 export const COPY_GRACE_WINDOWS = 1
 
 type Slice = Readonly<Record<string, ReadonlyArray<number>>>
+
+/**
+ * Whether an update was compressed as the run says (coding, chunk target, at most topk per
+ * chunk). One that decodes but was not (another chunk, say) scores fine alone yet cannot be
+ * aggregated with the others: it is invalid.
+ */
+export const conformsTo = (message: UpdateMessage, compression: CompressionSpec): boolean =>
+  message.tensors.every((t) =>
+    compression.kind === "none"
+      ? t.coding === "f32"
+      : t.coding === compression.indexCoding && t.update.chunk === compression.chunk && t.update.kEff <= compression.topk)
 
 export interface JudgeInput {
   readonly spec: RunSpec
@@ -57,7 +69,7 @@ export const judgeWindow = (input: JudgeInput): Effect.Effect<GauntletWindow, Ru
     for (const { uid, storeTime } of [...input.delivered].sort((a, b) => a.uid - b.uid)) {
       const message = decoded.get(uid)
       if (message !== undefined) readable.push({ uid, storeTime, message })
-      if (message === undefined || !(yield* dataMatches(spec, input.shards, uid, window, message))) invalid.push(uid)
+      if (message === undefined || !conformsTo(message, spec.compression) || !(yield* dataMatches(spec, input.shards, uid, window, message))) invalid.push(uid)
       else valid.push({ uid, storeTime, message })
     }
     // Copies are looked for among every decodable upload: a copy that kept its source's sample digest is invalid too, but still a copy.
