@@ -25,6 +25,8 @@ export interface WindowObservation {
 }
 
 export interface ScoringShape {
+  /** Whether it reads the Gauntlet's measurements (false: the validator skips judging). */
+  readonly judges: boolean
   /** Records one window's observation. */
   readonly observe: (o: WindowObservation) => Effect.Effect<void>
   /** The weights to set now, from everything observed so far. */
@@ -46,6 +48,7 @@ export class Scoring extends Context.Tag("@covenant/runtime/Scoring")<Scoring, S
 export const makeEqualScoring = (): ScoringShape => {
   const seen = new Set<number>()
   return {
+    judges: false,
     observe: (o) => Effect.sync(() => o.delivered.forEach((uid) => seen.add(uid))),
     weights: Effect.sync(() => {
       const out = [...seen].sort((a, b) => a - b).map((uid) => ({ uid, weight: 1 }))
@@ -68,6 +71,7 @@ export const makeGauntletScoring = (p: ParticipationSpec): ScoringShape => {
   let state: GauntletState = emptyGauntlet()
   const scoreMap = () => new Map(scoresOf(state, params).map((s) => [s.uid, s.score]))
   return {
+    judges: true,
     observe: (o) => Effect.sync(() => {
       if (o.judged !== undefined) state = observeWindow(state, o.judged, params)
     }),

@@ -100,7 +100,7 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
       const decoded = decodedAll.filter((d) => chosen.has(d.uid))
       const delivered = everyone.filter((d) => chosen.has(d.uid))
       let t = performance.now()
-      const before = cloneParams(state.params)
+      const before = scoring.judges ? cloneParams(state.params) : state.params
       const outerLr = outerLrFor(spec, start, window)
       const G = aggregateUpdates(decoded, manifest, spec.compression)
       applyOuterStep(state, G, spec.outerOptimizer, outerLr)

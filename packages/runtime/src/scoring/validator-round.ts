@@ -45,6 +45,11 @@ export const scoreWindow = (input: ScoreWindowInput): Effect.Effect<void, Runtim
     const { cfg, dir, window } = input
     const spec = cfg.spec
     const scoring = yield* Scoring
+    if (!scoring.judges) {
+      yield* scoring.observe({ window, expected: input.expected, delivered: input.aggregated })
+      if (input.leader && (window - input.start) % spec.participation.peerListRefreshWindows === 0) yield* publishListIfChanged(input)
+      return
+    }
     const slices = new Map<number, Record<string, ReadonlyArray<number>>>()
     for (const { uid } of input.delivered) {
       const slice = yield* fetchPeerDebug(dir, cfg.address, window, uid)
@@ -56,13 +61,7 @@ export const scoreWindow = (input: ScoreWindowInput): Effect.Effect<void, Runtim
       choose: (candidates) => scoring.chooseEvaluations(window, candidates),
     })
     yield* scoring.observe({ window, expected: input.expected, delivered: input.aggregated, judged })
-    if (input.leader && (window - input.start) % spec.participation.peerListRefreshWindows === 0) {
-      const next = yield* scoring.peerList(window, eligibleCandidates(dir, spec.participation.admission))
-      const inForce = yield* peerListPublished(dir, cfg.address, window + input.listLead)
-      if (next.peers.join(",") !== inForce.peers.join(",") || next.reserve.join(",") !== inForce.reserve.join(",")) {
-        yield* publishPeerList(input.me, cfg.address, window + input.listLead, next.peers, next.reserve)
-      }
-    }
+    if (input.leader && (window - input.start) % spec.participation.peerListRefreshWindows === 0) yield* publishListIfChanged(input)
     cfg.events({
       _tag: "Judged",
       name: cfg.name,
@@ -73,6 +72,17 @@ export const scoreWindow = (input: ScoreWindowInput): Effect.Effect<void, Runtim
       copies: judged.copies,
       invalid: judged.invalid,
     })
+  })
+
+/** The leader publishes the Scoring service's next peer list, effective `listLead` windows on, unless it is the one in force then. */
+const publishListIfChanged = (input: ScoreWindowInput): Effect.Effect<void, RuntimeError, Scoring | Transport> =>
+  Effect.gen(function* () {
+    const { cfg, dir, window } = input
+    const next = yield* (yield* Scoring).peerList(window, eligibleCandidates(dir, cfg.spec.participation.admission))
+    const inForce = yield* peerListPublished(dir, cfg.address, window + input.listLead)
+    if (next.peers.join(",") !== inForce.peers.join(",") || next.reserve.join(",") !== inForce.reserve.join(",")) {
+      yield* publishPeerList(input.me, cfg.address, window + input.listLead, next.peers, next.reserve)
+    }
   })
 
 /** Sets the Scoring service's weights on chain (if any) and reports them with the row the chain then stores. */
