@@ -3,6 +3,16 @@
  * windows) under the Gauntlet and under equal weights, against an honest-only run, and how many
  * windows after its first bad update the adversary's weight reached 0 and it left the list.
  *   cd test && npx bun gauntlet-compare.ts [kind ...] [--gauntlet-only] [--no-honest]
+ *
+ * Measured on the 2-core shared box (validator held-out loss after window 9; windows after the
+ * first bad update until the adversary's weight was 0 for good / it was off the list in force):
+ *   honest x4                      4.9840
+ *   + sign-flip    Gauntlet 4.9905 (0 / 2)   equal weights 5.0656
+ *   + copycat      Gauntlet 4.9926 (0 / 2)   equal weights 4.9804 (a copy costs reward, not loss)
+ *   + noise        Gauntlet 4.9881 (0 / 3)
+ *   + stale        Gauntlet 4.9753 (2 / 4)   equal weights 4.9794 (honest for its first 2 windows)
+ *   + wrong-codec  Gauntlet 5.0230 (0 / 2)   equal weights 5.5856 (no step ever: chunks do not mix)
+ *   + other-data   Gauntlet 4.8997 (never)   equal weights 4.8997 (the indicator gate waits 20 evaluations)
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"

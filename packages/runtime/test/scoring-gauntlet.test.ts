@@ -215,6 +215,17 @@ describe("Gauntlet", () => {
     expect(gauntletWeights(s, params)).toEqual([{ uid: 1, weight: 1 }])
   })
 
+  test("a zero update (free rider) improves nothing: score 0 and off the list, however it ranks", () => {
+    const s = run([100, 101].map((w) => ({
+      window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [],
+      evaluations: [{ uid: 1, gradientScore: 0, ownImprovement: 0.1, randomImprovement: 0 }, { uid: 2, gradientScore: -0.2, ownImprovement: 0, randomImprovement: -0.2 }],
+      sync: [],
+    })))
+    expect(ordinal(s.peers["1"]!)).toBeGreaterThan(0)
+    expect(finalScore(s.peers["1"]!, 101, params)).toBe(0)
+    expect(isPenalised(s, 1, 101, params)).toBe(true)
+  })
+
   test("indicator warm-up: the EMA's time constant, at least what an always-+1 EMA from 0 needs to reach the threshold", () => {
     expect(indicatorWarmup(0.05, 0.1)).toBe(20)
     expect(indicatorWarmup(0.5, 0.5)).toBe(2)

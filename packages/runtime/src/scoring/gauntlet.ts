@@ -6,7 +6,7 @@
  * and the state round-trips through JSON exactly (it is saved with the node's state).
  *
  * final = max(0, ordinal) x indicator gate x sync x miss factor x inactivity decay
- *         x [no invalid or copied update since its last clean one] x [last gradient score >= 0]
+ *         x [no invalid or copied update since its last clean one] x [last gradient score > 0]
  *
  * Every factor lies in [0, 1] and the rating is clipped at 0 before multiplying, so a penalty
  * never raises a score and two negatives never make a positive (the reference's #45, #108).
@@ -169,7 +169,7 @@ export const finalScore = (r: PeerRecord, window: number, p: GauntletParams): nu
   const s = p.scoring
   const rating = Math.max(0, ordinal(r))
   const gate = r.evaluations < indicatorWarmup(s.indicatorEmaAlpha, s.indicatorThreshold) || r.indicatorEma >= s.indicatorThreshold ? 1 : 0
-  const positive = r.lastGradientScore !== null && r.lastGradientScore >= 0 ? 1 : 0
+  const positive = r.lastGradientScore !== null && r.lastGradientScore > 0 ? 1 : 0
   const clean = isClean(r) ? 1 : 0
   const score = rating * gate * positive * clean * r.sync * missFactor(r.consecutiveMisses, p.penalties.consecutiveMissFactors) * inactivityFactor(r, window, p.activeWindows)
   return Number.isFinite(score) && score >= s.minScore ? score : 0
@@ -206,13 +206,13 @@ export const selectForEvaluation = (state: GauntletState, window: number, candid
   return chosen.sort((a, b) => a - b)
 }
 
-/** Penalised peers are kept off the peer list: flagged lately, gated, worsening the loss, or inactive. */
+/** Penalised peers are kept off the peer list: flagged lately, gated, not improving the loss (a zero update neither), or inactive. */
 export const isPenalised = (state: GauntletState, uid: number, window: number, p: GauntletParams): boolean => {
   const r = state.peers[String(uid)]
   if (r === undefined) return false
   const s = p.scoring
   if (r.lastFlagged !== null && window - r.lastFlagged < p.activeWindows) return true
-  if (r.lastGradientScore !== null && r.lastGradientScore < 0) return true
+  if (r.lastGradientScore !== null && r.lastGradientScore <= 0) return true
   if (r.evaluations >= indicatorWarmup(s.indicatorEmaAlpha, s.indicatorThreshold) && r.indicatorEma < s.indicatorThreshold) return true
   return inactivityFactor(r, window, p.activeWindows) < 1 || missFactor(r.consecutiveMisses, p.penalties.consecutiveMissFactors) === 0
 }
