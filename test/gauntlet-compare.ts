@@ -13,6 +13,7 @@
  *   + stale        Gauntlet 4.9753 (2 / 4)   equal weights 4.9794 (honest for its first 2 windows)
  *   + wrong-codec  Gauntlet 5.0230 (0 / 2)   equal weights 5.5856 (no step ever: chunks do not mix)
  *   + other-data   Gauntlet 4.8997 (never)   equal weights 4.8997 (the indicator gate waits 20 evaluations)
+ *   + free-rider   Gauntlet 4.9875 (0 / 2)   equal weights 4.9889 (all-zero update)
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
