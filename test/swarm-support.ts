@@ -14,8 +14,20 @@ export const swarmTestSpec = (): Promise<RunSpec> =>
   Effect.runPromise(derive(debug(), {
     innerOptimizer: { batchSize: 2, innerSteps: 3, microBatchSize: 2 },
     data: { sampling: { samplesPerWindow: 6 } },
-    participation: { blocksPerWindow: 6, blockTimeMs: 500, uploadWindowMs: 700 },
+    // Every peer of these swarms is listed (the debug preset gathers 2 + 1 reserve of its 2 peers).
+    participation: { blocksPerWindow: 6, blockTimeMs: 500, uploadWindowMs: 700, peersGathered: 8, reservePeers: 2 },
     infrastructure: { chain: { kind: "local", path: ".covenant/test/chain", blockTimeMs: 500 } },
+  }))
+
+/** The swarm spec with the validator judging every peer each window, setting weights and refreshing the list every window. */
+export const gauntletSpec = async (): Promise<RunSpec> =>
+  Effect.runPromise(derive(await swarmTestSpec(), {
+    participation: {
+      evaluationsPerWindow: 6,
+      setWeightsEveryWindows: 1,
+      peerListRefreshWindows: 1,
+      scoring: { linearWeighted: 6, tailWeighted: 2 },
+    },
   }))
 
 export type RoundEvent = Extract<NodeEvent, { _tag: "Round" }>

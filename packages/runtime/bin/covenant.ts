@@ -26,7 +26,7 @@ import { describeMissing } from "../src/node/rejections.ts"
 import { StopRule } from "../src/node/stop.ts"
 import type { NodeConfig, NodeEvent } from "../src/node/node.ts"
 import { runPeer } from "../src/node/peer.ts"
-import { ScoringEqual } from "../src/node/scoring.ts"
+import { layerGauntlet } from "../src/node/scoring.ts"
 import type { Scoring } from "../src/node/scoring.ts"
 import { ensureValidatorPermit, runValidator } from "../src/node/validator.ts"
 import { dataS3ConfigFromEnv, openRunData } from "../src/swarm/data.ts"
@@ -145,6 +145,10 @@ const logEvent = (e: NodeEvent) => {
   else if (e._tag === "Diverged") console.log(`[${e.name}] DIVERGED after window ${e.window}: model ${e.digest.slice(0, 12)}, leader's ${e.leaderDigest.slice(0, 12)}; re-synced to window ${e.resyncedTo}${e.matches === null ? "" : e.matches ? " (now the leader's)" : " (STILL DIFFERENT)"}`)
   else if (e._tag === "Notice") console.log(`[${e.name}] ${e.message}`)
   else if (e._tag === "CaughtUp") console.log(`[${e.name}] caught up windows ${e.from}..${e.to}, distance to the leader's debug values ${e.debugDistance ?? "unknown"}`)
+  else if (e._tag === "Judged") {
+    const flags = [...e.invalid.map((u) => `${u} invalid`), ...e.copies.map((u) => `${u} copy`)]
+    console.log(`[${e.name}] judged window ${e.window}: evaluated [${e.evaluated.join(",")}], scores ${e.scores.map((s) => `${s.uid}:${s.score.toPrecision(3)}`).join(" ")}${flags.length > 0 ? `, ${flags.join(", ")}` : ""}`)
+  } else if (e._tag === "Weights") console.log(`[${e.name}] weights after window ${e.window}: ${e.weights.map((w) => `${w.uid}:${w.weight.toFixed(3)}`).join(" ") || "none"}`)
 }
 
 const node = (role: "peer" | "validator", argv: readonly string[]) =>
@@ -181,7 +185,7 @@ const node = (role: "peer" | "validator", argv: readonly string[]) =>
     const engineLayer: Layer.Layer<Engine, RuntimeError> = flag(argv, "backend") === "webgpu"
       ? Layer.mapError(EngineWebGpu, (e) => new RuntimeError({ phase: "engine", reason: e._tag }))
       : EngineCpu
-    const services = Layer.mergeAll(transportLayer, ScoringEqual, engineLayer)
+    const services = Layer.mergeAll(transportLayer, layerGauntlet(spec.participation), engineLayer)
     const p = spec.participation
     const chainFlag = flag(argv, "chain") ?? "local"
     if (chainFlag === "local") {

@@ -167,13 +167,13 @@ describe("the catalogue does what it says", () => {
     }
   })
 
-  test("copycat: waits for another peer's update of the window, re-signs it as its own", async () => {
+  test("copycat: waits for another peer's update of the window, re-signs it as its own with its own samples", async () => {
     const store = new Map<string, UpdateMessage>()
     const victim = honestUpdate(2, 7, 99)
     const ctx = ctxFor(1, 7, store, 600)
     setTimeout(() => store.set("2/7", victim), 100)
     const out = published(await publish(catalogue["copycat"]!, ctx, honest))
-    expect(out.meta).toEqual({ ...victim.meta, uid: 1, hotkey: HOTKEY })
+    expect(out.meta).toEqual({ ...victim.meta, uid: 1, hotkey: HOTKEY, sampleDigest: honest.meta.sampleDigest, sampleCount: honest.meta.sampleCount })
     expect(out.tensors).toBe(victim.tensors)
     // Nobody uploads: it uploads nothing.
     expect((await publish(catalogue["copycat"]!, ctxFor(1, 7, new Map(), 60), honest))._tag).toBe("Withhold")

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test"
 import { Either } from "effect"
 import { debug } from "@covenant/dsl"
 import {
-  keepUpStart, lastWindow, missingPeers, describeMissing, nothingToTrain, observeWindow, reportedEach, stepFits, StopRule, trainingBudgetMs,
+  keepUpStart, lastWindow, missingPeers, describeMissing, nothingToTrain, observeLanding, reportedEach, stepFits, StopRule, trainingBudgetMs,
 } from "../src/index.ts"
 import type { KeepUp, Notice, WindowTiming } from "../src/index.ts"
 
@@ -17,7 +17,7 @@ const run = (bys: ReadonlyArray<number>) => {
   let state: KeepUp = keepUpStart
   const notices: Array<Notice | undefined> = []
   bys.forEach((by, i) => {
-    const r = observeWindow(state, timing(9 + i, by))
+    const r = observeLanding(state, timing(9 + i, by))
     state = r.state
     notices.push(r.notice)
   })

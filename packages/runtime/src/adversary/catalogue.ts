@@ -86,14 +86,15 @@ export const firstAvailable = (ctx: PublishContext, uids: ReadonlyArray<number>,
  */
 export const copycat: PeerBehaviour = defineBehaviour({
   name: "copycat",
-  description: "re-signs another peer's update of the same window as its own",
-  publish: (ctx, _honest) =>
+  description: "re-signs another peer's update of the same window as its own (claiming its own samples)",
+  // It claims its own sample digest too, so the update passes admission and only copy detection can catch it.
+  publish: (ctx, honest) =>
     Effect.gen(function* () {
       const others = ctx.peers.filter((u) => u !== ctx.uid)
       const until = ctx.upload.start + Math.floor((ctx.upload.end - ctx.upload.start) / 2)
       const found = yield* firstAvailable(ctx, others, ctx.window, until)
       if (found === undefined) return Outgoing.withhold
-      return Outgoing.publish(relabelled(found.update, { uid: ctx.uid, hotkey: ctx.hotkey }))
+      return Outgoing.publish(relabelled(found.update, { uid: ctx.uid, hotkey: ctx.hotkey, sampleDigest: honest.meta.sampleDigest, sampleCount: honest.meta.sampleCount }))
     }),
 })
 

@@ -5,7 +5,7 @@
  * codec and upload must fit in that; an update that lands after the interval closed is refused by
  * every node as late, so the peer trained for nothing. This module judges that, pure:
  * - at start, from one measured inner step (`stepFits`), so a run that cannot fit is refused;
- * - per window, from where the update landed (`observeWindow`), saying so with the numbers for a
+ * - per window, from where the update landed (`observeLanding`), saying so with the numbers for a
  *   few windows and then once in a summary line, not every window.
  */
 import { Data, Either } from "effect"
@@ -102,7 +102,7 @@ const median = (xs: ReadonlyArray<number>) => {
  * Folds one window's timing into the tracker: the next state, and what to tell the operator
  * (nothing when on time as before, or while a summarized streak goes on).
  */
-export const observeWindow = (state: KeepUp, t: WindowTiming): { readonly state: KeepUp; readonly notice: Notice | undefined } => {
+export const observeLanding = (state: KeepUp, t: WindowTiming): { readonly state: KeepUp; readonly notice: Notice | undefined } => {
   const byMs = Math.round(t.landedAt - t.intervalEnd)
   if (byMs <= 0) {
     if (state.streak.length === 0) return { state, notice: undefined }

@@ -155,24 +155,43 @@ export const fetchStartWindow = (dir: Directory, address: RunAddress): Effect.Ef
 export const publishPeerList = (me: Publisher, address: RunAddress, firstEffectiveWindow: number, peers: readonly number[], reserve: readonly number[]) =>
   publishJson(me, address, peersKey(firstEffectiveWindow, address.version), firstEffectiveWindow, "peers", { firstEffectiveWindow, peers, reserve })
 
-/** The peer list in force at `window`: the leader's list with the largest first effective window <= window. */
-export const peerListFor = (dir: Directory, address: RunAddress, window: number): Effect.Effect<ReadonlyArray<number>, RuntimeError, Transport> =>
+/**
+ * The peer list (peers in rank order, then reserves) in force at `window`, among the lists the
+ * leader stored before the window began (surely: store time plus the store's timestamp
+ * resolution): a list that lands late takes effect one window later on every node alike,
+ * instead of on the nodes that happened to read after it landed.
+ */
+export const peerListAt = (dir: Directory, address: RunAddress, window: number): Effect.Effect<{ readonly peers: ReadonlyArray<number>; readonly reserve: ReadonlyArray<number> }, RuntimeError, Chain | Transport> =>
+  Effect.gen(function* () {
+    const chain = yield* Chain
+    const startsAt = yield* Effect.mapError(chain.windowStartTime(window), inPhase("peers"))
+    return yield* readPeerList(dir, address, window, startsAt)
+  })
+
+/** The latest list the leader published for windows <= `window`, whenever it was stored. */
+export const peerListPublished = (dir: Directory, address: RunAddress, window: number) => readPeerList(dir, address, window, Number.POSITIVE_INFINITY)
+
+const readPeerList = (dir: Directory, address: RunAddress, window: number, storedBefore: number) =>
   Effect.gen(function* () {
     const transport = yield* Transport
     const leader = yield* requireLeader(dir)
     const listed = yield* Effect.mapError(transport.list(leader.location, "peers_"), inPhase("peers"))
-    let best = -1
-    for (const o of listed) {
+    // The first list counts whenever it was stored: the leader stores it before the start window, which every node reads first.
+    const lists = listed.flatMap((o) => {
       const parsed = parseKey(o.key)
-      if (Either.isRight(parsed) && parsed.right.kind === "peers" && parsed.right.version === address.version && parsed.right.window <= window) {
-        best = Math.max(best, parsed.right.window)
-      }
+      return Either.isRight(parsed) && parsed.right.kind === "peers" && parsed.right.version === address.version ? [{ window: parsed.right.window, storeTime: o.storeTime }] : []
+    })
+    const first = Math.min(...lists.map((l) => l.window))
+    let best = -1
+    for (const l of lists) {
+      if (l.window <= window && (l.window === first || l.storeTime + transport.timeResolutionMs <= storedBefore)) best = Math.max(best, l.window)
     }
-    if (best < 0) return []
+    const none = { peers: [] as ReadonlyArray<number>, reserve: [] as ReadonlyArray<number> }
+    if (best < 0) return none
     const bytes = yield* fetchFromLeader(dir, address, peersKey(best, address.version), best, "peers")
-    if (bytes === undefined) return []
+    if (bytes === undefined) return none
     const list = yield* decodeJson(PeerList, bytes, "peers")
-    return [...list.peers].sort((a, b) => a - b)
+    return { peers: list.peers, reserve: list.reserve }
   })
 
 export const publishRecord = (me: Publisher, address: RunAddress, window: number, bytes: Uint8Array) =>
@@ -197,6 +216,17 @@ export const fetchLeaderDebug = (dir: Directory, address: RunAddress, window: nu
     return bytes === undefined ? undefined : yield* decodeJson(DebugSlice, bytes, "debug")
   })
 
+/** A peer's own parameter slice for `window` (published with its update), or undefined. */
+export const fetchPeerDebug = (dir: Directory, address: RunAddress, window: number, uid: number): Effect.Effect<DebugSlice | undefined, RuntimeError, Transport> =>
+  Effect.gen(function* () {
+    const who = dir.participants.get(uid)
+    if (who?.location === undefined) return undefined
+    const got = yield* Effect.either(fetchSigned({ at: who.location, key: `debug-${window}-${uid}-v${address.version}`, context: { runId: address.runId, window, uid, kind: "debug" }, hotkey: who.hotkey }))
+    if (Either.isLeft(got)) return undefined
+    const slice = decodeJson(DebugSlice, got.right.bytes, "debug")
+    return Either.isRight(slice) && slice.right.window === window ? slice.right : undefined
+  })
+
 export const publishGradient = (me: Publisher, address: RunAddress, window: number, payload: Uint8Array) =>
   Effect.mapError(
     publishUpdate({ at: me.own, runId: address.runId, version: address.version, window, uid: me.uid, payload, signer: me.identity.hotkey }),
@@ -206,8 +236,10 @@ export const publishGradient = (me: Publisher, address: RunAddress, window: numb
 /**
  * Gathers `uids`' updates of `window`, polling until the upload interval has closed (plus the
  * store's timestamp resolution and two polls): whatever landed inside the interval is then seen
- * by every node, so all nodes gather the same set. `refused` says which peers landed outside the
- * interval (and by how much) or could not be read or verified.
+ * by every node, so all nodes gather the same set. A download under way then has the spec's
+ * per-object (and whole-gather) timeout to finish, so a large update is not cut off on one node
+ * and kept on another. `refused` says which peers landed outside the interval (and by how much)
+ * or could not be read or verified.
  */
 export const gatherWindow = (
   dir: Directory,
@@ -241,8 +273,10 @@ export const gatherWindow = (
       locations,
       hotkeys,
       interval,
-      timeout: Duration.millis(Math.max(wait, slack)),
-      perPeerTimeout: Duration.millis(Math.max(wait, slack)),
+      // Past the interval's close nothing new can count, but a download under way may still finish:
+      // within perObjectTimeoutMs for one object, totalTimeoutMs for the whole gather.
+      timeout: Duration.millis(Math.max(wait, slack) + p.gather.totalTimeoutMs),
+      perPeerTimeout: Duration.millis(Math.max(wait, slack) + p.gather.perObjectTimeoutMs),
       pollInterval: Duration.millis(p.gather.pollIntervalMs),
       ...capOf(updateCap(spec, modelManifest(spec.model), address, window)),
     })

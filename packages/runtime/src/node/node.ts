@@ -21,11 +21,12 @@ import { loadLatestCheckpoint } from "./checkpoint.ts"
 import type { PeerBehaviour } from "../adversary/behaviour.ts"
 import type { RunAddress } from "./network.ts"
 import { describeStartWait, waitReportMs } from "./leader.ts"
-import { fetchRecord, fetchStartWindow, gatherWindow, peerListFor, readDirectory } from "./network.ts"
+import { fetchRecord, fetchStartWindow, gatherWindow, peerListAt, readDirectory } from "./network.ts"
 import { admitUpdates } from "./admission.ts"
 import type { Rejected } from "./admission.ts"
 import type { Missing } from "./rejections.ts"
 import type { StopRule } from "./stop.ts"
+import { aggregatedPeers, gatheredUids } from "../scoring/peer-list.ts"
 
 export interface NodeConfig {
   /** A display name (peer-0, validator-0, ...). */
@@ -102,8 +103,29 @@ export type NodeEvent =
    * or it will stop before training anything (stop.ts).
    */
   | { readonly _tag: "Notice"; readonly name: string; readonly kind: NoticeKind; readonly window: number; readonly message: string }
-  /** A validator's weights from its Scoring service, as it sets them on chain after `window`. */
-  | { readonly _tag: "Weights"; readonly name: string; readonly uid: number; readonly window: number; readonly weights: ReadonlyArray<{ readonly uid: number; readonly weight: number }> }
+  | {
+      /** A validator's judgement of a window: every known peer's score after it, and what it found. */
+      readonly _tag: "Judged"
+      readonly name: string
+      readonly window: number
+      readonly scores: ReadonlyArray<{ readonly uid: number; readonly score: number }>
+      readonly evaluated: ReadonlyArray<number>
+      readonly gradientScores: ReadonlyArray<{ readonly uid: number; readonly score: number }>
+      readonly copies: ReadonlyArray<number>
+      readonly invalid: ReadonlyArray<number>
+    }
+  /**
+   * A validator's weights from its Scoring service, as it sets them on chain after `window`, and
+   * its row as the chain then stores it ((uid, u16) pairs; empty when nothing was set).
+   */
+  | {
+      readonly _tag: "Weights"
+      readonly name: string
+      readonly uid: number
+      readonly window: number
+      readonly weights: ReadonlyArray<{ readonly uid: number; readonly weight: number }>
+      readonly onChain?: ReadonlyArray<readonly [number, number]>
+    }
 
 export { modelManifest } from "./manifest.ts"
 import { modelManifest } from "./manifest.ts"
@@ -200,20 +222,23 @@ export const replayWindows = (
     for (let w = from; w <= to; w++) {
       const dir = yield* readDirectory
       const recordBytes = yield* fetchRecord(dir, address, w)
-      let delivered: Array<{ uid: number; payload: Uint8Array }>
-      const fromRecord = recordBytes !== undefined
+      let accepted: ReadonlyArray<{ uid: number; message: UpdateMessage }>
       if (recordBytes !== undefined) {
+        // The leader's signed record holds exactly what it aggregated; its hotkeys were checked then.
         const record = yield* decodeRecord(recordBytes)
-        delivered = [...record.updates]
         bytesDown += recordBytes.length
+        accepted = (yield* admitUpdates(record.updates, { spec, manifest, address, window: w, dir, checkHotkey: false })).accepted
       } else {
-        const peers = yield* peerListFor(dir, address, w)
-        const got = yield* gatherWindow(dir, address, spec, w, peers)
-        delivered = [...got.delivered].map(([uid, d]) => ({ uid, payload: d.bytes }))
-        bytesDown += delivered.reduce((n, d) => n + d.payload.length, 0)
+        // As a live node: admit what the list (and its reserves) delivered, then aggregate the listed peers that delivered, reserves filling in.
+        const list = yield* peerListAt(dir, address, w)
+        const got = yield* gatherWindow(dir, address, spec, w, gatheredUids(list))
+        const all = [...got.delivered].map(([uid, d]) => ({ uid, payload: d.bytes }))
+        bytesDown += all.reduce((n, d) => n + d.payload.length, 0)
+        const admitted = (yield* admitUpdates(all, { spec, manifest, address, window: w, dir })).accepted
+        const chosen = new Set(aggregatedPeers(list, admitted.map((d) => d.uid)))
+        accepted = admitted.filter((d) => chosen.has(d.uid))
       }
-      const admitted = yield* admitUpdates(delivered, { spec, manifest, address, window: w, dir, checkHotkey: !fromRecord })
-      const G = aggregateUpdates(admitted.accepted, manifest, spec.compression)
+      const G = aggregateUpdates(accepted, manifest, spec.compression)
       applyOuterStep(state, G, spec.outerOptimizer, outerLrFor(spec, start, w))
     }
     return { bytesDown }

@@ -23,9 +23,10 @@ import { admitGathered, sampleRule } from "./admission.ts"
 import { guardDivergence } from "./divergence.ts"
 import type { Rejected } from "./admission.ts"
 import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs, prefetchBatches, replayWindows, trainingBatches } from "./node.ts"
-import { fetchLeaderDebug, gatherWindow, joinNetwork, peerListFor, publishGradient, readDirectory } from "./network.ts"
+import { fetchLeaderDebug, gatherWindow, joinNetwork, peerListAt, publishDebug, publishGradient, readDirectory } from "./network.ts"
+import { aggregatedPeers, gatheredUids } from "../scoring/peer-list.ts"
 import { loadNodeState, saveNodeState } from "./state.ts"
-import { keepUpStart, observeWindow, windowMsOf } from "./keep-up.ts"
+import { keepUpStart, observeLanding, windowMsOf } from "./keep-up.ts"
 import { missingPeers } from "./rejections.ts"
 import type { Rejections } from "./rejections.ts"
 import { describeRejection } from "./admission.ts"
@@ -114,7 +115,10 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       const dataMs = performance.now() - roundStart
       yield* prefetchBatches(cfg.shards, spec, uid, window + 1, start)
       const dir = yield* readDirectory
-      const expected = yield* peerListFor(dir, address, window)
+      const list = yield* peerListAt(dir, address, window)
+      const expected = [...list.peers].sort((a, b) => a - b)
+      // The slice of the model this round starts from, published with the update for the validators' sync check.
+      const startSlice = { window, digest: paramsDigest(state.params), values: debugValues(state.params) }
       const batches = cfg.behaviour === undefined ? data.batches : yield* behaviourBatches(cfg.behaviour, cfg, { uid, window, start, peers: expected }, data.batches)
       const prepareMs = performance.now() - roundStart
       let bytesDown = replayedBytes
@@ -147,19 +151,27 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
               waitMs = performance.now() - t
               cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "publish" })
               const upload = cfg.behaviour === undefined ? payload : yield* behaviourPayload(cfg.behaviour, cfg, { uid, window, start, peers: expected }, payload)
-              const up = performance.now()
-              if (upload !== undefined) yield* publishGradient(me, address, window, upload)
-              const opens = yield* Effect.mapError(Effect.flatMap(Chain, (c) => c.windowStartTime(window + 1)), inPhase("publish"))
-              landed = { at: Date.now(), intervalEnd: uploadInterval(opens, spec.participation.uploadWindowMs).end, uploadMs: performance.now() - up }
+              if (upload !== undefined) {
+                // The update first: it is the one with a deadline.
+                const up = performance.now()
+                yield* publishGradient(me, address, window, upload)
+                const at = Date.now()
+                const uploadMs = performance.now() - up
+                yield* publishDebug(me, address, startSlice)
+                const opens = yield* Effect.mapError(Effect.flatMap(Chain, (c) => c.windowStartTime(window + 1)), inPhase("publish"))
+                landed = { at, intervalEnd: uploadInterval(opens, spec.participation.uploadWindowMs).end, uploadMs }
+              }
             }),
           gather: Effect.gen(function* () {
             cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "gather" })
-            const got = yield* gatherWindow(dir, address, spec, window, expected)
+            const got = yield* gatherWindow(dir, address, spec, window, gatheredUids(list))
             refused = got.refused
             const admitted = yield* admitGathered(got, { spec, manifest, address, window, dir, samples: sampleRule(cfg.shards, spec, start) })
             rejected = admitted.rejected
             bytesDown += admitted.delivered.reduce((n, d) => n + d.payload.length, 0)
-            return admitted.accepted
+            // The listed peers that delivered an admissible update, reserves filling the empty slots.
+            const chosen = new Set(aggregatedPeers(list, admitted.accepted.map((d) => d.uid)))
+            return admitted.accepted.filter((d) => chosen.has(d.uid))
           }),
         },
       )
@@ -173,7 +185,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       const digest = paramsDigest(state.params)
       digests.set(window, digest)
       if (landed !== undefined) {
-        const judged = observeWindow(keepUp, { window, windowMs: windowMsOf(spec.participation), computeMs: result.phaseMs.compute, codecMs: result.phaseMs.codec, uploadMs: landed.uploadMs, landedAt: landed.at, intervalEnd: landed.intervalEnd })
+        const judged = observeLanding(keepUp, { window, windowMs: windowMsOf(spec.participation), computeMs: result.phaseMs.compute, codecMs: result.phaseMs.codec, uploadMs: landed.uploadMs, landedAt: landed.at, intervalEnd: landed.intervalEnd })
         keepUp = judged.state
         if (judged.notice !== undefined) cfg.events({ _tag: "Notice", name: cfg.name, kind: noticeKind[judged.notice._tag], window, message: judged.notice.message })
       }

@@ -1,23 +1,45 @@
 /**
- * The seam where the Gauntlet will go: given what a validator saw in a window, the weights it
- * sets on chain. The layer here weights every on-time, valid peer of the window equally.
+ * The seam where validators judge: what a validator saw in a window goes in; the weights it sets
+ * on chain, the peers it evaluates next and (for the leader) the next peer list come out, and
+ * its memory is saved with the node's state. Two layers: `ScoringEqual` (every on-time, valid
+ * peer of the window weighs the same; every eligible peer listed) and `layerGauntlet` (the run
+ * spec's Gauntlet, packages/runtime/src/scoring/).
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Either, Layer, Schema } from "effect"
 import type { WeightInput } from "@covenant/chain"
+import type { ParticipationSpec } from "@covenant/dsl"
+import { RuntimeError } from "../errors.ts"
+import type { GauntletParams, GauntletState, GauntletWindow } from "../scoring/gauntlet.ts"
+import { emptyGauntlet, GauntletStateJson, gauntletWeights, isPenalised, observeWindow, scoresOf, selectForEvaluation } from "../scoring/gauntlet.ts"
+import type { Candidate, PeerList } from "../scoring/peer-list.ts"
+import { admits, choosePeerList } from "../scoring/peer-list.ts"
 
 export interface WindowObservation {
   readonly window: number
   /** The peer list in force. */
   readonly expected: ReadonlyArray<number>
-  /** Peers whose update arrived on time, verified and decoded. */
+  /** Peers whose update was aggregated (arrived on time, verified and decoded). */
   readonly delivered: ReadonlyArray<number>
+  /** The Gauntlet's measurements of the window (absent: nothing judged). */
+  readonly judged?: GauntletWindow
 }
 
 export interface ScoringShape {
+  /** Whether it reads the Gauntlet's measurements (false: the validator skips judging). */
+  readonly judges: boolean
   /** Records one window's observation. */
   readonly observe: (o: WindowObservation) => Effect.Effect<void>
   /** The weights to set now, from everything observed so far. */
   readonly weights: Effect.Effect<ReadonlyArray<WeightInput>>
+  /** Every known peer's current score. */
+  readonly scores: Effect.Effect<ReadonlyArray<{ readonly uid: number; readonly score: number }>>
+  /** Which of the window's clean uploads to evaluate. */
+  readonly chooseEvaluations: (window: number, candidates: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<number>>
+  /** The peer list to publish after `window` from the eligible candidates. */
+  readonly peerList: (window: number, candidates: ReadonlyArray<Candidate>) => Effect.Effect<PeerList>
+  /** The memory to save with the node's state (null: nothing to save), and its restore. */
+  readonly snapshot: Effect.Effect<string | null>
+  readonly restore: (saved: string) => Effect.Effect<void, RuntimeError>
 }
 
 export class Scoring extends Context.Tag("@covenant/runtime/Scoring")<Scoring, ScoringShape>() {}
@@ -26,13 +48,49 @@ export class Scoring extends Context.Tag("@covenant/runtime/Scoring")<Scoring, S
 export const makeEqualScoring = (): ScoringShape => {
   const seen = new Set<number>()
   return {
+    judges: false,
     observe: (o) => Effect.sync(() => o.delivered.forEach((uid) => seen.add(uid))),
     weights: Effect.sync(() => {
       const out = [...seen].sort((a, b) => a - b).map((uid) => ({ uid, weight: 1 }))
       seen.clear()
       return out
     }),
+    scores: Effect.sync(() => [...seen].sort((a, b) => a - b).map((uid) => ({ uid, score: 1 }))),
+    chooseEvaluations: () => Effect.succeed([]),
+    peerList: (_window, candidates) => Effect.succeed({ peers: [...new Set(candidates.map((c) => c.uid))].sort((a, b) => a - b), reserve: [] }),
+    snapshot: Effect.succeed(null),
+    restore: () => Effect.void,
   }
 }
 
 export const ScoringEqual: Layer.Layer<Scoring> = Layer.sync(Scoring, makeEqualScoring)
+
+/** The Gauntlet over the run's participation spec; its state is a pure value replaced window by window. */
+export const makeGauntletScoring = (p: ParticipationSpec): ScoringShape => {
+  const params: GauntletParams = p
+  let state: GauntletState = emptyGauntlet()
+  const scoreMap = () => new Map(scoresOf(state, params).map((s) => [s.uid, s.score]))
+  return {
+    judges: true,
+    observe: (o) => Effect.sync(() => {
+      if (o.judged !== undefined) state = observeWindow(state, o.judged, params)
+    }),
+    weights: Effect.sync(() => gauntletWeights(state, params)),
+    scores: Effect.sync(() => scoresOf(state, params)),
+    chooseEvaluations: (window, candidates) => Effect.sync(() => selectForEvaluation(state, window, candidates, p.evaluationsPerWindow)),
+    peerList: (window, candidates) => Effect.sync(() => {
+      const scores = scoreMap()
+      return choosePeerList(candidates, (uid) => scores.get(uid) ?? 0, (uid) => isPenalised(state, uid, window, params), p.admission, p)
+    }),
+    snapshot: Effect.sync(() => Schema.encodeSync(GauntletStateJson)(state)),
+    restore: (saved) => Either.match(Schema.decodeUnknownEither(GauntletStateJson)(saved), {
+      onLeft: (e) => Effect.fail(new RuntimeError({ phase: "scoring", reason: `saved Gauntlet state: ${e.message}` })),
+      onRight: (s) => Effect.sync(() => { state = s }),
+    }),
+  }
+}
+
+export const layerGauntlet = (p: ParticipationSpec): Layer.Layer<Scoring> => Layer.sync(Scoring, () => makeGauntletScoring(p))
+
+/** Admission as the leader applies it to candidates (exported for nodes that filter by hotkey). */
+export const admitted = (p: ParticipationSpec, hotkey: string): boolean => admits(p.admission, hotkey)

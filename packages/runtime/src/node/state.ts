@@ -20,6 +20,8 @@ export interface NodeState {
   readonly ef: Params | null
   readonly momentum: Params | null
   readonly optimizer: OptimizerState | null
+  /** A validator's scoring memory (the Scoring service's snapshot), saved beside the model. */
+  readonly scoring?: string | null
 }
 
 const Latest = Schema.parseJson(Schema.Struct({ window: Schema.Int.pipe(Schema.nonNegative()), folder: Schema.String }))
@@ -70,6 +72,7 @@ export const saveNodeState = (dir: string, spec: LlamaSpec, state: NodeState): E
       }
       yield* writeAtomic(join(at, "optimizer.safetensors"), yield* encodeNamed("", moments, { step: String(state.optimizer.step) }))
     }
+    if (state.scoring != null) yield* writeAtomic(join(at, "scoring.json"), state.scoring)
     yield* writeAtomic(join(dir, "_LATEST.json"), JSON.stringify({ window: state.window, folder }))
     // Older folders are no longer pointed to.
     const entries = yield* io(dir, () => readdir(dir))
@@ -113,5 +116,7 @@ export const loadNodeState = (dir: string, spec: LlamaSpec): Effect.Effect<NodeS
       }
       optimizer = { step: Number(metadata["step"] ?? "0"), moments }
     }
-    return { window: latest.window, params: model.parameters, ef, momentum, optimizer }
+    const scoringBytes = yield* readOptional(join(at, "scoring.json"))
+    const scoring = scoringBytes === undefined ? null : new TextDecoder().decode(scoringBytes)
+    return { window: latest.window, params: model.parameters, ef, momentum, optimizer, scoring }
   })

@@ -14,7 +14,7 @@ import { encodeRecord } from "../round/codec.ts"
 import { evalLoss } from "../round/eval.ts"
 import { aggregateUpdates, applyOuterStep, steppedAll, warnDropped } from "../round/outer-round.ts"
 import type { RoundState } from "../round/outer-round.ts"
-import { debugValues, paramsDigest } from "../round/params.ts"
+import { cloneParams, debugValues, paramsDigest } from "../round/params.ts"
 import { publishCheckpoint } from "./checkpoint.ts"
 import { currentWindow, waitForWindow } from "./clock.ts"
 import { recordRound } from "./metrics.ts"
@@ -25,16 +25,22 @@ import { lastWindow } from "./stop.ts"
 import { guardDivergence } from "./divergence.ts"
 import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs } from "./node.ts"
 import {
-  gatherWindow, joinNetwork, peerListFor, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory,
+  gatherWindow, joinNetwork, peerListAt, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory,
 } from "./network.ts"
 import type { Directory } from "./network.ts"
 import { leadsVacantRun } from "./leader.ts"
 import { Scoring } from "./scoring.ts"
 import { loadNodeState, saveNodeState } from "./state.ts"
+import { aggregatedPeers, gatheredUids } from "../scoring/peer-list.ts"
+import { scoreWindow, setWeights } from "../scoring/validator-round.ts"
+import { eligibleCandidates } from "../scoring/eligibility.ts"
 
-/** The peers the leader lists: registered non-validators with a committed bucket, by uid. */
-export const eligiblePeers = (dir: Directory): number[] =>
-  [...dir.participants.values()].filter((p) => !p.validatorPermit && p.location !== undefined).map((p) => p.uid).sort((a, b) => a - b)
+/**
+ * The peers the leader may list: every registered uid with a committed bucket except the leader
+ * (and admitted by the run). A validator permit is no role: on subtensor miners with stake hold
+ * permits too; who trains is seen from who publishes updates (the Gauntlet drops the rest).
+ */
+export const eligiblePeers = (dir: Directory): number[] => eligibleCandidates(dir, undefined).map((c) => c.uid)
 
 /** How many windows after publication a new peer list takes effect (time for every node to see it). */
 export const PEER_LIST_LEAD = 2
@@ -53,7 +59,6 @@ export const ensureValidatorPermit = (cfg: Pick<NodeConfig, "own" | "commitment"
 export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chain | Transport | Scoring> =>
   Effect.gen(function* () {
     const { spec, address } = cfg
-    const chain = yield* Chain
     const scoring = yield* Scoring
     const engine = Option.getOrUndefined(yield* Effect.serviceOption(Engine))
     const uid = yield* joinNetwork(cfg.own, cfg.commitment)
@@ -66,11 +71,13 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
     let dir = yield* readDirectory
     if (leadsVacantRun(dir, uid)) {
       const next = (yield* currentWindow) + 1
-      yield* publishPeerList(me, address, next, eligiblePeers(dir), [])
+      const first = yield* scoring.peerList(next, eligibleCandidates(dir, spec.participation.admission))
+      yield* publishPeerList(me, address, next, first.peers, first.reserve)
       yield* publishStartWindow(me, address, next)
     }
     const start = yield* awaitStart(address, spec)
     const saved = yield* loadNodeState(cfg.stateDir, spec.model)
+    if (saved?.scoring != null) yield* scoring.restore(saved.scoring)
     const initial = yield* initialModel(spec, address, saved, start)
     cfg.events({ _tag: "Joined", name: cfg.name, role: "validator", uid, resumedAt: saved?.window ?? null })
     const state: RoundState = { params: initial.params, ef: null, momentum: initial.momentum }
@@ -91,36 +98,42 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
       const roundStart = performance.now()
       cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "gather" })
       dir = yield* readDirectory
-      const expected = yield* peerListFor(dir, address, window)
-      const got = yield* gatherWindow(dir, address, spec, window, expected)
+      const list = yield* peerListAt(dir, address, window)
+      const expected = [...list.peers].sort((a, b) => a - b)
+      // Every eligible peer is gathered (to judge it); the listed ones, with reserves for the missing, are aggregated.
+      const tracked = eligibleCandidates(dir, spec.participation.admission).map((c) => c.uid)
+      const got = yield* gatherWindow(dir, address, spec, window, [...new Set([...gatheredUids(list), ...tracked])].sort((a, b) => a - b))
       const gatherMs = performance.now() - roundStart
-      const { delivered, accepted: decoded, rejected } = yield* admitGathered(got, { spec, manifest, address, window, dir, samples: sampleRule(cfg.shards, spec, start) })
+      // Admission first (typed rejections); of the admitted, the listed peers are aggregated, reserves filling in.
+      const admission = yield* admitGathered(got, { spec, manifest, address, window, dir, samples: sampleRule(cfg.shards, spec, start) })
+      const { accepted: decodedAll, rejected } = admission
+      const chosen = new Set(aggregatedPeers(list, decodedAll.map((d) => d.uid)))
+      const decoded = decodedAll.filter((d) => chosen.has(d.uid))
+      const delivered = admission.delivered.filter((d) => chosen.has(d.uid))
       let t = performance.now()
+      const before = scoring.judges ? cloneParams(state.params) : state.params
+      const outerLr = outerLrFor(spec, start, window)
       const G = aggregateUpdates(decoded, manifest, spec.compression)
       yield* warnDropped(G, manifest)
-      applyOuterStep(state, G, spec.outerOptimizer, outerLrFor(spec, start, window))
+      applyOuterStep(state, G, spec.outerOptimizer, outerLr)
       const outerMs = performance.now() - t
       t = performance.now()
       const digest = paramsDigest(state.params)
       digests.set(window, digest)
       if (isLeader(dir)) {
-        const accepted = new Set(decoded.map((d) => d.uid))
-        yield* publishRecord(me, address, window, encodeRecord({ window, updates: delivered.filter((d) => accepted.has(d.uid)) }))
+        yield* publishRecord(me, address, window, encodeRecord({ window, updates: delivered }))
         yield* publishDebug(me, address, { window, digest, values: debugValues(state.params) })
-        const next = eligiblePeers(dir)
-        const inForce = yield* peerListFor(dir, address, window + PEER_LIST_LEAD)
-        if (next.join(",") !== inForce.join(",")) yield* publishPeerList(me, address, window + PEER_LIST_LEAD, next, [])
         if ((window - start + 1) % spec.checkpointing.everyOuterSteps === 0) {
           yield* publishCheckpoint(me, address, spec.model, window, { params: state.params, momentum: state.momentum }, spec.checkpointing.keep)
         }
       }
-      yield* saveNodeState(cfg.stateDir, spec.model, { window, params: state.params, ef: null, momentum: state.momentum, optimizer: null })
-      yield* scoring.observe({ window, expected, delivered: decoded.map((d) => d.uid) })
-      if ((window - start + 1) % spec.participation.setWeightsEveryWindows === 0) {
-        const weights = yield* scoring.weights
-        cfg.events({ _tag: "Weights", name: cfg.name, uid, window, weights })
-        if (weights.length > 0) yield* Effect.catchAll(Effect.mapError(chain.setWeights(weights), inPhase("weights")), (e) => Effect.logWarning(`set weights: ${e.reason}`))
-      }
+      // Judge the window (data check, copies, loss evaluations on the model before the step, sync); the leader lists peers.
+      yield* scoreWindow({
+        cfg, me, dir, leader: isLeader(dir), engine, start, window, listLead: PEER_LIST_LEAD, expected, aggregated: decoded.map((d) => d.uid), tracked,
+        delivered: [...got.delivered].map(([u, d]) => ({ uid: u, storeTime: d.storeTime })), decoded: decodedAll, before, after: state.params, outerLr,
+      })
+      yield* saveNodeState(cfg.stateDir, spec.model, { window, params: state.params, ef: null, momentum: state.momentum, optimizer: null, scoring: yield* scoring.snapshot })
+      if ((window - start + 1) % spec.participation.setWeightsEveryWindows === 0) yield* setWeights(cfg, uid, window)
       const publishMs = performance.now() - t
       const loss = engine === undefined || evalSet === undefined ? null : yield* evalLoss(engine, spec.model, state.params, evalSet.batches, evalSet.shape)
       yield* emit({
@@ -131,7 +144,7 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
         window,
         loss,
         bytesUp: 0,
-        bytesDown: delivered.reduce((n, d) => n + d.payload.length, 0),
+        bytesDown: admission.delivered.reduce((n, d) => n + d.payload.length, 0),
         expected,
         gathered: decoded.map((d) => d.uid),
         stepped: steppedAll(G, manifest),

@@ -23,7 +23,7 @@ import { runAddress } from "../node/network.ts"
 import { s3Commitment } from "../node/credentials.ts"
 import type { S3Keys, WriteKeyCommitted } from "../node/credentials.ts"
 import { runPeer } from "../node/peer.ts"
-import { ScoringEqual } from "../node/scoring.ts"
+import { layerGauntlet, ScoringEqual } from "../node/scoring.ts"
 import { ensureValidatorPermit, runValidator } from "../node/validator.ts"
 import { StopRule } from "../node/stop.ts"
 import { openRunData } from "./data.ts"
@@ -54,6 +54,8 @@ export interface SwarmOptions {
   readonly evaluate?: boolean
   /** Where an `s3://` corpus is read from (default: the S3 transport's store, if the swarm uses one). */
   readonly dataS3?: S3TransportConfig
+  /** How the validator scores: the run spec's Gauntlet (default) or equal weights. */
+  readonly scoring?: "gauntlet" | "equal"
   /** Peer index -> its behaviour (adversary/behaviour.ts); peers not named are honest. */
   readonly behaviours?: Readonly<Record<number, PeerBehaviour>>
 }
@@ -102,7 +104,7 @@ export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, Runt
       const address = runAddress(spec)
 
       const nodeLayer = (identity: Identity) =>
-        Layer.mergeAll(transportLayer, Layer.mapError(layerLocalClient(url, identity), inPhase("chain")), ScoringEqual)
+        Layer.mergeAll(transportLayer, Layer.mapError(layerLocalClient(url, identity), inPhase("chain")), options.scoring === "equal" ? ScoringEqual : layerGauntlet(spec.participation))
 
       const configFor = (name: string, identity: Identity, bucket: { own: BucketLocation; commitment: Commitment }): NodeConfig => ({
         name,

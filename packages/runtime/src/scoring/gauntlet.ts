@@ -1,0 +1,218 @@
+/**
+ * The Gauntlet's state and arithmetic, pure: what a validator remembers of each peer (rating,
+ * indicator EMA, sync, misses, flags), how one window's observation updates it, the final score
+ * of a peer, the weights, and which peers to evaluate next. Everything is a deterministic
+ * function of the observed windows, so validators that saw the same windows hold the same state,
+ * and the state round-trips through JSON exactly (it is saved with the node's state).
+ *
+ * final = max(0, ordinal) x indicator gate x sync x miss factor x inactivity decay
+ *         x [no invalid or copied update since its last clean one] x [last gradient score > 0]
+ *
+ * Every factor lies in [0, 1] and the rating is clipped at 0 before multiplying, so a penalty
+ * never raises a score and two negatives never make a positive (the reference's #45, #108).
+ */
+import { Schema } from "effect"
+import type { ParticipationSpec } from "@covenant/dsl"
+import { defaultRating, ordinal, plackettLuce } from "./openskill.ts"
+import { weightsFromScores } from "./weights.ts"
+
+export const PeerRecord = Schema.Struct({
+  mu: Schema.Number,
+  sigma: Schema.Number,
+  indicatorEma: Schema.Number,
+  evaluations: Schema.Int,
+  lastGradientScore: Schema.NullOr(Schema.Number),
+  sync: Schema.Number,
+  consecutiveMisses: Schema.Int,
+  firstSeen: Schema.Int,
+  lastDelivered: Schema.NullOr(Schema.Int),
+  lastEvaluated: Schema.NullOr(Schema.Int),
+  lastFlagged: Schema.NullOr(Schema.Int),
+})
+export type PeerRecord = typeof PeerRecord.Type
+
+export const GauntletState = Schema.Struct({
+  /** The last window observed (null before the first). */
+  window: Schema.NullOr(Schema.Int),
+  /** By uid (JSON object keys), every peer ever seen. */
+  peers: Schema.Record({ key: Schema.String, value: PeerRecord }),
+})
+export type GauntletState = typeof GauntletState.Type
+
+export const GauntletStateJson = Schema.parseJson(GauntletState)
+
+export const emptyGauntlet = (): GauntletState => ({ window: null, peers: {} })
+
+/** What the spec says that the arithmetic reads. */
+export type GauntletParams = Pick<ParticipationSpec, "scoring" | "penalties" | "activeWindows">
+
+export interface Evaluation {
+  readonly uid: number
+  /** (before - after) / before of the loss on random data. */
+  readonly gradientScore: number
+  /** Relative improvements on the peer's own assigned data and on random data. */
+  readonly ownImprovement: number
+  readonly randomImprovement: number
+}
+
+export interface GauntletWindow {
+  readonly window: number
+  /** Peers that could have delivered this window (eligible and admitted). */
+  readonly tracked: ReadonlyArray<number>
+  /** On time and decoded. */
+  readonly delivered: ReadonlyArray<number>
+  /** Delivered but invalid (wrong data digest, undecodable, wrong window). */
+  readonly invalid: ReadonlyArray<number>
+  /** Judged copies of an earlier upload. */
+  readonly copies: ReadonlyArray<number>
+  readonly evaluations: ReadonlyArray<Evaluation>
+  readonly sync: ReadonlyArray<{ readonly uid: number; readonly score: number }>
+}
+
+const newRecord = (window: number): PeerRecord => ({
+  ...defaultRating(),
+  indicatorEma: 0,
+  evaluations: 0,
+  lastGradientScore: null,
+  sync: 1,
+  consecutiveMisses: 0,
+  firstSeen: window,
+  lastDelivered: null,
+  lastEvaluated: null,
+  lastFlagged: null,
+})
+
+/**
+ * Evaluations before the indicator gate applies: the EMA's time constant (1 / alpha), and at
+ * least the fewest after which a peer that was always +1 has an EMA (started at 0) at or above
+ * the threshold; infinite if it never can. With the reference's alpha 0.05 and threshold 0.1
+ * that is 20 evaluations: one unlucky -1 among an honest peer's first few must not gate it.
+ */
+export const indicatorWarmup = (alpha: number, threshold: number): number => {
+  if (alpha <= 0) return Number.POSITIVE_INFINITY
+  if (threshold <= 0) return Math.ceil(1 / alpha - 1e-9)
+  if (threshold >= 1 && alpha < 1) return Number.POSITIVE_INFINITY
+  const reach = alpha >= 1 ? 1 : Math.ceil(Math.log(1 - threshold) / Math.log(1 - alpha) - 1e-9)
+  return Math.max(reach, Math.ceil(1 / alpha - 1e-9))
+}
+
+/** Product of the first `misses` miss factors (the last one repeats; none: no penalty). */
+export const missFactor = (misses: number, factors: ReadonlyArray<number>): number => {
+  let f = 1
+  for (let i = 0; i < misses && factors.length > 0; i++) f *= factors[Math.min(i, factors.length - 1)]!
+  return f
+}
+
+/** 1 while a peer delivered within `activeWindows`, then halving per further window. */
+export const inactivityFactor = (record: PeerRecord, window: number, activeWindows: number): number => {
+  const since = window - (record.lastDelivered ?? record.firstSeen - 1)
+  return since <= activeWindows ? 1 : 0.5 ** (since - activeWindows)
+}
+
+/** -0 as 0: JSON writes -0 as 0, and the state must round-trip exactly. */
+const plain = (x: number): number => x + 0
+
+/** Applies one window's observation; returns the new state (the input is not modified). */
+export const observeWindow = (state: GauntletState, o: GauntletWindow, p: GauntletParams): GauntletState => {
+  const peers: Record<string, PeerRecord> = {}
+  for (const [k, r] of Object.entries(state.peers)) peers[k] = { ...r }
+  const at = (uid: number): PeerRecord => (peers[String(uid)] ??= newRecord(o.window))
+  const delivered = new Set(o.delivered)
+  const flagged = new Set([...o.invalid, ...o.copies])
+  for (const uid of [...o.tracked, ...o.delivered, ...o.invalid]) at(uid)
+  for (const [k, r] of Object.entries(peers)) {
+    const uid = Number(k)
+    if (delivered.has(uid) && !o.invalid.includes(uid)) peers[k] = { ...r, consecutiveMisses: 0, lastDelivered: o.window }
+    else if (!delivered.has(uid)) peers[k] = { ...r, consecutiveMisses: r.consecutiveMisses + 1 }
+    if (flagged.has(uid)) peers[k] = { ...peers[k]!, lastFlagged: o.window }
+  }
+  // Ratings: one Plackett-Luce match of the evaluated peers, ranked by gradient score (flagged peers last).
+  const match = o.evaluations
+    .filter((e) => Number.isFinite(e.gradientScore))
+    .map((e) => ({ ...e, key: flagged.has(e.uid) ? Number.NEGATIVE_INFINITY : e.gradientScore }))
+    .sort((a, b) => b.key - a.key || a.uid - b.uid)
+  if (match.length > 0) {
+    const ranks: number[] = []
+    match.forEach((e, i) => ranks.push(i > 0 && e.key === match[i - 1]!.key ? ranks[i - 1]! : i))
+    const rated = plackettLuce(match.map((e) => at(e.uid)), ranks, { beta: p.scoring.openSkillBeta, tau: p.scoring.openSkillTau })
+    match.forEach((e, i) => {
+      const r = at(e.uid)
+      const indicator = e.ownImprovement > e.randomImprovement ? 1 : -1
+      const alpha = p.scoring.indicatorEmaAlpha
+      peers[String(e.uid)] = {
+        ...r,
+        mu: plain(rated[i]!.mu),
+        sigma: plain(rated[i]!.sigma),
+        indicatorEma: plain(alpha * indicator + (1 - alpha) * r.indicatorEma),
+        evaluations: r.evaluations + 1,
+        lastGradientScore: flagged.has(e.uid) ? Math.min(e.gradientScore, -1) : plain(e.gradientScore),
+        lastEvaluated: o.window,
+      }
+    })
+  }
+  // A flagged peer that was not evaluated still loses its standing until its next clean evaluation.
+  for (const uid of flagged) {
+    const r = at(uid)
+    if (r.lastEvaluated !== o.window) peers[String(uid)] = { ...r, lastGradientScore: Math.min(r.lastGradientScore ?? -1, -1) }
+  }
+  for (const { uid, score } of o.sync) {
+    if (Number.isFinite(score)) peers[String(uid)] = { ...at(uid), sync: plain(Math.min(1, Math.max(0, score))) }
+  }
+  return { window: o.window, peers }
+}
+
+/** Not flagged since its last clean delivery (a flag stays until the peer delivers a clean update again). */
+export const isClean = (r: PeerRecord): boolean => r.lastFlagged === null || (r.lastDelivered !== null && r.lastDelivered > r.lastFlagged)
+
+/** The final score of one peer after the window `state.window`. */
+export const finalScore = (r: PeerRecord, window: number, p: GauntletParams): number => {
+  const s = p.scoring
+  const rating = Math.max(0, ordinal(r))
+  const gate = r.evaluations < indicatorWarmup(s.indicatorEmaAlpha, s.indicatorThreshold) || r.indicatorEma >= s.indicatorThreshold ? 1 : 0
+  const positive = r.lastGradientScore !== null && r.lastGradientScore > 0 ? 1 : 0
+  const clean = isClean(r) ? 1 : 0
+  const score = rating * gate * positive * clean * r.sync * missFactor(r.consecutiveMisses, p.penalties.consecutiveMissFactors) * inactivityFactor(r, window, p.activeWindows)
+  return Number.isFinite(score) && score >= s.minScore ? score : 0
+}
+
+export const scoresOf = (state: GauntletState, p: GauntletParams): Array<{ uid: number; score: number }> =>
+  state.window === null
+    ? []
+    : Object.entries(state.peers).map(([k, r]) => ({ uid: Number(k), score: finalScore(r, state.window!, p) })).sort((a, b) => a.uid - b.uid)
+
+export const gauntletWeights = (state: GauntletState, p: GauntletParams) => weightsFromScores(scoresOf(state, p), p.scoring)
+
+/** A small deterministic hash of a window number (mulberry32's finaliser). */
+const mix = (x: number): number => {
+  let t = (x + 0x6d2b79f5) | 0
+  t = Math.imul(t ^ (t >>> 15), t | 1)
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+  return (t ^ (t >>> 14)) >>> 0
+}
+
+/**
+ * Up to `count` of `candidates` to evaluate in `window`: the least recently evaluated (never
+ * first, then uid), and, when some are left over, one random pick among the rest (seeded by the
+ * window, so every validator picks alike), so a new or long-unseen peer always has a way in.
+ */
+export const selectForEvaluation = (state: GauntletState, window: number, candidates: ReadonlyArray<number>, count: number): number[] => {
+  const unique = [...new Set(candidates)].sort((a, b) => a - b)
+  if (unique.length <= count) return unique
+  const last = (uid: number) => state.peers[String(uid)]?.lastEvaluated ?? Number.NEGATIVE_INFINITY
+  const ordered = [...unique].sort((a, b) => last(a) - last(b) || a - b)
+  const chosen = ordered.slice(0, Math.max(0, count - 1))
+  const rest = ordered.slice(chosen.length)
+  chosen.push(rest[mix(window) % rest.length]!)
+  return chosen.sort((a, b) => a - b)
+}
+
+/** Penalised peers are kept off the peer list: flagged lately, gated, not improving the loss (a zero update neither), or inactive. */
+export const isPenalised = (state: GauntletState, uid: number, window: number, p: GauntletParams): boolean => {
+  const r = state.peers[String(uid)]
+  if (r === undefined) return false
+  const s = p.scoring
+  if (r.lastFlagged !== null && window - r.lastFlagged < p.activeWindows) return true
+  if (r.lastGradientScore !== null && r.lastGradientScore <= 0) return true
+  if (r.evaluations >= indicatorWarmup(s.indicatorEmaAlpha, s.indicatorThreshold) && r.indicatorEma < s.indicatorThreshold) return true
+  return inactivityFactor(r, window, p.activeWindows) < 1 || missFactor(r.consecutiveMisses, p.penalties.consecutiveMissFactors) === 0
+}

@@ -1,0 +1,249 @@
+/**
+ * The Gauntlet's pure parts: OpenSkill Plackett-Luce against the published numbers and its
+ * invariants, weights, scores and penalties as FastCheck properties over random window histories.
+ */
+import { describe, expect, test } from "bun:test"
+import { Effect, FastCheck as fc, Schema } from "effect"
+import { debug } from "@covenant/dsl"
+import { defaultRating, ordinal, plackettLuce } from "../src/scoring/openskill.ts"
+import type { Rating } from "../src/scoring/openskill.ts"
+import { positionWeight, weightsFromScores } from "../src/scoring/weights.ts"
+import {
+  emptyGauntlet, finalScore, gauntletWeights, GauntletStateJson, indicatorWarmup, isPenalised, missFactor, observeWindow, scoresOf, selectForEvaluation,
+} from "../src/scoring/gauntlet.ts"
+import type { GauntletParams, GauntletState, GauntletWindow } from "../src/scoring/gauntlet.ts"
+
+const spec = Effect.runSync(Effect.sync(debug))
+const params: GauntletParams = { scoring: spec.participation.scoring, penalties: spec.participation.penalties, activeWindows: spec.participation.activeWindows }
+const reference: GauntletParams = { ...params, scoring: { ...params.scoring, linearWeighted: 20, tailWeighted: 10 } }
+
+describe("OpenSkill Plackett-Luce", () => {
+  test("two new players, defaults (beta 25/6, no tau): the numbers openskill publishes", () => {
+    const [w, l] = plackettLuce([defaultRating(), defaultRating()], [0, 1], { beta: 25 / 6, tau: 0 })
+    expect(w!.mu).toBeCloseTo(27.63523138347365, 10)
+    expect(w!.sigma).toBeCloseTo(8.065506316323548, 10)
+    expect(l!.mu).toBeCloseTo(22.36476861652635, 10)
+    expect(l!.sigma).toBeCloseTo(8.065506316323548, 10)
+  })
+
+  test("three players by hand: c, C_q and the Omega/Delta sums", () => {
+    // mu 25, 30, 20; sigma 8, 6, 4; beta 7; ranks 1, 0, 2 (the second won).
+    const rs: Rating[] = [{ mu: 25, sigma: 8 }, { mu: 30, sigma: 6 }, { mu: 20, sigma: 4 }]
+    const c = Math.sqrt(64 + 36 + 16 + 3 * 49)
+    const e = rs.map((r) => Math.exp(r.mu / c))
+    const C0 = e[0]! + e[1]! + e[2]!, C1 = e[0]! + e[2]!, C2 = e[2]!
+    // winner (rank 0): only q = itself
+    const q1 = e[1]! / C0
+    const out = plackettLuce(rs, [1, 0, 2], { beta: 7, tau: 0 })
+    expect(out[1]!.mu).toBeCloseTo(30 + (36 / c) * (1 - q1), 12)
+    expect(out[1]!.sigma).toBeCloseTo(6 * Math.sqrt(1 - (6 / c) * (36 / (c * c)) * q1 * (1 - q1)), 12)
+    // middle (rank 1): q = winner (C0) and itself (C1)
+    const a = e[0]! / C0, b = e[0]! / C1
+    expect(out[0]!.mu).toBeCloseTo(25 + (64 / c) * (-a + (1 - b)), 12)
+    expect(out[0]!.sigma).toBeCloseTo(8 * Math.sqrt(1 - (8 / c) * (64 / (c * c)) * (a * (1 - a) + b * (1 - b))), 12)
+    // last: all three q; its own C2 quotient is 1
+    const x = e[2]! / C0, y = e[2]! / C1
+    expect(out[2]!.mu).toBeCloseTo(20 + (16 / c) * (-x - y + 0), 12)
+    void C2
+  })
+
+  const ratingArb = fc.record({ mu: fc.double({ min: 0, max: 50, noNaN: true }), sigma: fc.double({ min: 0.5, max: 10, noNaN: true }) })
+
+  test("winner's mu rises, last's falls, sigma shrinks (tau 0), equal-sigma matches are zero-sum", () => {
+    fc.assert(fc.property(fc.array(ratingArb, { minLength: 2, maxLength: 8 }), (rs) => {
+      const ranks = rs.map((_, i) => i)
+      const out = plackettLuce(rs, ranks, { beta: 7, tau: 0 })
+      expect(out[0]!.mu).toBeGreaterThan(rs[0]!.mu)
+      expect(out[rs.length - 1]!.mu).toBeLessThan(rs[rs.length - 1]!.mu)
+      out.forEach((r, i) => expect(r.sigma).toBeLessThanOrEqual(rs[i]!.sigma))
+      const same = rs.map((r) => ({ mu: r.mu, sigma: rs[0]!.sigma }))
+      const moved = plackettLuce(same, ranks, { beta: 7, tau: 0 }).reduce((s, r, i) => s + r.mu - same[i]!.mu, 0)
+      expect(Math.abs(moved)).toBeLessThan(1e-9)
+    }))
+  })
+})
+
+describe("weights", () => {
+  const scoresArb = fc.uniqueArray(fc.record({ uid: fc.integer({ min: 0, max: 255 }), score: fc.oneof(fc.double({ min: -10, max: 10, noNaN: true }), fc.constant(0), fc.constant(1)) }), { selector: (s) => s.uid, maxLength: 40 })
+
+  test("finite, positive scores only, sum to 1, independent of input order, higher score never less weight", () => {
+    fc.assert(fc.property(scoresArb, fc.integer(), (scores, seed) => {
+      const w = weightsFromScores(scores, reference.scoring)
+      const shuffled = [...scores].sort((a, b) => ((a.uid * 7919 + seed) % 101) - ((b.uid * 7919 + seed) % 101))
+      expect(weightsFromScores(shuffled, reference.scoring)).toEqual(w)
+      if (!scores.some((s) => s.score > 0)) return expect(w).toEqual([])
+      expect(Math.abs(w.reduce((a, x) => a + x.weight, 0) - 1)).toBeLessThan(1e-12)
+      const byUid = new Map(w.map((x) => [x.uid, x.weight]))
+      for (const x of w) expect(Number.isFinite(x.weight) && x.weight > 0).toBe(true)
+      for (const s of scores) if (s.score <= 0) expect(byUid.has(s.uid)).toBe(false)
+      for (const a of scores) for (const b of scores) if (a.score > b.score && b.score > 0) expect(byUid.get(a.uid)! + 1e-15).toBeGreaterThanOrEqual(byUid.get(b.uid)!)
+    }))
+  })
+
+  test("linear profile then a geometric tail, nothing after", () => {
+    const p = { linearWeighted: 3, tailWeighted: 2 }
+    expect([0, 1, 2, 3, 4, 5].map((i) => positionWeight(i, p))).toEqual([3, 2, 1, 0.5, 0.25, 0])
+  })
+})
+
+// ------------------------------------------------------------------ random window histories
+
+const UIDS = [1, 2, 3, 4, 5, 6]
+
+const windowArb = (w: number): fc.Arbitrary<GauntletWindow> =>
+  fc.record({
+    delivered: fc.subarray(UIDS),
+    invalidPick: fc.subarray(UIDS, { maxLength: 2 }),
+    copyPick: fc.subarray(UIDS, { maxLength: 2 }),
+    evalPick: fc.subarray(UIDS),
+    grads: fc.array(fc.double({ min: -0.5, max: 0.5, noNaN: true }), { minLength: UIDS.length, maxLength: UIDS.length }),
+    own: fc.array(fc.double({ min: -0.5, max: 0.5, noNaN: true }), { minLength: UIDS.length, maxLength: UIDS.length }),
+    sync: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: UIDS.length, maxLength: UIDS.length }),
+  }).map(({ delivered, invalidPick, copyPick, evalPick, grads, own, sync }) => {
+    const invalid = invalidPick.filter((u) => delivered.includes(u))
+    const valid = delivered.filter((u) => !invalid.includes(u))
+    const copies = copyPick.filter((u) => valid.includes(u))
+    const evaluated = evalPick.filter((u) => valid.includes(u))
+    return {
+      window: w,
+      tracked: UIDS,
+      delivered,
+      invalid,
+      copies,
+      evaluations: evaluated.map((uid) => ({ uid, gradientScore: grads[uid - 1]!, ownImprovement: own[uid - 1]!, randomImprovement: grads[uid - 1]! })),
+      sync: valid.map((uid) => ({ uid, score: sync[uid - 1]! })),
+    }
+  })
+
+const historyArb = (n: number): fc.Arbitrary<GauntletWindow[]> => fc.tuple(...Array.from({ length: n }, (_, i) => windowArb(100 + i)))
+
+const run = (ws: ReadonlyArray<GauntletWindow>, p = params, from: GauntletState = emptyGauntlet()): GauntletState => ws.reduce((s, o) => observeWindow(s, o, p), from)
+
+const reversed = (o: GauntletWindow): GauntletWindow => ({
+  ...o,
+  tracked: [...o.tracked].reverse(),
+  delivered: [...o.delivered].reverse(),
+  invalid: [...o.invalid].reverse(),
+  copies: [...o.copies].reverse(),
+  evaluations: [...o.evaluations].reverse(),
+  sync: [...o.sync].reverse(),
+})
+
+const scoreOf = (s: GauntletState, uid: number, p = params) => scoresOf(s, p).find((x) => x.uid === uid)?.score ?? 0
+
+describe("Gauntlet", () => {
+  test("scores finite and >= 0, weights sum to 1, state round-trips JSON exactly", () => {
+    fc.assert(fc.property(historyArb(8), (ws) => {
+      const s = run(ws)
+      for (const { score } of scoresOf(s, params)) expect(Number.isFinite(score) && score >= 0).toBe(true)
+      const w = gauntletWeights(s, params)
+      if (w.length > 0) expect(Math.abs(w.reduce((a, x) => a + x.weight, 0) - 1)).toBeLessThan(1e-12)
+      const json = Schema.encodeSync(GauntletStateJson)(s)
+      expect(Schema.decodeUnknownSync(GauntletStateJson)(json)).toEqual(s)
+    }), { numRuns: 200 })
+  })
+
+  test("rankings and weights do not depend on the order peers are listed in", () => {
+    fc.assert(fc.property(historyArb(6), (ws) => {
+      expect(run(ws.map(reversed))).toEqual(run(ws))
+    }), { numRuns: 200 })
+  })
+
+  test("on the same history, an update that improves the loss never ranks below one that worsens it", () => {
+    fc.assert(fc.property(historyArb(5), fc.double({ min: 1e-6, max: 0.5, noNaN: true }), fc.double({ min: -0.5, max: -1e-6, noNaN: true }), (ws, good, bad) => {
+      // peers 7 and 8 share a history (delivered and evaluated together, same numbers), then differ once.
+      const twin = ws.map((o) => ({
+        ...o,
+        tracked: [...o.tracked, 7, 8],
+        delivered: [...o.delivered, 7, 8],
+        evaluations: [...o.evaluations, ...[7, 8].map((uid) => ({ uid, gradientScore: 0.1, ownImprovement: 0.2, randomImprovement: 0.1 }))],
+      }))
+      const last: GauntletWindow = {
+        window: 200, tracked: [...UIDS, 7, 8], delivered: [7, 8], invalid: [], copies: [],
+        evaluations: [{ uid: 7, gradientScore: good, ownImprovement: good + 0.1, randomImprovement: good }, { uid: 8, gradientScore: bad, ownImprovement: bad + 0.1, randomImprovement: bad }],
+        sync: [],
+      }
+      const s = run([...twin, last])
+      expect(s.peers["7"]!.mu).toBeGreaterThan(s.peers["8"]!.mu)
+      expect(scoreOf(s, 7)).toBeGreaterThanOrEqual(scoreOf(s, 8))
+      expect(scoreOf(s, 8)).toBe(0)
+    }), { numRuns: 200 })
+  })
+
+  test("penalties are monotone: flagging a peer, or taking its delivery away, never raises its score", () => {
+    fc.assert(fc.property(historyArb(5), windowArb(300), fc.constantFrom(...UIDS), (ws, o, uid) => {
+      const s = run(ws)
+      const base = scoreOf(observeWindow(s, o, params), uid)
+      const copied = { ...o, copies: o.delivered.includes(uid) && !o.invalid.includes(uid) ? [...new Set([...o.copies, uid])] : o.copies }
+      expect(scoreOf(observeWindow(s, copied, params), uid)).toBeLessThanOrEqual(base)
+      const invalid = { ...o, invalid: o.delivered.includes(uid) ? [...new Set([...o.invalid, uid])] : o.invalid, copies: o.copies.filter((u) => u !== uid), evaluations: o.evaluations.filter((e) => e.uid !== uid), sync: o.sync.filter((e) => e.uid !== uid) }
+      expect(scoreOf(observeWindow(s, invalid, params), uid)).toBeLessThanOrEqual(base)
+      expect(missFactor(3, [0.75, 0.5, 0])).toBe(0)
+    }), { numRuns: 300 })
+  })
+
+  test("a peer that misses a window never gains, and one that stops delivering decays to weight 0", () => {
+    fc.assert(fc.property(historyArb(6), windowArb(400), fc.constantFrom(...UIDS), (ws, o, uid) => {
+      const s = run(ws)
+      const absent = { ...o, delivered: o.delivered.filter((u) => u !== uid), invalid: o.invalid.filter((u) => u !== uid), copies: o.copies.filter((u) => u !== uid), evaluations: o.evaluations.filter((e) => e.uid !== uid), sync: o.sync.filter((e) => e.uid !== uid) }
+      let t = observeWindow(s, absent, params)
+      expect(scoreOf(t, uid)).toBeLessThanOrEqual(scoreOf(s, uid))
+      for (let w = 401; w < 401 + params.penalties.consecutiveMissFactors.length + params.activeWindows; w++) {
+        const before = scoreOf(t, uid)
+        t = observeWindow(t, { ...absent, window: w }, params)
+        expect(scoreOf(t, uid)).toBeLessThanOrEqual(before)
+      }
+      expect(scoreOf(t, uid)).toBe(0)
+      expect(gauntletWeights(t, params).some((x) => x.uid === uid)).toBe(false)
+      expect(isPenalised(t, uid, t.window!, params)).toBe(true)
+    }), { numRuns: 200 })
+  })
+
+  test("two negatives never make a positive: a worsening update scores 0 whatever its indicator", () => {
+    const s = run(Array.from({ length: 24 }, (_, i) => 100 + i).map((w) => ({
+      window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [],
+      evaluations: [{ uid: 1, gradientScore: 0.1, ownImprovement: 0.2, randomImprovement: 0.1 }, { uid: 2, gradientScore: -0.3, ownImprovement: -0.5, randomImprovement: -0.3 }],
+      sync: [],
+    })))
+    expect(s.peers["2"]!.indicatorEma).toBeLessThan(0)
+    expect(ordinal(s.peers["2"]!)).toBeLessThan(0)
+    expect(finalScore(s.peers["2"]!, 123, params)).toBe(0)
+    expect(finalScore(s.peers["1"]!, 123, params)).toBeGreaterThan(0)
+    // past the warm-up the -1 indicator alone keeps peer 2 off the list, and a +1 peer on it
+    expect(isPenalised({ ...s, peers: { ...s.peers, "2": { ...s.peers["2"]!, lastGradientScore: 0.1 } } }, 2, 123, params)).toBe(true)
+    expect(isPenalised(s, 1, 123, params)).toBe(false)
+    expect(gauntletWeights(s, params)).toEqual([{ uid: 1, weight: 1 }])
+  })
+
+  test("a zero update (free rider) improves nothing: score 0 and off the list, however it ranks", () => {
+    const s = run([100, 101].map((w) => ({
+      window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [],
+      evaluations: [{ uid: 1, gradientScore: 0, ownImprovement: 0.1, randomImprovement: 0 }, { uid: 2, gradientScore: -0.2, ownImprovement: 0, randomImprovement: -0.2 }],
+      sync: [],
+    })))
+    expect(ordinal(s.peers["1"]!)).toBeGreaterThan(0)
+    expect(finalScore(s.peers["1"]!, 101, params)).toBe(0)
+    expect(isPenalised(s, 1, 101, params)).toBe(true)
+  })
+
+  test("indicator warm-up: the EMA's time constant, at least what an always-+1 EMA from 0 needs to reach the threshold", () => {
+    expect(indicatorWarmup(0.05, 0.1)).toBe(20)
+    expect(indicatorWarmup(0.5, 0.5)).toBe(2)
+    expect(indicatorWarmup(0.5, 0.8)).toBe(3) // 1 - 0.5^2 = 0.75 < 0.8 <= 1 - 0.5^3
+    expect(indicatorWarmup(0, 0.1)).toBe(Number.POSITIVE_INFINITY)
+  })
+
+  test("evaluation picks the least recently evaluated plus one random pick, the same for the same state", () => {
+    fc.assert(fc.property(historyArb(4), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 1000 }), (ws, count, window) => {
+      const s = run(ws)
+      const picked = selectForEvaluation(s, window, [...UIDS].reverse(), count)
+      expect(picked).toEqual(selectForEvaluation(s, window, UIDS, count))
+      expect(picked.length).toBe(Math.min(count, UIDS.length))
+      const last = (u: number) => s.peers[String(u)]?.lastEvaluated ?? -Infinity
+      const notPicked = UIDS.filter((u) => !picked.includes(u))
+      // all but one pick are at least as stale as anyone left out
+      const staleOk = picked.filter((u) => notPicked.every((v) => last(u) <= last(v)))
+      if (notPicked.length > 0) expect(staleOk.length).toBeGreaterThanOrEqual(count - 1)
+    }))
+  })
+})

@@ -1,0 +1,77 @@
+/** Copy detection, sync score and the peer list: the pure parts the validator and every node use. */
+import { describe, expect, test } from "bun:test"
+import { FastCheck as fc } from "effect"
+import type { TensorUpdate, UpdateMessage } from "@covenant/sparseloco"
+import { detectCopies, tensorOverlap } from "../src/scoring/copy.ts"
+import { syncScore, stepsBehind } from "../src/scoring/sync.ts"
+import { aggregatedPeers, choosePeerList, gatheredUids } from "../src/scoring/peer-list.ts"
+
+const tensor = (indices: number[], kEff: number): TensorUpdate => ({
+  name: "t", shape: [indices.length], chunk: 64, kEff, indices: Uint16Array.from(indices), codes: new Uint8Array(indices.length), shift: 0, scale: 1, lookup: new Float32Array(4),
+})
+const message = (uid: number, ...ts: TensorUpdate[]): UpdateMessage =>
+  ({ meta: { runId: "r", window: 1, uid, hotkey: "h", sampleDigest: "d", sampleCount: 1 }, tensors: ts.map((update) => ({ coding: "packed12" as const, update })) }) as unknown as UpdateMessage
+
+describe("copy detection", () => {
+  test("overlap counts shared indices chunk by chunk", () => {
+    // two chunks of k = 2: chunk 0 shares {1}, chunk 1 shares {5, 6}
+    expect(tensorOverlap(tensor([0, 1, 5, 6], 2), tensor([1, 2, 6, 5], 2))).toBe(3 / 4)
+    // the same index in another chunk is not shared
+    expect(tensorOverlap(tensor([0, 1, 2, 3], 2), tensor([2, 3, 0, 1], 2))).toBe(0)
+  })
+
+  test("the later uploader of an overlapping pair is the copy, whatever the order given", () => {
+    const a = { uid: 5, storeTime: 100, message: message(5, tensor([0, 1, 5, 6], 2)) }
+    const copy = { uid: 2, storeTime: 140, message: message(2, tensor([0, 1, 5, 6], 2)) }
+    const other = { uid: 3, storeTime: 90, message: message(3, tensor([2, 3, 7, 8], 2)) }
+    expect(detectCopies([a, copy, other], 0.4).copies).toEqual([2])
+    expect(detectCopies([other, copy, a], 0.4).copies).toEqual([2])
+    expect(detectCopies([{ ...copy, storeTime: 10 }, a, other], 0.4).copies).toEqual([5])
+    expect(detectCopies([a, copy, other], 1.01).copies).toEqual([])
+  })
+})
+
+describe("sync score", () => {
+  test("0 steps -> 1, max steps or more -> 0, monotone in between", () => {
+    expect(syncScore(0, 3, 2.5)).toBe(1)
+    expect(syncScore(3, 3, 2.5)).toBe(0)
+    expect(syncScore(Number.POSITIVE_INFINITY, 3, 2.5)).toBe(0)
+    expect(syncScore(1.5, 3, 2)).toBe(0.25)
+    fc.assert(fc.property(fc.double({ min: 0, max: 10, noNaN: true }), fc.double({ min: 0, max: 10, noNaN: true }), (a, b) => {
+      const [lo, hi] = a <= b ? [a, b] : [b, a]
+      expect(syncScore(lo, 3, 2.5)).toBeGreaterThanOrEqual(syncScore(hi, 3, 2.5))
+    }))
+  })
+
+  test("steps behind: the mean distance over the typical change; an identical slice is 0 steps", () => {
+    const v = { a: [1, 2], b: [3] }
+    expect(stepsBehind(v, v, 0)).toBe(0)
+    expect(stepsBehind({ a: [1.2, 2], b: [3.1] }, v, 0.1)).toBeCloseTo(1, 12)
+    expect(stepsBehind({ a: [1] }, v, 0.1)).toBe(Number.POSITIVE_INFINITY)
+  })
+})
+
+describe("peer list", () => {
+  const cands = [1, 2, 3, 4, 5, 6].map((uid) => ({ uid, hotkey: `hk${uid}` }))
+  const score = (uid: number) => [0, 0.5, 0.9, 0, 0.9, 0.1, 0][uid]!
+
+  test("top peers by score (uid on ties), then reserves; penalised and unadmitted peers left out", () => {
+    expect(choosePeerList(cands, score, () => false, { kind: "permissionless" }, { peersGathered: 2, reservePeers: 2 })).toEqual({ peers: [2, 4], reserve: [1, 5] })
+    expect(choosePeerList(cands, score, (u) => u === 4, { kind: "allowList", hotkeys: ["hk2", "hk4", "hk6", "hk3"] }, { peersGathered: 2, reservePeers: 5 })).toEqual({ peers: [2, 3], reserve: [6] })
+  })
+
+  test("reserves fill the slots of listed peers that did not deliver, in list order; never more than the list's size", () => {
+    const list = { peers: [4, 2, 9], reserve: [7, 1, 3] }
+    expect(gatheredUids(list)).toEqual([1, 2, 3, 4, 7, 9])
+    expect(aggregatedPeers(list, [2, 4, 9, 7, 1])).toEqual([2, 4, 9])
+    expect(aggregatedPeers(list, [2, 1, 3])).toEqual([1, 2, 3])
+    expect(aggregatedPeers(list, new Set([9, 3, 1]))).toEqual([1, 3, 9])
+    fc.assert(fc.property(fc.subarray([1, 2, 3, 4, 7, 9]), (got) => {
+      const out = aggregatedPeers(list, got)
+      expect(out.length).toBeLessThanOrEqual(list.peers.length)
+      for (const u of out) expect(got.includes(u)).toBe(true)
+      expect(aggregatedPeers(list, [...got].reverse())).toEqual(out)
+      for (const u of list.peers) if (got.includes(u)) expect(out).toContain(u)
+    }))
+  })
+})

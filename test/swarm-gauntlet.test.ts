@@ -1,0 +1,84 @@
+/**
+ * The Gauntlet on the debug swarm: 4 honest peers, a sign-flipper and a copycat (the adversary
+ * catalogue), one validator judging every peer each window and setting weights every window.
+ * Both adversaries lose all weight within 5 windows of their first bad update and leave the
+ * peer list; the honest peers hold all the weight (at least three of the four some) and stay listed; every node stays bitwise identical; the
+ * weights are read back from the chain's stored row (Weights.onChain, u16 max-normalised).
+ */
+import { expect, test } from "bun:test"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Effect } from "effect"
+import { catalogue, runSwarm } from "@covenant/runtime"
+import type { NodeEvent } from "@covenant/runtime"
+import { gauntletSpec, logEvent, roundsOf, validatorRounds } from "./swarm-support.ts"
+
+type WeightsEvent = Extract<NodeEvent, { _tag: "Weights" }>
+
+test("Gauntlet swarm: sign-flipper and copycat reach weight 0 and leave the list, honest peers keep the weight, models identical", async () => {
+  const spec = await gauntletSpec()
+  const workDir = mkdtempSync(join(tmpdir(), "covenant-swarm-gauntlet-"))
+  const rounds = 9
+  try {
+    const { startWindow: s, events } = await Effect.runPromise(runSwarm({
+      spec,
+      peers: 6,
+      rounds,
+      workDir,
+      behaviours: { 4: catalogue["sign-flip"]!, 5: catalogue["copycat"]! },
+      onEvent: logEvent(Date.now()),
+    }))
+    const uidOf = new Map(events.flatMap((e) => (e._tag === "Joined" ? [[e.name, e.uid] as const] : [])))
+    const honest = [0, 1, 2, 3].map((i) => uidOf.get(`peer-${i}`)!)
+    const flipper = uidOf.get("peer-4")!
+    const copycat = uidOf.get("peer-5")!
+    const byWindow = validatorRounds(events)
+    const peerRounds = roundsOf(events).filter((e) => e.role === "peer")
+
+    // Every node, adversaries included (they step honestly), holds the validator's model after every window.
+    for (let w = s; w < s + rounds; w++) expect(byWindow.get(w)?.stepped).toBe(true)
+    expect(peerRounds.length).toBeGreaterThanOrEqual(6 * (rounds - 1))
+    for (const e of peerRounds) expect({ name: e.name, window: e.window, digest: e.digest }).toEqual({ name: e.name, window: e.window, digest: byWindow.get(e.window)!.digest })
+
+    // The validator saw both attacks: the flipper's update worsens the loss, the copy is flagged.
+    const judged = events.filter((e): e is Extract<NodeEvent, { _tag: "Judged" }> => e._tag === "Judged")
+    expect(judged.some((j) => j.gradientScores.some((g) => g.uid === flipper && g.score < 0))).toBe(true)
+    expect(judged.some((j) => j.copies.includes(copycat))).toBe(true)
+    for (const j of judged) for (const u of honest) expect(j.copies).not.toContain(u)
+
+    // Weights: set every window; from the 5th window on, none for either adversary, all for honest peers, as the chain stores them.
+    const weights = events.filter((e): e is WeightsEvent => e._tag === "Weights").sort((a, b) => a.window - b.window)
+    expect(weights.length).toBeGreaterThanOrEqual(rounds - 1)
+    for (const e of weights.filter((e) => e.window >= s + 4)) {
+      expect(e.weights.length).toBeGreaterThan(0)
+      const uids = e.weights.map((x) => x.uid)
+      expect(uids).not.toContain(flipper)
+      expect(uids).not.toContain(copycat)
+      for (const u of uids) expect(honest).toContain(u)
+      expect(Math.abs(e.weights.reduce((a, x) => a + x.weight, 0) - 1)).toBeLessThan(1e-9)
+      // The chain's row: the same uids, the largest at 65535, the others in proportion.
+      const max = Math.max(...e.weights.map((x) => x.weight))
+      expect([...(e.onChain ?? [])].map(([u, v]) => [u, v]).sort((a, b) => a[0]! - b[0]!)).toEqual(
+        e.weights.map((x) => [x.uid, Math.round((x.weight / max) * 65535)]).filter(([, v]) => v! > 0),
+      )
+    }
+    // Honest peers keep the weight (all of it, above) and at least three of the four hold some. Not
+    // all four: rated by ordinal (mu - 3 sigma), an honest peer that ranks 4th of 5 every window keeps
+    // a negative ordinal (-0.4 after one window, -4.3 after nine, with beta 7), as in the reference.
+    const weighted = honest.filter((u) => weights.some((e) => e.window >= s + 4 && e.weights.some((x) => x.uid === u && x.weight > 0)))
+    expect(weighted.length).toBeGreaterThanOrEqual(3)
+
+    // The peer list drops both adversaries (in force from the 6th window on) and keeps the honest peers.
+    for (let w = s + 5; w < s + rounds; w++) {
+      const v = byWindow.get(w)!
+      expect(v.expected).not.toContain(flipper)
+      expect(v.expected).not.toContain(copycat)
+      expect(v.gathered).not.toContain(flipper)
+      expect(v.gathered).not.toContain(copycat)
+      for (const u of honest) expect(v.expected).toContain(u)
+    }
+  } finally {
+    rmSync(workDir, { recursive: true, force: true })
+  }
+}, 240_000)
