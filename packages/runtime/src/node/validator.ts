@@ -71,7 +71,8 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
     let dir = yield* readDirectory
     if (leadsVacantRun(dir, uid)) {
       const next = (yield* currentWindow) + 1
-      const first = yield* scoring.peerList(next, eligibleCandidates(dir, spec.participation.admission))
+      // No leader yet, so eligibleCandidates cannot leave it out: this validator is about to lead, not train.
+      const first = yield* scoring.peerList(next, eligibleCandidates(dir, spec.participation.admission).filter((c) => c.uid !== uid))
       yield* publishPeerList(me, address, next, first.peers, first.reserve)
       yield* publishStartWindow(me, address, next)
     }
