@@ -139,7 +139,7 @@ const logEvent = (e: NodeEvent) => {
     // Every expected peer not aggregated, with why (late/early by how much, invalid, absent): an empty gather is never unexplained.
     const missing = e.missing === undefined
       ? (e.rejected.length === 0 ? "" : `, rejected [${e.rejected.map((r) => `${r.uid}: ${describeRejection(r.reason)}`).join("; ")}]`)
-      : e.expected.length === 0 ? ", no peers listed for this window yet" : e.missing.length === 0 ? "" : `, missing [${describeMissing(e.missing)}]`
+      : e.expected.length === 0 ? ", no peers listed for this window" : e.missing.length === 0 ? "" : `, missing [${describeMissing(e.missing)}]`
     console.log(`[${e.name}] window ${e.window}: loss ${e.loss?.toFixed(4) ?? "-"}, gathered [${e.gathered.join(",")}] of [${e.expected.join(",")}]${missing}${e.stepped ? "" : ", NOT stepped (every tensor)"}, sent ${e.bytesUp} B, received ${e.bytesDown} B, model ${e.digest.slice(0, 12)} (${phases})`)
   } else if (e._tag === "Joined") console.log(`[${e.name}] ${e.role} uid ${e.uid}${e.resumedAt === null ? "" : `, resumed at window ${e.resumedAt}`}`)
   else if (e._tag === "Diverged") console.log(`[${e.name}] DIVERGED after window ${e.window}: model ${e.digest.slice(0, 12)}, leader's ${e.leaderDigest.slice(0, 12)}; re-synced to window ${e.resyncedTo}${e.matches === null ? "" : e.matches ? " (now the leader's)" : " (STILL DIFFERENT)"}`)
