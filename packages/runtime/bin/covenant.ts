@@ -153,6 +153,7 @@ const logEvent = (e: NodeEvent) => {
 
 const node = (role: "peer" | "validator", argv: readonly string[]) =>
   Effect.gen(function* () {
+    const stop = yield* stopRuleOf(argv)
     const spec = yield* specOf(argv)
     const secret = flag(argv, "secret")
     if (secret === undefined) return yield* new RuntimeError({ phase: "flags", reason: "--secret is required (a dev URI such as //Alice, a mnemonic or a 0x seed)" })
@@ -161,7 +162,6 @@ const node = (role: "peer" | "validator", argv: readonly string[]) =>
     const root = join(".covenant", spec.name)
     const stateDir = resolve(flag(argv, "state") ?? join(root, "nodes", name))
     mkdirSync(stateDir, { recursive: true })
-    const stop = yield* stopRuleOf(argv)
 
     const bucket = `covenant-${name}`
     let transportLayer: Layer.Layer<Transport>
