@@ -1,0 +1,60 @@
+/**
+ * The fast CPU backend: the reference backend's buffers and chunking, with some kernels run by
+ * faster implementations of the same meaning (looked up by kernel name). Every other kernel runs
+ * its CPU reference, so the two backends differ only where a fast kernel exists, and every fast
+ * kernel is tested against the reference in test/cpuFast.test.ts.
+ *
+ * Fast kernels: every matmul variant through a WebAssembly SIMD micro-kernel (src/cpu/wasmGemm.ts)
+ * on packed panels. Results agree with the reference to fp32 rounding (summation order differs).
+ */
+import type { CpuViews, Dispatch } from "../backend.ts"
+import { CpuBackend } from "./backend.ts"
+import { WasmGemm } from "./wasmGemm.ts"
+
+/** A fast implementation of a kernel's CPU reference (same bindings, params and meaning). */
+export type FastKernel = (views: CpuViews, p: Readonly<Record<string, number>>) => void
+
+const matmulFast = (gemm: WasmGemm): FastKernel => (views, p) => {
+  const A = views.f32("A")
+  const B = views.f32("B")
+  const C = views.f32("C")
+  const batches = p["batches"]!
+  for (let bt = 0; bt < batches; bt++) {
+    gemm.gemm(
+      A, p["offA"]! + bt * p["bsA"]!, p["rsA"]!, p["csA"]!,
+      B, p["offB"]! + bt * p["bsB"]!, p["rsB"]!, p["csB"]!,
+      C, p["offC"]! + bt * p["bsC"]!, p["ldc"]!,
+      p["M"]!, p["N"]!, p["K"]!, p["acc"]! !== 0
+    )
+  }
+}
+
+/** Kernel names that share the matmul params and meaning (src/ops/matmul.ts). */
+export const MATMUL_KERNELS = ["matmul", "matmul_vec4_ak_bn", "matmul_vec4_ak_bk", "matmul_vec4_am_bn", "matmul_vec4_am_bk", "matmul_tiled"]
+
+export const fastKernels = (): Map<string, FastKernel> => {
+  const gemm = new WasmGemm()
+  const mm = matmulFast(gemm)
+  return new Map(MATMUL_KERNELS.map((n) => [n, mm]))
+}
+
+export class FastCpuBackend extends CpuBackend {
+  override readonly name = "cpu-fast (wasm simd)"
+  private readonly fast: Map<string, FastKernel>
+
+  /** Whether this JavaScript engine can run the fast kernels (WebAssembly SIMD). */
+  static supported(): boolean {
+    return WasmGemm.supported()
+  }
+
+  constructor(maxBindingBytes?: number) {
+    super(maxBindingBytes)
+    this.fast = fastKernels()
+  }
+
+  override run(d: Dispatch): void {
+    const f = this.fast.get(d.kernel.name)
+    if (f === undefined) super.run(d)
+    else f(this.views(d), d.params)
+  }
+}
