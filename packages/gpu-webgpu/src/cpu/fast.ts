@@ -5,10 +5,13 @@
  * kernel is tested against the reference in test/cpuFast.test.ts.
  *
  * Fast kernels: every matmul variant through a WebAssembly SIMD micro-kernel (src/cpu/wasmGemm.ts)
- * on packed panels. Results agree with the reference to fp32 rounding (summation order differs).
+ * on packed panels, and the three attention kernels as gemms over [T,T] score blocks
+ * (src/cpu/fastAttention.ts). Results agree with the reference to fp32 rounding (summation
+ * order differs), not bitwise.
  */
 import type { CpuViews, Dispatch } from "../backend.ts"
 import { CpuBackend } from "./backend.ts"
+import { attentionFast, attentionGradKVFast, attentionGradQFast } from "./fastAttention.ts"
 import { WasmGemm } from "./wasmGemm.ts"
 
 /** A fast implementation of a kernel's CPU reference (same bindings, params and meaning). */
@@ -35,7 +38,12 @@ export const MATMUL_KERNELS = ["matmul", "matmul_vec4_ak_bn", "matmul_vec4_ak_bk
 export const fastKernels = (): Map<string, FastKernel> => {
   const gemm = new WasmGemm()
   const mm = matmulFast(gemm)
-  return new Map(MATMUL_KERNELS.map((n) => [n, mm]))
+  return new Map([
+    ...MATMUL_KERNELS.map((n) => [n, mm] as const),
+    ["attention", attentionFast(gemm)],
+    ["attentionGradQ", attentionGradQFast(gemm)],
+    ["attentionGradKV", attentionGradKVFast(gemm)]
+  ])
 }
 
 export class FastCpuBackend extends CpuBackend {
