@@ -4,7 +4,8 @@
  *    attention run different code, the rest checks the dispatch falls through untouched);
  *  - the SIMD gemm directly on strided, transposed, offset, accumulating, ragged operands;
  *  - matmul and attention at model-sized shapes, including operands split over several chunks;
- *  - three training steps of a LLaMA (loss and every parameter after the steps).
+ *  - three training steps of a LLaMA (loss and every parameter after the steps);
+ *  - the straight-loop element-wise kernels, bitwise (same arithmetic, same order).
  * Tolerance (fp32, different summation order): |fast - ref| <= 1e-4 + 1e-3 * |ref| per element,
  * 2e-4 + 2e-3 * |ref| for parameters after three AdamW steps.
  */
@@ -12,6 +13,11 @@ import { describe, expect, test } from "bun:test"
 import { FastCheck as fc } from "effect"
 import { CpuBackend, FastCpuBackend, initLlamaParameters, makeEngine, Trainer, type Engine } from "../src/index.ts"
 import { WasmGemm } from "../src/cpu/wasmGemm.ts"
+import type { Kernel } from "../src/backend.ts"
+import { addKernel, mulKernel, subKernel } from "../src/ops/binary.ts"
+import { axpbyKernel, fillKernel } from "../src/ops/util.ts"
+import { scaleInPlaceKernel } from "../src/optim/clip.ts"
+import { adamwKernel } from "../src/optim/adamw.ts"
 import { buildInputs, cases, lossOf, makeData, rng } from "./opsCases.ts"
 import { debugSpec, randomIds } from "./model-engines.ts"
 
@@ -147,3 +153,36 @@ test("three LLaMA training steps: same losses and parameters as the reference", 
   got.losses.forEach((l, i) => expect(Math.abs(l - want.losses[i]!)).toBeLessThan(1e-4 + 1e-4 * Math.abs(want.losses[i]!)))
   for (const [name, w] of want.params) close(name, got.params.get(name)!, w, 2e-4, 2e-3)
 }, 60_000)
+
+describe("element-wise fast kernels are bitwise equal to their references", () => {
+  const n = 1000
+  const rand = rng(11)
+  const data = (len: number) => Float32Array.from({ length: len }, () => rand() * 2 - 1)
+  const kernels: ReadonlyArray<readonly [Kernel, Readonly<Record<string, number>>, Readonly<Record<string, number>>]> = [
+    [addKernel, { a: n, b: n, out: n }, { n, bcast: 0 }],
+    [addKernel, { a: n, b: 40, out: n }, { n, bcast: 40 }],
+    [subKernel, { a: n, b: 40, out: n }, { n, bcast: 40 }],
+    [mulKernel, { a: n, b: n, out: n }, { n, bcast: 0 }],
+    [fillKernel, { out: n }, { n: 999, bcast: 0, value: 0.3 }],
+    [axpbyKernel, { x: n, y: n }, { n, bcast: 0, alpha: 0.7, beta: 0.9 }],
+    [axpbyKernel, { x: n, y: n }, { n, bcast: 0, alpha: 1.3, beta: 0 }],
+    [scaleInPlaceKernel, { y: n }, { n, bcast: 0, s: 0.37 }],
+    [adamwKernel, { g: n, p: n, m: n, v: n }, { n, bcast: 0, lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, wd: 0.1, bc1: 0.19, sqrtBc2: Math.sqrt(0.0975) }]
+  ]
+  for (const [kernel, sizes, params] of kernels) {
+    test(`${kernel.name} ${JSON.stringify(params)}`, async () => {
+      const inputs = Object.entries(sizes).map(([name, len]) => [name, kernel.name === "adamw" && name === "v" ? data(len).map(Math.abs) : data(len)] as const)
+      const outs: Float32Array[][] = []
+      for (const backend of [new CpuBackend(), new FastCpuBackend()]) {
+        const bufs = inputs.map(([name, d]) => {
+          const buf = backend.alloc(d.byteLength)
+          backend.upload(buf, d)
+          return [name, buf] as const
+        })
+        backend.run({ kernel, bindings: Object.fromEntries(bufs.map(([name, buf]) => [name, { buf, chunk: 0 }])), params, workgroups: [1, 1, 1] })
+        outs.push(await Promise.all(bufs.map(async ([, buf]) => new Float32Array(await backend.download(buf)))))
+      }
+      outs[0]!.forEach((want, i) => expect(outs[1]![i]!).toEqual(want))
+    })
+  }
+})

@@ -6,11 +6,13 @@
  *
  * Fast kernels: every matmul variant through a WebAssembly SIMD micro-kernel (src/cpu/wasmGemm.ts)
  * on packed panels, and the three attention kernels as gemms over [T,T] score blocks
- * (src/cpu/fastAttention.ts). Results agree with the reference to fp32 rounding (summation
+ * (src/cpu/fastAttention.ts), and straight loops for the hottest element-wise kernels
+ * (src/cpu/fastElementwise.ts, bitwise equal to their references). Matmul and attention agree with the reference to fp32 rounding (summation
  * order differs), not bitwise.
  */
 import type { CpuViews, Dispatch } from "../backend.ts"
 import { CpuBackend } from "./backend.ts"
+import { elementwiseFast } from "./fastElementwise.ts"
 import { attentionFast, attentionGradKVFast, attentionGradQFast } from "./fastAttention.ts"
 import { WasmGemm } from "./wasmGemm.ts"
 
@@ -42,7 +44,8 @@ export const fastKernels = (): Map<string, FastKernel> => {
     ...MATMUL_KERNELS.map((n) => [n, mm] as const),
     ["attention", attentionFast(gemm)],
     ["attentionGradQ", attentionGradQFast(gemm)],
-    ["attentionGradKV", attentionGradKVFast(gemm)]
+    ["attentionGradKV", attentionGradKVFast(gemm)],
+    ...elementwiseFast()
   ])
 }
 

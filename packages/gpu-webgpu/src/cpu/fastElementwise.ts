@@ -1,0 +1,69 @@
+/**
+ * Straight-loop versions of the hottest element-wise kernels. The references go through
+ * `mapKernel`'s per-element callback with named-view lookups; these are the same arithmetic in
+ * the same order (so results are bitwise equal), without the per-element indirection.
+ */
+import type { FastKernel } from "./fast.ts"
+
+const binary = (op: (x: number, y: number) => number): FastKernel => (views, p) => {
+  const a = views.f32("a")
+  const b = views.f32("b")
+  const out = views.f32("out")
+  const n = p["n"]!
+  const bc = p["bcast"]!
+  if (bc === 0) {
+    for (let i = 0; i < n; i++) out[i] = op(a[i]!, b[i]!)
+  } else {
+    for (let r = 0; r < n; r += bc) {
+      const len = Math.min(bc, n - r)
+      for (let j = 0; j < len; j++) out[r + j] = op(a[r + j]!, b[j]!)
+    }
+  }
+}
+
+export const elementwiseFast = (): ReadonlyArray<readonly [string, FastKernel]> => [
+  ["add", binary((x, y) => x + y)],
+  ["sub", binary((x, y) => x - y)],
+  ["mul", binary((x, y) => x * y)],
+  ["fill", (views, p) => views.f32("out").fill(p["value"]!, 0, p["n"]!)],
+  ["axpby", (views, p) => {
+    const x = views.f32("x")
+    const y = views.f32("y")
+    const n = p["n"]!
+    const alpha = p["alpha"]!
+    const beta = p["beta"]!
+    if (beta !== 0) for (let i = 0; i < n; i++) y[i] = y[i]! * beta + x[i]! * alpha
+    else for (let i = 0; i < n; i++) y[i] = 0 + x[i]! * alpha
+  }],
+  ["scaleInPlace", (views, p) => {
+    const y = views.f32("y")
+    const n = p["n"]!
+    const s = p["s"]!
+    for (let i = 0; i < n; i++) y[i] = y[i]! * s
+  }],
+  ["adamw", (views, q) => {
+    const f = Math.fround
+    const g = views.f32("g")
+    const P = views.f32("p")
+    const m = views.f32("m")
+    const v = views.f32("v")
+    const n = q["n"]!
+    const decay = f(1 - f(q["lr"]! * q["wd"]!))
+    const b1 = q["beta1"]!
+    const b2 = q["beta2"]!
+    const c1 = f(1 - b1)
+    const c2 = f(1 - b2)
+    const step = f(q["lr"]! / q["bc1"]!)
+    const sqrtBc2 = q["sqrtBc2"]!
+    const eps = q["eps"]!
+    for (let i = 0; i < n; i++) {
+      const gi = g[i]!
+      const pi = f(P[i]! * decay)
+      const mi = f(f(b1 * m[i]!) + f(c1 * gi))
+      const vi = f(f(b2 * v[i]!) + f(f(c2 * gi) * gi))
+      m[i] = mi
+      v[i] = vi
+      P[i] = pi - (step * mi) / (f(Math.sqrt(vi)) / sqrtBc2 + eps)
+    }
+  }]
+]
