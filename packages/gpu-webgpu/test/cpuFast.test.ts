@@ -2,7 +2,8 @@
  * The fast CPU backend (WebAssembly SIMD kernels, src/cpu/fast.ts) vs the CPU reference:
  *  - every primitive's forward output and gradients (the shared op cases; only matmul and
  *    attention run different code, the rest checks the dispatch falls through untouched);
- *  - the SIMD gemm directly on strided, transposed, offset, accumulating, ragged operands;
+ *  - the SIMD gemm directly on strided, transposed, offset, accumulating, ragged operands, and
+ *    its threaded form (bitwise equal to one thread);
  *  - matmul and attention at model-sized shapes, including operands split over several chunks;
  *  - three training steps of a LLaMA (loss and every parameter after the steps);
  *  - the straight-loop element-wise kernels, bitwise (same arithmetic, same order).
@@ -22,7 +23,7 @@ import { buildInputs, cases, lossOf, makeData, rng } from "./opsCases.ts"
 import { debugSpec, randomIds } from "./model-engines.ts"
 
 const ref = makeEngine(new CpuBackend())
-const fast = makeEngine(new FastCpuBackend())
+const fast = makeEngine(new FastCpuBackend(undefined, 2))
 
 const close = (what: string, got: Float32Array, want: Float32Array, abs = 1e-4, rel = 1e-3) => {
   expect(got.length).toBe(want.length)
@@ -109,6 +110,28 @@ describe("SIMD gemm", () => {
   })
 })
 
+describe("threaded SIMD gemm", () => {
+  test("3 threads give bitwise the single-thread result (each output is one thread's strip, same k order)", () => {
+    const one = new WasmGemm(1)
+    const three = new WasmGemm(3)
+    try {
+      for (const [M, N, K, transB] of [[130, 300, 77, false], [64, 1000, 520, true], [257, 64, 64, false]] as const) {
+        const rand = rng(M + N + K)
+        const A = Float32Array.from({ length: M * K }, () => rand() - 0.5)
+        const B = Float32Array.from({ length: K * N }, () => rand() - 0.5)
+        const [rsB, csB] = transB ? [1, K] : [N, 1]
+        const c1 = new Float32Array(M * N)
+        const c3 = new Float32Array(M * N)
+        one.gemm(A, 0, K, 1, B, 0, rsB, csB, c1, 0, N, M, N, K, false)
+        three.gemm(A, 0, K, 1, B, 0, rsB, csB, c3, 0, N, M, N, K, false)
+        expect(c3).toEqual(c1)
+      }
+    } finally {
+      three.close()
+    }
+  })
+})
+
 /** The same op on both engines from the same data, with a lowered binding limit on both. */
 const both = async (maxBindingBytes: number, shapes: readonly (readonly number[])[], f: (e: Engine, xs: ReturnType<Engine["fromArray"]>[]) => ReturnType<Engine["fromArray"]>) => {
   const rand = rng(7)
@@ -173,7 +196,7 @@ describe("element-wise fast kernels are bitwise equal to their references", () =
     test(`${kernel.name} ${JSON.stringify(params)}`, async () => {
       const inputs = Object.entries(sizes).map(([name, len]) => [name, kernel.name === "adamw" && name === "v" ? data(len).map(Math.abs) : data(len)] as const)
       const outs: Float32Array[][] = []
-      for (const backend of [new CpuBackend(), new FastCpuBackend()]) {
+      for (const backend of [new CpuBackend(), new FastCpuBackend(undefined, 1)]) {
         const bufs = inputs.map(([name, d]) => {
           const buf = backend.alloc(d.byteLength)
           backend.upload(buf, d)

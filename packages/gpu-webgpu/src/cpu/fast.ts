@@ -10,6 +10,7 @@
  * (src/cpu/fastElementwise.ts, bitwise equal to their references). Matmul and attention agree with the reference to fp32 rounding (summation
  * order differs), not bitwise.
  */
+import { availableParallelism } from "node:os"
 import type { CpuViews, Dispatch } from "../backend.ts"
 import { CpuBackend } from "./backend.ts"
 import { elementwiseFast } from "./fastElementwise.ts"
@@ -37,8 +38,7 @@ const matmulFast = (gemm: WasmGemm): FastKernel => (views, p) => {
 /** Kernel names that share the matmul params and meaning (src/ops/matmul.ts). */
 export const MATMUL_KERNELS = ["matmul", "matmul_vec4_ak_bn", "matmul_vec4_ak_bk", "matmul_vec4_am_bn", "matmul_vec4_am_bk", "matmul_tiled"]
 
-export const fastKernels = (): Map<string, FastKernel> => {
-  const gemm = new WasmGemm()
+export const fastKernels = (gemm: WasmGemm): Map<string, FastKernel> => {
   const mm = matmulFast(gemm)
   return new Map([
     ...MATMUL_KERNELS.map((n) => [n, mm] as const),
@@ -49,18 +49,34 @@ export const fastKernels = (): Map<string, FastKernel> => {
   ])
 }
 
+/** Threads for the gemm: COVENANT_CPU_THREADS, else the machine's cores (at most 8). */
+export const defaultCpuThreads = (): number => {
+  const env = Number(process.env["COVENANT_CPU_THREADS"])
+  return Number.isInteger(env) && env >= 1 ? env : Math.min(8, availableParallelism())
+}
+
 export class FastCpuBackend extends CpuBackend {
-  override readonly name = "cpu-fast (wasm simd)"
+  override readonly name: string
   private readonly fast: Map<string, FastKernel>
+  private readonly gemm: WasmGemm
 
   /** Whether this JavaScript engine can run the fast kernels (WebAssembly SIMD). */
   static supported(): boolean {
     return WasmGemm.supported()
   }
 
-  constructor(maxBindingBytes?: number) {
+  /** `threads` > 1 splits each large gemm's column strips over worker threads (shared memory). */
+  constructor(maxBindingBytes?: number, threads: number = defaultCpuThreads()) {
     super(maxBindingBytes)
-    this.fast = fastKernels()
+    const t = threads > 1 && WasmGemm.supported(threads) ? threads : 1
+    this.gemm = new WasmGemm(t)
+    this.fast = fastKernels(this.gemm)
+    this.name = `cpu-fast (wasm simd, ${t} thread${t > 1 ? "s" : ""})`
+  }
+
+  override destroy(): void {
+    this.gemm.close()
+    super.destroy()
   }
 
   override run(d: Dispatch): void {

@@ -71,19 +71,26 @@ const f32x4mul = simd(0xe6)
 const MR = 4
 const NR = 8
 
-/** The module's bytes: imports memory env.mem, exports gemm(a, b, c, M, N, K, k0, kc, acc). */
-export const gemmModuleBytes = (): Uint8Array => {
+/** Pages the shared memory of the threaded kernel may grow to (2 GiB). */
+export const MAX_PAGES = 32768
+
+/**
+ * The module's bytes: imports memory env.mem (shared, for worker threads, when `shared`),
+ * exports gemm(a, b, c, M, N, K, k0, kc, acc, j0, j1) over the column strips [j0, j1) of C.
+ */
+export const gemmModuleBytes = (shared = false): Uint8Array => {
   // params
-  const [a, b, c, M, N, K, k0, kc, accFlag] = [0, 1, 2, 3, 4, 5, 6, 7, 8]
+  const [a, b, c, M, N, K, k0, kc, accFlag, j0, j1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
   // i32 locals
-  const [jb, ib, k, pa, pb, pc, rowBytes, pr] = [9, 10, 11, 12, 13, 14, 15, 16]
-  // v128 locals: accumulators acc(r, v) = 17 + r*2 + v, then b0, b1, av
-  const acc = (r: number, v: number) => 17 + r * 2 + v
-  const bv = (v: number) => 17 + MR * 2 + v
-  const av = 17 + MR * 2 + 2
+  const [jb, ib, k, pa, pb, pc, rowBytes, pr] = [11, 12, 13, 14, 15, 16, 17, 18]
+  // v128 locals: accumulators acc(r, v) = V0 + r*2 + v, then b0, b1, av
+  const V0 = 19
+  const acc = (r: number, v: number) => V0 + r * 2 + v
+  const bv = (v: number) => V0 + MR * 2 + v
+  const av = V0 + MR * 2 + 2
   const body: number[] = [
     ...get(N), ...i32c(4), ...mul, ...set(rowBytes),
-    ...i32c(0), ...set(jb),
+    ...get(j0), ...set(jb),
     ...loop, // column strips
     ...i32c(0), ...set(ib),
     ...loop, // row blocks
@@ -100,7 +107,7 @@ export const gemmModuleBytes = (): Uint8Array => {
       ...get(pr), ...get(rowBytes), ...add, ...set(pr)
     ]).flat(),
     ...elseOp,
-    ...Array.from({ length: MR * 2 }, (_, i) => [...v128zero, ...set(17 + i)]).flat(),
+    ...Array.from({ length: MR * 2 }, (_, i) => [...v128zero, ...set(V0 + i)]).flat(),
     ...end,
     ...get(kc), ...set(k),
     ...loop, // k
@@ -124,7 +131,7 @@ export const gemmModuleBytes = (): Uint8Array => {
     ]).flat(),
     ...get(ib), ...i32c(MR), ...add, ...tee(ib), ...get(M), ...ltU, ...brIf(0),
     ...end,
-    ...get(jb), ...i32c(NR), ...add, ...tee(jb), ...get(N), ...ltU, ...brIf(0),
+    ...get(jb), ...i32c(NR), ...add, ...tee(jb), ...get(j1), ...ltU, ...brIf(0),
     ...end,
     ...end
   ]
@@ -133,45 +140,130 @@ export const gemmModuleBytes = (): Uint8Array => {
   void block
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([[0x60, ...vec(new Array(9).fill([I32])), 0x00]])),
-    ...section(2, vec([[...str("env"), ...str("mem"), 0x02, 0x00, ...uleb(1)]])),
+    ...section(1, vec([[0x60, ...vec(new Array(11).fill([I32])), 0x00]])),
+    ...section(2, vec([[...str("env"), ...str("mem"), 0x02, ...(shared ? [0x03, ...uleb(1), ...uleb(MAX_PAGES)] : [0x00, ...uleb(1)])]])),
     ...section(3, vec([[0x00]])),
     ...section(7, vec([[...str("gemm"), 0x00, 0x00]])),
     ...section(10, vec([[...uleb(func.length), ...func]]))
   ])
 }
 
-type GemmFn = (a: number, b: number, c: number, M: number, N: number, K: number, k0: number, kc: number, acc: number) => void
+export type GemmFn = (
+  a: number, b: number, c: number, M: number, N: number, K: number, k0: number, kc: number, acc: number, j0: number, j1: number
+) => void
 
-/** One instance of the kernel with its own growable memory (not thread-safe; one per thread). */
+/** K block length: one B strip of KC x 8 floats is 8 KiB. */
+export const KC = 256
+/** Column strips one thread claims at a time. */
+export const STRIPS_PER_CLAIM = 4
+/** Below this many multiply-adds a product runs on the calling thread only. */
+const PARALLEL_MIN_MACS = 1 << 21
+
+/**
+ * The work loop every thread runs for one product: claim STRIPS_PER_CLAIM column strips at a time
+ * from the shared counter `claim[0]` (dynamic, so a descheduled thread slows nobody down) and run
+ * every K block over them. Job layout: [a, b, c, Mp, Np, K] (byte offsets, padded sizes).
+ */
+export const runStrips = (fn: GemmFn, claim: Int32Array, job: Int32Array): void => {
+  const [a, b, c, Mp, Np, K] = [job[0]!, job[1]!, job[2]!, job[3]!, job[4]!, job[5]!]
+  const strips = Np / NR
+  for (;;) {
+    const s0 = Atomics.add(claim, 0, STRIPS_PER_CLAIM)
+    if (s0 >= strips) return
+    const j0 = s0 * NR
+    const j1 = Math.min(strips, s0 + STRIPS_PER_CLAIM) * NR
+    for (let k0 = 0; k0 < K; k0 += KC) fn(a, b, c, Mp, Np, K, k0, Math.min(KC, K - k0), k0 > 0 ? 1 : 0, j0, j1)
+  }
+}
+
+/**
+ * Control block shared with one worker (Int32 slots): 0 = job sequence number (bumped by the
+ * caller to start a job, -1 to stop), 1 = done flag (set by the worker).
+ */
+const SEQ = 0
+const DONE = 1
+
+interface WorkerHandle {
+  readonly worker: Worker
+  readonly ctrl: Int32Array
+}
+
+/**
+ * The kernel with its memory, packing and threads. With `threads` > 1 the memory is shared and
+ * `threads - 1` workers (src/cpu/gemmWorker.ts) run column strips beside the calling thread,
+ * which blocks (Atomics.wait) until they finish: `gemm` stays synchronous. Not reentrant; one
+ * instance per backend.
+ */
 export class WasmGemm {
-  private readonly mem = new WebAssembly.Memory({ initial: 1 })
+  private readonly mem: WebAssembly.Memory
   private readonly fn: GemmFn
-  private f32 = new Float32Array(this.mem.buffer)
-  /** K block length: one B strip of KC x 8 floats is 8 KiB. */
-  static readonly KC = 256
+  private f32: Float32Array
+  private readonly workers: WorkerHandle[] = []
+  /** [0]: strip claim counter; then the job (see runStrips). */
+  private readonly shared: Int32Array
+  private seq = 0
 
-  constructor() {
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes()), { env: { mem: this.mem } })
+  constructor(readonly threads = 1) {
+    const parallel = threads > 1
+    this.mem = parallel ? new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true }) : new WebAssembly.Memory({ initial: 1 })
+    const module = new WebAssembly.Module(gemmModuleBytes(parallel))
+    const instance = new WebAssembly.Instance(module, { env: { mem: this.mem } })
     this.fn = instance.exports["gemm"] as GemmFn
+    this.f32 = new Float32Array(this.mem.buffer)
+    this.shared = new Int32Array(new SharedArrayBuffer(4 * 8))
+    for (let t = 1; t < threads; t++) {
+      const ctrl = new Int32Array(new SharedArrayBuffer(4 * 2))
+      const worker = new Worker(new URL("./gemmWorker.ts", import.meta.url).href)
+      worker.postMessage({ module, mem: this.mem, ctrl, shared: this.shared })
+      ;(worker as { unref?: () => void }).unref?.()
+      this.workers.push({ worker, ctrl })
+    }
   }
 
-  /** Whether this JavaScript engine runs WebAssembly SIMD. */
-  static supported(): boolean {
+  /** Whether this JavaScript engine runs WebAssembly SIMD (and, for threads, shared memory). */
+  static supported(threads = 1): boolean {
     try {
-      return WebAssembly.validate(gemmModuleBytes())
+      return WebAssembly.validate(gemmModuleBytes(threads > 1)) && (threads === 1 || typeof SharedArrayBuffer === "function")
     } catch {
       return false
     }
   }
 
+  /** Stops the workers. */
+  close(): void {
+    for (const w of this.workers) {
+      Atomics.store(w.ctrl, SEQ, -1)
+      Atomics.notify(w.ctrl, SEQ)
+      w.worker.terminate()
+    }
+    this.workers.length = 0
+  }
+
   private ensure(floats: number): Float32Array {
     const bytes = floats * 4
     if (this.mem.buffer.byteLength < bytes) {
-      this.mem.grow(Math.ceil((bytes - this.mem.buffer.byteLength) / 65536))
-      this.f32 = new Float32Array(this.mem.buffer)
+      const pages = Math.ceil((bytes - this.mem.buffer.byteLength) / 65536)
+      if (this.mem.buffer.byteLength / 65536 + pages > MAX_PAGES) throw new RangeError(`gemm: ${bytes} bytes of packed operands exceed ${MAX_PAGES * 64} KiB`)
+      this.mem.grow(pages)
     }
+    if (this.f32.buffer !== this.mem.buffer || this.f32.length * 4 !== this.mem.buffer.byteLength) this.f32 = new Float32Array(this.mem.buffer)
     return this.f32
+  }
+
+  /** Runs the packed product on every thread. */
+  private run(aAt: number, bAt: number, cAt: number, Mp: number, Np: number, K: number): void {
+    const job = this.shared.subarray(1)
+    job.set([aAt * 4, bAt * 4, cAt * 4, Mp, Np, K])
+    Atomics.store(this.shared, 0, 0)
+    const helpers = Mp * Np * K >= PARALLEL_MIN_MACS ? this.workers : []
+    this.seq++
+    for (const w of helpers) {
+      Atomics.store(w.ctrl, DONE, 0)
+      Atomics.store(w.ctrl, SEQ, this.seq)
+      Atomics.notify(w.ctrl, SEQ)
+    }
+    runStrips(this.fn, this.shared, job)
+    for (const w of helpers) while (Atomics.load(w.ctrl, DONE) === 0) Atomics.wait(w.ctrl, DONE, 0, 1000)
   }
 
   /**
@@ -208,9 +300,15 @@ export class WasmGemm {
     }
     // pack B: [Np/8][K][8]
     if (csB === 1) {
-      for (let k = 0; k < K; k++) {
-        const src = offB + k * rsB
-        for (let j = 0; j < Np; j++) m[bAt + (j - (j % NR)) * K + k * NR + (j % NR)] = j < N ? B[src + j]! : 0
+      for (let j0 = 0; j0 < Np; j0 += NR) {
+        const dst = bAt + j0 * K
+        const w = Math.min(NR, N - j0)
+        for (let k = 0; k < K; k++) {
+          const src = offB + k * rsB + j0
+          const d = dst + k * NR
+          for (let j = 0; j < w; j++) m[d + j] = B[src + j]!
+          for (let j = w; j < NR; j++) m[d + j] = 0
+        }
       }
     } else {
       for (let j = 0; j < Np; j++) {
@@ -224,9 +322,7 @@ export class WasmGemm {
         else for (let k = 0; k < K; k++) m[dst + k * NR] = B[src + k * rsB]!
       }
     }
-    for (let k0 = 0; k0 < K; k0 += WasmGemm.KC) {
-      this.fn(aAt * 4, bAt * 4, cAt * 4, Mp, Np, K, k0, Math.min(WasmGemm.KC, K - k0), k0 > 0 ? 1 : 0)
-    }
+    this.run(aAt, bAt, cAt, Mp, Np, K)
     for (let i = 0; i < M; i++) {
       const dst = offC + i * ldc
       const src = cAt + i * Np
