@@ -95,7 +95,7 @@ export const gemmModuleBytes = (shared = false): Uint8Array => {
     ...i32c(0), ...set(ib),
     ...loop, // row blocks
     // pa = a + ib*K*4 + k0*16 ; pb = b + jb*K*4 + k0*32 ; pc = c + ib*rowBytes + jb*4
-    ...get(a), ...get(ib), ...get(K), ...mul, ...i32c(4), ...mul, ...add, ...get(k0), ...i32c(16), ...mul, ...add, ...set(pa),
+    ...get(a), ...get(ib), ...get(K), ...mul, ...i32c(4), ...mul, ...add, ...get(k0), ...i32c(MR * 4), ...mul, ...add, ...set(pa),
     ...get(b), ...get(jb), ...get(K), ...mul, ...i32c(4), ...mul, ...add, ...get(k0), ...i32c(32), ...mul, ...add, ...set(pb),
     ...get(c), ...get(ib), ...get(rowBytes), ...mul, ...add, ...get(jb), ...i32c(4), ...mul, ...add, ...set(pc),
     // accumulators: loaded from C when accumulating, else zero
@@ -118,7 +118,7 @@ export const gemmModuleBytes = (shared = false): Uint8Array => {
       ...get(acc(r, 0)), ...get(av), ...get(bv(0)), ...f32x4mul, ...f32x4add, ...set(acc(r, 0)),
       ...get(acc(r, 1)), ...get(av), ...get(bv(1)), ...f32x4mul, ...f32x4add, ...set(acc(r, 1))
     ]).flat(),
-    ...get(pa), ...i32c(16), ...add, ...set(pa),
+    ...get(pa), ...i32c(MR * 4), ...add, ...set(pa),
     ...get(pb), ...i32c(32), ...add, ...set(pb),
     ...get(k), ...i32c(1), ...sub, ...tee(k), ...brIf(0),
     ...end,
