@@ -19,6 +19,8 @@ import { addKernel, mulKernel, subKernel } from "../src/ops/binary.ts"
 import { axpbyKernel, fillKernel } from "../src/ops/util.ts"
 import { scaleInPlaceKernel } from "../src/optim/clip.ts"
 import { adamwKernel } from "../src/optim/adamw.ts"
+import { ropeKernel } from "../src/ops/rope.ts"
+import { ceGradKernel } from "../src/ops/crossEntropy.ts"
 import { buildInputs, cases, lossOf, makeData, rng } from "./opsCases.ts"
 import { debugSpec, randomIds } from "./model-engines.ts"
 
@@ -190,12 +192,24 @@ describe("element-wise fast kernels are bitwise equal to their references", () =
     [axpbyKernel, { x: n, y: n }, { n, bcast: 0, alpha: 0.7, beta: 0.9 }],
     [axpbyKernel, { x: n, y: n }, { n, bcast: 0, alpha: 1.3, beta: 0 }],
     [scaleInPlaceKernel, { y: n }, { n, bcast: 0, s: 0.37 }],
-    [adamwKernel, { g: n, p: n, m: n, v: n }, { n, bcast: 0, lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, wd: 0.1, bc1: 0.19, sqrtBc2: Math.sqrt(0.0975) }]
+    [adamwKernel, { g: n, p: n, m: n, v: n }, { n, bcast: 0, lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, wd: 0.1, bc1: 0.19, sqrtBc2: Math.sqrt(0.0975) }],
+    // [2 batches, T 5, H 4, hd 10] in a chunk starting at row 3, forward and inverse rotation
+    [ropeKernel, { x: 400, table: 5 * 5 * 2, out: 400 }, { n: 360, T: 5, H: 4, hd: 10, sign: 1, row0: 3 }],
+    [ropeKernel, { x: 400, table: 5 * 5 * 2, out: 400 }, { n: 400, T: 5, H: 4, hd: 10, sign: -1, row0: 0 }],
+    // 10 rows of V 100 from row 2; targets (i32 slot t) include ignored ones
+    [ceGradKernel, { x: n, t: 12, lse: 12, g: 1, count: 1, dx: n }, { n, row0: 2, V: 100 }]
   ]
   for (const [kernel, sizes, params] of kernels) {
     test(`${kernel.name} ${JSON.stringify(params)}`, async () => {
-      const inputs = Object.entries(sizes).map(([name, len]) => [name, kernel.name === "adamw" && name === "v" ? data(len).map(Math.abs) : data(len)] as const)
-      const outs: Float32Array[][] = []
+      const inputs = Object.entries(sizes).map(([name, len]) => [
+        name,
+        name === "t" ? Int32Array.from({ length: len }, (_, i) => (i % 4 === 1 ? -100 : (i * 37) % 100))
+        : name === "count" ? new Float32Array([7])
+        : kernel.name === "adamw" && name === "v" ? data(len).map(Math.abs)
+        : data(len)
+      ] as const)
+      // compared as bit patterns (the i32 targets read as f32 are NaNs)
+      const outs: Uint32Array[][] = []
       for (const backend of [new CpuBackend(), new FastCpuBackend(undefined, 1)]) {
         const bufs = inputs.map(([name, d]) => {
           const buf = backend.alloc(d.byteLength)
@@ -203,9 +217,11 @@ describe("element-wise fast kernels are bitwise equal to their references", () =
           return [name, buf] as const
         })
         backend.run({ kernel, bindings: Object.fromEntries(bufs.map(([name, buf]) => [name, { buf, chunk: 0 }])), params, workgroups: [1, 1, 1] })
-        outs.push(await Promise.all(bufs.map(async ([, buf]) => new Float32Array(await backend.download(buf)))))
+        outs.push(await Promise.all(bufs.map(async ([, buf]) => new Uint32Array(await backend.download(buf)))))
       }
       outs[0]!.forEach((want, i) => expect(outs[1]![i]!).toEqual(want))
+      // and the kernel wrote something
+      expect(outs[0]!.some((o, i) => !o.every((x, j) => x === new Uint32Array(inputs[i]![1].buffer)[j]))).toBe(true)
     })
   }
 })

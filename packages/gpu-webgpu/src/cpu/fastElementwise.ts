@@ -1,5 +1,6 @@
 /**
- * Straight-loop versions of the hottest element-wise kernels. The references go through
+ * Straight-loop versions of the hottest element-wise kernels (and rope, and the cross-entropy
+ * gradient, row by row). The references go through
  * `mapKernel`'s per-element callback with named-view lookups; these are the same arithmetic in
  * the same order (so results are bitwise equal), without the per-element indirection.
  */
@@ -64,6 +65,53 @@ export const elementwiseFast = (): ReadonlyArray<readonly [string, FastKernel]> 
       m[i] = mi
       v[i] = vi
       P[i] = pi - (step * mi) / (f(Math.sqrt(vi)) / sqrtBc2 + eps)
+    }
+  }],
+  ["rope", (views, p) => {
+    const x = views.f32("x")
+    const table = views.f32("table")
+    const out = views.f32("out")
+    const n = p["n"]!
+    const T = p["T"]!
+    const H = p["H"]!
+    const hd = p["hd"]!
+    const sign = p["sign"]!
+    const row0 = p["row0"]!
+    const half = hd / 2
+    const sinAt = T * half
+    // rows of hd: the reference's per-element index arithmetic hoisted out of the inner loops
+    for (let r = 0, i0 = 0; i0 < n; r++, i0 += hd) {
+      const t = Math.floor((row0 + r) / H) % T
+      const tb = t * half
+      const end = Math.min(hd, n - i0)
+      for (let d = 0; d < end; d++) {
+        const i = i0 + d
+        const j = d < half ? d : d - half
+        const c = table[tb + j]!
+        const s = table[sinAt + tb + j]! * sign
+        out[i] = d < half ? x[i]! * c - x[i + half]! * s : x[i]! * c + x[i - half]! * s
+      }
+    }
+  }],
+  ["crossEntropyGrad", (views, p) => {
+    const x = views.f32("x")
+    const t = views.i32("t")
+    const lse = views.f32("lse")
+    const g = views.f32("g")[0]!
+    const count = Math.max(views.f32("count")[0]!, 1)
+    const dx = views.f32("dx")
+    const n = p["n"]!
+    const row0 = p["row0"]!
+    const V = p["V"]!
+    for (let i0 = 0, gr = row0; i0 < n; i0 += V, gr++) {
+      const end = Math.min(V, n - i0)
+      const tg = t[gr]!
+      if (tg < 0 || tg >= V) {
+        dx.fill(0, i0, i0 + end)
+        continue
+      }
+      const l = lse[gr]!
+      for (let j = 0; j < end; j++) dx[i0 + j] = ((Math.exp(x[i0 + j]! - l) - (tg === j ? 1 : 0)) * g) / count
     }
   }]
 ]
