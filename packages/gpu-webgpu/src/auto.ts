@@ -2,9 +2,10 @@
  * Engine layers for the fast CPU backend and `EngineAuto`, which picks the fastest correct
  * backend on the machine:
  *   - WebGPU when Dawn finds a real GPU adapter;
- *   - otherwise the fast CPU backend (WebAssembly SIMD kernels) when the JavaScript engine runs
- *     WebAssembly SIMD: a CPU Vulkan emulation (lavapipe, SwiftShader) runs the same arithmetic on
- *     the same cores through an extra layer, and bench/train.ts measures which is faster;
+ *   - otherwise the fast CPU backend (the machine's OpenBLAS through bun:ffi where it loads, else
+ *     WebAssembly SIMD kernels on worker threads) when the JavaScript engine runs WebAssembly
+ *     SIMD: a CPU Vulkan emulation (lavapipe, SwiftShader) runs the same arithmetic on the same
+ *     cores through an extra layer; bench/train.ts measured it 3-5x slower than cpu-fast here;
  *   - otherwise the CPU reference backend.
  * All three compute the same results to fp32 rounding (their kernels are tested against the
  * CPU reference).

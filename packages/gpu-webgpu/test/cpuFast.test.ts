@@ -1,5 +1,7 @@
 /**
- * The fast CPU backend (WebAssembly SIMD kernels, src/cpu/fast.ts) vs the CPU reference:
+ * The fast CPU backend (src/cpu/fast.ts) vs the CPU reference, in both of its gemm forms: the
+ * WebAssembly SIMD kernel, and OpenBLAS through bun:ffi where the machine has the library (else
+ * those cases say they are skipped, or run the wasm form under the default label):
  *  - every primitive's forward output and gradients (the shared op cases; only matmul and
  *    attention run different code, the rest checks the dispatch falls through untouched);
  *  - the SIMD gemm directly on strided, transposed, offset, accumulating, ragged operands, and
@@ -14,6 +16,7 @@ import { describe, expect, test } from "bun:test"
 import { FastCheck as fc } from "effect"
 import { CpuBackend, FastCpuBackend, initLlamaParameters, makeEngine, Trainer, type Engine } from "../src/index.ts"
 import { WasmGemm } from "../src/cpu/wasmGemm.ts"
+import { BlasGemm, type Gemm } from "../src/cpu/blasGemm.ts"
 import type { Kernel } from "../src/backend.ts"
 import { addKernel, mulKernel, subKernel } from "../src/ops/binary.ts"
 import { axpbyKernel, fillKernel } from "../src/ops/util.ts"
@@ -25,7 +28,10 @@ import { buildInputs, cases, lossOf, makeData, rng } from "./opsCases.ts"
 import { debugSpec, randomIds } from "./model-engines.ts"
 
 const ref = makeEngine(new CpuBackend())
+// the default fast backend (OpenBLAS where the machine has it) and the WebAssembly one, 2 threads
 const fast = makeEngine(new FastCpuBackend(undefined, 2))
+const fastWasm = makeEngine(new FastCpuBackend(undefined, 2, "wasm"))
+const blasHere = BlasGemm.available()
 
 const close = (what: string, got: Float32Array, want: Float32Array, abs = 1e-4, rel = 1e-3) => {
   expect(got.length).toBe(want.length)
@@ -56,14 +62,14 @@ test("WebAssembly SIMD runs here (else EngineAuto falls back to the reference)",
 })
 
 describe("fast CPU forward and gradients equal the CPU reference", () => {
-  for (const c of cases) {
-    test(c.name, async () => {
+  for (const [label, eng] of [["wasm", fastWasm], [blasHere ? "openblas" : "default (no OpenBLAS here: wasm)", fast]] as const) for (const c of cases) {
+    test(`${c.name} [${label}]`, async () => {
       await fc.assert(
         fc.asyncProperty(c.params, fc.integer({ min: 0, max: 2 ** 31 - 1 }), async (p, seed) => {
           const rand = rng(seed)
           const data = c.inputs(p).map((s) => makeData(s, rand))
           const want = await runCase(ref, c, p, data, seed)
-          const got = await runCase(fast, c, p, data, seed)
+          const got = await runCase(eng, c, p, data, seed)
           close(`${c.name} ${JSON.stringify(p)} output`, got.y, want.y)
           want.grads.forEach((g, i) => {
             if (g === null) expect(got.grads[i]).toBeNull()
@@ -77,8 +83,13 @@ describe("fast CPU forward and gradients equal the CPU reference", () => {
 })
 
 describe("SIMD gemm", () => {
-  test("strided, transposed, offset and accumulating operands, ragged M/N/K, vs a float64 loop", () => {
-    const gemm = new WasmGemm()
+  const gemms: ReadonlyArray<readonly [string, () => Gemm]> = [
+    ["wasm", () => new WasmGemm()],
+    ...(blasHere ? [["openblas (odd strides fall back to wasm)", () => new BlasGemm(2, new WasmGemm())] as const] : [])
+  ]
+  if (!blasHere) test.skip("openblas gemm (skipped: no OpenBLAS loaded: not Bun, COVENANT_BLAS=0, or no library; apt-get install libopenblas0-pthread)", () => {})
+  for (const [label, make] of gemms) test(`${label}: strided, transposed, offset and accumulating operands, ragged M/N/K, vs a float64 loop`, () => {
+    const gemm = make()
     fc.assert(
       fc.property(
         fc.record({
@@ -139,7 +150,7 @@ const both = async (maxBindingBytes: number, shapes: readonly (readonly number[]
   const rand = rng(7)
   const data = shapes.map((s) => Float32Array.from({ length: s.reduce((a, b) => a * b, 1) }, () => rand() * 2 - 1))
   const results: { y: Float32Array; grads: Float32Array[] }[] = []
-  for (const e of [makeEngine(new CpuBackend(maxBindingBytes)), makeEngine(new FastCpuBackend(maxBindingBytes))]) {
+  for (const e of [makeEngine(new CpuBackend(maxBindingBytes)), makeEngine(new FastCpuBackend(maxBindingBytes)), makeEngine(new FastCpuBackend(maxBindingBytes, 2, "wasm"))]) {
     const xs = shapes.map((s, i) => e.fromArray(data[i]!, s, { requiresGrad: true }))
     const y = f(e, xs)
     const out = await e.read(y)
@@ -147,9 +158,11 @@ const both = async (maxBindingBytes: number, shapes: readonly (readonly number[]
     e.backward(e.sum(e.mul(y, w)))
     results.push({ y: out, grads: await Promise.all(xs.map((x) => e.read(x.grad!))) })
   }
-  const [want, got] = results as [(typeof results)[0], (typeof results)[0]]
-  close("output", got.y, want.y)
-  want.grads.forEach((g, i) => close(`grad ${i}`, got.grads[i]!, g))
+  const [want, ...gots] = results as [(typeof results)[0], ...(typeof results)]
+  for (const got of gots) {
+    close("output", got.y, want.y)
+    want.grads.forEach((g, i) => close(`grad ${i}`, got.grads[i]!, g))
+  }
 }
 
 describe("model-sized shapes", () => {
@@ -167,16 +180,18 @@ test("three LLaMA training steps: same losses and parameters as the reference", 
   const spec = debugSpec
   const ids = randomIds(4 * spec.seqLen, spec.vocabSize, 5)
   const runs: { losses: number[]; params: Map<string, Float32Array> }[] = []
-  for (const e of [ref, fast]) {
+  for (const e of [ref, fast, fastWasm]) {
     const trainer = Trainer.create(e, spec, initLlamaParameters(spec, 3), { microBatch: 2, lr: 1e-3 })
     const losses: number[] = []
     for (let i = 0; i < 3; i++) losses.push(await trainer.step(ids, [4, spec.seqLen]))
     runs.push({ losses, params: await trainer.readParameters() })
     trainer.dispose()
   }
-  const [want, got] = runs as [(typeof runs)[0], (typeof runs)[0]]
-  got.losses.forEach((l, i) => expect(Math.abs(l - want.losses[i]!)).toBeLessThan(1e-4 + 1e-4 * Math.abs(want.losses[i]!)))
-  for (const [name, w] of want.params) close(name, got.params.get(name)!, w, 2e-4, 2e-3)
+  const [want, ...gots] = runs as [(typeof runs)[0], ...(typeof runs)]
+  for (const got of gots) {
+    got.losses.forEach((l, i) => expect(Math.abs(l - want.losses[i]!)).toBeLessThan(1e-4 + 1e-4 * Math.abs(want.losses[i]!)))
+    for (const [name, w] of want.params) close(name, got.params.get(name)!, w, 2e-4, 2e-3)
+  }
 }, 60_000)
 
 describe("element-wise fast kernels are bitwise equal to their references", () => {

@@ -4,8 +4,9 @@
  * its CPU reference, so the two backends differ only where a fast kernel exists, and every fast
  * kernel is tested against the reference in test/cpuFast.test.ts.
  *
- * Fast kernels: every matmul variant through a WebAssembly SIMD micro-kernel (src/cpu/wasmGemm.ts)
- * on packed panels, and the three attention kernels as gemms over [T,T] score blocks
+ * Fast kernels: every matmul variant through a gemm: the machine's OpenBLAS via bun:ffi where it
+ * loads (src/cpu/blasGemm.ts), else a WebAssembly SIMD micro-kernel on packed panels split over
+ * worker threads (src/cpu/wasmGemm.ts); the three attention kernels as gemms over [T,T] score blocks
  * (src/cpu/fastAttention.ts), and straight loops for the hottest element-wise kernels
  * (src/cpu/fastElementwise.ts, bitwise equal to their references). Matmul and attention agree with the reference to fp32 rounding (summation
  * order differs), not bitwise.
@@ -16,11 +17,12 @@ import { CpuBackend } from "./backend.ts"
 import { elementwiseFast } from "./fastElementwise.ts"
 import { attentionFast, attentionGradKVFast, attentionGradQFast } from "./fastAttention.ts"
 import { WasmGemm } from "./wasmGemm.ts"
+import { BlasGemm, type Gemm } from "./blasGemm.ts"
 
 /** A fast implementation of a kernel's CPU reference (same bindings, params and meaning). */
 export type FastKernel = (views: CpuViews, p: Readonly<Record<string, number>>) => void
 
-const matmulFast = (gemm: WasmGemm): FastKernel => (views, p) => {
+const matmulFast = (gemm: Gemm): FastKernel => (views, p) => {
   const A = views.f32("A")
   const B = views.f32("B")
   const C = views.f32("C")
@@ -38,7 +40,7 @@ const matmulFast = (gemm: WasmGemm): FastKernel => (views, p) => {
 /** Kernel names that share the matmul params and meaning (src/ops/matmul.ts). */
 export const MATMUL_KERNELS = ["matmul", "matmul_vec4_ak_bn", "matmul_vec4_ak_bk", "matmul_vec4_am_bn", "matmul_vec4_am_bk", "matmul_tiled"]
 
-export const fastKernels = (gemm: WasmGemm): Map<string, FastKernel> => {
+export const fastKernels = (gemm: Gemm): Map<string, FastKernel> => {
   const mm = matmulFast(gemm)
   return new Map([
     ...MATMUL_KERNELS.map((n) => [n, mm] as const),
@@ -58,20 +60,26 @@ export const defaultCpuThreads = (): number => {
 export class FastCpuBackend extends CpuBackend {
   override readonly name: string
   private readonly fast: Map<string, FastKernel>
-  private readonly gemm: WasmGemm
+  private readonly gemm: Gemm
 
   /** Whether this JavaScript engine can run the fast kernels (WebAssembly SIMD). */
   static supported(): boolean {
     return WasmGemm.supported()
   }
 
-  /** `threads` > 1 splits each large gemm's column strips over worker threads (shared memory). */
-  constructor(maxBindingBytes?: number, threads: number = defaultCpuThreads()) {
+  /**
+   * `threads` > 1 splits each large gemm over threads (OpenBLAS's, or wasm workers on a shared
+   * memory). `gemm`: "blas" (the machine's OpenBLAS where it loads, else wasm) or "wasm".
+   */
+  constructor(maxBindingBytes?: number, threads: number = defaultCpuThreads(), gemm: "blas" | "wasm" = "blas") {
     super(maxBindingBytes)
-    const t = threads > 1 && WasmGemm.supported(threads) ? threads : 1
-    this.gemm = new WasmGemm(t)
+    const useBlas = gemm === "blas" && BlasGemm.available()
+    // with BLAS the wasm kernel only takes odd strides: one thread is plenty
+    const t = !useBlas && threads > 1 && WasmGemm.supported(threads) ? threads : 1
+    const wasm = new WasmGemm(t)
+    this.gemm = useBlas ? new BlasGemm(threads, wasm) : wasm
     this.fast = fastKernels(this.gemm)
-    this.name = `cpu-fast (wasm simd, ${t} thread${t > 1 ? "s" : ""})`
+    this.name = `cpu-fast (${this.gemm.label})`
   }
 
   override destroy(): void {

@@ -7,7 +7,7 @@
  * Bindings, params and outputs are those of the reference kernels.
  */
 import type { FastKernel } from "./fast.ts"
-import type { WasmGemm } from "./wasmGemm.ts"
+import type { Gemm } from "./blasGemm.ts"
 
 interface Dims {
   readonly B: number
@@ -42,7 +42,7 @@ class Scratch {
  * With `L` given the row lse is read from it; otherwise computed and written to `Lout`.
  */
 const probabilities = (
-  gemm: WasmGemm, d: Dims, q: Float32Array, k: Float32Array, b: number, h: number,
+  gemm: Gemm, d: Dims, q: Float32Array, k: Float32Array, b: number, h: number,
   S: Float32Array, L: Float32Array, computeL: boolean
 ): void => {
   const { T, H, Hkv, hd, scale } = d
@@ -76,7 +76,7 @@ const probabilities = (
   }
 }
 
-export const attentionFast = (gemm: WasmGemm): FastKernel => {
+export const attentionFast = (gemm: Gemm): FastKernel => {
   const scratch = new Scratch()
   return (views, p) => {
     const d = dimsOf(p)
@@ -99,7 +99,7 @@ export const attentionFast = (gemm: WasmGemm): FastKernel => {
 
 /** dS = scale·P∘(dO·Vᵀ - D) in place of dP, for one (b, h); P in `P`, dO·Vᵀ computed into `dS`. */
 const scoreGrad = (
-  gemm: WasmGemm, d: Dims, dO: Float32Array, v: Float32Array, Drow: Float32Array, b: number, h: number,
+  gemm: Gemm, d: Dims, dO: Float32Array, v: Float32Array, Drow: Float32Array, b: number, h: number,
   P: Float32Array, dS: Float32Array
 ): void => {
   const { T, H, Hkv, hd, scale } = d
@@ -117,7 +117,7 @@ const scoreGrad = (
   }
 }
 
-export const attentionGradQFast = (gemm: WasmGemm): FastKernel => {
+export const attentionGradQFast = (gemm: Gemm): FastKernel => {
   const scratch = new Scratch()
   return (views, p) => {
     const d = dimsOf(p)
@@ -150,7 +150,7 @@ export const attentionGradQFast = (gemm: WasmGemm): FastKernel => {
   }
 }
 
-export const attentionGradKVFast = (gemm: WasmGemm): FastKernel => {
+export const attentionGradKVFast = (gemm: Gemm): FastKernel => {
   const scratch = new Scratch()
   return (views, p) => {
     const d = dimsOf(p)

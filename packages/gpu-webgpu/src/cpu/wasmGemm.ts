@@ -195,6 +195,7 @@ interface WorkerHandle {
  * instance per backend.
  */
 export class WasmGemm {
+  readonly label: string
   private readonly mem: WebAssembly.Memory
   private readonly fn: GemmFn
   private f32: Float32Array
@@ -205,6 +206,7 @@ export class WasmGemm {
 
   constructor(readonly threads = 1) {
     const parallel = threads > 1
+    this.label = `wasm simd, ${threads} thread${parallel ? "s" : ""}`
     this.mem = parallel ? new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true }) : new WebAssembly.Memory({ initial: 1 })
     const module = new WebAssembly.Module(gemmModuleBytes(parallel))
     const instance = new WebAssembly.Instance(module, { env: { mem: this.mem } })
