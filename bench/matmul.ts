@@ -1,7 +1,8 @@
 /**
  * Matmul throughput: C = A·B for square fp32 matrices, printed as GFLOP/s (2n^3 flops per
  * product) with the backend's name, on `--backends` (webgpu: the adapter Dawn finds, lavapipe
- * here; cpu-fast: the WebAssembly SIMD kernel; cpu: the reference). On lavapipe and the CPU the
+ * here; cpu-fast: OpenBLAS through bun:ffi where it loads, else the wasm kernel; cpu-wasm: the
+ * WebAssembly SIMD kernel; cpu: the reference). On lavapipe and the CPU the
  * big sizes take long, so `--max=N` (or env MATMUL_MAX_N, default 2048) skips sizes above N;
  * `--min-seconds=S` sets how long each size is timed (default 1). Also times the transposed-B
  * form used by linear layers, unless `--plain`. `--kernels=tiled|blocked` forces a WebGPU kernel
@@ -12,7 +13,7 @@
  *   bun bench/matmul.ts --max=1024 --backends=cpu-fast,webgpu --vs-torch
  */
 import { Context, Effect, Layer } from "effect"
-import { Engine, EngineCpu, EngineCpuFast, EngineWebGpuWith, WebGpuBackend } from "@covenant/gpu-webgpu"
+import { Engine, EngineCpu, EngineCpuFast, EngineWebGpuWith, FastCpuBackend, makeEngine, WebGpuBackend } from "@covenant/gpu-webgpu"
 import { runTorch, torchPython } from "./torch.ts"
 
 const arg = (name: string): string | undefined =>
@@ -70,8 +71,13 @@ const program = Effect.gen(function* () {
   }
 })
 
+const EngineCpuWasm: Layer.Layer<Engine> = Layer.scoped(
+  Engine,
+  Effect.acquireRelease(Effect.sync(() => makeEngine(new FastCpuBackend(undefined, undefined, "wasm"))), (e) => Effect.sync(() => e.backend.destroy()))
+)
+
 const layerFor = (backend: string): Layer.Layer<Engine, unknown> =>
-  backend === "cpu" ? EngineCpu : backend === "cpu-fast" ? EngineCpuFast : EngineWebGpuWith(kernels === undefined ? {} : { kernels })
+  backend === "cpu" ? EngineCpu : backend === "cpu-fast" ? EngineCpuFast : backend === "cpu-wasm" ? EngineCpuWasm : EngineWebGpuWith(kernels === undefined ? {} : { kernels })
 
 const torch = new Map<string, { gflops: number; threads: number }>()
 const python = vsTorch ? torchPython(process.argv.includes("--install-torch")) : null

@@ -2,7 +2,8 @@
  * Training throughput of the LLaMA Trainer (forward + backward + clip + AdamW), in tokens/s, for
  * the debug-sized model and a ~25M-parameter one, on any of the backends:
  *   cpu       the CPU reference (the readable oracle; slow: minutes per 25M step)
- *   cpu-fast  the fast CPU backend (WebAssembly SIMD matmul and attention)
+ *   cpu-fast  the fast CPU backend (matmul and attention on OpenBLAS where it loads, else wasm SIMD)
+ *   cpu-wasm  the fast CPU backend with its WebAssembly SIMD gemm even where OpenBLAS loads
  *   webgpu    WebGPU through Dawn (lavapipe on a machine without a GPU)
  *   auto      what EngineAuto picks here
  * With `--vs-torch` the identical model (bench/torch_train.py, from the HF definition) is trained
@@ -23,7 +24,9 @@ import {
   EngineCpu,
   EngineCpuFast,
   EngineWebGpu,
+  FastCpuBackend,
   initLlamaParameters,
+  makeEngine,
   parameterCount,
   Trainer
 } from "@covenant/gpu-webgpu"
@@ -38,7 +41,15 @@ const repeat = Number(stringArg("repeat", "1"))
 const vsTorch = process.argv.includes("--vs-torch")
 const torchThreads = stringArg("torch-threads", "1,2").split(",").map(Number)
 
-const layers: Record<string, Layer.Layer<Engine, unknown>> = { cpu: EngineCpu, "cpu-fast": EngineCpuFast, webgpu: EngineWebGpu, auto: EngineAuto }
+/** The fast CPU backend with its WebAssembly gemm even where OpenBLAS loads. */
+const EngineCpuWasm: Layer.Layer<Engine> = Layer.scoped(
+  Engine,
+  Effect.acquireRelease(Effect.sync(() => makeEngine(new FastCpuBackend(undefined, undefined, "wasm"))), (e) => Effect.sync(() => e.backend.destroy()))
+)
+
+const layers: Record<string, Layer.Layer<Engine, unknown>> = {
+  cpu: EngineCpu, "cpu-fast": EngineCpuFast, "cpu-wasm": EngineCpuWasm, webgpu: EngineWebGpu, auto: EngineAuto
+}
 
 const engineFor = (backend: string): Effect.Effect<Engine, unknown, Scope.Scope> => {
   const layer = layers[backend]
