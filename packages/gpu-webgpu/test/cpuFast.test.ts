@@ -124,10 +124,12 @@ describe("SIMD gemm", () => {
 })
 
 describe("threaded SIMD gemm", () => {
-  test("3 threads give bitwise the single-thread result (each output is one thread's strip, same k order)", () => {
+  test("3 threads give bitwise the single-thread result (each output is one thread's strip, same k order)", async () => {
     const one = new WasmGemm(1)
     const three = new WasmGemm(3)
     try {
+      for (let i = 0; i < 200 && three.readyWorkers < 2; i++) await Bun.sleep(25)
+      expect(three.readyWorkers).toBe(2)
       for (const [M, N, K, transB] of [[130, 300, 77, false], [64, 1000, 520, true], [257, 64, 64, false]] as const) {
         const rand = rng(M + N + K)
         const A = Float32Array.from({ length: M * K }, () => rand() - 0.5)

@@ -11,6 +11,7 @@ self.onmessage = (e: MessageEvent) => {
   const { module, mem, ctrl, shared } = e.data as { module: WebAssembly.Module; mem: WebAssembly.Memory; ctrl: Int32Array; shared: Int32Array }
   const fn = new WebAssembly.Instance(module, { env: { mem } }).exports["gemm"] as GemmFn
   const job = shared.subarray(1)
+  Atomics.store(ctrl, 2, 1) // ready
   let seq = 0
   for (;;) {
     Atomics.wait(ctrl, 0, seq)

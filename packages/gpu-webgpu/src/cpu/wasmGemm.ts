@@ -178,10 +178,12 @@ export const runStrips = (fn: GemmFn, claim: Int32Array, job: Int32Array): void 
 
 /**
  * Control block shared with one worker (Int32 slots): 0 = job sequence number (bumped by the
- * caller to start a job, -1 to stop), 1 = done flag (set by the worker).
+ * caller to start a job, -1 to stop), 1 = done flag (set by the worker), 2 = ready (set once the
+ * worker has its kernel; a worker that never starts is never waited for).
  */
 const SEQ = 0
 const DONE = 1
+const READY = 2
 
 interface WorkerHandle {
   readonly worker: Worker
@@ -214,7 +216,7 @@ export class WasmGemm {
     this.f32 = new Float32Array(this.mem.buffer)
     this.shared = new Int32Array(new SharedArrayBuffer(4 * 8))
     for (let t = 1; t < threads; t++) {
-      const ctrl = new Int32Array(new SharedArrayBuffer(4 * 2))
+      const ctrl = new Int32Array(new SharedArrayBuffer(4 * 3))
       const worker = new Worker(new URL("./gemmWorker.ts", import.meta.url).href)
       worker.postMessage({ module, mem: this.mem, ctrl, shared: this.shared })
       ;(worker as { unref?: () => void }).unref?.()
@@ -229,6 +231,11 @@ export class WasmGemm {
     } catch {
       return false
     }
+  }
+
+  /** Workers that have started and take part in large products. */
+  get readyWorkers(): number {
+    return this.workers.filter((w) => Atomics.load(w.ctrl, READY) === 1).length
   }
 
   /** Stops the workers. */
@@ -257,7 +264,7 @@ export class WasmGemm {
     const job = this.shared.subarray(1)
     job.set([aAt * 4, bAt * 4, cAt * 4, Mp, Np, K])
     Atomics.store(this.shared, 0, 0)
-    const helpers = Mp * Np * K >= PARALLEL_MIN_MACS ? this.workers : []
+    const helpers = Mp * Np * K >= PARALLEL_MIN_MACS ? this.workers.filter((w) => Atomics.load(w.ctrl, READY) === 1) : []
     this.seq++
     for (const w of helpers) {
       Atomics.store(w.ctrl, DONE, 0)
