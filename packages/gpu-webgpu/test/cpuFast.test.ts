@@ -104,6 +104,8 @@ describe("SIMD gemm", () => {
           const C0 = Float32Array.from({ length: pad + M * ldc }, () => rand() - 0.5)
           const [rsA, csA] = transA ? [1, M] : [K, 1]
           const [rsB, csB] = transB ? [1, K] : [N, 1]
+          // without accumulation the old contents must not leak in, not even NaNs
+          if (!acc) for (let i = 0; i < M; i++) C0.fill(NaN, pad + i * ldc, pad + i * ldc + N)
           const C = C0.slice()
           gemm.gemm(A, pad, rsA, csA, B, pad, rsB, csB, C, pad, ldc, M, N, K, acc)
           for (let i = 0; i < M; i++) {
