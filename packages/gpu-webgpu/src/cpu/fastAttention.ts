@@ -8,6 +8,7 @@
  */
 import type { FastKernel } from "./fast.ts"
 import type { Gemm } from "./blasGemm.ts"
+import type { CpuViews } from "../backend.ts"
 
 interface Dims {
   readonly B: number
@@ -22,6 +23,28 @@ const dimsOf = (p: Readonly<Record<string, number>>): Dims => {
   const T = p["T"]!
   const H = p["H"]!
   return { B: p["rows"]! / (T * H), T, H, Hkv: p["Hkv"]!, hd: p["hd"]!, scale: p["scale"]! }
+}
+
+/** The kv head query head h reads (grouped-query attention: H / Hkv query heads per kv head). */
+const kvHeadOf = (d: Dims, h: number): number => Math.floor(h / (d.H / d.Hkv))
+/** Where query head h of batch b starts in q, o, dO, dq, out (rows of stride H·hd). */
+const headOffset = (d: Dims, b: number, h: number): number => (b * d.T * d.H + h) * d.hd
+/** Where kv head kvh of batch b starts in k, v, dk, dv (rows of stride Hkv·hd). */
+const kvOffset = (d: Dims, b: number, kvh: number): number => (b * d.T * d.Hkv + kvh) * d.hd
+
+/** The bindings every attention kernel reads. */
+const inputs = (views: CpuViews) => ({ q: views.f32("q"), k: views.f32("k"), v: views.f32("v"), L: views.f32("L") })
+
+/** out[T,T] = X·Yᵀ for query head h of batch b: X its rows of x, Y its kv head's rows of y. */
+const headByKv = (gemm: Gemm, d: Dims, x: Float32Array, y: Float32Array, b: number, h: number, out: Float32Array): void => {
+  const { T, H, Hkv, hd } = d
+  gemm.gemm(x, headOffset(d, b, h), H * hd, 1, y, kvOffset(d, b, kvHeadOf(d, h)), 1, Hkv * hd, out, 0, T, T, T, hd, false)
+}
+
+/** Query head h's rows of out = M·Y, with M [T,T] and Y its kv head's rows of y. */
+const mixKv = (gemm: Gemm, d: Dims, M: Float32Array, y: Float32Array, b: number, h: number, out: Float32Array): void => {
+  const { T, H, Hkv, hd } = d
+  gemm.gemm(M, 0, T, 1, y, kvOffset(d, b, kvHeadOf(d, h)), Hkv * hd, 1, out, headOffset(d, b, h), H * hd, T, hd, T, false)
 }
 
 /** Reused [T,T] scratch matrices. */
@@ -45,13 +68,8 @@ const probabilities = (
   gemm: Gemm, d: Dims, q: Float32Array, k: Float32Array, b: number, h: number,
   S: Float32Array, L: Float32Array, computeL: boolean
 ): void => {
-  const { T, H, Hkv, hd, scale } = d
-  const kvh = Math.floor(h / (H / Hkv))
-  gemm.gemm(
-    q, (b * T * H + h) * hd, H * hd, 1,
-    k, (b * T * Hkv + kvh) * hd, 1, Hkv * hd,
-    S, 0, T, T, T, hd, false
-  )
+  const { T, H, scale } = d
+  headByKv(gemm, d, q, k, b, h, S)
   for (let t = 0; t < T; t++) {
     const row = t * T
     const r = (b * T + t) * H + h
@@ -80,18 +98,14 @@ export const attentionFast = (gemm: Gemm): FastKernel => {
   const scratch = new Scratch()
   return (views, p) => {
     const d = dimsOf(p)
-    const { B, T, H, Hkv, hd } = d
-    const q = views.f32("q")
-    const k = views.f32("k")
-    const v = views.f32("v")
+    const { B, T, H } = d
+    const { q, k, v, L } = inputs(views)
     const out = views.f32("out")
-    const L = views.f32("L")
     const [S] = scratch.get(T * T)
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < H; h++) {
         probabilities(gemm, d, q, k, b, h, S, L, true)
-        const kvh = Math.floor(h / (H / Hkv))
-        gemm.gemm(S, 0, T, 1, v, (b * T * Hkv + kvh) * hd, Hkv * hd, 1, out, (b * T * H + h) * hd, H * hd, T, hd, T, false)
+        mixKv(gemm, d, S, v, b, h, out)
       }
     }
   }
@@ -102,13 +116,8 @@ const scoreGrad = (
   gemm: Gemm, d: Dims, dO: Float32Array, v: Float32Array, Drow: Float32Array, b: number, h: number,
   P: Float32Array, dS: Float32Array
 ): void => {
-  const { T, H, Hkv, hd, scale } = d
-  const kvh = Math.floor(h / (H / Hkv))
-  gemm.gemm(
-    dO, (b * T * H + h) * hd, H * hd, 1,
-    v, (b * T * Hkv + kvh) * hd, 1, Hkv * hd,
-    dS, 0, T, T, T, hd, false
-  )
+  const { T, H, scale } = d
+  headByKv(gemm, d, dO, v, b, h, dS)
   for (let t = 0; t < T; t++) {
     const row = t * T
     const D = Drow[(b * T + t) * H + h]!
@@ -121,13 +130,10 @@ export const attentionGradQFast = (gemm: Gemm): FastKernel => {
   const scratch = new Scratch()
   return (views, p) => {
     const d = dimsOf(p)
-    const { B, T, H, Hkv, hd } = d
-    const q = views.f32("q")
-    const k = views.f32("k")
-    const v = views.f32("v")
+    const { B, T, H, hd } = d
+    const { q, k, v, L } = inputs(views)
     const o = views.f32("o")
     const dO = views.f32("dO")
-    const L = views.f32("L")
     const Drow = views.f32("Drow")
     const dq = views.f32("dq")
     const rows = p["rows"]!
@@ -142,9 +148,8 @@ export const attentionGradQFast = (gemm: Gemm): FastKernel => {
       for (let h = 0; h < H; h++) {
         probabilities(gemm, d, q, k, b, h, P, L, false)
         scoreGrad(gemm, d, dO, v, Drow, b, h, P, dS)
-        const kvh = Math.floor(h / (H / Hkv))
         // dq[t] = sum_s dS[t,s] k[s]
-        gemm.gemm(dS, 0, T, 1, k, (b * T * Hkv + kvh) * hd, Hkv * hd, 1, dq, (b * T * H + h) * hd, H * hd, T, hd, T, false)
+        mixKv(gemm, d, dS, k, b, h, dq)
       }
     }
   }
@@ -155,11 +160,8 @@ export const attentionGradKVFast = (gemm: Gemm): FastKernel => {
   return (views, p) => {
     const d = dimsOf(p)
     const { B, T, H, Hkv, hd } = d
-    const q = views.f32("q")
-    const k = views.f32("k")
-    const v = views.f32("v")
+    const { q, k, v, L } = inputs(views)
     const dO = views.f32("dO")
-    const L = views.f32("L")
     const Drow = views.f32("Drow")
     const dk = views.f32("dk")
     const dv = views.f32("dv")
@@ -167,10 +169,10 @@ export const attentionGradKVFast = (gemm: Gemm): FastKernel => {
     const [P, dS] = scratch.get(T * T)
     for (let b = 0; b < B; b++) {
       for (let kvh = 0; kvh < Hkv; kvh++) {
-        const kvOff = (b * T * Hkv + kvh) * hd
+        const kvOff = kvOffset(d, b, kvh)
         for (let hh = 0; hh < group; hh++) {
           const h = kvh * group + hh
-          const qOff = (b * T * H + h) * hd
+          const qOff = headOffset(d, b, h)
           probabilities(gemm, d, q, k, b, h, P, L, false)
           // dv[s] += sum_t P[t,s] dO[t]
           gemm.gemm(P, 0, 1, T, dO, qOff, H * hd, 1, dv, kvOff, Hkv * hd, T, hd, T, hh > 0)

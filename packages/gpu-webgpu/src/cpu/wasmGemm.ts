@@ -13,6 +13,7 @@
  * from the reference kernel (per K block, then blocks in order), so results agree to fp32
  * rounding, not bitwise.
  */
+import type { Gemm } from "./blasGemm.ts"
 
 const uleb = (n: number): number[] => {
   const out: number[] = []
@@ -196,7 +197,7 @@ interface WorkerHandle {
  * which blocks (Atomics.wait) until they finish: `gemm` stays synchronous. Not reentrant; one
  * instance per backend.
  */
-export class WasmGemm {
+export class WasmGemm implements Gemm {
   readonly label: string
   private readonly mem: WebAssembly.Memory
   private readonly fn: GemmFn
