@@ -1,14 +1,20 @@
 /**
- * Matmul throughput of the WebGPU backend: C = A·B for square fp32 matrices, printed as GFLOP/s
- * (2n^3 flops per product) with the adapter's name. On lavapipe the big sizes take long, so
- * `--max=N` (or env MATMUL_MAX_N, default 2048) skips sizes above N; `--min-seconds=S` sets how
- * long each size is timed (default 1). Also times the transposed-B form used by linear layers,
- * unless `--plain`. `--kernels=tiled|blocked` forces a kernel family (default: per adapter).
- * `--profile` also prints the GPU time per kernel from timestamp queries (host overhead excluded).
- *   bun bench/matmul.ts --max=4096
+ * Matmul throughput: C = A·B for square fp32 matrices, printed as GFLOP/s (2n^3 flops per
+ * product) with the backend's name, on `--backends` (webgpu: the adapter Dawn finds, lavapipe
+ * here; cpu-fast: OpenBLAS through bun:ffi where it loads, else the wasm kernel; cpu-wasm: the
+ * WebAssembly SIMD kernel; cpu: the reference). On lavapipe and the CPU the
+ * big sizes take long, so `--max=N` (or env MATMUL_MAX_N, default 2048) skips sizes above N;
+ * `--min-seconds=S` sets how long each size is timed (default 1). Also times the transposed-B
+ * form used by linear layers, unless `--plain`. `--kernels=tiled|blocked` forces a WebGPU kernel
+ * family (default: per adapter). `--profile` also prints the GPU time per kernel from timestamp
+ * queries (host overhead excluded). `--vs-torch` times torch.matmul on the same sizes in the same
+ * run (bench/torch_train.py, `--torch-threads=1,2`; `--install-torch` installs it) and prints
+ * the ratio against PyTorch's best thread count.
+ *   bun bench/matmul.ts --max=1024 --backends=cpu-fast,webgpu --vs-torch
  */
-import { Effect } from "effect"
-import { Engine, EngineWebGpuWith, WebGpuBackend } from "@covenant/gpu-webgpu"
+import { Context, Effect, Layer } from "effect"
+import { Engine, EngineCpu, EngineCpuFast, EngineWebGpuWith, FastCpuBackend, makeEngine, WebGpuBackend } from "@covenant/gpu-webgpu"
+import { runTorch, torchPython } from "./torch.ts"
 
 const arg = (name: string): string | undefined =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
@@ -19,10 +25,18 @@ const sizes = [512, 1024, 2048, 4096].filter((n) => n <= maxN)
 const variants = process.argv.includes("--plain") ? [false] : [false, true]
 const kernelsArg = arg("kernels")
 const kernels = kernelsArg === "tiled" || kernelsArg === "blocked" ? kernelsArg : undefined
+const backends = (arg("backends") ?? "webgpu").split(",")
+const vsTorch = process.argv.includes("--vs-torch")
+const torchThreads = (arg("torch-threads") ?? "1,2").split(",").map(Number)
+
+const key = (n: number, transB: boolean) => `${n}${transB ? "T" : ""}`
+const ours = new Map<string, Map<string, number>>()
 
 const program = Effect.gen(function* () {
   const e = yield* Engine
   console.log(`matmul on ${e.backend.name}, ${e.backend.kernelFamily} kernels`)
+  const table = new Map<string, number>()
+  ours.set(e.backend.name, table)
   for (const n of sizes) {
     for (const transB of variants) {
       const data = Float32Array.from({ length: n * n }, (_, i) => ((i * 2654435761) % 1000) / 1000 - 0.5)
@@ -41,6 +55,7 @@ const program = Effect.gen(function* () {
         }
         const sec = (performance.now() - t0) / 1000 / iters
         const gflops = (2 * n ** 3) / sec / 1e9
+        table.set(key(n, transB), gflops)
         console.log(`  n=${n}${transB ? " (B transposed)" : ""}: ${gflops.toFixed(2)} GFLOP/s (${(sec * 1000).toFixed(1)} ms per product, ${iters} runs)`)
         const b = e.backend
         if (process.argv.includes("--profile") && b instanceof WebGpuBackend && b.startProfiling()) {
@@ -56,4 +71,45 @@ const program = Effect.gen(function* () {
   }
 })
 
-await Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(EngineWebGpuWith(kernels === undefined ? {} : { kernels }))))
+const EngineCpuWasm: Layer.Layer<Engine> = Layer.scoped(
+  Engine,
+  Effect.acquireRelease(Effect.sync(() => makeEngine(new FastCpuBackend(undefined, undefined, "wasm"))), (e) => Effect.sync(() => e.backend.destroy()))
+)
+
+const layerFor = (backend: string): Layer.Layer<Engine, unknown> =>
+  backend === "cpu" ? EngineCpu : backend === "cpu-fast" ? EngineCpuFast : backend === "cpu-wasm" ? EngineCpuWasm : EngineWebGpuWith(kernels === undefined ? {} : { kernels })
+
+const torch = new Map<string, { gflops: number; threads: number }>()
+const python = vsTorch ? torchPython(process.argv.includes("--install-torch")) : null
+if (python !== null) {
+  for (const threads of torchThreads) {
+    const lines = runTorch(python, ["--matmul", sizes.join(","), "--threads", String(threads), "--min-seconds", String(minSeconds)])
+    if (threads === torchThreads[0]) console.log(`PyTorch: ${String(lines[0]!["blas"])}`)
+    console.log(`torch.matmul, ${threads} thread(s)`)
+    for (const r of lines.slice(1)) {
+      const n = Number(r["n"])
+      const transB = r["transB"] === true
+      if (!variants.includes(transB)) continue
+      const g = Number(r["gflops"])
+      console.log(`  n=${n}${transB ? " (B transposed)" : ""}: ${g.toFixed(2)} GFLOP/s`)
+      const prev = torch.get(key(n, transB))
+      if (prev === undefined || g > prev.gflops) torch.set(key(n, transB), { gflops: g, threads })
+    }
+  }
+}
+for (const backend of backends) {
+  await Effect.runPromise(
+    Effect.scoped(Effect.flatMap(Layer.build(layerFor(backend)), (ctx) => Effect.provideService(program, Engine, Context.get(ctx, Engine)))).pipe(
+      Effect.catchAll((err) => Effect.sync(() => console.log(`${backend}: ${String(err)}`)))
+    )
+  )
+}
+if (torch.size > 0) {
+  console.log("\nratio to PyTorch (its best thread count), same run")
+  for (const [name, table] of ours) {
+    for (const [k, g] of table) {
+      const t = torch.get(k)
+      if (t !== undefined) console.log(`  ${name} n=${k.replace("T", " (B transposed)")}: ${g.toFixed(2)} vs ${t.gflops.toFixed(2)} GFLOP/s (${t.threads} thread(s)) = ${(g / t.gflops).toFixed(3)}x`)
+    }
+  }
+}

@@ -1,9 +1,18 @@
 /**
- * Training throughput of the LLaMA Trainer (forward + backward + clip + AdamW), in tokens/s, on
- * the CPU reference engine and on WebGPU (whatever adapter Dawn finds; lavapipe here), for the
- * debug-sized model and a ~25M-parameter one. Prints numbers; asserts nothing.
+ * Training throughput of the LLaMA Trainer (forward + backward + clip + AdamW), in tokens/s, for
+ * the debug-sized model and a ~25M-parameter one, on any of the backends:
+ *   cpu       the CPU reference (the readable oracle; slow: minutes per 25M step)
+ *   cpu-fast  the fast CPU backend (matmul and attention on OpenBLAS where it loads, else wasm SIMD)
+ *   cpu-wasm  the fast CPU backend with its WebAssembly SIMD gemm even where OpenBLAS loads
+ *   webgpu    WebGPU through Dawn (lavapipe on a machine without a GPU)
+ *   auto      what EngineAuto picks here
+ * With `--vs-torch` the identical model (bench/torch_train.py, from the HF definition) is trained
+ * in PyTorch in the same run, interleaved with ours (torch then ours, `--repeat` times), at each
+ * of `--torch-threads` and the ratio ours/PyTorch is printed (best vs best and median vs
+ * median, PyTorch's best thread count). Prints numbers; asserts nothing.
  *
- *   bun bench/train.ts [--backends cpu,webgpu] [--models debug,25m] [--steps 3]
+ *   bun bench/train.ts [--backends cpu-fast,webgpu] [--models debug,25m] [--steps 3] [--repeat 1]
+ *                      [--vs-torch] [--torch-threads 1,2] [--install-torch]
  *
  * Tokens/s counts batch * seqLen tokens per optimizer step, over the timed steps after one
  * warm-up step (which compiles pipelines and fills the buffer pool).
@@ -11,36 +20,42 @@
 import { Context, Effect, Layer, Scope } from "effect"
 import {
   Engine,
+  EngineAuto,
   EngineCpu,
+  EngineCpuFast,
   EngineWebGpu,
+  FastCpuBackend,
   initLlamaParameters,
+  makeEngine,
   parameterCount,
-  Trainer,
-  type LlamaSpec
+  Trainer
 } from "@covenant/gpu-webgpu"
 import { stringArg } from "./support.ts"
+import { benchModels as models } from "./models.ts"
+import { bestMedian, runTorch, torchPython } from "./torch.ts"
 
-const backends = stringArg("backends", "cpu,webgpu").split(",")
+const backends = stringArg("backends", "cpu-fast,webgpu").split(",")
 const modelNames = stringArg("models", "debug,25m").split(",")
 const timedSteps = Number(stringArg("steps", "3"))
+const repeat = Number(stringArg("repeat", "1"))
+const vsTorch = process.argv.includes("--vs-torch")
+const torchThreads = stringArg("torch-threads", "1,2").split(",").map(Number)
 
-const base = { family: "llama", ropeTheta: 10000, normEps: 1e-5, dtype: "float32" } as const
-const models: Record<string, { spec: LlamaSpec; batch: number; microBatch: number }> = {
-  debug: {
-    spec: { ...base, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 128, vocabSize: 256, seqLen: 64, tiedEmbeddings: false },
-    batch: 8,
-    microBatch: 8
-  },
-  "25m": {
-    // 8 layers at dim 384 with a tied 32000-token embedding: 24.9M parameters
-    spec: { ...base, dim: 384, nLayers: 8, nHeads: 6, nKvHeads: 2, ffnDim: 1024, vocabSize: 32000, seqLen: 256, tiedEmbeddings: true },
-    batch: 2,
-    microBatch: 1
-  }
+/** The fast CPU backend with its WebAssembly gemm even where OpenBLAS loads. */
+const EngineCpuWasm: Layer.Layer<Engine> = Layer.scoped(
+  Engine,
+  Effect.acquireRelease(Effect.sync(() => makeEngine(new FastCpuBackend(undefined, undefined, "wasm"))), (e) => Effect.sync(() => e.backend.destroy()))
+)
+
+const layers: Record<string, Layer.Layer<Engine, unknown>> = {
+  cpu: EngineCpu, "cpu-fast": EngineCpuFast, "cpu-wasm": EngineCpuWasm, webgpu: EngineWebGpu, auto: EngineAuto
 }
 
-const engineFor = (backend: string): Effect.Effect<Engine, unknown, Scope.Scope> =>
-  Effect.map(Layer.build(backend === "cpu" ? EngineCpu : EngineWebGpu), (ctx) => Context.get(ctx, Engine))
+const engineFor = (backend: string): Effect.Effect<Engine, unknown, Scope.Scope> => {
+  const layer = layers[backend]
+  if (layer === undefined) return Effect.fail(`unknown backend ${backend}; have ${Object.keys(layers).join(", ")}`)
+  return Effect.map(Layer.build(layer), (ctx) => Context.get(ctx, Engine))
+}
 
 const bench = (backend: string, name: string) =>
   Effect.gen(function*() {
@@ -63,13 +78,59 @@ const bench = (backend: string, name: string) =>
         `first step ${warmMs.toFixed(0)} ms  loss ${loss.toFixed(3)}  live buffers ${engine.backend.liveBuffers()}  [${engine.backend.name}]`
     )
     trainer.dispose()
+    return { tokensPerSecond: tokens / seconds, name: engine.backend.name }
   }).pipe(Effect.scoped)
 
-for (const backend of backends) {
-  for (const name of modelNames) {
-    if (models[name] === undefined) throw new Error(`unknown model ${name}; have ${Object.keys(models).join(", ")}`)
-    await Effect.runPromise(bench(backend, name).pipe(
-      Effect.catchAll((e) => Effect.sync(() => console.log(`${name} on ${backend}: ${String(e)}`)))
-    ))
+const python = vsTorch ? torchPython(process.argv.includes("--install-torch")) : null
+const summary: string[] = []
+for (const name of modelNames) {
+  const m = models[name]
+  if (m === undefined) throw new Error(`unknown model ${name}; have ${Object.keys(models).join(", ")}`)
+  const torchRuns = new Map<number, number[]>()
+  const ours = new Map<string, { name: string; runs: number[] }>()
+  for (let r = 0; r < repeat; r++) {
+    if (python !== null) {
+      for (const threads of torchThreads) {
+        const lines = runTorch(python, [
+          "--spec", JSON.stringify(m.spec), "--batch", String(m.batch), "--micro", String(m.microBatch),
+          "--steps", String(timedSteps), "--threads", String(threads)
+        ])
+        const head = lines[0]!
+        const res = lines[1]!
+        if (r === 0 && threads === torchThreads[0]) console.log(`PyTorch: ${String(head["blas"])}`)
+        const tps = Number(res["tokens_per_s"])
+        console.log(
+          `${name.padEnd(6)} ${(Number(res["params"]) / 1e6).toFixed(2).padStart(6)}M  batch ${m.batch}x${m.spec.seqLen} (micro ${m.microBatch})  ` +
+            `${tps.toFixed(1).padStart(9)} tokens/s  ${Number(res["ms_per_step"]).toFixed(0).padStart(7)} ms/step  loss ${Number(res["loss"]).toFixed(3)}  [PyTorch eager, ${threads} thread(s)]`
+        )
+        torchRuns.set(threads, [...(torchRuns.get(threads) ?? []), tps])
+      }
+    }
+    for (const backend of backends) {
+      const res = await Effect.runPromise(bench(backend, name).pipe(
+        Effect.catchAll((e) => Effect.sync(() => { console.log(`${name} on ${backend}: ${String(e)}`); return null }))
+      ))
+      if (res !== null) {
+        const o = ours.get(backend) ?? { name: res.name, runs: [] }
+        o.runs.push(res.tokensPerSecond)
+        ours.set(backend, o)
+      }
+    }
+  }
+  let torchBest: { threads: number; best: number; median: number } | null = null
+  for (const [threads, runs] of torchRuns) {
+    const bm = bestMedian(runs)
+    if (torchBest === null || bm.best > torchBest.best) torchBest = { threads, ...bm }
+  }
+  for (const [backend, { name: bname, runs }] of ours) {
+    const bm = bestMedian(runs)
+    let line = `${name}: ${backend} [${bname}] best ${bm.best.toFixed(1)} / median ${bm.median.toFixed(1)} tokens/s over ${runs.length} run(s)`
+    if (torchBest !== null) {
+      line += `; PyTorch (${torchBest.threads} thread(s)) best ${torchBest.best.toFixed(1)} / median ${torchBest.median.toFixed(1)}` +
+        `; ratio ${(bm.best / torchBest.best).toFixed(3)}x best, ${(bm.median / torchBest.median).toFixed(3)}x median`
+    }
+    summary.push(line)
   }
 }
+console.log("\nsummary")
+for (const l of summary) console.log("  " + l)

@@ -34,7 +34,7 @@ test("swarm on a real S3 server: identical models every window, loss falls, a jo
     const uidOf = new Map(events.flatMap((e) => (e._tag === "Joined" ? [[e.name, e.uid] as const] : [])))
     const first = ["peer-0", "peer-1", "peer-2"].map((n) => uidOf.get(n)!).sort((a, b) => a - b)
     for (let w = s; w < s + 6; w++) {
-      expect(byWindow.get(w)?.stepped).toBe(true)
+      expect({ w, stepped: byWindow.get(w)?.stepped, gathered: byWindow.get(w)?.gathered.length }).toMatchObject({ w, stepped: true })
       // Only listed peers: the first three, and the joiner once the refreshed peer list is in force.
       for (const u of byWindow.get(w)!.gathered) expect([...first, uidOf.get("peer-3")]).toContain(u)
     }

@@ -66,7 +66,9 @@ test("rogue codec and oversized objects are rejected as those peers' updates; th
           Either.getOrThrow(encodeUpdate({ runId: address.runId, window, uid, hotkey, sampleDigest: "", sampleCount: 0 }, wire32))),
         rogue(spec, workDir, "huge", (window) => new Uint8Array(updateCap(spec, manifest, address, window)!).fill(7)),
       ], { concurrency: "unbounded" }))
-      const result = yield* runSwarm({ spec, peers: 3, rounds, workDir, onEvent: logEvent(Date.now()) })
+      // Equal scoring keeps the rogues listed (the Gauntlet would drop them within a few windows),
+      // so every window tests admission on every node; the Gauntlet has its own swarm test.
+      const result = yield* runSwarm({ spec, peers: 3, rounds, workDir, scoring: "equal", onEvent: logEvent(Date.now()) })
       yield* Fiber.interrupt(rogues)
       return result
     }))

@@ -1,6 +1,8 @@
 export * from "./io/index.ts"
 export * from "./backend.ts"
 export { CpuBackend } from "./cpu/backend.ts"
+export { FastCpuBackend } from "./cpu/fast.ts"
+export { EngineAuto, EngineCpuFast, EngineCpuFastWith, isCpuEmulation, makeCpuBackend } from "./auto.ts"
 export { Tensor, ShapeError, TensorError, type DType } from "./tensor.ts"
 export * from "./engine.ts"
 export { AdamWState, type AdamWHyper } from "./optim/adamw.ts"

@@ -7,32 +7,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { Effect, Either } from "effect"
-import { debug } from "@covenant/dsl"
 import type { RunSpec } from "@covenant/dsl"
-import { compress, decompress, peerNorm } from "@covenant/sparseloco"
+import { decompress, peerNorm } from "@covenant/sparseloco"
 import type { UpdateMessage, WireTensor } from "@covenant/sparseloco"
 import {
-  asBehaviour, catalogue, decodeUpdate, encodeUpdate, loadBehaviour, modelManifest, resolveBehaviour, rng, runAddress,
+  asBehaviour, catalogue, decodeUpdate, encodeUpdate, loadBehaviour, resolveBehaviour, runAddress,
 } from "../src/index.ts"
 import type { Outgoing, PeerBehaviour, PublishContext, TrainingPlan } from "../src/index.ts"
-
-const spec: RunSpec = debug()
-const manifest = modelManifest(spec.model)
-const HOTKEY = "5GrwvaDF5zxW5gZ2kHh4tBmPLdKN9aD3ZUtKTKhYAZWKZt6Y"
-
-/** An honest update: random deltas compressed with the spec's SparseLoCo parameters. */
-const honestUpdate = (uid: number, window: number, seed: number): UpdateMessage => {
-  const next = rng(seed)
-  const c = spec.compression
-  if (c.kind !== "sparseloco") throw new Error("the debug preset compresses")
-  const tensors: WireTensor[] = manifest.tensors.map(({ name, shape }) => {
-    const n = shape.reduce((a, b) => a * b, 1)
-    const delta = Float32Array.from({ length: n }, () => (next() - 0.5) * 1e-3)
-    const r = Either.getOrThrow(compress(new Float32Array(n), delta, shape, c, name))
-    return { coding: c.indexCoding, update: r.update }
-  })
-  return { meta: { runId: spec.name, window, uid, hotkey: HOTKEY, sampleDigest: "ab", sampleCount: 4 }, tensors }
-}
+import { HOTKEY, honestUpdate, manifest, spec } from "./adversary-fixtures.ts"
 
 const ctxFor = (uid: number, window: number, store: Map<string, UpdateMessage> = new Map(), uploadMs = 300): PublishContext => {
   const start = Date.now()

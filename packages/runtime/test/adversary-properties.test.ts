@@ -7,16 +7,11 @@
  */
 import { describe, expect, test } from "bun:test"
 import { Effect, Either, FastCheck as fc } from "effect"
-import { debug } from "@covenant/dsl"
-import type { RunSpec } from "@covenant/dsl"
-import { compress } from "@covenant/sparseloco"
-import type { UpdateMessage, WireTensor } from "@covenant/sparseloco"
-import { admitUpdates, aggregateUpdates, catalogue, encodeUpdate, modelManifest, rng, runAddress } from "../src/index.ts"
+import type { UpdateMessage } from "@covenant/sparseloco"
+import { admitUpdates, aggregateUpdates, catalogue, encodeUpdate, rng, runAddress } from "../src/index.ts"
 import type { Directory, Participant, PublishContext } from "../src/index.ts"
+import { HOTKEY, honestUpdate as honestUpdateIn, manifest, spec } from "./adversary-fixtures.ts"
 
-const spec: RunSpec = debug()
-const manifest = modelManifest(spec.model)
-const HOTKEY = "5GrwvaDF5zxW5gZ2kHh4tBmPLdKN9aD3ZUtKTKhYAZWKZt6Y"
 const WINDOW = 9
 const UIDS = [1, 2, 3, 4, 5, 6]
 /** The chain's view: every uid registered under the one hotkey the updates carry. */
@@ -28,17 +23,8 @@ const dir: Directory = {
 const admit = (delivered: ReadonlyArray<{ uid: number; payload: Uint8Array }>) =>
   Effect.runPromise(admitUpdates(delivered, { spec, manifest, address: runAddress(spec), window: WINDOW, dir }))
 
-const honestUpdate = (uid: number, seed: number): UpdateMessage => {
-  const next = rng(seed)
-  const c = spec.compression
-  if (c.kind !== "sparseloco") throw new Error("the debug preset compresses")
-  const tensors: WireTensor[] = manifest.tensors.map(({ name, shape }) => {
-    const n = shape.reduce((a, b) => a * b, 1)
-    const delta = Float32Array.from({ length: n }, () => (next() - 0.5) * 1e-3)
-    return { coding: c.indexCoding, update: Either.getOrThrow(compress(new Float32Array(n), delta, shape, c, name)).update }
-  })
-  return { meta: { runId: spec.name, window: WINDOW, uid, hotkey: HOTKEY, sampleDigest: "ab", sampleCount: 4 }, tensors }
-}
+/** An honest update of the round's window. */
+const honestUpdate = (uid: number, seed: number): UpdateMessage => honestUpdateIn(uid, WINDOW, seed)
 
 /** Kinds whose effect is in what they upload (timing and training kinds are swarm matters). */
 const KINDS = ["honest", "sign-flip", "scaled", "noise", "nan", "inf", "wrong-shape", "wrong-codec", "copycat", "stale", "free-rider"] as const

@@ -6,10 +6,10 @@
  * in that "a" and "a/b" can both exist.
  */
 import { Chunk, Clock, Effect, Either, Layer, Stream } from "effect"
-import { InvalidRange, NotFound } from "./errors.ts"
+import { InvalidRange, NotFound, TooLarge } from "./errors.ts"
 import { validateBucket, validateKey, validatePrefix } from "./keys.ts"
 import { Transport } from "./Transport.ts"
-import type { BucketLocation, ObjectInfo, StoredObject, TransportService } from "./Transport.ts"
+import type { BucketLocation, ObjectInfo, ReadOptions, StoredObject, TransportService } from "./Transport.ts"
 
 interface Entry {
   readonly bytes: Uint8Array
@@ -47,8 +47,12 @@ export const makeMemoryTransport = (): TransportService => {
       return infoOf(key, entry)
     })
 
-  const getWithInfo = (at: BucketLocation, key: string) =>
-    Effect.map(entryOf(at, key), (e): StoredObject => ({ bytes: e.bytes.slice(), info: infoOf(key, e) }))
+  const getWithInfo = (at: BucketLocation, key: string, options?: ReadOptions) =>
+    Effect.flatMap(entryOf(at, key), (e): Effect.Effect<StoredObject, TooLarge> => {
+      const max = options?.maxBytes
+      if (max !== undefined && e.bytes.length > max) return Effect.fail(new TooLarge({ bucket: at.bucket, key, size: e.bytes.length, maxBytes: max }))
+      return Effect.succeed({ bytes: e.bytes.slice(), info: infoOf(key, e) })
+    })
 
   return {
     timeResolutionMs: 1,
@@ -68,7 +72,7 @@ export const makeMemoryTransport = (): TransportService => {
         }
         return put(at, key, out)
       }),
-    get: (at, key) => Effect.map(getWithInfo(at, key), (o) => o.bytes),
+    get: (at, key, options) => Effect.map(getWithInfo(at, key, options), (o) => o.bytes),
     getWithInfo,
     getRange: (at, key, range) =>
       Effect.flatMap(entryOf(at, key), (e) => {

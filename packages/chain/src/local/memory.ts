@@ -7,7 +7,6 @@
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { Clock, Deferred, Duration, Effect, Either, Schedule } from "effect";
 import type { Scope } from "effect";
-import type { BlockInfo } from "../Chain.ts";
 import type { LocalBackend, LocalView } from "./backend.ts";
 import { defaultLocalParams, LocalState } from "./state.ts";
 import type { LocalParams } from "./state.ts";
@@ -34,25 +33,12 @@ export const openMemoryBackend = (options: MemoryChainOptions = {}): Effect.Effe
     });
     yield* Effect.forkScoped(Effect.repeat(Effect.zipRight(Effect.sleep(Duration.millis(params.blockIntervalMs)), produceBlock), Schedule.forever));
 
-    const blockInfo = (number: number): BlockInfo | undefined => {
-      const t = state.timestampOf(number);
-      return Either.isRight(t) ? { number, timestampMs: t.right } : undefined;
-    };
-    const blocksSince = (after: number): BlockInfo[] => {
-      const out: BlockInfo[] = [];
-      for (let b = Math.max(after + 1, state.block - params.blockHistory + 1); b <= state.block && out.length < 1000; b++) {
-        const info = blockInfo(b);
-        if (info !== undefined) out.push(info);
-      }
-      return out;
-    };
-
     return {
       info: { genesisHash: state.genesisHash, params },
       head: Effect.sync(() => ({ number: state.block, timestampMs: state.timestampMs })),
       blocksAfter: (after, waitMs) =>
         Effect.suspend(() => (state.block > after ? Effect.void : Effect.raceFirst(Deferred.await(next), Effect.sleep(Duration.millis(waitMs))))).pipe(
-          Effect.map(() => blocksSince(after)),
+          Effect.map(() => state.blocksSince(after)),
         ),
       timestamp: (block) => Effect.suspend(() => state.timestampOf(block)),
       nonce: (account) => Effect.sync(() => state.nonceOf(account)),

@@ -2,7 +2,6 @@ import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { Duration, Effect, Either, Schedule } from "effect";
 import type { Scope } from "effect";
 import * as fs from "node:fs";
-import type { BlockInfo } from "../Chain.ts";
 import type { LocalBackend, LocalView } from "./backend.ts";
 import { defaultLocalParams } from "./state.ts";
 import type { LocalParams } from "./state.ts";
@@ -85,19 +84,6 @@ export const openLocalOwner = (options: LocalOwnerOptions): Effect.Effect<LocalB
     });
     yield* Effect.forkScoped(Effect.repeat(produceBlock, Schedule.spaced(Duration.millis(params.blockIntervalMs))));
 
-    const blockInfo = (number: number): BlockInfo | undefined => {
-      const t = state.timestampOf(number);
-      return Either.isRight(t) ? { number, timestampMs: t.right } : undefined;
-    };
-    const blocksSince = (after: number): BlockInfo[] => {
-      const out: BlockInfo[] = [];
-      // Bounded: a far-behind reader catches up over several polls.
-      for (let b = Math.max(after + 1, state.block - params.blockHistory + 1); b <= state.block && out.length < 1000; b++) {
-        const info = blockInfo(b);
-        if (info !== undefined) out.push(info);
-      }
-      return out;
-    };
     const waitForBlock = (waitMs: number) =>
       Effect.async<void>((resume) => {
         const wake = () => resume(Effect.void);
@@ -116,7 +102,7 @@ export const openLocalOwner = (options: LocalOwnerOptions): Effect.Effect<LocalB
       info: { genesisHash: state.genesisHash, params },
       head: Effect.sync(() => ({ number: state.block, timestampMs: state.timestampMs })),
       blocksAfter: (after, waitMs) =>
-        Effect.suspend(() => (state.block > after ? Effect.void : waitForBlock(waitMs))).pipe(Effect.map(() => blocksSince(after))),
+        Effect.suspend(() => (state.block > after ? Effect.void : waitForBlock(waitMs))).pipe(Effect.map(() => state.blocksSince(after))),
       timestamp: (block) => Effect.suspend(() => state.timestampOf(block)),
       nonce: (account) => Effect.sync(() => state.nonceOf(account)),
       uidOf: (hotkey) => Effect.sync(() => state.uidOfHotkey(hotkey)),

@@ -1,6 +1,6 @@
 import { decodeAddress, encodeAddress } from "@polkadot/util-crypto";
 import { Either, Schema } from "effect";
-import type { Metagraph, Neuron, WeightsRow } from "../Chain.ts";
+import type { BlockInfo, Metagraph, Neuron, WeightsRow } from "../Chain.ts";
 import {
   CallRejected,
   InvalidWeights,
@@ -129,6 +129,19 @@ export class LocalState {
   timestampOf(block: number): Either.Either<number, UnknownBlock> {
     const t = this.timestamps.get(block);
     return t === undefined ? Either.left(new UnknownBlock({ block })) : Either.right(t);
+  }
+
+  /**
+   * The blocks after `after` still in the history window (the last `params.blockHistory`), oldest
+   * first. Bounded: a far-behind reader catches up over several polls.
+   */
+  blocksSince(after: number): BlockInfo[] {
+    const out: BlockInfo[] = [];
+    for (let b = Math.max(after + 1, this.block - this.params.blockHistory + 1); b <= this.block && out.length < 1000; b++) {
+      const t = this.timestamps.get(b);
+      if (t !== undefined) out.push({ number: b, timestampMs: t });
+    }
+    return out;
   }
 
   nonceOf(account: string): number {

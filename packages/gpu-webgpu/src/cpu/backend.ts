@@ -6,7 +6,7 @@ import { BackendError, chunkPieces, type Backend, type BufferId, type CpuViews, 
 import { ChunkedBufferTable } from "../chunkedBuffers.ts"
 
 export class CpuBackend implements Backend {
-  readonly name = "cpu"
+  readonly name: string = "cpu"
   // The CPU backend runs each kernel's CPU reference; the variant only selects which kernel name.
   readonly kernelFamily = "blocked"
   // Chunks are plain memory: nothing to give back, the garbage collector takes them.
@@ -47,6 +47,11 @@ export class CpuBackend implements Backend {
   }
 
   run(d: Dispatch): void {
+    d.kernel.cpu(this.views(d), d.params)
+  }
+
+  /** Typed views of the chunks a dispatch binds. */
+  protected views(d: Dispatch): CpuViews {
     const chunkOf = (name: string): ArrayBuffer => {
       const binding = d.bindings[name]
       if (binding === undefined) throw new BackendError({ message: `${d.kernel.name}: binding ${name} missing` })
@@ -54,11 +59,10 @@ export class CpuBackend implements Backend {
       if (chunk === undefined) throw new BackendError({ message: `${d.kernel.name}: chunk ${binding.chunk} of ${name} out of range` })
       return chunk
     }
-    const views: CpuViews = {
+    return {
       f32: (name) => new Float32Array(chunkOf(name)),
       i32: (name) => new Int32Array(chunkOf(name))
     }
-    d.kernel.cpu(views, d.params)
   }
 
   free(buf: BufferId): void {

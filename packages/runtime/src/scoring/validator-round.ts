@@ -6,8 +6,6 @@
  */
 import { Effect } from "effect"
 import { Chain } from "@covenant/chain"
-import type { Engine } from "@covenant/gpu-webgpu"
-import type { UpdateMessage } from "@covenant/sparseloco"
 import type { Transport } from "@covenant/transport"
 import { inPhase } from "../errors.ts"
 import type { RuntimeError } from "../errors.ts"
@@ -17,26 +15,20 @@ import type { Directory, Publisher } from "../node/network.ts"
 import { Scoring } from "../node/scoring.ts"
 import { eligibleCandidates } from "./eligibility.ts"
 import { judgeWindow } from "./judge.ts"
+import type { JudgeInput } from "./judge.ts"
 
-export interface ScoreWindowInput {
+/** What the window's judging needs (documented on JudgeInput), and what the validator adds around it. */
+export interface ScoreWindowInput
+  extends Pick<JudgeInput, "engine" | "start" | "window" | "tracked" | "delivered" | "decoded" | "before" | "after" | "outerLr"> {
   readonly cfg: NodeConfig
   readonly me: Publisher
   readonly dir: Directory
   readonly leader: boolean
-  readonly engine: Engine | undefined
-  readonly start: number
-  readonly window: number
   /** How many windows after publication a new peer list takes effect. */
   readonly listLead: number
   /** The peer list in force (sorted) and the uids aggregated this window. */
   readonly expected: ReadonlyArray<number>
   readonly aggregated: ReadonlyArray<number>
-  readonly tracked: ReadonlyArray<number>
-  readonly delivered: ReadonlyArray<{ readonly uid: number; readonly storeTime: number }>
-  readonly decoded: ReadonlyArray<{ readonly uid: number; readonly message: UpdateMessage }>
-  readonly before: ReadonlyMap<string, Float32Array>
-  readonly after: ReadonlyMap<string, Float32Array>
-  readonly outerLr: number
 }
 
 /** Judges the window and folds it into Scoring; the leader publishes the next list on refresh windows. */

@@ -1,0 +1,186 @@
+/**
+ * Fast CPU versions of the three attention kernels (src/ops/attention.ts has the references and
+ * the maths): per (batch, query head) the score matrix S = scale·Q·Kᵀ [T,T] is formed with the
+ * SIMD gemm, masked causally and normalised row by row, and the products with V (forward) or with
+ * dO, K, Q (backward) are gemms again. The full [T,T] block is computed (twice the causal flops)
+ * because the SIMD gemm is far faster than a causal scalar loop; masked entries are exact zeros.
+ * Bindings, params and outputs are those of the reference kernels.
+ */
+import type { FastKernel } from "./fast.ts"
+import type { Gemm } from "./blasGemm.ts"
+import type { CpuViews } from "../backend.ts"
+
+interface Dims {
+  readonly B: number
+  readonly T: number
+  readonly H: number
+  readonly Hkv: number
+  readonly hd: number
+  readonly scale: number
+}
+
+const dimsOf = (p: Readonly<Record<string, number>>): Dims => {
+  const T = p["T"]!
+  const H = p["H"]!
+  return { B: p["rows"]! / (T * H), T, H, Hkv: p["Hkv"]!, hd: p["hd"]!, scale: p["scale"]! }
+}
+
+/** The kv head query head h reads (grouped-query attention: H / Hkv query heads per kv head). */
+const kvHeadOf = (d: Dims, h: number): number => Math.floor(h / (d.H / d.Hkv))
+/** Where query head h of batch b starts in q, o, dO, dq, out (rows of stride H·hd). */
+const headOffset = (d: Dims, b: number, h: number): number => (b * d.T * d.H + h) * d.hd
+/** Where kv head kvh of batch b starts in k, v, dk, dv (rows of stride Hkv·hd). */
+const kvOffset = (d: Dims, b: number, kvh: number): number => (b * d.T * d.Hkv + kvh) * d.hd
+
+/** The bindings every attention kernel reads. */
+const inputs = (views: CpuViews) => ({ q: views.f32("q"), k: views.f32("k"), v: views.f32("v"), L: views.f32("L") })
+
+/** out[T,T] = X·Yᵀ for query head h of batch b: X its rows of x, Y its kv head's rows of y. */
+const headByKv = (gemm: Gemm, d: Dims, x: Float32Array, y: Float32Array, b: number, h: number, out: Float32Array): void => {
+  const { T, H, Hkv, hd } = d
+  gemm.gemm(x, headOffset(d, b, h), H * hd, 1, y, kvOffset(d, b, kvHeadOf(d, h)), 1, Hkv * hd, out, 0, T, T, T, hd, false)
+}
+
+/** Query head h's rows of out = M·Y, with M [T,T] and Y its kv head's rows of y. */
+const mixKv = (gemm: Gemm, d: Dims, M: Float32Array, y: Float32Array, b: number, h: number, out: Float32Array): void => {
+  const { T, H, Hkv, hd } = d
+  gemm.gemm(M, 0, T, 1, y, kvOffset(d, b, kvHeadOf(d, h)), Hkv * hd, 1, out, headOffset(d, b, h), H * hd, T, hd, T, false)
+}
+
+/** Reused [T,T] scratch matrices. */
+class Scratch {
+  private a = new Float32Array(0)
+  private b = new Float32Array(0)
+  get(n: number): [Float32Array, Float32Array] {
+    if (this.a.length < n) {
+      this.a = new Float32Array(n)
+      this.b = new Float32Array(n)
+    }
+    return [this.a, this.b]
+  }
+}
+
+/**
+ * S = scale·Q_h·K_kvhᵀ for one (b, h), then P = exp(S - lse) in place for s <= t, 0 beyond.
+ * With `L` given the row lse is read from it; otherwise computed and written to `Lout`.
+ */
+const probabilities = (
+  gemm: Gemm, d: Dims, q: Float32Array, k: Float32Array, b: number, h: number,
+  S: Float32Array, L: Float32Array, computeL: boolean
+): void => {
+  const { T, H, scale } = d
+  headByKv(gemm, d, q, k, b, h, S)
+  for (let t = 0; t < T; t++) {
+    const row = t * T
+    const r = (b * T + t) * H + h
+    let lse: number
+    if (computeL) {
+      let m = -Infinity
+      for (let s = 0; s <= t; s++) {
+        const x = S[row + s]! * scale
+        S[row + s] = x
+        if (x > m) m = x
+      }
+      let l = 0
+      for (let s = 0; s <= t; s++) l += Math.exp(S[row + s]! - m)
+      lse = m + Math.log(l)
+      L[r] = lse
+      for (let s = 0; s <= t; s++) S[row + s] = Math.exp(S[row + s]! - lse)
+    } else {
+      lse = L[r]!
+      for (let s = 0; s <= t; s++) S[row + s] = Math.exp(scale * S[row + s]! - lse)
+    }
+    S.fill(0, row + t + 1, row + T)
+  }
+}
+
+export const attentionFast = (gemm: Gemm): FastKernel => {
+  const scratch = new Scratch()
+  return (views, p) => {
+    const d = dimsOf(p)
+    const { B, T, H } = d
+    const { q, k, v, L } = inputs(views)
+    const out = views.f32("out")
+    const [S] = scratch.get(T * T)
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < H; h++) {
+        probabilities(gemm, d, q, k, b, h, S, L, true)
+        mixKv(gemm, d, S, v, b, h, out)
+      }
+    }
+  }
+}
+
+/** dS = scale·P∘(dO·Vᵀ - D) in place of dP, for one (b, h); P in `P`, dO·Vᵀ computed into `dS`. */
+const scoreGrad = (
+  gemm: Gemm, d: Dims, dO: Float32Array, v: Float32Array, Drow: Float32Array, b: number, h: number,
+  P: Float32Array, dS: Float32Array
+): void => {
+  const { T, H, scale } = d
+  headByKv(gemm, d, dO, v, b, h, dS)
+  for (let t = 0; t < T; t++) {
+    const row = t * T
+    const D = Drow[(b * T + t) * H + h]!
+    for (let s = 0; s <= t; s++) dS[row + s] = scale * P[row + s]! * (dS[row + s]! - D)
+    dS.fill(0, row + t + 1, row + T)
+  }
+}
+
+export const attentionGradQFast = (gemm: Gemm): FastKernel => {
+  const scratch = new Scratch()
+  return (views, p) => {
+    const d = dimsOf(p)
+    const { B, T, H, hd } = d
+    const { q, k, v, L } = inputs(views)
+    const o = views.f32("o")
+    const dO = views.f32("dO")
+    const Drow = views.f32("Drow")
+    const dq = views.f32("dq")
+    const rows = p["rows"]!
+    for (let r = 0; r < rows; r++) {
+      let D = 0
+      const base = r * hd
+      for (let i = 0; i < hd; i++) D += dO[base + i]! * o[base + i]!
+      Drow[r] = D
+    }
+    const [P, dS] = scratch.get(T * T)
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < H; h++) {
+        probabilities(gemm, d, q, k, b, h, P, L, false)
+        scoreGrad(gemm, d, dO, v, Drow, b, h, P, dS)
+        // dq[t] = sum_s dS[t,s] k[s]
+        mixKv(gemm, d, dS, k, b, h, dq)
+      }
+    }
+  }
+}
+
+export const attentionGradKVFast = (gemm: Gemm): FastKernel => {
+  const scratch = new Scratch()
+  return (views, p) => {
+    const d = dimsOf(p)
+    const { B, T, H, Hkv, hd } = d
+    const { q, k, v, L } = inputs(views)
+    const dO = views.f32("dO")
+    const Drow = views.f32("Drow")
+    const dk = views.f32("dk")
+    const dv = views.f32("dv")
+    const group = H / Hkv
+    const [P, dS] = scratch.get(T * T)
+    for (let b = 0; b < B; b++) {
+      for (let kvh = 0; kvh < Hkv; kvh++) {
+        const kvOff = kvOffset(d, b, kvh)
+        for (let hh = 0; hh < group; hh++) {
+          const h = kvh * group + hh
+          const qOff = headOffset(d, b, h)
+          probabilities(gemm, d, q, k, b, h, P, L, false)
+          // dv[s] += sum_t P[t,s] dO[t]
+          gemm.gemm(P, 0, 1, T, dO, qOff, H * hd, 1, dv, kvOff, Hkv * hd, T, hd, T, hh > 0)
+          scoreGrad(gemm, d, dO, v, Drow, b, h, P, dS)
+          // dk[s] += sum_t dS[t,s] q[t]
+          gemm.gemm(dS, 0, 1, T, q, qOff, H * hd, 1, dk, kvOff, Hkv * hd, T, hd, T, hh > 0)
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The fast CPU backend (src/cpu/fast.ts) vs the CPU reference, in both of its gemm forms: the
+ * WebAssembly SIMD kernel, and OpenBLAS through bun:ffi where the machine has the library (else
+ * those cases say they are skipped, or run the wasm form under the default label):
+ *  - every primitive's forward output and gradients (the shared op cases; only matmul and
+ *    attention run different code, the rest checks the dispatch falls through untouched);
+ *  - the SIMD gemm directly on strided, transposed, offset, accumulating, ragged operands, and
+ *    its threaded form (bitwise equal to one thread);
+ *  - matmul and attention at model-sized shapes, including operands split over several chunks;
+ *  - three training steps of a LLaMA (loss and every parameter after the steps);
+ *  - the straight-loop element-wise kernels, bitwise (same arithmetic, same order).
+ * Tolerance (fp32, different summation order): |fast - ref| <= 1e-4 + 1e-3 * |ref| per element,
+ * 2e-4 + 2e-3 * |ref| for parameters after three AdamW steps.
+ */
+import { describe, expect, test } from "bun:test"
+import { FastCheck as fc } from "effect"
+import { CpuBackend, FastCpuBackend, initLlamaParameters, makeEngine, Trainer, type Engine } from "../src/index.ts"
+import { WasmGemm } from "../src/cpu/wasmGemm.ts"
+import { BlasGemm, type Gemm } from "../src/cpu/blasGemm.ts"
+import type { Kernel } from "../src/backend.ts"
+import { addKernel, mulKernel, subKernel } from "../src/ops/binary.ts"
+import { axpbyKernel, fillKernel } from "../src/ops/util.ts"
+import { scaleInPlaceKernel } from "../src/optim/clip.ts"
+import { adamwKernel } from "../src/optim/adamw.ts"
+import { ropeKernel } from "../src/ops/rope.ts"
+import { ceGradKernel } from "../src/ops/crossEntropy.ts"
+import { buildInputs, cases, lossOf, makeData, rng } from "./opsCases.ts"
+import { debugSpec, randomIds } from "./model-engines.ts"
+
+const ref = makeEngine(new CpuBackend())
+// the default fast backend (OpenBLAS where the machine has it) and the WebAssembly one, 2 threads
+const fast = makeEngine(new FastCpuBackend(undefined, 2))
+const fastWasm = makeEngine(new FastCpuBackend(undefined, 2, "wasm"))
+const blasHere = BlasGemm.available()
+
+const close = (what: string, got: Float32Array, want: Float32Array, abs = 1e-4, rel = 1e-3) => {
+  expect(got.length).toBe(want.length)
+  for (let i = 0; i < want.length; i++) {
+    if (!(Math.abs(got[i]! - want[i]!) <= abs + rel * Math.abs(want[i]!))) {
+      throw new Error(`${what}[${i}]: fast ${got[i]} vs reference ${want[i]}`)
+    }
+  }
+}
+
+const runCase = async (e: Engine, c: (typeof cases)[number], p: unknown, data: ReadonlyArray<Float32Array | Int32Array>, seed: number) => {
+  const xs = buildInputs(e, c.inputs(p), data)
+  const out = c.forward(e, xs, p)
+  const y = await e.read(out)
+  const { loss } = lossOf(e, out, seed)
+  e.backward(loss)
+  loss.dispose()
+  const grads = await Promise.all(xs.map((x) => (x.grad === null ? null : e.read(x.grad))))
+  for (const x of xs) {
+    x.grad?.dispose()
+    x.dispose()
+  }
+  return { y, grads }
+}
+
+test("WebAssembly SIMD runs here (else EngineAuto falls back to the reference)", () => {
+  expect(FastCpuBackend.supported()).toBe(true)
+})
+
+describe("fast CPU forward and gradients equal the CPU reference", () => {
+  for (const [label, eng] of [["wasm", fastWasm], [blasHere ? "openblas" : "default (no OpenBLAS here: wasm)", fast]] as const) for (const c of cases) {
+    test(`${c.name} [${label}]`, async () => {
+      await fc.assert(
+        fc.asyncProperty(c.params, fc.integer({ min: 0, max: 2 ** 31 - 1 }), async (p, seed) => {
+          const rand = rng(seed)
+          const data = c.inputs(p).map((s) => makeData(s, rand))
+          const want = await runCase(ref, c, p, data, seed)
+          const got = await runCase(eng, c, p, data, seed)
+          close(`${c.name} ${JSON.stringify(p)} output`, got.y, want.y)
+          want.grads.forEach((g, i) => {
+            if (g === null) expect(got.grads[i]).toBeNull()
+            else close(`${c.name} ${JSON.stringify(p)} grad ${i}`, got.grads[i]!, g)
+          })
+        }),
+        { numRuns: c.runs ?? 10 }
+      )
+    }, 60_000)
+  }
+})
+
+describe("SIMD gemm", () => {
+  const gemms: ReadonlyArray<readonly [string, () => Gemm]> = [
+    ["wasm", () => new WasmGemm()],
+    ...(blasHere ? [["openblas (odd strides fall back to wasm)", () => new BlasGemm(2, new WasmGemm())] as const] : [])
+  ]
+  if (!blasHere) test.skip("openblas gemm (skipped: no OpenBLAS loaded: not Bun, COVENANT_BLAS=0, or no library; apt-get install libopenblas0-pthread)", () => {})
+  for (const [label, make] of gemms) test(`${label}: strided, transposed, offset and accumulating operands, ragged M/N/K, vs a float64 loop`, () => {
+    const gemm = make()
+    fc.assert(
+      fc.property(
+        fc.record({
+          M: fc.integer({ min: 1, max: 37 }), N: fc.integer({ min: 1, max: 37 }), K: fc.integer({ min: 1, max: 600 }),
+          transA: fc.boolean(), transB: fc.boolean(), acc: fc.boolean(), pad: fc.integer({ min: 0, max: 5 }), seed: fc.integer()
+        }),
+        ({ M, N, K, transA, transB, acc, pad, seed }) => {
+          const rand = rng(seed)
+          const A = Float32Array.from({ length: pad + M * K }, () => rand() - 0.5)
+          const B = Float32Array.from({ length: pad + K * N }, () => rand() - 0.5)
+          const ldc = N + pad
+          const C0 = Float32Array.from({ length: pad + M * ldc }, () => rand() - 0.5)
+          const [rsA, csA] = transA ? [1, M] : [K, 1]
+          const [rsB, csB] = transB ? [1, K] : [N, 1]
+          // without accumulation the old contents must not leak in, not even NaNs
+          if (!acc) for (let i = 0; i < M; i++) C0.fill(NaN, pad + i * ldc, pad + i * ldc + N)
+          const C = C0.slice()
+          gemm.gemm(A, pad, rsA, csA, B, pad, rsB, csB, C, pad, ldc, M, N, K, acc)
+          for (let i = 0; i < M; i++) {
+            for (let j = 0; j < N; j++) {
+              let s = acc ? C0[pad + i * ldc + j]! : 0
+              for (let k = 0; k < K; k++) s += A[pad + i * rsA + k * csA]! * B[pad + k * rsB + j * csB]!
+              const got = C[pad + i * ldc + j]!
+              if (!(Math.abs(got - s) <= 1e-5 * Math.sqrt(K) + 1e-4 * Math.abs(s))) throw new Error(`C[${i},${j}] ${got} vs ${s}`)
+            }
+          }
+          // the padding between rows of C is untouched
+          for (let i = 0; i < M; i++) for (let j = N; j < ldc; j++) expect(C[pad + i * ldc + j]).toBe(C0[pad + i * ldc + j]!)
+        }
+      ),
+      { numRuns: 60 }
+    )
+  })
+})
+
+describe("threaded SIMD gemm", () => {
+  test("3 threads give bitwise the single-thread result (each output is one thread's strip, same k order)", async () => {
+    const one = new WasmGemm(1)
+    const three = new WasmGemm(3)
+    try {
+      for (let i = 0; i < 200 && three.readyWorkers < 2; i++) await Bun.sleep(25)
+      expect(three.readyWorkers).toBe(2)
+      for (const [M, N, K, transB] of [[130, 300, 77, false], [64, 1000, 520, true], [257, 64, 64, false]] as const) {
+        const rand = rng(M + N + K)
+        const A = Float32Array.from({ length: M * K }, () => rand() - 0.5)
+        const B = Float32Array.from({ length: K * N }, () => rand() - 0.5)
+        const [rsB, csB] = transB ? [1, K] : [N, 1]
+        const c1 = new Float32Array(M * N)
+        const c3 = new Float32Array(M * N)
+        one.gemm(A, 0, K, 1, B, 0, rsB, csB, c1, 0, N, M, N, K, false)
+        three.gemm(A, 0, K, 1, B, 0, rsB, csB, c3, 0, N, M, N, K, false)
+        expect(c3).toEqual(c1)
+      }
+    } finally {
+      three.close()
+    }
+  })
+})
+
+/** The same op on both engines from the same data, with a lowered binding limit on both. */
+const both = async (maxBindingBytes: number, shapes: readonly (readonly number[])[], f: (e: Engine, xs: ReturnType<Engine["fromArray"]>[]) => ReturnType<Engine["fromArray"]>) => {
+  const rand = rng(7)
+  const data = shapes.map((s) => Float32Array.from({ length: s.reduce((a, b) => a * b, 1) }, () => rand() * 2 - 1))
+  const results: { y: Float32Array; grads: Float32Array[] }[] = []
+  for (const e of [makeEngine(new CpuBackend(maxBindingBytes)), makeEngine(new FastCpuBackend(maxBindingBytes)), makeEngine(new FastCpuBackend(maxBindingBytes, 2, "wasm"))]) {
+    const xs = shapes.map((s, i) => e.fromArray(data[i]!, s, { requiresGrad: true }))
+    const y = f(e, xs)
+    const out = await e.read(y)
+    const w = e.fromArray(Float32Array.from({ length: y.size }, (_, i) => Math.sin(i)), y.shape)
+    e.backward(e.sum(e.mul(y, w)))
+    results.push({ y: out, grads: await Promise.all(xs.map((x) => e.read(x.grad!))) })
+  }
+  const [want, ...gots] = results as [(typeof results)[0], ...(typeof results)]
+  for (const got of gots) {
+    close("output", got.y, want.y)
+    want.grads.forEach((g, i) => close(`grad ${i}`, got.grads[i]!, g))
+  }
+}
+
+describe("model-sized shapes", () => {
+  test("linear layer [2,40,96] x [200,96]^T with the weight split over 5 chunks", async () => {
+    await both(40 * 96 * 4, [[2, 40, 96], [200, 96]], (e, [x, w]) => e.matmul(x!, w!, { transB: true }))
+  }, 60_000)
+  test("attention [2,48,6,32] with 2 kv heads (GQA), one binding and chunked", async () => {
+    for (const limit of [1 << 27, 48 * 6 * 32 * 4]) {
+      await both(limit, [[2, 48, 6, 32], [2, 48, 2, 32], [2, 48, 2, 32]], (e, [q, k, v]) => e.attention(q!, k!, v!))
+    }
+  }, 60_000)
+})
+
+test("three LLaMA training steps: same losses and parameters as the reference", async () => {
+  const spec = debugSpec
+  const ids = randomIds(4 * spec.seqLen, spec.vocabSize, 5)
+  const runs: { losses: number[]; params: Map<string, Float32Array> }[] = []
+  for (const e of [ref, fast, fastWasm]) {
+    const trainer = Trainer.create(e, spec, initLlamaParameters(spec, 3), { microBatch: 2, lr: 1e-3 })
+    const losses: number[] = []
+    for (let i = 0; i < 3; i++) losses.push(await trainer.step(ids, [4, spec.seqLen]))
+    runs.push({ losses, params: await trainer.readParameters() })
+    trainer.dispose()
+  }
+  const [want, ...gots] = runs as [(typeof runs)[0], ...(typeof runs)]
+  for (const got of gots) {
+    got.losses.forEach((l, i) => expect(Math.abs(l - want.losses[i]!)).toBeLessThan(1e-4 + 1e-4 * Math.abs(want.losses[i]!)))
+    for (const [name, w] of want.params) close(name, got.params.get(name)!, w, 2e-4, 2e-3)
+  }
+}, 60_000)
+
+describe("element-wise fast kernels are bitwise equal to their references", () => {
+  const n = 1000
+  const rand = rng(11)
+  const data = (len: number) => Float32Array.from({ length: len }, () => rand() * 2 - 1)
+  const kernels: ReadonlyArray<readonly [Kernel, Readonly<Record<string, number>>, Readonly<Record<string, number>>]> = [
+    [addKernel, { a: n, b: n, out: n }, { n, bcast: 0 }],
+    [addKernel, { a: n, b: 40, out: n }, { n, bcast: 40 }],
+    [subKernel, { a: n, b: 40, out: n }, { n, bcast: 40 }],
+    [mulKernel, { a: n, b: n, out: n }, { n, bcast: 0 }],
+    [fillKernel, { out: n }, { n: 999, bcast: 0, value: 0.3 }],
+    [axpbyKernel, { x: n, y: n }, { n, bcast: 0, alpha: 0.7, beta: 0.9 }],
+    [axpbyKernel, { x: n, y: n }, { n, bcast: 0, alpha: 1.3, beta: 0 }],
+    [scaleInPlaceKernel, { y: n }, { n, bcast: 0, s: 0.37 }],
+    [adamwKernel, { g: n, p: n, m: n, v: n }, { n, bcast: 0, lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, wd: 0.1, bc1: 0.19, sqrtBc2: Math.sqrt(0.0975) }],
+    // [2 batches, T 5, H 4, hd 10] in a chunk starting at row 3, forward and inverse rotation
+    [ropeKernel, { x: 400, table: 5 * 5 * 2, out: 400 }, { n: 360, T: 5, H: 4, hd: 10, sign: 1, row0: 3 }],
+    [ropeKernel, { x: 400, table: 5 * 5 * 2, out: 400 }, { n: 400, T: 5, H: 4, hd: 10, sign: -1, row0: 0 }],
+    // 10 rows of V 100 from row 2; targets (i32 slot t) include ignored ones
+    [ceGradKernel, { x: n, t: 12, lse: 12, g: 1, count: 1, dx: n }, { n, row0: 2, V: 100 }]
+  ]
+  for (const [kernel, sizes, params] of kernels) {
+    test(`${kernel.name} ${JSON.stringify(params)}`, async () => {
+      const inputs = Object.entries(sizes).map(([name, len]) => [
+        name,
+        name === "t" ? Int32Array.from({ length: len }, (_, i) => (i % 4 === 1 ? -100 : (i * 37) % 100))
+        : name === "count" ? new Float32Array([7])
+        : kernel.name === "adamw" && name === "v" ? data(len).map(Math.abs)
+        : data(len)
+      ] as const)
+      // compared as bit patterns (the i32 targets read as f32 are NaNs)
+      const outs: Uint32Array[][] = []
+      for (const backend of [new CpuBackend(), new FastCpuBackend(undefined, 1)]) {
+        const bufs = inputs.map(([name, d]) => {
+          const buf = backend.alloc(d.byteLength)
+          backend.upload(buf, d)
+          return [name, buf] as const
+        })
+        backend.run({ kernel, bindings: Object.fromEntries(bufs.map(([name, buf]) => [name, { buf, chunk: 0 }])), params, workgroups: [1, 1, 1] })
+        outs.push(await Promise.all(bufs.map(async ([, buf]) => new Uint32Array(await backend.download(buf)))))
+      }
+      outs[0]!.forEach((want, i) => expect(outs[1]![i]!).toEqual(want))
+      // and the kernel wrote something
+      expect(outs[0]!.some((o, i) => !o.every((x, j) => x === new Uint32Array(inputs[i]![1].buffer)[j]))).toBe(true)
+    })
+  }
+})
