@@ -19,6 +19,8 @@ import {
   outerLrFor, paramsDigest, publishDebug, publishRecord, publishStartWindow, runAddress,
 } from "../src/index.ts"
 import type { NodeEvent, RoundState } from "../src/index.ts"
+import { openShardSet } from "../src/data/shards.ts"
+import { prepareRunData } from "../src/swarm/data.ts"
 
 const spec = debug()
 const manifest = modelManifest(spec.model)
@@ -63,7 +65,8 @@ test("a node fed a different gather set detects it against the leader's digest a
       yield* publishDebug(me, address, { window: S, digest: leaderDigest, values: debugValues(leaderState.params) })
 
       const events: NodeEvent[] = []
-      const cfg = { name: "peer-x", spec, address, events: (e: NodeEvent) => events.push(e) }
+      const shards = yield* Effect.orDie(openShardSet(yield* Effect.orDie(prepareRunData(spec, join(dir, "data")))))
+      const cfg = { name: "peer-x", spec, address, shards, events: (e: NodeEvent) => events.push(e) }
       // An honest node with the same set: nothing to say, nothing changes.
       const same = stepWith(decoded)
       const sameDigests = new Map([[S, paramsDigest(same.params)]])

@@ -23,7 +23,7 @@ import { fetchLeaderDebug, readDirectory } from "./network.ts"
 export const PENDING_WINDOWS = 4
 
 export interface DivergenceGuard {
-  readonly cfg: Pick<NodeConfig, "name" | "spec" | "address" | "events">
+  readonly cfg: Pick<NodeConfig, "name" | "spec" | "address" | "events" | "shards">
   readonly uid: number
   readonly state: RoundState
   /** The run's start window. */
@@ -63,7 +63,7 @@ export const guardDivergence = (guard: DivergenceGuard, done: number): Effect.Ef
       state.momentum = fresh.momentum
       let resyncedTo = fresh.window
       if (fresh.window < w) {
-        yield* replayWindows(state, cfg.spec, cfg.address, guard.start, fresh.window + 1, w)
+        yield* replayWindows(state, cfg.spec, cfg.address, guard.start, fresh.window + 1, w, cfg.shards)
         resyncedTo = w
       }
       guard.onResync?.()

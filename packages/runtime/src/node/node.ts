@@ -22,7 +22,7 @@ import type { PeerBehaviour } from "../adversary/behaviour.ts"
 import type { RunAddress } from "./network.ts"
 import { describeStartWait, waitReportMs } from "./leader.ts"
 import { fetchRecord, fetchStartWindow, gatherWindow, peerListAt, readDirectory } from "./network.ts"
-import { admitUpdates } from "./admission.ts"
+import { admitUpdates, sampleRule } from "./admission.ts"
 import type { Rejected } from "./admission.ts"
 import type { Missing } from "./rejections.ts"
 import type { StopRule } from "./stop.ts"
@@ -215,6 +215,8 @@ export const replayWindows = (
   start: number,
   from: number,
   to: number,
+  /** This node's data: a window without the leader's record is admitted as live nodes admit it, sample check included. */
+  shards: ShardSet,
 ): Effect.Effect<{ bytesDown: number }, RuntimeError, Chain | Transport> =>
   Effect.gen(function* () {
     const manifest = modelManifest(spec.model)
@@ -234,7 +236,7 @@ export const replayWindows = (
         const got = yield* gatherWindow(dir, address, spec, w, gatheredUids(list))
         const all = [...got.delivered].map(([uid, d]) => ({ uid, payload: d.bytes }))
         bytesDown += all.reduce((n, d) => n + d.payload.length, 0)
-        const admitted = (yield* admitUpdates(all, { spec, manifest, address, window: w, dir })).accepted
+        const admitted = (yield* admitUpdates(all, { spec, manifest, address, window: w, dir, samples: sampleRule(shards, spec, start) })).accepted
         const chosen = new Set(aggregatedPeers(list, admitted.map((d) => d.uid)))
         accepted = admitted.filter((d) => chosen.has(d.uid))
       }

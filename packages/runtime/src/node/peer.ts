@@ -96,7 +96,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
         const target = last === undefined ? live - 1 : Math.min(live - 1, last)
         if (done >= target) break
         cfg.events({ _tag: "Phase", name: cfg.name, window: live, phase: "catch-up" })
-        replayedBytes += (yield* replayWindows(state, spec, address, start, done + 1, target)).bytesDown
+        replayedBytes += (yield* replayWindows(state, spec, address, start, done + 1, target, cfg.shards)).bytesDown
         done = target
       }
       if (done > caughtFrom) {

@@ -5,7 +5,7 @@
  * function of the observed windows, so validators that saw the same windows hold the same state,
  * and the state round-trips through JSON exactly (it is saved with the node's state).
  *
- * final = max(0, ordinal) x indicator gate x sync x miss factor x inactivity decay
+ * final = max(0, ordinal + 25) x indicator gate x sync x miss factor x inactivity decay
  *         x [no invalid or copied update since its last clean one] x [last gradient score > 0]
  *
  * Every factor lies in [0, 1] and the rating is clipped at 0 before multiplying, so a penalty
@@ -13,7 +13,7 @@
  */
 import { Schema } from "effect"
 import type { ParticipationSpec } from "@covenant/dsl"
-import { defaultRating, ordinal, plackettLuce } from "./openskill.ts"
+import { DEFAULT_MU, defaultRating, ordinal, plackettLuce } from "./openskill.ts"
 import { weightsFromScores } from "./weights.ts"
 
 export const PeerRecord = Schema.Struct({
@@ -164,10 +164,18 @@ export const observeWindow = (state: GauntletState, o: GauntletWindow, p: Gauntl
 /** Not flagged since its last clean delivery (a flag stays until the peer delivers a clean update again). */
 export const isClean = (r: PeerRecord): boolean => r.lastFlagged === null || (r.lastDelivered !== null && r.lastDelivered > r.lastFlagged)
 
+/**
+ * The ordinal's shift (openskill's `target`): a new peer's rating counts DEFAULT_MU, not 0. Without
+ * it mu - 3 sigma is negative for whoever ranks last among honest peers (measured: -4.3 after nine
+ * windows in a 4-peer swarm), and an honest peer would earn nothing for being the slowest of the
+ * honest; bad updates are zeroed by the gates below, not by their rank.
+ */
+export const RATING_TARGET = DEFAULT_MU
+
 /** The final score of one peer after the window `state.window`. */
 export const finalScore = (r: PeerRecord, window: number, p: GauntletParams): number => {
   const s = p.scoring
-  const rating = Math.max(0, ordinal(r))
+  const rating = Math.max(0, ordinal(r, 3, RATING_TARGET))
   const gate = r.evaluations < indicatorWarmup(s.indicatorEmaAlpha, s.indicatorThreshold) || r.indicatorEma >= s.indicatorThreshold ? 1 : 0
   const positive = r.lastGradientScore !== null && r.lastGradientScore > 0 ? 1 : 0
   const clean = isClean(r) ? 1 : 0

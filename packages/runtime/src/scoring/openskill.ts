@@ -32,8 +32,11 @@ export const DEFAULT_SIGMA = 25 / 3
 
 export const defaultRating = (): Rating => ({ mu: DEFAULT_MU, sigma: DEFAULT_SIGMA })
 
-/** mu - z sigma: a conservative skill estimate (0 for a new player with the defaults). */
-export const ordinal = (r: Rating, z = 3): number => r.mu - z * r.sigma
+/**
+ * (mu - z sigma) + target: a conservative skill estimate, shifted by `target` as openskill's
+ * `ordinal` option does (0 for a new player with the defaults and no target).
+ */
+export const ordinal = (r: Rating, z = 3, target = 0): number => r.mu - z * r.sigma + target
 
 /**
  * One match: `ratings[i]` finished with `ranks[i]` (lower is better; equal ranks are ties).
