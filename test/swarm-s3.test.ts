@@ -39,7 +39,7 @@ test("swarm on a real S3 server: identical models every window, loss falls, a jo
       for (const u of byWindow.get(w)!.gathered) expect([...first, uidOf.get("peer-3")]).toContain(u)
     }
     // Each of the first three is aggregated in at least 5 of the 6 windows: a peer whose round
-    // overruns the 3 s window on a loaded machine misses that window's upload interval, and the
+    // overruns the 4 s window on a loaded machine misses that window's upload interval, and the
     // round goes on without it (every node alike: the digests below prove that). One such miss
     // per peer is the stated margin.
     const windows = Array.from({ length: 6 }, (_, i) => s + i)

@@ -6,16 +6,17 @@ import { describeRejection } from "@covenant/runtime"
 import type { NodeEvent } from "@covenant/runtime"
 
 /**
- * The debug model and data, with 2 x 3 inner steps per window (instead of 4 x 5) and 3 s windows
- * (6 blocks of 500 ms): five nodes share one JS thread here, and each window must hold every
- * peer's training plus the 700 ms upload interval.
+ * The debug model and data, with 2 x 3 inner steps per window (instead of 4 x 5) and 4 s windows
+ * (8 blocks of 500 ms): every node of a swarm shares one JS thread here, and each window must hold
+ * every peer's training and the validator's judging (its Gauntlet evaluations) plus the 1 s upload
+ * interval and the gather after it, on a 2-core machine whose cores may both be busy.
  */
 export const swarmTestSpec = (): Promise<RunSpec> =>
   Effect.runPromise(derive(debug(), {
     innerOptimizer: { batchSize: 2, innerSteps: 3, microBatchSize: 2 },
     data: { sampling: { samplesPerWindow: 6 } },
     // Every peer of these swarms is listed (the debug preset gathers 2 + 1 reserve of its 2 peers).
-    participation: { blocksPerWindow: 6, blockTimeMs: 500, uploadWindowMs: 700, peersGathered: 8, reservePeers: 2 },
+    participation: { blocksPerWindow: 8, blockTimeMs: 500, uploadWindowMs: 1_000, peersGathered: 8, reservePeers: 2 },
     infrastructure: { chain: { kind: "local", path: ".covenant/test/chain", blockTimeMs: 500 } },
   }))
 
