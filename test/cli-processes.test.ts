@@ -129,8 +129,10 @@ test("a run whose window no CPU keeps up with: refused at start, or with --accep
       const late = out.split("\n").filter((l) => /^\[\w+\] window \d+: your update landed \d+ ms after the upload interval closed \(compute [\d.]+ s.* for a 0\.50 s window\): lower innerSteps\/batch or use a longer window$/.test(l))
       expect(late.length).toBeGreaterThanOrEqual(1)
       expect(late.length).toBeLessThanOrEqual(3)
+      // At least the three reported windows were trained (a peer that falls further behind replays
+      // instead of training, so on a busy machine there may be no more); any beyond three were silent.
       const trained = roundsOf([outputs.find((o) => o.name === name)!]).length
-      expect(trained).toBeGreaterThan(3)
+      expect(trained).toBeGreaterThanOrEqual(3)
       expect(out).toMatch(/windows \d+\.\.\d+: all \d+ updates this peer made landed after the upload interval closed .* this peer cannot keep up/)
     }
     const again = outputs.find((o) => o.name === "p1-again")!
