@@ -2,11 +2,12 @@
  * What each attack costs (not a test; prints numbers). The same swarm (debug model, same seed and
  * identities) runs honest-only, then with each catalogue kind alone at 1 of N peers, then with a
  * mix at 3 of N. Per run: windows until every adversary's weight is 0 (as the validator's Scoring
- * sets it; with the equal-weight placeholder it never is), the share of listed windows in which
+ * sets it: the Gauntlet by default, `--scoring equal` for the equal-weight baseline, under which
+ * it never is), the share of listed windows in which
  * adversaries were aggregated, the final eval loss against the honest run's, and the validator's
  * time per window (all of it, and outside the gather's wait for the upload interval).
  *
- *   bun bench/adversaries.ts [--peers 10] [--windows 20] [--block-ms 500] [--blocks 8]
+ *   bun bench/adversaries.ts [--peers 10] [--windows 20] [--block-ms 500] [--blocks 8] [--scoring gauntlet|equal] [--evaluations 4]
  *                            [--kinds sign-flip,scaled,...] [--mix sign-flip,copycat,noise] [--out results.json]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
@@ -28,6 +29,9 @@ const listArg = (name: string, fallback: readonly string[]): string[] => {
 }
 const kinds = listArg("kinds", Object.keys(catalogue).filter((k) => k !== "slow"))
 const mix = listArg("mix", ["sign-flip", "copycat", "noise"])
+const scoringIndex = process.argv.indexOf("--scoring")
+const scoring = scoringIndex >= 0 ? process.argv[scoringIndex + 1] : "gauntlet"
+if (scoring !== "gauntlet" && scoring !== "equal") throw new Error(`--scoring takes gauntlet or equal, got ${scoring}`)
 const outIndex = process.argv.indexOf("--out")
 const out = outIndex >= 0 ? process.argv[outIndex + 1] : undefined
 for (const k of [...kinds, ...mix]) if (catalogue[k] === undefined) throw new Error(`unknown behaviour ${k} (known: ${Object.keys(catalogue).join(", ")})`)
@@ -35,7 +39,12 @@ for (const k of [...kinds, ...mix]) if (catalogue[k] === undefined) throw new Er
 const spec = await Effect.runPromise(derive(debug(), {
   innerOptimizer: { batchSize: 2, innerSteps: 3, microBatchSize: 2 },
   data: { sampling: { samplesPerWindow: 6 } },
-  participation: { blocksPerWindow: blocks, blockTimeMs: blockMs, uploadWindowMs: Math.min(700, Math.floor((blocks * blockMs) / 3)) },
+  // Every peer is listed (the debug preset lists 2 + 1 reserve), and the validator evaluates
+  // `--evaluations` of them each window.
+  participation: {
+    blocksPerWindow: blocks, blockTimeMs: blockMs, uploadWindowMs: Math.min(1_000, Math.floor((blocks * blockMs) / 3)),
+    peersGathered: peers, reservePeers: 2, evaluationsPerWindow: intArg("evaluations", 4),
+  },
   infrastructure: { chain: { kind: "local", path: ".covenant/bench/chain", blockTimeMs: blockMs } },
 }))
 
@@ -59,7 +68,7 @@ const run = async (name: string, assigned: ReadonlyArray<string>): Promise<Outco
   const workDir = mkdtempSync(join(tmpdir(), "covenant-bench-adv-"))
   const began = performance.now()
   try {
-    const { events } = await Effect.runPromise(runSwarm({ spec, peers, rounds: windows, workDir, behaviours }))
+    const { events } = await Effect.runPromise(runSwarm({ spec, peers, rounds: windows, workDir, behaviours, scoring }))
     const summary = swarmSummary(events, labels)
     type Round = Extract<NodeEvent, { _tag: "Round" }>
     const v = events.filter((e): e is Round => e._tag === "Round" && e.role === "validator")
@@ -102,7 +111,7 @@ const aggregatedShare = (o: Outcome): number | null => {
 
 const finalLoss = (o: Outcome): number | null => [...o.summary.windows].reverse().find((w) => w.evalLoss !== null)?.evalLoss ?? null
 
-console.log(`${peers} peers + 1 validator, ${windows} windows of ${blocks} x ${blockMs} ms (debug model, seed ${spec.seed})`)
+console.log(`${peers} peers + 1 validator, ${windows} windows of ${blocks} x ${blockMs} ms (debug model, seed ${spec.seed}), scoring: ${scoring}`)
 const outcomes: Outcome[] = []
 outcomes.push(await run("honest", []))
 for (const k of kinds) outcomes.push(await run(`${k} (1 of ${peers})`, [k]))

@@ -76,12 +76,16 @@ test("rogue codec and oversized objects are rejected as those peers' updates; th
     const byWindow = validatorRounds(events)
     const all = roundsOf(events)
     const reasonsAt = (w: number) => byWindow.get(w)!.rejected.map((r) => r.reason._tag).sort()
+    const honest = ["peer-0", "peer-1", "peer-2"].map((n) => uidOf.get(n)!)
+    // By the last window the refreshed list names all three honest peers.
+    expect(honest.every((u) => byWindow.get(s + rounds - 1)!.gathered.includes(u))).toBe(true)
     let windowsWithBoth = 0
     for (let w = s; w < s + rounds; w++) {
       const v = byWindow.get(w)!
-      // Every window steps every tensor, with the three honest peers and never a rogue.
+      // Every window steps every tensor, with every honest peer the list names and never a rogue (an
+      // honest peer that registered after the first list waits for a refreshed one, as rogues do).
       expect(v.stepped).toBe(true)
-      expect(v.gathered.length).toBe(3)
+      expect([...v.gathered].sort((a, b) => a - b)).toEqual(v.expected.filter((u) => honest.includes(u)).sort((a, b) => a - b))
       const rejectedUids = v.rejected.map((r) => r.uid)
       for (const u of v.gathered) expect(rejectedUids).not.toContain(u)
       if (reasonsAt(w).join(",") === "TooLarge,WrongChunk") windowsWithBoth++
