@@ -45,8 +45,10 @@ test("swarm on filesystem + local chain: loss falls, identical models, churn and
     expect(digestOf("peer-3", s + 4)).toBeUndefined()
     expect(digestOf("peer-3", s + 7)).toBe(byWindow.get(s + 7)!.digest)
     expect(digestOf("peer-4", s + 9)).toBe(byWindow.get(s + 9)!.digest)
+    // Both caught up by replay, matching the leader's debug values; so did any other peer that fell
+    // behind a window on a loaded machine (it replays rather than trains late).
     const caughtUp = events.filter((e) => e._tag === "CaughtUp")
-    expect(caughtUp.map((e) => e.name).sort()).toEqual(["peer-3", "peer-4"])
+    expect(caughtUp.map((e) => e.name)).toEqual(expect.arrayContaining(["peer-3", "peer-4"]))
     for (const e of caughtUp) expect(e.debugDistance).toBe(0)
     // The loss falls: the validator's held-out loss and the peers' training loss.
     const first = byWindow.get(s)!.loss!

@@ -6,8 +6,7 @@ import { describe, expect, test } from "bun:test"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
-import { Effect, Either } from "effect"
-import type { RunSpec } from "@covenant/dsl"
+import { Clock, Duration, Effect, Either, Fiber, Option, TestClock, TestContext } from "effect"
 import { decompress, peerNorm } from "@covenant/sparseloco"
 import type { UpdateMessage, WireTensor } from "@covenant/sparseloco"
 import {
@@ -187,14 +186,23 @@ describe("the catalogue does what it says", () => {
     for (const t of got.tensors) expect(dense(t).every((x) => x === 0)).toBe(true)
   })
 
-  test("slow: honest data, but every third window its training overruns the window", async () => {
-    const fast: RunSpec = { ...spec, participation: { ...spec.participation, blocksPerWindow: 2, blockTimeMs: 40, uploadWindowMs: 40 } }
-    const at = (window: number) => ({ ...ctxFor(1, window), spec: fast })
-    let t = Date.now()
-    expect(await train(catalogue["slow"]!, at(7))).toEqual({ _tag: "Own" })
-    expect(Date.now() - t).toBeLessThan(80)
-    t = Date.now()
-    expect(await train(catalogue["slow"]!, at(9))).toEqual({ _tag: "Own" })
-    expect(Date.now() - t).toBeGreaterThanOrEqual(115)
+  test("slow: honest, but every third window its update lands a window length after the upload interval closed", async () => {
+    const windowMs = spec.participation.blocksPerWindow * spec.participation.blockTimeMs
+    // On the test clock (time 0), an upload interval closing at 300 ms.
+    const landing = (window: number) =>
+      Effect.gen(function* () {
+        const ctx: PublishContext = { ...ctxFor(1, window), now: Clock.currentTimeMillis, upload: { start: 0, end: 300 } }
+        const fiber = yield* Effect.fork(catalogue["slow"]!.publish!(ctx, honest))
+        yield* TestClock.adjust(Duration.millis(300 + windowMs - 1))
+        const before = yield* Fiber.poll(fiber)
+        yield* TestClock.adjust(Duration.millis(1))
+        return { before: Option.isSome(before), out: yield* Fiber.join(fiber) }
+      }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise)
+    const onTime = await landing(7)
+    expect(onTime.before).toBe(true)
+    expect(published(onTime.out)).toBe(honest)
+    const late = await landing(9)
+    expect(late.before).toBe(false)
+    expect(published(late.out)).toBe(honest)
   })
 })

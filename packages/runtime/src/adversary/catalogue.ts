@@ -137,20 +137,22 @@ export const freeRider: PeerBehaviour = defineBehaviour({
 })
 
 /**
- * Honest but slow (not an adversary): on every `every`-th window its training takes a whole
- * window plus the upload interval longer, so that window's upload is late and it catches up.
+ * Honest but slow (not an adversary): on every `every`-th window its work overruns the window, so
+ * its update lands one window length after the upload interval closed and it catches up after.
+ * Timed from the upload interval (store time), not from a nominal window length: on a loaded
+ * machine the chain's blocks stretch and a fixed delay could still land in time.
  */
 export const slowEvery = (every: number): PeerBehaviour =>
   defineBehaviour({
     name: every === 3 ? "slow" : `slow-${every}`,
-    description: `honest, but every ${every}th window its training overruns the window`,
-    train: (ctx) =>
+    description: `honest, but every ${every}th window its work overruns the window and its update lands late`,
+    publish: (ctx, honest) =>
       Effect.gen(function* () {
         if (ctx.window % every === 0) {
           const p = ctx.spec.participation
-          yield* Effect.sleep(Duration.millis(p.blocksPerWindow * p.blockTimeMs + p.uploadWindowMs))
+          yield* Effect.sleep(Duration.millis((yield* msUntil(ctx, ctx.upload.end)) + p.blocksPerWindow * p.blockTimeMs))
         }
-        return TrainingPlan.own
+        return Outgoing.publish(honest)
       }),
   })
 
