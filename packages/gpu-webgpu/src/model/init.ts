@@ -6,7 +6,8 @@
  * outputs used), consumed tensor by tensor in `llamaParameters` order, row-major. The same seed
  * and spec therefore give bit-identical parameters on every machine.
  */
-import { isNormWeight, llamaParameters } from "./parameters.ts"
+import { isNormWeight } from "@covenant/dsl"
+import { llamaParameters } from "./parameters.ts"
 import type { LlamaSpec } from "./spec.ts"
 
 export const initStd = 0.02
