@@ -5,7 +5,8 @@
  * so a reader caps its download here instead of trusting the sender.
  */
 import { codesLength } from "./codes2bit.ts"
-import { clampK, layoutOf } from "./layout.ts"
+import { clampK } from "@covenant/dsl"
+import { layoutOf } from "./layout.ts"
 import { packed12Length } from "./packed12.ts"
 import { MAX_RICE_PARAM } from "./rice.ts"
 import type { IndexCoding } from "./params.ts"

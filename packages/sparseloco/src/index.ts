@@ -1,6 +1,7 @@
 export { CodecError, WireError } from "./errors.ts"
 export type { CodecErrorReason, WireErrorReason } from "./errors.ts"
-export { chunkEdge, clampK, layoutOf, chunkBase } from "./layout.ts"
+export { chunkEdge, clampK } from "@covenant/dsl"
+export { layoutOf, chunkBase } from "./layout.ts"
 export type { TensorLayout } from "./layout.ts"
 export { checkParams, defaultParams } from "./params.ts"
 export type { IndexCoding, SparseLoCoParams } from "./params.ts"
