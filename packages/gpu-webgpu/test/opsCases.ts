@@ -5,6 +5,7 @@
  */
 import { FastCheck as fc } from "effect"
 import type { Engine, Tensor } from "../src/index.ts"
+import { mulberry32 } from "../src/model/init.ts"
 
 export interface InputSpec {
   readonly shape: readonly number[]
@@ -24,17 +25,8 @@ export interface OpCase<P> {
   readonly runs?: number
 }
 
-/** Deterministic PRNG (mulberry32) so a case's data is a function of its seed. */
-export const rng = (seed: number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** Deterministic PRNG (mulberry32, the init's) so a case's data is a function of its seed. */
+export const rng = mulberry32
 
 export const makeData = (spec: InputSpec, rand: () => number): Float32Array | Int32Array => {
   const n = spec.shape.reduce((a, b) => a * b, 1)

@@ -9,15 +9,9 @@
 import type { FastKernel } from "./fast.ts"
 import type { Gemm } from "./blasGemm.ts"
 import type { CpuViews } from "../backend.ts"
+import type { AttentionDims } from "../ops/attention.ts"
 
-interface Dims {
-  readonly B: number
-  readonly T: number
-  readonly H: number
-  readonly Hkv: number
-  readonly hd: number
-  readonly scale: number
-}
+type Dims = AttentionDims & { readonly scale: number }
 
 const dimsOf = (p: Readonly<Record<string, number>>): Dims => {
   const T = p["T"]!

@@ -12,7 +12,8 @@ import type { LlamaSpec } from "./spec.ts"
 
 export const initStd = 0.02
 
-const mulberry32 = (seed: number) => {
+/** mulberry32: a small seeded generator of uniforms in [0, 1); the one copy in the packages below the runtime. */
+export const mulberry32 = (seed: number): (() => number) => {
   let a = seed >>> 0
   return (): number => {
     a = (a + 0x6d2b79f5) >>> 0

@@ -419,13 +419,15 @@ var<workgroup> Ds: array<f32, ${KV_ROWS}>;
   cpu: attentionGradKVKernel.cpu
 })
 
-interface Dims {
+/** Attention shapes: batch, sequence, query heads, kv heads, head dim (the fast CPU kernels share it). */
+export interface AttentionDims {
   readonly B: number
   readonly T: number
   readonly H: number
   readonly Hkv: number
   readonly hd: number
 }
+type Dims = AttentionDims
 
 const paramsFor = (d: Dims, batches: number) => ({
   rows: batches * d.T * d.H,
