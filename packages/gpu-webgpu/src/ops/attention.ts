@@ -244,16 +244,10 @@ const tileLoad = (dst: string, src: string, base: (j: string) => string) => `
     }`
 
 /**
- * Workgroup-tiled variants for real GPUs: a workgroup owns 64 consecutive positions of one
- * (batch, head) and streams the rows they all read (k/v, or q/dO) through workgroup memory in
- * tiles, instead of every invocation reading them from storage. Same parameters and meaning as
- * the per-row kernels above (whose CPU references they share); dispatched [ceil(T/64), heads, B].
+ * The start of the two query-side tiled kernels: k/v tiles in workgroup memory, and invocation
+ * `lid` of workgroup (x, h, b) owns position t of head h in batch b (row i, q offset qb).
  */
-export const attentionTiledKernel = defineKernel({
-  name: "attention_tiled",
-  bindings: attentionKernel.bindings,
-  params,
-  wgsl: `var<workgroup> Ks: array<f32, ${TILE_FLOATS}>;
+const queryTilePreamble = `var<workgroup> Ks: array<f32, ${TILE_FLOATS}>;
 var<workgroup> Vs: array<f32, ${TILE_FLOATS}>;
 @compute @workgroup_size(${QB}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lidv: vec3<u32>) {
   let lid = lidv.x;
@@ -263,7 +257,19 @@ var<workgroup> Vs: array<f32, ${TILE_FLOATS}>;
   let valid = t < P.T;
   let kvh = h / (P.H / P.Hkv);
   let i = (b * P.T + t) * P.H + h;
-  let qb = i * P.hd;
+  let qb = i * P.hd;`
+
+/**
+ * Workgroup-tiled variants for real GPUs: a workgroup owns 64 consecutive positions of one
+ * (batch, head) and streams the rows they all read (k/v, or q/dO) through workgroup memory in
+ * tiles, instead of every invocation reading them from storage. Same parameters and meaning as
+ * the per-row kernels above (whose CPU references they share); dispatched [ceil(T/64), heads, B].
+ */
+export const attentionTiledKernel = defineKernel({
+  name: "attention_tiled",
+  bindings: attentionKernel.bindings,
+  params,
+  wgsl: `${queryTilePreamble}
   var qv: array<f32, ${MAX_HEAD_DIM}>;
   var acc: array<f32, ${MAX_HEAD_DIM}>;
   if (valid) { for (var d = 0u; d < P.hd; d++) { qv[d] = q[qb + d] * P.scale; } }
@@ -303,17 +309,7 @@ export const attentionGradQTiledKernel = defineKernel({
   name: "attentionGradQ_tiled",
   bindings: attentionGradQKernel.bindings,
   params,
-  wgsl: `var<workgroup> Ks: array<f32, ${TILE_FLOATS}>;
-var<workgroup> Vs: array<f32, ${TILE_FLOATS}>;
-@compute @workgroup_size(${QB}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lidv: vec3<u32>) {
-  let lid = lidv.x;
-  let h = wid.y;
-  let b = wid.z;
-  let t = wid.x * ${QB}u + lid;
-  let valid = t < P.T;
-  let kvh = h / (P.H / P.Hkv);
-  let i = (b * P.T + t) * P.H + h;
-  let qb = i * P.hd;
+  wgsl: `${queryTilePreamble}
   var qv: array<f32, ${MAX_HEAD_DIM}>;
   var gv: array<f32, ${MAX_HEAD_DIM}>;
   var acc: array<f32, ${MAX_HEAD_DIM}>;

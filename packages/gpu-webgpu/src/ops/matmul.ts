@@ -31,6 +31,18 @@ const STORE_ROW = `fn storeRow(r: u32, col0: u32, v: vec4<f32>, base: u32) {
 const storeBlock = (accOf: (r: number) => string): string =>
   [0, 1, 2, 3].map((r) => `  if (row0 + ${r}u < P.M) { storeRow(row0 + ${r}u, col0, ${accOf(r)}, cbase); }`).join("\n")
 
+/**
+ * The start of the register-blocked kernels (scalar and vec4): invocation (x, y, bt) owns the 4x4
+ * block of C at (row0, col0) of batch bt; mx/nx are the last row/column edge blocks clamp to.
+ */
+const blockPreamble = `${STORE_ROW}@compute @workgroup_size(8, 8, 1) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row0 = gid.y * 4u;
+  let col0 = gid.x * 4u;
+  let bt = gid.z;
+  if (row0 >= P.M || col0 >= P.N) { return; }
+  let mx = P.M - 1u;
+  let nx = P.N - 1u;`
+
 export const matmulKernel = defineKernel({
   name: "matmul",
   bindings: [binding("A"), binding("B"), binding("C", "read_write")],
@@ -42,13 +54,7 @@ export const matmulKernel = defineKernel({
     // read by the CPU reference only; the WebGPU dispatch carries batches as workgroups.z
     ["batches", "u32"]
   ],
-  wgsl: `${STORE_ROW}@compute @workgroup_size(8, 8, 1) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row0 = gid.y * 4u;
-  let col0 = gid.x * 4u;
-  let bt = gid.z;
-  if (row0 >= P.M || col0 >= P.N) { return; }
-  let mx = P.M - 1u;
-  let nx = P.N - 1u;
+  wgsl: `${blockPreamble}
   // Edge blocks clamp their reads to the last row/column and skip those stores.
   let ra = vec4<u32>(min(row0, mx), min(row0 + 1u, mx), min(row0 + 2u, mx), min(row0 + 3u, mx)) * P.rsA + vec4<u32>(P.offA + bt * P.bsA);
   let cb = vec4<u32>(min(col0, nx), min(col0 + 1u, nx), min(col0 + 2u, nx), min(col0 + 3u, nx)) * P.csB + vec4<u32>(P.offB + bt * P.bsB);
@@ -118,13 +124,7 @@ const vec4Kernel = (ac: AContig, bc: BContig): Kernel<MatmulParam> => {
     name: `matmul_vec4_a${ac}_b${bc}`,
     bindings: [binding("A", "read", "vec4<f32>"), binding("B", "read", "vec4<f32>"), binding("C", "read_write")],
     params: matmulKernel.params,
-    wgsl: `${STORE_ROW}@compute @workgroup_size(8, 8, 1) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row0 = gid.y * 4u;
-  let col0 = gid.x * 4u;
-  let bt = gid.z;
-  if (row0 >= P.M || col0 >= P.N) { return; }
-  let mx = P.M - 1u;
-  let nx = P.N - 1u;
+    wgsl: `${blockPreamble}
   let aBase = P.offA + bt * P.bsA;
   let bBase = P.offB + bt * P.bsB;
   let ra = (vec4<u32>(min(row0, mx), min(row0 + 1u, mx), min(row0 + 2u, mx), min(row0 + 3u, mx)) * P.rsA + vec4<u32>(aBase)) / vec4<u32>(4u);
