@@ -12,6 +12,8 @@ import { binding, main1d, requireF32, requireShape, sameShape, shapeStr } from "
 import { copyRange } from "./util.ts"
 
 const params = [["rows", "u32"], ["T", "u32"], ["H", "u32"], ["Hkv", "u32"], ["hd", "u32"], ["scale", "f32"]] as const
+/** The parameter names of every attention kernel. */
+export type AttentionParam = (typeof params)[number][0]
 
 /** Head dims up to this live in per-invocation registers / private memory. */
 export const MAX_HEAD_DIM = 256

@@ -99,7 +99,8 @@ ${storeBlock((r) => `acc${r}`)}
   }
 })
 
-type MatmulParam = (typeof matmulKernel.params)[number][0]
+/** The parameter names every matmul kernel (scalar, vec4, tiled) takes. */
+export type MatmulParam = (typeof matmulKernel.params)[number][0]
 
 type AContig = "k" | "m" // A stored [M,K] (k contiguous) or transposed [K,M] (m contiguous)
 type BContig = "n" | "k" // B stored [K,N] (n contiguous) or transposed [N,K] (k contiguous)
@@ -233,6 +234,9 @@ ${storeBlock((r) => `acc${r}`)}
 }`,
   cpu: matmulKernel.cpu
 })
+
+/** Every matmul kernel: one meaning and one parameter list (a fast backend can run them all alike). */
+export const matmulKernels: ReadonlyArray<Kernel<MatmulParam>> = [matmulKernel, ...Object.values(vec4Kernels), matmulTiledKernel]
 
 /** One matmul dispatch: vec4 kernel for the largest multiple of 4 of K, scalar kernel for the rest. */
 const dispatchMatmul = (
