@@ -18,17 +18,23 @@ export type AttentionParam = (typeof params)[number][0]
 /** Head dims up to this live in per-invocation registers / private memory. */
 export const MAX_HEAD_DIM = 256
 
+/**
+ * The start of the per-row kernels: invocation i owns query row i, position t of query head
+ * (i % H) in batch b, reading kv head kvh; its q starts at qb.
+ */
+const queryRowPreamble = `${main1d(64)}
+  if (i >= P.rows) { return; }
+  let t = (i / P.H) % P.T;
+  let b = i / (P.H * P.T);
+  let kvh = (i % P.H) / (P.H / P.Hkv);
+  let qb = i * P.hd;`
+
 export const attentionKernel = defineKernel({
   name: "attention",
   bindings: [binding("q"), binding("k"), binding("v"), binding("out", "read_write"), binding("L", "read_write")],
   params,
   // one invocation per query row; single pass with an online softmax, accumulators private
-  wgsl: `${main1d(64)}
-  if (i >= P.rows) { return; }
-  let t = (i / P.H) % P.T;
-  let b = i / (P.H * P.T);
-  let kvh = (i % P.H) / (P.H / P.Hkv);
-  let qb = i * P.hd;
+  wgsl: `${queryRowPreamble}
   var qv: array<f32, ${MAX_HEAD_DIM}>;
   var acc: array<f32, ${MAX_HEAD_DIM}>;
   for (var d = 0u; d < P.hd; d++) { qv[d] = q[qb + d] * P.scale; }
@@ -86,12 +92,7 @@ export const attentionGradQKernel = defineKernel({
   name: "attentionGradQ",
   bindings: [binding("q"), binding("k"), binding("v"), binding("o"), binding("dO"), binding("L"), binding("Drow", "read_write"), binding("dq", "read_write")],
   params,
-  wgsl: `${main1d(64)}
-  if (i >= P.rows) { return; }
-  let t = (i / P.H) % P.T;
-  let b = i / (P.H * P.T);
-  let kvh = (i % P.H) / (P.H / P.Hkv);
-  let qb = i * P.hd;
+  wgsl: `${queryRowPreamble}
   var qv: array<f32, ${MAX_HEAD_DIM}>;
   var gv: array<f32, ${MAX_HEAD_DIM}>;
   var acc: array<f32, ${MAX_HEAD_DIM}>;
