@@ -17,6 +17,7 @@
  * Tokens/s counts batch * seqLen tokens per optimizer step, over the timed steps after one
  * warm-up step (which compiles pipelines and fills the buffer pool).
  */
+import { parameterCount } from "@covenant/dsl"
 import { Context, Effect, Layer, Scope } from "effect"
 import {
   Engine,
@@ -27,7 +28,6 @@ import {
   FastCpuBackend,
   initLlamaParameters,
   makeEngine,
-  parameterCount,
   Trainer
 } from "@covenant/gpu-webgpu"
 import { stringArg } from "./support.ts"

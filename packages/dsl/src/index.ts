@@ -1,4 +1,5 @@
 export * from "./checkpointing.ts"
+export * from "./chunking.ts"
 export * from "./compression.ts"
 export * from "./data.ts"
 export * from "./decode.ts"

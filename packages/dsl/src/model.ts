@@ -49,28 +49,37 @@ export interface TensorSpec {
   readonly shape: ReadonlyArray<number>
 }
 
-/** Every parameter tensor of the model, in Hugging Face order and layout ([out, in] for Linear). */
+/**
+ * Every parameter tensor of the model, named and shaped as Hugging Face's LlamaForCausalLM ([out, in]
+ * for Linear), in the order of the forward pass: embedding; per layer input norm, q, k, v, o,
+ * post-attention norm, gate, up, down; final norm; lm_head unless tied. This order is a fact other
+ * code depends on: the engine's parameter list, seeded init (consumed tensor by tensor), checkpoints
+ * and the wire manifest all follow it.
+ */
 export const modelTensors = (m: ModelSpec): ReadonlyArray<TensorSpec> => {
   const kvDim = m.nKvHeads * headDim(m)
   const tensors: Array<TensorSpec> = [{ name: "model.embed_tokens.weight", shape: [m.vocabSize, m.dim] }]
   for (let i = 0; i < m.nLayers; i++) {
     const p = `model.layers.${i}`
     tensors.push(
+      { name: `${p}.input_layernorm.weight`, shape: [m.dim] },
       { name: `${p}.self_attn.q_proj.weight`, shape: [m.dim, m.dim] },
       { name: `${p}.self_attn.k_proj.weight`, shape: [kvDim, m.dim] },
       { name: `${p}.self_attn.v_proj.weight`, shape: [kvDim, m.dim] },
       { name: `${p}.self_attn.o_proj.weight`, shape: [m.dim, m.dim] },
+      { name: `${p}.post_attention_layernorm.weight`, shape: [m.dim] },
       { name: `${p}.mlp.gate_proj.weight`, shape: [m.ffnDim, m.dim] },
       { name: `${p}.mlp.up_proj.weight`, shape: [m.ffnDim, m.dim] },
       { name: `${p}.mlp.down_proj.weight`, shape: [m.dim, m.ffnDim] },
-      { name: `${p}.input_layernorm.weight`, shape: [m.dim] },
-      { name: `${p}.post_attention_layernorm.weight`, shape: [m.dim] },
     )
   }
   tensors.push({ name: "model.norm.weight", shape: [m.dim] })
   if (!m.tiedEmbeddings) tensors.push({ name: "lm_head.weight", shape: [m.vocabSize, m.dim] })
   return tensors
 }
+
+/** RMSNorm gains (they start at one and take no weight decay); every other tensor is a matrix or embedding. */
+export const isNormWeight = (name: string): boolean => name.endsWith("layernorm.weight") || name === "model.norm.weight"
 
 export const tensorSize = (t: TensorSpec): number => t.shape.reduce((a, b) => a * b, 1)
 

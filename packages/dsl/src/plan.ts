@@ -1,28 +1,9 @@
 /** What a spec implies: size, bytes on the wire, tokens, memory and time. */
 import { type CompressionSpec, type SparseLoCoCompression, VALUE_BITS } from "./compression.ts"
+import { chunkGrid, clampK } from "./chunking.ts"
 import { bytesPerValue, modelTensors, type ModelDtype, type TensorSpec, tensorSize } from "./model.ts"
 import type { RunSpec } from "./runSpec.ts"
 import { windowDurationMs } from "./participation.ts"
-
-/** The largest divisor of `n` that is <= `cap` (sparseloco.md's chunk edge rule). */
-export const largestDivisorAtMost = (n: number, cap: number): number => {
-  for (let d = Math.min(n, cap); d > 1; d--) if (n % d === 0) return d
-  return 1
-}
-
-/** How SparseLoCo cuts one tensor: 2-D into edge x edge blocks, 1-D into rows; more dims fold into rows. */
-export const chunkGrid = (shape: ReadonlyArray<number>, chunk: number): { chunkLength: number; chunks: number } => {
-  if (shape.length <= 1) {
-    const n = shape[0] ?? 1
-    const edge = largestDivisorAtMost(n, chunk)
-    return { chunkLength: edge, chunks: n / edge }
-  }
-  const cols = shape[shape.length - 1]!
-  const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1)
-  const er = largestDivisorAtMost(rows, chunk)
-  const ec = largestDivisorAtMost(cols, chunk)
-  return { chunkLength: er * ec, chunks: (rows / er) * (cols / ec) }
-}
 
 /** log2 of the binomial coefficient C(n, k): the bits that name a k-subset of n positions. */
 export const log2Binomial = (n: number, k: number): number => {
@@ -41,12 +22,17 @@ export interface WireSize {
   readonly kept: number
 }
 
-/** Bytes of one tensor's compressed update. */
+/**
+ * Bytes of one tensor's compressed update. Throws RangeError for a tensor of three or more
+ * dimensions, which SparseLoCo does not chunk (see chunking.ts); `modelTensors` has none.
+ */
 export const tensorWireSize = (tensor: TensorSpec, c: CompressionSpec): WireSize => {
   const size = tensorSize(tensor)
   if (c.kind === "none") return { indexBytes: 0, valueBytes: 4 * size, statsBytes: 0, bytes: 4 * size, kept: size }
-  const { chunkLength, chunks } = chunkGrid(tensor.shape, c.chunk)
-  const k = Math.min(c.topk, chunkLength)
+  const grid = chunkGrid(tensor.shape, c.chunk)
+  if (grid === undefined) throw new RangeError(`${tensor.name}: SparseLoCo chunks 1-D and 2-D tensors only, got [${tensor.shape.join(", ")}]`)
+  const { chunkLength, chunks } = grid
+  const k = clampK(c.topk, chunkLength)
   const kept = k * chunks
   const indexBytes =
     c.indexCoding === "packed12" ? Math.ceil((kept * 12) / 8) : Math.ceil((chunks * log2Binomial(chunkLength, k)) / 8)

@@ -1,11 +1,12 @@
 import { describe, expect, test } from "bun:test"
 import {
+  chunkEdge,
   chunkGrid,
+  clampK,
   covenant72b,
   debug,
   dilocoBaseline,
   formatPlan,
-  largestDivisorAtMost,
   log2Binomial,
   modelTensors,
   parameterCount,
@@ -61,15 +62,25 @@ describe("parameter count", () => {
 
 describe("chunking (sparseloco.md: largest divisor <= 64 per dimension)", () => {
   test("largest divisor", () => {
-    expect(largestDivisorAtMost(8192, 64)).toBe(64)
-    expect(largestDivisorAtMost(100, 64)).toBe(50)
-    expect(largestDivisorAtMost(97, 64)).toBe(1)
-    expect(largestDivisorAtMost(30, 64)).toBe(30)
+    expect(chunkEdge(8192, 64)).toBe(64)
+    expect(chunkEdge(100, 64)).toBe(50)
+    expect(chunkEdge(97, 64)).toBe(1)
+    expect(chunkEdge(30, 64)).toBe(30)
   })
   test("grids", () => {
     expect(chunkGrid([8192, 8192], 64)).toEqual({ chunkLength: 4096, chunks: 128 * 128 })
     expect(chunkGrid([100, 30], 64)).toEqual({ chunkLength: 50 * 30, chunks: 2 })
     expect(chunkGrid([8192], 64)).toEqual({ chunkLength: 64, chunks: 128 })
+  })
+  test("above 2-D nothing is chunked: no grid, and the plan refuses such a tensor rather than size what the codec rejects", () => {
+    expect(chunkGrid([4, 64, 64], 64)).toBeUndefined()
+    expect(chunkGrid([2, 2, 2, 2], 64)).toBeUndefined()
+    expect(() => tensorWireSize({ name: "conv", shape: [4, 64, 64] }, packed12)).toThrow(RangeError)
+  })
+  test("k per chunk is clamped as the codec clamps it: even, at least 2, at most the chunk length", () => {
+    // 1-D [75]: rows of 25, so at most 24 values per row (not 25)
+    expect(clampK(64, chunkGrid([75], 64)!.chunkLength)).toBe(24)
+    expect(tensorWireSize({ name: "g", shape: [75] }, packed12).kept).toBe(3 * 24)
   })
 })
 

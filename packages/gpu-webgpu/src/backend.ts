@@ -28,18 +28,29 @@ export interface CpuViews {
   i32(name: string): Int32Array
 }
 
+/** The values of a kernel's parameters, by name: what `cpu` receives and a dispatch must supply. */
+export type KernelParams<P extends string> = Readonly<Record<P, number>>
+
 /**
  * One compute kernel: WGSL for the WebGPU backend and a CPU reference with the same meaning.
  * The backend prepends the binding declarations (`var<storage> <name>: array<type>`) and a
  * uniform `P` holding `params` in order, so `wgsl` holds only helpers and the entry point `main`.
+ * `P` (the parameter names) types `cpu`'s `p` and the params of `Runtime.run`; define kernels with
+ * `defineKernel` (or `mapKernel`) so it is inferred from `params`. `Kernel` alone (any names) is
+ * what backends and dispatches hold.
  */
-export interface Kernel {
+export interface Kernel<P extends string = string> {
   readonly name: string
   readonly bindings: readonly KernelBindingSpec[]
-  readonly params: readonly (readonly [string, ParamType])[]
+  readonly params: readonly (readonly [P, ParamType])[]
   readonly wgsl: string
-  readonly cpu: (views: CpuViews, p: Readonly<Record<string, number>>) => void
+  // A method, so a Kernel<"rows" | "D"> is also a Kernel: backends pass it the dispatch's params,
+  // which Runtime.run has checked against P.
+  cpu(views: CpuViews, p: KernelParams<P>): void
 }
+
+/** A kernel whose parameter names are inferred from `params`, so `cpu`'s `p` has exactly those fields. */
+export const defineKernel = <const P extends string>(kernel: Kernel<P>): Kernel<P> => kernel
 
 /** A binding: one chunk of one logical buffer. */
 export interface Binding {

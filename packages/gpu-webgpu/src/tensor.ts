@@ -29,7 +29,7 @@
  *   register-blocked ones on CPU emulations (lavapipe); `EngineWebGpuWith({ kernels })` forces one.
  */
 import { Data } from "effect"
-import { BackendError, grid1d, type Backend, type Binding, type BufferId, type Kernel } from "./backend.ts"
+import { BackendError, grid1d, type Backend, type Binding, type BufferId, type Kernel, type KernelParams } from "./backend.ts"
 
 export class ShapeError extends Data.TaggedError("ShapeError")<{ readonly message: string }> {}
 export class TensorError extends Data.TaggedError("TensorError")<{ readonly message: string }> {}
@@ -189,11 +189,11 @@ export class Runtime {
     for (const s of this.scopes) s.delete(t)
   }
 
-  run(kernel: Kernel, bindings: Record<string, Binding>, params: Record<string, number>, workgroups: readonly [number, number, number]): void {
+  run<P extends string>(kernel: Kernel<P>, bindings: Record<string, Binding>, params: KernelParams<P>, workgroups: readonly [number, number, number]): void {
     this.backend.run({ kernel, bindings, params, workgroups })
   }
 
-  run1d(kernel: Kernel, bindings: Record<string, Binding>, params: Record<string, number>, n: number, wg = 256): void {
+  run1d<P extends string>(kernel: Kernel<P>, bindings: Record<string, Binding>, params: KernelParams<P>, n: number, wg = 256): void {
     if (n === 0) return
     this.backend.run({ kernel, bindings, params, workgroups: grid1d(n, wg) })
   }

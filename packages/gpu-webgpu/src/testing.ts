@@ -14,15 +14,17 @@ export const allowNoGpu = process.env["COVENANT_ALLOW_NO_GPU"] === "1"
 
 export type EngineOrError = Engine | { readonly _tag: string; readonly message: string }
 
-/** A WebGPU engine for the rest of the process, or the typed acquisition error (NoAdapterError). */
-export const webgpuEngine = async (layer: Layer.Layer<Engine, NoAdapterError> = EngineWebGpu): Promise<EngineOrError> => {
-  const exit = await Effect.runPromiseExit(
-    Effect.flatMap(Scope.make(), (scope) => Layer.buildWithScope(layer, scope)).pipe(Effect.map((ctx) => Context.get(ctx, Engine))),
-  )
+/** Runs an engine-building effect once: the engine, or its typed failure (a defect is pretty-printed). */
+export const engineOrError = async (build: Effect.Effect<Engine, NoAdapterError>): Promise<EngineOrError> => {
+  const exit = await Effect.runPromiseExit(build)
   if (Exit.isSuccess(exit)) return exit.value
   const failure = Cause.failureOption(exit.cause)
   return failure._tag === "Some" ? failure.value : { _tag: "Defect", message: Cause.pretty(exit.cause) }
 }
+
+/** A WebGPU engine for the rest of the process, or the typed acquisition error (NoAdapterError). */
+export const webgpuEngine = (layer: Layer.Layer<Engine, NoAdapterError> = EngineWebGpu): Promise<EngineOrError> =>
+  engineOrError(Effect.flatMap(Scope.make(), (scope) => Layer.buildWithScope(layer, scope)).pipe(Effect.map((ctx) => Context.get(ctx, Engine))))
 
 /** `test` on the WebGPU engine: fails with the acquisition error, or is skipped when allowed. */
 export const webgpuTest = (engine: EngineOrError) =>

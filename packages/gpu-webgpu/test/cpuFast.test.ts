@@ -24,7 +24,7 @@ import { scaleInPlaceKernel } from "../src/optim/clip.ts"
 import { adamwKernel } from "../src/optim/adamw.ts"
 import { ropeKernel } from "../src/ops/rope.ts"
 import { ceGradKernel } from "../src/ops/crossEntropy.ts"
-import { buildInputs, cases, lossOf, makeData, rng } from "./opsCases.ts"
+import { agreesWith, cases, expectClose, rng } from "./opsCases.ts"
 import { debugSpec, randomIds } from "./model-engines.ts"
 
 const ref = makeEngine(new CpuBackend())
@@ -33,29 +33,7 @@ const fast = makeEngine(new FastCpuBackend(undefined, 2))
 const fastWasm = makeEngine(new FastCpuBackend(undefined, 2, "wasm"))
 const blasHere = BlasGemm.available()
 
-const close = (what: string, got: Float32Array, want: Float32Array, abs = 1e-4, rel = 1e-3) => {
-  expect(got.length).toBe(want.length)
-  for (let i = 0; i < want.length; i++) {
-    if (!(Math.abs(got[i]! - want[i]!) <= abs + rel * Math.abs(want[i]!))) {
-      throw new Error(`${what}[${i}]: fast ${got[i]} vs reference ${want[i]}`)
-    }
-  }
-}
-
-const runCase = async (e: Engine, c: (typeof cases)[number], p: unknown, data: ReadonlyArray<Float32Array | Int32Array>, seed: number) => {
-  const xs = buildInputs(e, c.inputs(p), data)
-  const out = c.forward(e, xs, p)
-  const y = await e.read(out)
-  const { loss } = lossOf(e, out, seed)
-  e.backward(loss)
-  loss.dispose()
-  const grads = await Promise.all(xs.map((x) => (x.grad === null ? null : e.read(x.grad))))
-  for (const x of xs) {
-    x.grad?.dispose()
-    x.dispose()
-  }
-  return { y, grads }
-}
+const close = (what: string, got: Float32Array, want: Float32Array, abs = 1e-4, rel = 1e-3) => expectClose(["fast", "reference"], what, got, want, abs, rel)
 
 test("WebAssembly SIMD runs here (else EngineAuto falls back to the reference)", () => {
   expect(FastCpuBackend.supported()).toBe(true)
@@ -63,22 +41,7 @@ test("WebAssembly SIMD runs here (else EngineAuto falls back to the reference)",
 
 describe("fast CPU forward and gradients equal the CPU reference", () => {
   for (const [label, eng] of [["wasm", fastWasm], [blasHere ? "openblas" : "default (no OpenBLAS here: wasm)", fast]] as const) for (const c of cases) {
-    test(`${c.name} [${label}]`, async () => {
-      await fc.assert(
-        fc.asyncProperty(c.params, fc.integer({ min: 0, max: 2 ** 31 - 1 }), async (p, seed) => {
-          const rand = rng(seed)
-          const data = c.inputs(p).map((s) => makeData(s, rand))
-          const want = await runCase(ref, c, p, data, seed)
-          const got = await runCase(eng, c, p, data, seed)
-          close(`${c.name} ${JSON.stringify(p)} output`, got.y, want.y)
-          want.grads.forEach((g, i) => {
-            if (g === null) expect(got.grads[i]).toBeNull()
-            else close(`${c.name} ${JSON.stringify(p)} grad ${i}`, got.grads[i]!, g)
-          })
-        }),
-        { numRuns: c.runs ?? 10 }
-      )
-    }, 60_000)
+    test(`${c.name} [${label}]`, () => agreesWith(ref, c, ["fast", "reference"])(eng), 60_000)
   }
 })
 

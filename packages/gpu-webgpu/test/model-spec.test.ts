@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test"
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { parameterCount } from "@covenant/dsl"
 import { Effect, Either } from "effect"
 import {
   decodeCheckpoint,
@@ -11,7 +12,6 @@ import {
   initStd,
   llamaParameters,
   loadHfFolder,
-  parameterCount,
   specFromHfConfig,
   writeHfFolder
 } from "../src/model/index.ts"

@@ -3,8 +3,10 @@
  * inputs from a seed, and computes a scalar loss = sum(op(inputs) * R) with a fixed random R so
  * every output element gets a distinct weight in the gradient.
  */
+import { expect } from "bun:test"
 import { FastCheck as fc } from "effect"
 import type { Engine, Tensor } from "../src/index.ts"
+import { mulberry32 } from "../src/model/init.ts"
 
 export interface InputSpec {
   readonly shape: readonly number[]
@@ -24,17 +26,8 @@ export interface OpCase<P> {
   readonly runs?: number
 }
 
-/** Deterministic PRNG (mulberry32) so a case's data is a function of its seed. */
-export const rng = (seed: number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** Deterministic PRNG (mulberry32, the init's) so a case's data is a function of its seed. */
+export const rng = mulberry32
 
 export const makeData = (spec: InputSpec, rand: () => number): Float32Array | Int32Array => {
   const n = spec.shape.reduce((a, b) => a * b, 1)
@@ -173,4 +166,48 @@ export const lossOf = (e: Engine, out: Tensor, seed: number): { loss: Tensor; r:
   const flat = out.shape.length === 0 ? e.reshape(out, [1]) : out
   const rr = out.shape.length === 0 ? e.reshape(r, [1]) : r
   return { loss: e.sum(e.mul(flat, rr)), r }
+}
+
+/** One case on one engine: its forward output and the gradients of the seeded loss. */
+export const runCase = async (e: Engine, c: (typeof cases)[number], p: unknown, data: ReadonlyArray<Float32Array | Int32Array>, seed: number) => {
+  const xs = buildInputs(e, c.inputs(p), data)
+  const out = c.forward(e, xs, p)
+  const y = await e.read(out)
+  const { loss } = lossOf(e, out, seed)
+  e.backward(loss)
+  loss.dispose()
+  const grads = await Promise.all(xs.map((x) => (x.grad === null ? null : e.read(x.grad))))
+  for (const x of xs) {
+    x.grad?.dispose()
+    x.dispose()
+  }
+  return { y, grads }
+}
+
+/** |got - want| <= abs + rel * |want| element by element; `names` say which engine gave which side. */
+export const expectClose = (names: readonly [got: string, want: string], what: string, got: Float32Array, want: Float32Array, abs = 1e-4, rel = 1e-3) => {
+  expect(got.length).toBe(want.length)
+  for (let i = 0; i < want.length; i++) {
+    if (!(Math.abs(got[i]! - want[i]!) <= abs + rel * Math.abs(want[i]!))) {
+      throw new Error(`${what}[${i}]: ${names[0]} ${got[i]} vs ${names[1]} ${want[i]}`)
+    }
+  }
+}
+
+/** The property that engine `e` gives `reference`'s outputs and gradients on case `c`, over random params and data. */
+export const agreesWith = (reference: Engine, c: (typeof cases)[number], names: readonly [got: string, want: string]) => async (e: Engine) => {
+  await fc.assert(
+    fc.asyncProperty(c.params, fc.integer({ min: 0, max: 2 ** 31 - 1 }), async (p, seed) => {
+      const rand = rng(seed)
+      const data = c.inputs(p).map((s) => makeData(s, rand))
+      const want = await runCase(reference, c, p, data, seed)
+      const got = await runCase(e, c, p, data, seed)
+      expectClose(names, `${c.name} ${JSON.stringify(p)} output`, got.y, want.y)
+      want.grads.forEach((g, i) => {
+        if (g === null) expect(got.grads[i]).toBeNull()
+        else expectClose(names, `${c.name} ${JSON.stringify(p)} grad ${i}`, got.grads[i]!, g)
+      })
+    }),
+    { numRuns: c.runs ?? 10 }
+  )
 }

@@ -5,12 +5,12 @@
  * so a reader caps its download here instead of trusting the sender.
  */
 import { codesLength } from "./codes2bit.ts"
-import { clampK, layoutOf } from "./layout.ts"
+import { clampK } from "@covenant/dsl"
+import { layoutOf } from "./layout.ts"
 import { packed12Length } from "./packed12.ts"
 import { MAX_RICE_PARAM } from "./rice.ts"
 import type { IndexCoding } from "./params.ts"
 import type { Manifest } from "./wire.ts"
-import { SIGNATURE_LENGTH } from "./wire.ts"
 
 /** What the receiver expects the sender to have used: SparseLoCo settings, or dense f32 (`none`). */
 export type WireSettings =
@@ -19,8 +19,8 @@ export type WireSettings =
 
 /** Characters of a JSON number a float32 (|x| <= 1e6) or a small integer can print as, with room to spare. */
 const NUMBER_CHARS = 32
-/** Prefix (magic, version, flags, header length) + CRC + signature. */
-const FRAME = 12 + 4 + SIGNATURE_LENGTH
+/** Prefix (magic, version, flags, header length) + CRC. */
+const FRAME = 12 + 4
 
 /**
  * Bits of one chunk's Rice-coded indices at worst over the legal parameters r: k gaps summing to

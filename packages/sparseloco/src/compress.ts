@@ -4,7 +4,8 @@
  */
 import { Either } from "effect"
 import { CodecError } from "./errors.ts"
-import { chunkBase, clampK, layoutOf } from "./layout.ts"
+import { clampK } from "@covenant/dsl"
+import { chunkBase, layoutOf } from "./layout.ts"
 import type { TensorLayout } from "./layout.ts"
 import type { SparseLoCoParams } from "./params.ts"
 import { checkParams } from "./params.ts"

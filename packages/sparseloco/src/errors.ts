@@ -30,7 +30,6 @@ export type WireErrorReason =
   | "BadStats"
   | "ShapeMismatch"
   | "TrailingBytes"
-  | "BadSignature"
 
 export class WireError extends Data.TaggedError("WireError")<{
   readonly reason: WireErrorReason

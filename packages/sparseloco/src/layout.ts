@@ -2,27 +2,13 @@
  * How a parameter tensor is cut into chunks, exactly as the reference's ChunkingTransformer:
  * per dimension the largest divisor <= target; 2-D tensors are rearranged
  * `(y h)(x w) -> y x (h w)` (block rows outer, block columns inner, row-major inside a block),
- * 1-D tensors into consecutive rows.
+ * 1-D tensors into consecutive rows; nothing above 2-D. The edge and k rules live in
+ * @covenant/dsl's chunking.ts (the plan sizes the wire with the same ones); this file adds the
+ * dense offsets the codec needs.
  */
+import { chunkEdges } from "@covenant/dsl"
 import { Either } from "effect"
 import { CodecError } from "./errors.ts"
-
-/** The largest divisor of `d` that is <= `target` (`d` itself when d <= target). */
-export const chunkEdge = (d: number, target: number): number => {
-  if (d <= target) return d
-  for (let e = target; e > 1; e--) if (d % e === 0) return e
-  return 1
-}
-
-/** The reference's k clamping: cap at the chunk length, at least 2, then even. */
-export const clampK = (k: number, totalk: number): number => {
-  let kk = Math.min(k, totalk)
-  kk = Math.max(kk, 2)
-  kk -= kk % 2
-  // A chunk of length 1 (two prime dimensions > target) cannot hold 2 entries; the reference
-  // would fail there, we send the chunk whole.
-  return Math.min(kk, totalk)
-}
 
 export interface TensorLayout {
   readonly shape: readonly number[]
@@ -66,16 +52,17 @@ export const layoutOf = (shape: readonly number[], target: number): Either.Eithe
   if (numel > MAX_NUMEL) {
     return Either.left(new CodecError({ reason: "BadShape", message: `tensor of ${numel} elements is too large` }))
   }
+  const edges = chunkEdges(shape, target)!
   if (shape.length === 1) {
-    const n = chunkEdge(shape[0]!, target)
+    const n = edges[0]!
     const localOffset = new Int32Array(n)
     for (let j = 0; j < n; j++) localOffset[j] = j
     return Either.right({ shape, numel, cols: n, edges: [n], blocksPerRow: 1, nChunks: numel / n, totalk: n, localOffset })
   }
   const rows = shape[0]!
   const cols = shape[1]!
-  const h = chunkEdge(rows, target)
-  const w = chunkEdge(cols, target)
+  const h = edges[0]!
+  const w = edges[1]!
   const totalk = h * w
   const localOffset = new Int32Array(totalk)
   for (let hh = 0; hh < h; hh++) for (let ww = 0; ww < w; ww++) localOffset[hh * w + ww] = hh * cols + ww

@@ -1,11 +1,13 @@
 /**
  * The wire format of one peer's update for one window.
  *
- *   "SLCW" | version u8 (1) | flags u8 (0) | reserved u16 (0) | header length u32 | header JSON
+ *   "SLCW" | version u8 (2) | flags u8 (0) | reserved u16 (0) | header length u32 | header JSON
  *   | per tensor, in header order: index section (u32 length + bytes), code section (u32 length + bytes)
- *   | CRC-32 u32 over everything before it | 64-byte sr25519 signature (zero while unsigned)
+ *   | CRC-32 u32 over everything before it
  *
- * All integers little-endian. The signature covers every byte before it (`bytesToSign`).
+ * All integers little-endian. The format carries no signature: the transport seals the encoded
+ * bytes in a signed envelope (@covenant/transport's envelope.ts), which also binds run, window and
+ * kind. (Version 1 ended in a 64-byte signature slot that nothing ever filled.)
  * Decoding is strict and total: any malformed input gives a WireError, never a throw, and nothing
  * is allocated from a length field before that length is checked against the input.
  */
@@ -22,8 +24,7 @@ import { decodeRice, encodeRice, RICE_BAD_INDEX, RICE_BAD_PARAM, RICE_OK, RICE_T
 import type { DenseTensor, TensorUpdate } from "./update.ts"
 
 export const MAGIC = new Uint8Array([0x53, 0x4c, 0x43, 0x57]) // "SLCW"
-export const WIRE_VERSION = 1
-export const SIGNATURE_LENGTH = 64
+export const WIRE_VERSION = 2
 const PREFIX = 12
 const MAX_HEADER = 16 * 1024 * 1024
 /** Bound on |shift|, scale and |lookup|: pseudo-gradients are far smaller; larger is an attack. */
@@ -131,7 +132,7 @@ const headerOf = (t: WireTensor): Header["tensors"][number] =>
         lookup: Array.from(t.update.lookup),
       }
 
-/** Serialises a message, unsigned (zero signature). */
+/** Serialises a message. */
 export const encode = (msg: UpdateMessage): Either.Either<Uint8Array, WireError> =>
   Either.gen(function* () {
     const header: Header = { meta: msg.meta, tensors: msg.tensors.map(headerOf) }
@@ -147,7 +148,7 @@ export const encode = (msg: UpdateMessage): Either.Either<Uint8Array, WireError>
       parts.push(u32(idx.length), idx, u32(codes.length), codes)
     }
     const payload = parts.reduce((a, p) => a + p.length, 0)
-    const total = PREFIX + headerBytes.length + payload + 4 + SIGNATURE_LENGTH
+    const total = PREFIX + headerBytes.length + payload + 4
     const out = new Uint8Array(total)
     const dv = new DataView(out.buffer)
     out.set(MAGIC, 0)
@@ -162,23 +163,6 @@ export const encode = (msg: UpdateMessage): Either.Either<Uint8Array, WireError>
     dv.setUint32(o, crc32(out, 0, o), true)
     return out
   })
-
-// ---------------------------------------------------------------- signature slot
-
-/** The bytes the signature covers: everything before the signature section. */
-export const bytesToSign = (encoded: Uint8Array): Uint8Array => encoded.subarray(0, Math.max(0, encoded.length - SIGNATURE_LENGTH))
-
-/** The signature section (all zero while unsigned). */
-export const signatureOf = (encoded: Uint8Array): Uint8Array => encoded.subarray(Math.max(0, encoded.length - SIGNATURE_LENGTH))
-
-/** A copy of `encoded` carrying `signature` in its signature section. */
-export const withSignature = (encoded: Uint8Array, signature: Uint8Array): Either.Either<Uint8Array, WireError> => {
-  if (signature.length !== SIGNATURE_LENGTH) return err("BadSignature", `a signature is ${SIGNATURE_LENGTH} bytes, got ${signature.length}`)
-  if (encoded.length < PREFIX + 4 + SIGNATURE_LENGTH) return err("Truncated", "not an encoded update")
-  const out = encoded.slice()
-  out.set(signature, out.length - SIGNATURE_LENGTH)
-  return Either.right(out)
-}
 
 // ---------------------------------------------------------------- decode
 
@@ -309,16 +293,17 @@ const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.len
 
 export const decode = (bytes: Uint8Array, expected?: Manifest): Either.Either<UpdateMessage, WireError> =>
   Either.gen(function* () {
-    const min = PREFIX + 4 + SIGNATURE_LENGTH
+    const min = PREFIX + 4
     if (bytes.length < min) return yield* err("Truncated", `${bytes.length} bytes is shorter than the smallest update`)
     for (let i = 0; i < 4; i++) if (bytes[i] !== MAGIC[i]) return yield* err("BadMagic", "not a SparseLoCo update")
     if (bytes[4] !== WIRE_VERSION) return yield* err("UnknownVersion", `version ${bytes[4]}`)
     if (bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) return yield* err("UnknownVersion", "unknown flags")
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    const crcAt = bytes.length - SIGNATURE_LENGTH - 4
-    if (crc32(bytes, 0, crcAt) !== dv.getUint32(crcAt, true)) return yield* err("BadChecksum", "checksum mismatch")
+    const crcAt = bytes.length - 4
+    // A header longer than the input is a truncation, whatever the checksum says.
     const headerLen = dv.getUint32(8, true)
     if (headerLen > MAX_HEADER || headerLen > crcAt - PREFIX) return yield* err("Truncated", `header of ${headerLen} bytes exceeds the input`)
+    if (crc32(bytes, 0, crcAt) !== dv.getUint32(crcAt, true)) return yield* err("BadChecksum", "checksum mismatch")
     let json: unknown
     try {
       json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(PREFIX, PREFIX + headerLen)))

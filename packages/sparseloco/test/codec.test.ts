@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test"
+import { type CompressionSpec, tensorWireSize } from "@covenant/dsl"
 import { Either, FastCheck as fc } from "effect"
 import { chunkBase, chunkEdge, clampK, compress, decompress, defaultParams, layoutOf, roundHalfEven } from "../src/index.ts"
 import type { SparseLoCoParams } from "../src/index.ts"
@@ -37,6 +38,22 @@ describe("chunking", () => {
       { numRuns: 60 },
     )
   }, 60_000)
+  test("the plan (dsl) and the codec agree on every rank: same chunks and k for 1-D and 2-D, and neither chunks 3-D or more", () => {
+    const spec: CompressionSpec = { kind: "sparseloco", chunk: 64, topk: 64, efDecay: 0.95, quantBins: 4, quantRange: 6, indexCoding: "packed12" }
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 4 }), (shape) => {
+        const l = layoutOf(shape, spec.chunk)
+        if (shape.length > 2) {
+          expect(Either.isLeft(l) && l.left.reason).toBe("BadShape")
+          expect(() => tensorWireSize({ name: "t", shape }, spec)).toThrow(RangeError)
+          return
+        }
+        const layout = Either.getOrThrow(l)
+        expect(tensorWireSize({ name: "t", shape }, spec).kept).toBe(layout.nChunks * clampK(spec.topk, layout.totalk))
+      }),
+      { numRuns: 300 },
+    )
+  })
   test("round half to even, as torch.round", () => {
     expect([0.5, 1.5, 2.5, 3.5, -0.5, -1.5, 2.4999, 2.5001, 0, 3].map((t) => roundHalfEven(t) + 0)).toEqual([0, 2, 2, 4, 0, -2, 2, 3, 0, 3])
   })

@@ -119,7 +119,7 @@ const checkAggregate = async (engine: Engine, shape: readonly number[]) => {
     return Either.getOrThrow(compress(new Float32Array(numel), delta, shape, params, "t")).update
   })
   const selectedBy = new Uint8Array(numel)
-  for (const u of updates) Either.getOrThrow(decompress(u)).forEach((v, i) => (selectedBy[i] += v !== 0 ? 1 : 0))
+  for (const u of updates) Either.getOrThrow(decompress(u)).forEach((v, i) => (selectedBy[i]! += v !== 0 ? 1 : 0))
   // coordinates with several contributions exercise the in-order sum and the division
   expect(selectedBy.some((c) => c >= 2)).toBe(true)
   const cpu = Either.getOrThrow(aggregate(updates))

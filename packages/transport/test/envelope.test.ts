@@ -11,7 +11,9 @@ describe("signed envelopes", () => {
   const context: EnvelopeContext = { runId: "run-α", window: 4_000_000_001, uid: 17, kind: "gradient" }
   beforeAll(async () => {
     await Effect.runPromise(cryptoReady)
-    ;[alice, bob] = await makeHotkeys(2, "envelope")
+    const keys = await makeHotkeys(2, "envelope")
+    alice = keys[0]!
+    bob = keys[1]!
   })
 
   test("round-trip: the payload comes back for the right context and hotkey", () => {

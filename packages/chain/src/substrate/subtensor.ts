@@ -164,7 +164,7 @@ export const makeSubtensorChain = (
           });
         }
         const saltBytes = randomAsU8a(16);
-        const salt = Array.from({ length: 8 }, (_, i) => saltBytes[2 * i] * 256 + saltBytes[2 * i + 1]);
+        const salt = Array.from({ length: 8 }, (_, i) => saltBytes[2 * i]! * 256 + saltBytes[2 * i + 1]!);
         const commitHash = commitRevealHash(port.registry, { hotkey: identity.hotkey.publicKey, netuid, uids: u16.uids, values: u16.values, salt, versionKey });
         yield* Effect.catchAll(port.submit({ _tag: "CommitWeights", netuid, commitHash }, identity.hotkey), (e) => classify(e, config, versionKey));
         const head = yield* port.head;
@@ -281,14 +281,27 @@ export const makeSubtensorPort = (node: SubstrateNode): SubtensorPort => {
   const read = <A>(f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: unavailable });
   const query = api.query;
   const q = (section: string, item: string) => query[section]?.[item];
+  // @polkadot/api types its sections by name only when augmented for the chain; unaugmented, each
+  // is looked up here, and a node whose runtime lacks one says which (read() turns the throw into
+  // ChainUnavailable; a missing extrinsic throws from build(), as the property access did).
+  const storage = (section: string, item: string) => {
+    const entry = q(section, item);
+    if (entry === undefined) throw new Error(`the chain's runtime has no storage ${section}.${item}`);
+    return entry;
+  };
+  const extrinsic = (section: string, item: string) => {
+    const create = api.tx[section]?.[item];
+    if (create === undefined) throw new Error(`the chain's runtime has no extrinsic ${section}.${item}`);
+    return create;
+  };
 
   const neuronsFromStorage = (netuid: number) =>
     read(async () => {
-      const keys = await api.query.subtensorModule.keys.entries(netuid);
+      const keys = await storage("subtensorModule", "keys").entries(netuid);
       const [permits, incentives, lastUpdates] = await Promise.all([
-        api.query.subtensorModule.validatorPermit(netuid),
-        api.query.subtensorModule.incentive(netuid),
-        api.query.subtensorModule.lastUpdate(netuid),
+        storage("subtensorModule", "validatorPermit")(netuid),
+        storage("subtensorModule", "incentive")(netuid),
+        storage("subtensorModule", "lastUpdate")(netuid),
       ]);
       const permitList: unknown = permits.toJSON();
       const incentiveList: unknown = incentives.toJSON();
@@ -299,8 +312,8 @@ export const makeSubtensorPort = (node: SubstrateNode): SubtensorPort => {
         keys.map(async ([key, value]) => {
           const uid = asNumber(key.args[1]?.toJSON());
           const hotkey = value.toString();
-          const owner = await api.query.subtensorModule.owner(hotkey);
-          const stake = stakeQuery === undefined ? 0n : asBigInt((await api.query.subtensorModule.totalHotkeyAlpha(hotkey, netuid)).toString());
+          const owner = await storage("subtensorModule", "owner")(hotkey);
+          const stake = stakeQuery === undefined ? 0n : asBigInt((await storage("subtensorModule", "totalHotkeyAlpha")(hotkey, netuid)).toString());
           return {
             uid,
             hotkey,
@@ -314,26 +327,28 @@ export const makeSubtensorPort = (node: SubstrateNode): SubtensorPort => {
       );
     });
 
-  const neurons = (netuid: number): Effect.Effect<ReadonlyArray<RawNeuron>, ChainUnavailable> =>
-    api.call["neuronInfoRuntimeApi"]?.["getNeuronsLite"] !== undefined
-      ? read(() => api.call.neuronInfoRuntimeApi.getNeuronsLite(netuid)).pipe(
+  const neurons = (netuid: number): Effect.Effect<ReadonlyArray<RawNeuron>, ChainUnavailable> => {
+    const getNeuronsLite = api.call["neuronInfoRuntimeApi"]?.["getNeuronsLite"];
+    return getNeuronsLite !== undefined
+      ? read(() => getNeuronsLite(netuid)).pipe(
           Effect.map((v) => {
             const list: unknown = v.toJSON();
             return (Array.isArray(list) ? list : []).flatMap((n) => parseNeuronLite(n) ?? []);
           }),
         )
       : neuronsFromStorage(netuid);
+  };
 
   const build = (call: SubtensorCall) => {
     switch (call._tag) {
       case "SetWeights":
-        return api.tx.subtensorModule.setWeights(call.netuid, [...call.dests], [...call.weights], call.versionKey);
+        return extrinsic("subtensorModule", "setWeights")(call.netuid, [...call.dests], [...call.weights], call.versionKey);
       case "CommitWeights":
-        return api.tx.subtensorModule.commitWeights(call.netuid, call.commitHash);
+        return extrinsic("subtensorModule", "commitWeights")(call.netuid, call.commitHash);
       case "RevealWeights":
-        return api.tx.subtensorModule.revealWeights(call.netuid, [...call.uids], [...call.values], [...call.salt], call.versionKey);
+        return extrinsic("subtensorModule", "revealWeights")(call.netuid, [...call.uids], [...call.values], [...call.salt], call.versionKey);
       case "SetCommitment":
-        return api.tx.commitments.setCommitment(call.netuid, { fields: call.fields.map((f) => ({ [`Raw${f.length}`]: f })) });
+        return extrinsic("commitments", "setCommitment")(call.netuid, { fields: call.fields.map((f) => ({ [`Raw${f.length}`]: f })) });
     }
   };
 
@@ -345,7 +360,7 @@ export const makeSubtensorPort = (node: SubstrateNode): SubtensorPort => {
     timestampOf: node.timestampOf,
     neurons,
     commitments: (netuid) =>
-      read(() => api.query.commitments.commitmentOf.entries(netuid)).pipe(
+      read(() => storage("commitments", "commitmentOf").entries(netuid)).pipe(
         Effect.map((entries) =>
           entries.flatMap(([key, value]) => {
             const json: unknown = value.toJSON();
@@ -362,7 +377,7 @@ export const makeSubtensorPort = (node: SubstrateNode): SubtensorPort => {
         ),
       ),
     weights: (netuid) =>
-      read(() => api.query.subtensorModule.weights.entries(netuid)).pipe(
+      read(() => storage("subtensorModule", "weights").entries(netuid)).pipe(
         Effect.map((entries) =>
           entries.map(([key, value]) => {
             const list: unknown = value.toJSON();
@@ -374,7 +389,7 @@ export const makeSubtensorPort = (node: SubstrateNode): SubtensorPort => {
         ),
       ),
     uidOf: (netuid, hotkey) =>
-      read(() => api.query.subtensorModule.uids(netuid, hotkey)).pipe(
+      read(() => storage("subtensorModule", "uids")(netuid, hotkey)).pipe(
         Effect.map((v) => {
           const json: unknown = v.toJSON();
           return json === null || json === undefined ? undefined : asNumber(json);
@@ -383,20 +398,20 @@ export const makeSubtensorPort = (node: SubstrateNode): SubtensorPort => {
     subnetSize: (netuid) =>
       read(async () => {
         // `networksAdded` is the registry of subnets; a runtime without it has a subnet wherever uids exist.
-        const added = q("subtensorModule", "networksAdded") === undefined ? undefined : (await api.query.subtensorModule.networksAdded(netuid)).toJSON();
-        const n = asNumber((await api.query.subtensorModule.subnetworkN(netuid)).toJSON());
+        const added = q("subtensorModule", "networksAdded") === undefined ? undefined : (await storage("subtensorModule", "networksAdded")(netuid)).toJSON();
+        const n = asNumber((await storage("subtensorModule", "subnetworkN")(netuid)).toJSON());
         return added === false || (added === undefined && n === 0) ? undefined : n;
       }),
     weightsConfig: (netuid) =>
       read(async () => {
         const [enabled, versionKey, rateLimit, tempo] = await Promise.all([
-          api.query.subtensorModule.commitRevealWeightsEnabled(netuid),
-          api.query.subtensorModule.weightsVersionKey(netuid),
-          api.query.subtensorModule.weightsSetRateLimit(netuid),
-          api.query.subtensorModule.tempo(netuid),
+          storage("subtensorModule", "commitRevealWeightsEnabled")(netuid),
+          storage("subtensorModule", "weightsVersionKey")(netuid),
+          storage("subtensorModule", "weightsSetRateLimit")(netuid),
+          storage("subtensorModule", "tempo")(netuid),
         ]);
         const versionQuery = q("subtensorModule", "commitRevealWeightsVersion");
-        const version = versionQuery === undefined ? undefined : asNumber((await api.query.subtensorModule.commitRevealWeightsVersion()).toJSON());
+        const version = versionQuery === undefined ? undefined : asNumber((await storage("subtensorModule", "commitRevealWeightsVersion")()).toJSON());
         return {
           commitRevealEnabled: enabled.toJSON() === true,
           commitRevealVersion: version,

@@ -12,41 +12,37 @@
  * order differs), not bitwise.
  */
 import { availableParallelism } from "node:os"
-import type { CpuViews, Dispatch } from "../backend.ts"
+import type { CpuViews, Dispatch, KernelParams } from "../backend.ts"
+import { attentionGradKVKernel, attentionGradQKernel, attentionKernel } from "../ops/attention.ts"
+import { matmulKernels, type MatmulParam } from "../ops/matmul.ts"
 import { CpuBackend } from "./backend.ts"
 import { elementwiseFast } from "./fastElementwise.ts"
+import { type FastKernel, fastFor } from "./fastKernel.ts"
 import { attentionFast, attentionGradKVFast, attentionGradQFast } from "./fastAttention.ts"
 import { WasmGemm } from "./wasmGemm.ts"
 import { BlasGemm, type Gemm } from "./blasGemm.ts"
 
-/** A fast implementation of a kernel's CPU reference (same bindings, params and meaning). */
-export type FastKernel = (views: CpuViews, p: Readonly<Record<string, number>>) => void
-
-const matmulFast = (gemm: Gemm): FastKernel => (views, p) => {
+const matmulFast = (gemm: Gemm) => (views: CpuViews, p: KernelParams<MatmulParam>): void => {
   const A = views.f32("A")
   const B = views.f32("B")
   const C = views.f32("C")
-  const batches = p["batches"]!
-  for (let bt = 0; bt < batches; bt++) {
+  for (let bt = 0; bt < p.batches; bt++) {
     gemm.gemm(
-      A, p["offA"]! + bt * p["bsA"]!, p["rsA"]!, p["csA"]!,
-      B, p["offB"]! + bt * p["bsB"]!, p["rsB"]!, p["csB"]!,
-      C, p["offC"]! + bt * p["bsC"]!, p["ldc"]!,
-      p["M"]!, p["N"]!, p["K"]!, p["acc"]! !== 0
+      A, p.offA + bt * p.bsA, p.rsA, p.csA,
+      B, p.offB + bt * p.bsB, p.rsB, p.csB,
+      C, p.offC + bt * p.bsC, p.ldc,
+      p.M, p.N, p.K, p.acc !== 0
     )
   }
 }
 
-/** Kernel names that share the matmul params and meaning (src/ops/matmul.ts). */
-export const MATMUL_KERNELS = ["matmul", "matmul_vec4_ak_bn", "matmul_vec4_ak_bk", "matmul_vec4_am_bn", "matmul_vec4_am_bk", "matmul_tiled"]
-
 export const fastKernels = (gemm: Gemm): Map<string, FastKernel> => {
   const mm = matmulFast(gemm)
   return new Map([
-    ...MATMUL_KERNELS.map((n) => [n, mm] as const),
-    ["attention", attentionFast(gemm)],
-    ["attentionGradQ", attentionGradQFast(gemm)],
-    ["attentionGradKV", attentionGradKVFast(gemm)],
+    ...matmulKernels.map((k) => fastFor(k, mm)),
+    fastFor(attentionKernel, attentionFast(gemm)),
+    fastFor(attentionGradQKernel, attentionGradQFast(gemm)),
+    fastFor(attentionGradKVKernel, attentionGradKVFast(gemm)),
     ...elementwiseFast()
   ])
 }

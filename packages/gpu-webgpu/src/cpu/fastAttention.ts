@@ -6,24 +6,16 @@
  * because the SIMD gemm is far faster than a causal scalar loop; masked entries are exact zeros.
  * Bindings, params and outputs are those of the reference kernels.
  */
-import type { FastKernel } from "./fast.ts"
 import type { Gemm } from "./blasGemm.ts"
-import type { CpuViews } from "../backend.ts"
+import type { CpuViews, KernelParams } from "../backend.ts"
+import type { AttentionDims, AttentionParam } from "../ops/attention.ts"
 
-interface Dims {
-  readonly B: number
-  readonly T: number
-  readonly H: number
-  readonly Hkv: number
-  readonly hd: number
-  readonly scale: number
-}
+type Dims = AttentionDims & { readonly scale: number }
 
-const dimsOf = (p: Readonly<Record<string, number>>): Dims => {
-  const T = p["T"]!
-  const H = p["H"]!
-  return { B: p["rows"]! / (T * H), T, H, Hkv: p["Hkv"]!, hd: p["hd"]!, scale: p["scale"]! }
-}
+/** The reference attention kernels' parameters, typed by those kernels. */
+type Params = KernelParams<AttentionParam>
+
+const dimsOf = (p: Params): Dims => ({ B: p.rows / (p.T * p.H), T: p.T, H: p.H, Hkv: p.Hkv, hd: p.hd, scale: p.scale })
 
 /** The kv head query head h reads (grouped-query attention: H / Hkv query heads per kv head). */
 const kvHeadOf = (d: Dims, h: number): number => Math.floor(h / (d.H / d.Hkv))
@@ -94,9 +86,9 @@ const probabilities = (
   }
 }
 
-export const attentionFast = (gemm: Gemm): FastKernel => {
+export const attentionFast = (gemm: Gemm) => {
   const scratch = new Scratch()
-  return (views, p) => {
+  return (views: CpuViews, p: Params): void => {
     const d = dimsOf(p)
     const { B, T, H } = d
     const { q, k, v, L } = inputs(views)
@@ -126,9 +118,9 @@ const scoreGrad = (
   }
 }
 
-export const attentionGradQFast = (gemm: Gemm): FastKernel => {
+export const attentionGradQFast = (gemm: Gemm) => {
   const scratch = new Scratch()
-  return (views, p) => {
+  return (views: CpuViews, p: Params): void => {
     const d = dimsOf(p)
     const { B, T, H, hd } = d
     const { q, k, v, L } = inputs(views)
@@ -136,7 +128,7 @@ export const attentionGradQFast = (gemm: Gemm): FastKernel => {
     const dO = views.f32("dO")
     const Drow = views.f32("Drow")
     const dq = views.f32("dq")
-    const rows = p["rows"]!
+    const rows = p.rows
     for (let r = 0; r < rows; r++) {
       let D = 0
       const base = r * hd
@@ -155,9 +147,9 @@ export const attentionGradQFast = (gemm: Gemm): FastKernel => {
   }
 }
 
-export const attentionGradKVFast = (gemm: Gemm): FastKernel => {
+export const attentionGradKVFast = (gemm: Gemm) => {
   const scratch = new Scratch()
-  return (views, p) => {
+  return (views: CpuViews, p: Params): void => {
     const d = dimsOf(p)
     const { B, T, H, Hkv, hd } = d
     const { q, k, v, L } = inputs(views)

@@ -4,14 +4,21 @@
  * `mapKernel`'s per-element callback with named-view lookups; these are the same arithmetic in
  * the same order (so results are bitwise equal), without the per-element indirection.
  */
-import type { FastKernel } from "./fast.ts"
+import type { CpuViews, KernelParams } from "../backend.ts"
+import { addKernel, mulKernel, subKernel } from "../ops/binary.ts"
+import { ceGradKernel } from "../ops/crossEntropy.ts"
+import { ropeKernel } from "../ops/rope.ts"
+import { axpbyKernel, fillKernel } from "../ops/util.ts"
+import { adamwKernel } from "../optim/adamw.ts"
+import { scaleInPlaceKernel } from "../optim/clip.ts"
+import { type FastKernel, fastFor } from "./fastKernel.ts"
 
-const binary = (op: (x: number, y: number) => number): FastKernel => (views, p) => {
+const binary = (op: (x: number, y: number) => number) => (views: CpuViews, p: KernelParams<"n" | "bcast">): void => {
   const a = views.f32("a")
   const b = views.f32("b")
   const out = views.f32("out")
-  const n = p["n"]!
-  const bc = p["bcast"]!
+  const n = p.n
+  const bc = p.bcast
   if (bc === 0) {
     for (let i = 0; i < n; i++) out[i] = op(a[i]!, b[i]!)
   } else {
@@ -23,40 +30,40 @@ const binary = (op: (x: number, y: number) => number): FastKernel => (views, p) 
 }
 
 export const elementwiseFast = (): ReadonlyArray<readonly [string, FastKernel]> => [
-  ["add", binary((x, y) => x + y)],
-  ["sub", binary((x, y) => x - y)],
-  ["mul", binary((x, y) => x * y)],
-  ["fill", (views, p) => views.f32("out").fill(p["value"]!, 0, p["n"]!)],
-  ["axpby", (views, p) => {
+  fastFor(addKernel, binary((x, y) => x + y)),
+  fastFor(subKernel, binary((x, y) => x - y)),
+  fastFor(mulKernel, binary((x, y) => x * y)),
+  fastFor(fillKernel, (views, p) => views.f32("out").fill(p.value, 0, p.n)),
+  fastFor(axpbyKernel, (views, p) => {
     const x = views.f32("x")
     const y = views.f32("y")
-    const n = p["n"]!
-    const alpha = p["alpha"]!
-    const beta = p["beta"]!
+    const n = p.n
+    const alpha = p.alpha
+    const beta = p.beta
     if (beta !== 0) for (let i = 0; i < n; i++) y[i] = y[i]! * beta + x[i]! * alpha
     else for (let i = 0; i < n; i++) y[i] = 0 + x[i]! * alpha
-  }],
-  ["scaleInPlace", (views, p) => {
+  }),
+  fastFor(scaleInPlaceKernel, (views, p) => {
     const y = views.f32("y")
-    const n = p["n"]!
-    const s = p["s"]!
+    const n = p.n
+    const s = p.s
     for (let i = 0; i < n; i++) y[i] = y[i]! * s
-  }],
-  ["adamw", (views, q) => {
+  }),
+  fastFor(adamwKernel, (views, q) => {
     const f = Math.fround
     const g = views.f32("g")
     const P = views.f32("p")
     const m = views.f32("m")
     const v = views.f32("v")
-    const n = q["n"]!
-    const decay = f(1 - f(q["lr"]! * q["wd"]!))
-    const b1 = q["beta1"]!
-    const b2 = q["beta2"]!
+    const n = q.n
+    const decay = f(1 - f(q.lr * q.wd))
+    const b1 = q.beta1
+    const b2 = q.beta2
     const c1 = f(1 - b1)
     const c2 = f(1 - b2)
-    const step = f(q["lr"]! / q["bc1"]!)
-    const sqrtBc2 = q["sqrtBc2"]!
-    const eps = q["eps"]!
+    const step = f(q.lr / q.bc1)
+    const sqrtBc2 = q.sqrtBc2
+    const eps = q.eps
     for (let i = 0; i < n; i++) {
       const gi = g[i]!
       const pi = f(P[i]! * decay)
@@ -66,17 +73,17 @@ export const elementwiseFast = (): ReadonlyArray<readonly [string, FastKernel]> 
       v[i] = vi
       P[i] = pi - (step * mi) / (f(Math.sqrt(vi)) / sqrtBc2 + eps)
     }
-  }],
-  ["rope", (views, p) => {
+  }),
+  fastFor(ropeKernel, (views, p) => {
     const x = views.f32("x")
     const table = views.f32("table")
     const out = views.f32("out")
-    const n = p["n"]!
-    const T = p["T"]!
-    const H = p["H"]!
-    const hd = p["hd"]!
-    const sign = p["sign"]!
-    const row0 = p["row0"]!
+    const n = p.n
+    const T = p.T
+    const H = p.H
+    const hd = p.hd
+    const sign = p.sign
+    const row0 = p.row0
     const half = hd / 2
     const sinAt = T * half
     // rows of hd: the reference's per-element index arithmetic hoisted out of the inner loops
@@ -92,17 +99,17 @@ export const elementwiseFast = (): ReadonlyArray<readonly [string, FastKernel]> 
         out[i] = d < half ? x[i]! * c - x[i + half]! * s : x[i]! * c + x[i - half]! * s
       }
     }
-  }],
-  ["crossEntropyGrad", (views, p) => {
+  }),
+  fastFor(ceGradKernel, (views, p) => {
     const x = views.f32("x")
     const t = views.i32("t")
     const lse = views.f32("lse")
     const g = views.f32("g")[0]!
     const count = Math.max(views.f32("count")[0]!, 1)
     const dx = views.f32("dx")
-    const n = p["n"]!
-    const row0 = p["row0"]!
-    const V = p["V"]!
+    const n = p.n
+    const row0 = p.row0
+    const V = p.V
     for (let i0 = 0, gr = row0; i0 < n; i0 += V, gr++) {
       const end = Math.min(V, n - i0)
       const tg = t[gr]!
@@ -113,5 +120,5 @@ export const elementwiseFast = (): ReadonlyArray<readonly [string, FastKernel]> 
       const l = lse[gr]!
       for (let j = 0; j < end; j++) dx[i0 + j] = ((Math.exp(x[i0 + j]! - l) - (tg === j ? 1 : 0)) * g) / count
     }
-  }]
+  })
 ]

@@ -6,12 +6,14 @@
  * outputs used), consumed tensor by tensor in `llamaParameters` order, row-major. The same seed
  * and spec therefore give bit-identical parameters on every machine.
  */
-import { isNormWeight, llamaParameters } from "./parameters.ts"
+import { isNormWeight } from "@covenant/dsl"
+import { llamaParameters } from "./parameters.ts"
 import type { LlamaSpec } from "./spec.ts"
 
 export const initStd = 0.02
 
-const mulberry32 = (seed: number) => {
+/** mulberry32: a small seeded generator of uniforms in [0, 1); the one copy in the packages below the runtime. */
+export const mulberry32 = (seed: number): (() => number) => {
   let a = seed >>> 0
   return (): number => {
     a = (a + 0x6d2b79f5) >>> 0

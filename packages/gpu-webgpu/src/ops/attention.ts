@@ -6,27 +6,35 @@
  * the [T,T] matrix (flash-attention style): P = exp(s - L), D = rowsum(dO * O),
  * dS = P (dO·v - D), dq = scale dS k, dk = scale dS^T q, dv = P^T dO (summed over the group).
  */
-import type { Kernel } from "../backend.ts"
+import { defineKernel, type Kernel } from "../backend.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
 import { binding, main1d, requireF32, requireShape, sameShape, shapeStr } from "./kernel.ts"
 import { copyRange } from "./util.ts"
 
 const params = [["rows", "u32"], ["T", "u32"], ["H", "u32"], ["Hkv", "u32"], ["hd", "u32"], ["scale", "f32"]] as const
+/** The parameter names of every attention kernel. */
+export type AttentionParam = (typeof params)[number][0]
 
 /** Head dims up to this live in per-invocation registers / private memory. */
 export const MAX_HEAD_DIM = 256
 
-export const attentionKernel: Kernel = {
-  name: "attention",
-  bindings: [binding("q"), binding("k"), binding("v"), binding("out", "read_write"), binding("L", "read_write")],
-  params,
-  // one invocation per query row; single pass with an online softmax, accumulators private
-  wgsl: `${main1d(64)}
+/**
+ * The start of the per-row kernels: invocation i owns query row i, position t of query head
+ * (i % H) in batch b, reading kv head kvh; its q starts at qb.
+ */
+const queryRowPreamble = `${main1d(64)}
   if (i >= P.rows) { return; }
   let t = (i / P.H) % P.T;
   let b = i / (P.H * P.T);
   let kvh = (i % P.H) / (P.H / P.Hkv);
-  let qb = i * P.hd;
+  let qb = i * P.hd;`
+
+export const attentionKernel = defineKernel({
+  name: "attention",
+  bindings: [binding("q"), binding("k"), binding("v"), binding("out", "read_write"), binding("L", "read_write")],
+  params,
+  // one invocation per query row; single pass with an online softmax, accumulators private
+  wgsl: `${queryRowPreamble}
   var qv: array<f32, ${MAX_HEAD_DIM}>;
   var acc: array<f32, ${MAX_HEAD_DIM}>;
   for (var d = 0u; d < P.hd; d++) { qv[d] = q[qb + d] * P.scale; }
@@ -53,43 +61,38 @@ export const attentionKernel: Kernel = {
     const v = views.f32("v")
     const out = views.f32("out")
     const L = views.f32("L")
-    const { rows, T, H, Hkv, hd, scale } = p as Record<string, number>
-    const scores = new Float64Array(T!)
-    for (let r = 0; r < rows!; r++) {
-      const t = Math.floor(r / H!) % T!
-      const b = Math.floor(r / (H! * T!))
-      const kvh = Math.floor((r % H!) / (H! / Hkv!))
+    const { rows, T, H, Hkv, hd, scale } = p
+    const scores = new Float64Array(T)
+    for (let r = 0; r < rows; r++) {
+      const t = Math.floor(r / H) % T
+      const b = Math.floor(r / (H * T))
+      const kvh = Math.floor((r % H) / (H / Hkv))
       let m = -Infinity
       for (let s = 0; s <= t; s++) {
         let dot = 0
-        const kb = ((b * T! + s) * Hkv! + kvh) * hd!
-        for (let d = 0; d < hd!; d++) dot += q[r * hd! + d]! * k[kb + d]!
-        scores[s] = scale! * dot
+        const kb = ((b * T + s) * Hkv + kvh) * hd
+        for (let d = 0; d < hd; d++) dot += q[r * hd + d]! * k[kb + d]!
+        scores[s] = scale * dot
         m = Math.max(m, scores[s]!)
       }
       let l = 0
       for (let s = 0; s <= t; s++) l += Math.exp(scores[s]! - m)
       const lse = m + Math.log(l)
       L[r] = lse
-      for (let d = 0; d < hd!; d++) {
+      for (let d = 0; d < hd; d++) {
         let acc = 0
-        for (let s = 0; s <= t; s++) acc += Math.exp(scores[s]! - lse) * v[((b * T! + s) * Hkv! + kvh) * hd! + d]!
-        out[r * hd! + d] = acc
+        for (let s = 0; s <= t; s++) acc += Math.exp(scores[s]! - lse) * v[((b * T + s) * Hkv + kvh) * hd + d]!
+        out[r * hd + d] = acc
       }
     }
   }
-}
+})
 
-export const attentionGradQKernel: Kernel = {
+export const attentionGradQKernel = defineKernel({
   name: "attentionGradQ",
   bindings: [binding("q"), binding("k"), binding("v"), binding("o"), binding("dO"), binding("L"), binding("Drow", "read_write"), binding("dq", "read_write")],
   params,
-  wgsl: `${main1d(64)}
-  if (i >= P.rows) { return; }
-  let t = (i / P.H) % P.T;
-  let b = i / (P.H * P.T);
-  let kvh = (i % P.H) / (P.H / P.Hkv);
-  let qb = i * P.hd;
+  wgsl: `${queryRowPreamble}
   var qv: array<f32, ${MAX_HEAD_DIM}>;
   var gv: array<f32, ${MAX_HEAD_DIM}>;
   var acc: array<f32, ${MAX_HEAD_DIM}>;
@@ -123,33 +126,33 @@ export const attentionGradQKernel: Kernel = {
     const L = views.f32("L")
     const Drow = views.f32("Drow")
     const dq = views.f32("dq")
-    const { rows, T, H, Hkv, hd, scale } = p as Record<string, number>
-    for (let r = 0; r < rows!; r++) {
-      const t = Math.floor(r / H!) % T!
-      const b = Math.floor(r / (H! * T!))
-      const kvh = Math.floor((r % H!) / (H! / Hkv!))
-      const qb = r * hd!
+    const { rows, T, H, Hkv, hd, scale } = p
+    for (let r = 0; r < rows; r++) {
+      const t = Math.floor(r / H) % T
+      const b = Math.floor(r / (H * T))
+      const kvh = Math.floor((r % H) / (H / Hkv))
+      const qb = r * hd
       let Dr = 0
-      for (let d = 0; d < hd!; d++) Dr += dO[qb + d]! * o[qb + d]!
+      for (let d = 0; d < hd; d++) Dr += dO[qb + d]! * o[qb + d]!
       Drow[r] = Dr
-      const acc = new Float64Array(hd!)
+      const acc = new Float64Array(hd)
       for (let s = 0; s <= t; s++) {
-        const kb = ((b * T! + s) * Hkv! + kvh) * hd!
+        const kb = ((b * T + s) * Hkv + kvh) * hd
         let sc = 0
         let dp = 0
-        for (let d = 0; d < hd!; d++) {
+        for (let d = 0; d < hd; d++) {
           sc += q[qb + d]! * k[kb + d]!
           dp += dO[qb + d]! * v[kb + d]!
         }
-        const ds = scale! * Math.exp(scale! * sc - L[r]!) * (dp - Dr)
-        for (let d = 0; d < hd!; d++) acc[d]! += ds * k[kb + d]!
+        const ds = scale * Math.exp(scale * sc - L[r]!) * (dp - Dr)
+        for (let d = 0; d < hd; d++) acc[d]! += ds * k[kb + d]!
       }
-      for (let d = 0; d < hd!; d++) dq[qb + d] = acc[d]!
+      for (let d = 0; d < hd; d++) dq[qb + d] = acc[d]!
     }
   }
-}
+})
 
-export const attentionGradKVKernel: Kernel = {
+export const attentionGradKVKernel = defineKernel({
   name: "attentionGradKV",
   bindings: [binding("q"), binding("k"), binding("v"), binding("dO"), binding("L"), binding("Drow"), binding("dk", "read_write"), binding("dv", "read_write")],
   params,
@@ -195,42 +198,42 @@ export const attentionGradKVKernel: Kernel = {
     const Drow = views.f32("Drow")
     const dk = views.f32("dk")
     const dv = views.f32("dv")
-    const { T, H, Hkv, hd, scale } = p as Record<string, number>
-    const kvRows = (p["rows"]! / H!) * Hkv!
-    const group = H! / Hkv!
+    const { T, H, Hkv, hd, scale } = p
+    const kvRows = (p.rows / H) * Hkv
+    const group = H / Hkv
     for (let i = 0; i < kvRows; i++) {
-      const s = Math.floor(i / Hkv!) % T!
-      const b = Math.floor(i / (Hkv! * T!))
-      const kvh = i % Hkv!
-      const kb = i * hd!
-      const ak = new Float64Array(hd!)
-      const av = new Float64Array(hd!)
+      const s = Math.floor(i / Hkv) % T
+      const b = Math.floor(i / (Hkv * T))
+      const kvh = i % Hkv
+      const kb = i * hd
+      const ak = new Float64Array(hd)
+      const av = new Float64Array(hd)
       for (let hh = 0; hh < group; hh++) {
         const h = kvh * group + hh
-        for (let t = s; t < T!; t++) {
-          const r = (b * T! + t) * H! + h
-          const qb = r * hd!
+        for (let t = s; t < T; t++) {
+          const r = (b * T + t) * H + h
+          const qb = r * hd
           let sc = 0
           let dp = 0
-          for (let d = 0; d < hd!; d++) {
+          for (let d = 0; d < hd; d++) {
             sc += q[qb + d]! * k[kb + d]!
             dp += dO[qb + d]! * v[kb + d]!
           }
-          const pr = Math.exp(scale! * sc - L[r]!)
-          const ds = scale! * pr * (dp - Drow[r]!)
-          for (let d = 0; d < hd!; d++) {
+          const pr = Math.exp(scale * sc - L[r]!)
+          const ds = scale * pr * (dp - Drow[r]!)
+          for (let d = 0; d < hd; d++) {
             av[d]! += pr * dO[qb + d]!
             ak[d]! += ds * q[qb + d]!
           }
         }
       }
-      for (let d = 0; d < hd!; d++) {
+      for (let d = 0; d < hd; d++) {
         dk[kb + d] = ak[d]!
         dv[kb + d] = av[d]!
       }
     }
   }
-}
+})
 
 /** Floats per workgroup tile of each streamed tensor (2 tiles: 16 KiB, WebGPU's default limit). */
 const TILE_FLOATS = 2048
@@ -244,16 +247,10 @@ const tileLoad = (dst: string, src: string, base: (j: string) => string) => `
     }`
 
 /**
- * Workgroup-tiled variants for real GPUs: a workgroup owns 64 consecutive positions of one
- * (batch, head) and streams the rows they all read (k/v, or q/dO) through workgroup memory in
- * tiles, instead of every invocation reading them from storage. Same parameters and meaning as
- * the per-row kernels above (whose CPU references they share); dispatched [ceil(T/64), heads, B].
+ * The start of the two query-side tiled kernels: k/v tiles in workgroup memory, and invocation
+ * `lid` of workgroup (x, h, b) owns position t of head h in batch b (row i, q offset qb).
  */
-export const attentionTiledKernel: Kernel = {
-  name: "attention_tiled",
-  bindings: attentionKernel.bindings,
-  params,
-  wgsl: `var<workgroup> Ks: array<f32, ${TILE_FLOATS}>;
+const queryTilePreamble = `var<workgroup> Ks: array<f32, ${TILE_FLOATS}>;
 var<workgroup> Vs: array<f32, ${TILE_FLOATS}>;
 @compute @workgroup_size(${QB}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lidv: vec3<u32>) {
   let lid = lidv.x;
@@ -263,7 +260,19 @@ var<workgroup> Vs: array<f32, ${TILE_FLOATS}>;
   let valid = t < P.T;
   let kvh = h / (P.H / P.Hkv);
   let i = (b * P.T + t) * P.H + h;
-  let qb = i * P.hd;
+  let qb = i * P.hd;`
+
+/**
+ * Workgroup-tiled variants for real GPUs: a workgroup owns 64 consecutive positions of one
+ * (batch, head) and streams the rows they all read (k/v, or q/dO) through workgroup memory in
+ * tiles, instead of every invocation reading them from storage. Same parameters and meaning as
+ * the per-row kernels above (whose CPU references they share); dispatched [ceil(T/64), heads, B].
+ */
+export const attentionTiledKernel = defineKernel({
+  name: "attention_tiled",
+  bindings: attentionKernel.bindings,
+  params,
+  wgsl: `${queryTilePreamble}
   var qv: array<f32, ${MAX_HEAD_DIM}>;
   var acc: array<f32, ${MAX_HEAD_DIM}>;
   if (valid) { for (var d = 0u; d < P.hd; d++) { qv[d] = q[qb + d] * P.scale; } }
@@ -297,23 +306,13 @@ var<workgroup> Vs: array<f32, ${TILE_FLOATS}>;
   }
 }`,
   cpu: attentionKernel.cpu
-}
+})
 
-export const attentionGradQTiledKernel: Kernel = {
+export const attentionGradQTiledKernel = defineKernel({
   name: "attentionGradQ_tiled",
   bindings: attentionGradQKernel.bindings,
   params,
-  wgsl: `var<workgroup> Ks: array<f32, ${TILE_FLOATS}>;
-var<workgroup> Vs: array<f32, ${TILE_FLOATS}>;
-@compute @workgroup_size(${QB}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lidv: vec3<u32>) {
-  let lid = lidv.x;
-  let h = wid.y;
-  let b = wid.z;
-  let t = wid.x * ${QB}u + lid;
-  let valid = t < P.T;
-  let kvh = h / (P.H / P.Hkv);
-  let i = (b * P.T + t) * P.H + h;
-  let qb = i * P.hd;
+  wgsl: `${queryTilePreamble}
   var qv: array<f32, ${MAX_HEAD_DIM}>;
   var gv: array<f32, ${MAX_HEAD_DIM}>;
   var acc: array<f32, ${MAX_HEAD_DIM}>;
@@ -352,14 +351,14 @@ var<workgroup> Vs: array<f32, ${TILE_FLOATS}>;
   if (valid) { for (var d = 0u; d < P.hd; d++) { dq[qb + d] = acc[d]; } }
 }`,
   cpu: attentionGradQKernel.cpu
-}
+})
 
 /** Row capacity of the dK/dV tiles' L and D arrays; q/dO tiles shrink to keep 16 KiB in all. */
 const KV_ROWS = TILE_FLOATS / 8
 const KV_TILE = TILE_FLOATS - KV_ROWS
 
 /** dK/dV: a workgroup owns 64 key positions of one (batch, kv head) and streams q/dO rows. */
-export const attentionGradKVTiledKernel: Kernel = {
+export const attentionGradKVTiledKernel = defineKernel({
   name: "attentionGradKV_tiled",
   bindings: attentionGradKVKernel.bindings,
   params,
@@ -417,15 +416,17 @@ var<workgroup> Ds: array<f32, ${KV_ROWS}>;
   if (valid) { for (var d = 0u; d < P.hd; d++) { dk[kb + d] = ak[d]; dv[kb + d] = av[d]; } }
 }`,
   cpu: attentionGradKVKernel.cpu
-}
+})
 
-interface Dims {
+/** Attention shapes: batch, sequence, query heads, kv heads, head dim (the fast CPU kernels share it). */
+export interface AttentionDims {
   readonly B: number
   readonly T: number
   readonly H: number
   readonly Hkv: number
   readonly hd: number
 }
+type Dims = AttentionDims
 
 const paramsFor = (d: Dims, batches: number) => ({
   rows: batches * d.T * d.H,

@@ -11,7 +11,7 @@ export const addKernel = mapKernel({
   outputs: ["out"],
   body: "out[i] = a[i] + b[bi];",
   cpu: (i, bi, v) => {
-    v["out"]![i] = v["a"]![i]! + v["b"]![bi]!
+    v.out[i] = v.a[i]! + v.b[bi]!
   }
 })
 export const subKernel = mapKernel({
@@ -20,7 +20,7 @@ export const subKernel = mapKernel({
   outputs: ["out"],
   body: "out[i] = a[i] - b[bi];",
   cpu: (i, bi, v) => {
-    v["out"]![i] = v["a"]![i]! - v["b"]![bi]!
+    v.out[i] = v.a[i]! - v.b[bi]!
   }
 })
 export const mulKernel = mapKernel({
@@ -29,7 +29,7 @@ export const mulKernel = mapKernel({
   outputs: ["out"],
   body: "out[i] = a[i] * b[bi];",
   cpu: (i, bi, v) => {
-    v["out"]![i] = v["a"]![i]! * v["b"]![bi]!
+    v.out[i] = v.a[i]! * v.b[bi]!
   }
 })
 

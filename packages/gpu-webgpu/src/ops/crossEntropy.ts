@@ -3,13 +3,13 @@
  * target is a class in [0, V) (rows with the ignore index, or any other out-of-range target,
  * count as ignored); 0 when every row is ignored. Backward: (softmax - onehot) * g / count.
  */
-import type { Kernel } from "../backend.ts"
+import { defineKernel, type Kernel } from "../backend.ts"
 import { grid1d } from "../backend.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
 import { binding, main1d, requireShape, rowMain, rowReduceWgsl, RW, shapeStr } from "./kernel.ts"
 import { sumAllInto } from "./util.ts"
 
-export const ceRowsKernel: Kernel = {
+export const ceRowsKernel = defineKernel({
   name: "crossEntropyRows",
   bindings: [binding("x"), binding("t", "read", "i32"), binding("lse", "read_write"), binding("loss", "read_write"), binding("valid", "read_write")],
   params: [["rows", "u32"], ["row0", "u32"], ["V", "u32"]],
@@ -41,25 +41,25 @@ ${rowMain}
     const lse = views.f32("lse")
     const loss = views.f32("loss")
     const valid = views.f32("valid")
-    const { rows, row0, V } = p as Record<string, number>
-    for (let n = 0; n < rows!; n++) {
+    const { rows, row0, V } = p
+    for (let n = 0; n < rows; n++) {
       let m = -Infinity
-      for (let j = 0; j < V!; j++) m = Math.max(m, x[n * V! + j]!)
+      for (let j = 0; j < V; j++) m = Math.max(m, x[n * V + j]!)
       let s = 0
-      for (let j = 0; j < V!; j++) s += Math.exp(x[n * V! + j]! - m)
+      for (let j = 0; j < V; j++) s += Math.exp(x[n * V + j]! - m)
       const l = m + Math.log(s)
-      const gr = row0! + n
+      const gr = row0 + n
       const tg = t[gr]!
       lse[gr] = l
-      const ok = tg >= 0 && tg < V!
-      loss[gr] = ok ? l - x[n * V! + tg]! : 0
+      const ok = tg >= 0 && tg < V
+      loss[gr] = ok ? l - x[n * V + tg]! : 0
       valid[gr] = ok ? 1 : 0
     }
   }
-}
+})
 
 /** out[0] = sum[0] / max(count[0], 1) */
-export const divideKernel: Kernel = {
+export const divideKernel = defineKernel({
   name: "crossEntropyMean",
   bindings: [binding("sum"), binding("count"), binding("out", "read_write")],
   params: [],
@@ -67,9 +67,9 @@ export const divideKernel: Kernel = {
   cpu: (views) => {
     views.f32("out")[0] = views.f32("sum")[0]! / Math.max(views.f32("count")[0]!, 1)
   }
-}
+})
 
-export const ceGradKernel: Kernel = {
+export const ceGradKernel = defineKernel({
   name: "crossEntropyGrad",
   bindings: [binding("x"), binding("t", "read", "i32"), binding("lse"), binding("g"), binding("count"), binding("dx", "read_write")],
   params: [["n", "u32"], ["row0", "u32"], ["V", "u32"]],
@@ -91,19 +91,19 @@ export const ceGradKernel: Kernel = {
     const g = views.f32("g")[0]!
     const count = Math.max(views.f32("count")[0]!, 1)
     const dx = views.f32("dx")
-    const { n, row0, V } = p as Record<string, number>
-    for (let i = 0; i < n!; i++) {
-      const gr = row0! + Math.floor(i / V!)
+    const { n, row0, V } = p
+    for (let i = 0; i < n; i++) {
+      const gr = row0 + Math.floor(i / V)
       const tg = t[gr]!
-      if (tg < 0 || tg >= V!) {
+      if (tg < 0 || tg >= V) {
         dx[i] = 0
         continue
       }
-      const d = Math.exp(x[i]! - lse[gr]!) - (tg === i % V! ? 1 : 0)
+      const d = Math.exp(x[i]! - lse[gr]!) - (tg === i % V ? 1 : 0)
       dx[i] = (d * g) / count
     }
   }
-}
+})
 
 export const crossEntropy = (rt: Runtime, logits: Tensor, targets: Tensor, ignoreIndex = -100): Tensor => {
   logits.assertLive()

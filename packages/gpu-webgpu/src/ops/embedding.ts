@@ -4,12 +4,12 @@
  * deterministically without float atomics. A weight larger than one binding is visited chunk by
  * chunk (each chunk holds whole rows); ids outside [0, V) read as zero rows and get no gradient.
  */
-import type { Kernel } from "../backend.ts"
+import { defineKernel, type Kernel } from "../backend.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
 import { binding, main1d, requireShape, shapeStr } from "./kernel.ts"
 import { fill } from "./util.ts"
 
-export const gatherKernel: Kernel = {
+export const gatherKernel = defineKernel({
   name: "embeddingGather",
   bindings: [binding("W"), binding("ids", "read", "i32"), binding("out", "read_write")],
   params: [["rows", "u32"], ["outRow0", "u32"], ["D", "u32"], ["wRow0", "u32"], ["wRows", "u32"], ["V", "u32"]],
@@ -28,18 +28,18 @@ export const gatherKernel: Kernel = {
     const W = views.f32("W")
     const ids = views.i32("ids")
     const out = views.f32("out")
-    const { rows, outRow0, D, wRow0, wRows, V } = p as Record<string, number>
-    for (let n = 0; n < rows!; n++) {
-      const id = ids[outRow0! + n]!
-      for (let d = 0; d < D!; d++) {
-        if (id >= wRow0! && id < wRow0! + wRows!) out[n * D! + d] = W[(id - wRow0!) * D! + d]!
-        else if (wRow0 === 0 && (id < 0 || id >= V!)) out[n * D! + d] = 0
+    const { rows, outRow0, D, wRow0, wRows, V } = p
+    for (let n = 0; n < rows; n++) {
+      const id = ids[outRow0 + n]!
+      for (let d = 0; d < D; d++) {
+        if (id >= wRow0 && id < wRow0 + wRows) out[n * D + d] = W[(id - wRow0) * D + d]!
+        else if (wRow0 === 0 && (id < 0 || id >= V)) out[n * D + d] = 0
       }
     }
   }
-}
+})
 
-export const scatterAddKernel: Kernel = {
+export const scatterAddKernel = defineKernel({
   name: "embeddingScatterAdd",
   bindings: [binding("g"), binding("ids", "read", "i32"), binding("dW", "read_write")],
   params: [["rows", "u32"], ["gRow0", "u32"], ["D", "u32"], ["wRow0", "u32"], ["wRows", "u32"]],
@@ -57,14 +57,14 @@ export const scatterAddKernel: Kernel = {
     const g = views.f32("g")
     const ids = views.i32("ids")
     const dW = views.f32("dW")
-    const { rows, gRow0, D, wRow0, wRows } = p as Record<string, number>
-    for (let n = 0; n < rows!; n++) {
-      const id = ids[gRow0! + n]!
-      if (id < wRow0! || id >= wRow0! + wRows!) continue
-      for (let d = 0; d < D!; d++) dW[(id - wRow0!) * D! + d]! += g[n * D! + d]!
+    const { rows, gRow0, D, wRow0, wRows } = p
+    for (let n = 0; n < rows; n++) {
+      const id = ids[gRow0 + n]!
+      if (id < wRow0 || id >= wRow0 + wRows) continue
+      for (let d = 0; d < D; d++) dW[(id - wRow0) * D + d]! += g[n * D + d]!
     }
   }
-}
+})
 
 /** Rows held by chunk c of a [rows, D] tensor. */
 const chunkRows = (t: Tensor, c: number, D: number): { row0: number; rows: number } => ({

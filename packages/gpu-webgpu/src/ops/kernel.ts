@@ -2,7 +2,7 @@
  * Helpers to define kernels: element-wise maps (one invocation per element of a chunk) and the
  * shape checks shared by the ops.
  */
-import type { ElemType, Kernel, KernelBindingSpec, ParamType } from "../backend.ts"
+import type { ElemType, Kernel, KernelBindingSpec, KernelParams, ParamType } from "../backend.ts"
 import { ShapeError, type Tensor } from "../tensor.ts"
 
 export const WG = 256
@@ -18,23 +18,24 @@ export const binding = (name: string, access: "read" | "read_write" = "read", ty
   access
 })
 
-interface MapSpec {
+interface MapSpec<B extends string, P extends string> {
   readonly name: string
-  readonly inputs: readonly string[]
-  readonly outputs: readonly string[]
-  readonly params?: readonly (readonly [string, ParamType])[]
+  readonly inputs: readonly B[]
+  readonly outputs: readonly B[]
+  readonly params?: readonly (readonly [P, ParamType])[]
   /** WGSL functions the body calls. */
   readonly helpers?: string
   /** WGSL statements for element `i` (u32); `bi` is the broadcast index of `b` when present. */
   readonly body: string
-  readonly cpu: (i: number, bi: number, v: Readonly<Record<string, Float32Array>>, p: Readonly<Record<string, number>>) => void
+  /** The CPU reference for element `i`: `v` holds the bindings by name, `p` the parameters. */
+  readonly cpu: (i: number, bi: number, v: Readonly<Record<B, Float32Array>>, p: KernelParams<P | "n" | "bcast">) => void
 }
 
 /**
  * An element-wise kernel over the `n` elements of one chunk. Param `bcast` (0 = none) makes
  * input `b` repeat along rows of that length; chunks start on row boundaries so `i % bcast` holds.
  */
-export const mapKernel = (spec: MapSpec): Kernel => ({
+export const mapKernel = <const B extends string, const P extends string = never>(spec: MapSpec<B, P>): Kernel<P | "n" | "bcast"> => ({
   name: spec.name,
   bindings: [...spec.inputs.map((n) => binding(n)), ...spec.outputs.map((n) => binding(n, "read_write"))],
   params: [["n", "u32"], ["bcast", "u32"], ...(spec.params ?? [])],
@@ -46,11 +47,9 @@ ${main1d()}
   ${spec.body}
 }`,
   cpu: (views, p) => {
-    const v: Record<string, Float32Array> = {}
-    for (const name of [...spec.inputs, ...spec.outputs]) v[name] = views.f32(name)
-    const n = p["n"]!
-    const bc = p["bcast"]!
-    for (let i = 0; i < n; i++) spec.cpu(i, bc === 0 ? i : i % bc, v, p)
+    const v = Object.fromEntries([...spec.inputs, ...spec.outputs].map((name) => [name, views.f32(name)])) as Record<B, Float32Array>
+    const bc = p.bcast
+    for (let i = 0; i < p.n; i++) spec.cpu(i, bc === 0 ? i : i % bc, v, p)
   }
 })
 

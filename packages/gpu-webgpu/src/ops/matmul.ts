@@ -7,7 +7,7 @@
  * and chunk slices are just different strides and offsets. Operands larger than one binding are
  * cut into sub-matmuls along M, N and K at their chunk (row) boundaries; K pieces accumulate.
  */
-import type { Binding, Kernel } from "../backend.ts"
+import { defineKernel, type Binding, type Kernel, type KernelParams } from "../backend.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
 import { binding, requireF32, requireShape, shapeStr } from "./kernel.ts"
 import { fill } from "./util.ts"
@@ -31,7 +31,19 @@ const STORE_ROW = `fn storeRow(r: u32, col0: u32, v: vec4<f32>, base: u32) {
 const storeBlock = (accOf: (r: number) => string): string =>
   [0, 1, 2, 3].map((r) => `  if (row0 + ${r}u < P.M) { storeRow(row0 + ${r}u, col0, ${accOf(r)}, cbase); }`).join("\n")
 
-export const matmulKernel: Kernel = {
+/**
+ * The start of the register-blocked kernels (scalar and vec4): invocation (x, y, bt) owns the 4x4
+ * block of C at (row0, col0) of batch bt; mx/nx are the last row/column edge blocks clamp to.
+ */
+const blockPreamble = `${STORE_ROW}@compute @workgroup_size(8, 8, 1) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row0 = gid.y * 4u;
+  let col0 = gid.x * 4u;
+  let bt = gid.z;
+  if (row0 >= P.M || col0 >= P.N) { return; }
+  let mx = P.M - 1u;
+  let nx = P.N - 1u;`
+
+export const matmulKernel = defineKernel({
   name: "matmul",
   bindings: [binding("A"), binding("B"), binding("C", "read_write")],
   params: [
@@ -42,13 +54,7 @@ export const matmulKernel: Kernel = {
     // read by the CPU reference only; the WebGPU dispatch carries batches as workgroups.z
     ["batches", "u32"]
   ],
-  wgsl: `${STORE_ROW}@compute @workgroup_size(8, 8, 1) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row0 = gid.y * 4u;
-  let col0 = gid.x * 4u;
-  let bt = gid.z;
-  if (row0 >= P.M || col0 >= P.N) { return; }
-  let mx = P.M - 1u;
-  let nx = P.N - 1u;
+  wgsl: `${blockPreamble}
   // Edge blocks clamp their reads to the last row/column and skip those stores.
   let ra = vec4<u32>(min(row0, mx), min(row0 + 1u, mx), min(row0 + 2u, mx), min(row0 + 3u, mx)) * P.rsA + vec4<u32>(P.offA + bt * P.bsA);
   let cb = vec4<u32>(min(col0, nx), min(col0 + 1u, nx), min(col0 + 2u, nx), min(col0 + 3u, nx)) * P.csB + vec4<u32>(P.offB + bt * P.bsB);
@@ -75,23 +81,26 @@ ${storeBlock((r) => `acc${r}`)}
     const A = views.f32("A")
     const B = views.f32("B")
     const C = views.f32("C")
-    const { M, N, K, offA, rsA, csA, offB, rsB, csB, offC, ldc, acc } = p as Record<string, number>
-    const batches = p["batches"]!
+    const { M, N, K, offA, rsA, csA, offB, rsB, csB, offC, ldc, acc } = p
+    const batches = p.batches
     for (let bt = 0; bt < batches; bt++) {
-      const a0 = offA! + bt * p["bsA"]!
-      const b0 = offB! + bt * p["bsB"]!
-      const c0 = offC! + bt * p["bsC"]!
-      for (let i = 0; i < M!; i++) {
-        for (let j = 0; j < N!; j++) {
+      const a0 = offA + bt * p.bsA
+      const b0 = offB + bt * p.bsB
+      const c0 = offC + bt * p.bsC
+      for (let i = 0; i < M; i++) {
+        for (let j = 0; j < N; j++) {
           let s = 0
-          for (let q = 0; q < K!; q++) s += A[a0 + i * rsA! + q * csA!]! * B[b0 + q * rsB! + j * csB!]!
-          const idx = c0 + i * ldc! + j
-          C[idx] = (acc! !== 0 ? C[idx]! : 0) + s
+          for (let q = 0; q < K; q++) s += A[a0 + i * rsA + q * csA]! * B[b0 + q * rsB + j * csB]!
+          const idx = c0 + i * ldc + j
+          C[idx] = (acc !== 0 ? C[idx]! : 0) + s
         }
       }
     }
   }
-}
+})
+
+/** The parameter names every matmul kernel (scalar, vec4, tiled) takes. */
+export type MatmulParam = (typeof matmulKernel.params)[number][0]
 
 type AContig = "k" | "m" // A stored [M,K] (k contiguous) or transposed [K,M] (m contiguous)
 type BContig = "n" | "k" // B stored [K,N] (n contiguous) or transposed [N,K] (k contiguous)
@@ -101,7 +110,7 @@ type BContig = "n" | "k" // B stored [K,N] (n contiguous) or transposed [N,K] (k
  * time, and the 4x4 block update is one mat4x4 product (acc += Bblock * Ablock, columns of acc
  * being rows of C). Needs K % 4 == 0 and 4-aligned offsets/strides (see `vec4Eligible`).
  */
-const vec4Kernel = (ac: AContig, bc: BContig): Kernel => {
+const vec4Kernel = (ac: AContig, bc: BContig): Kernel<MatmulParam> => {
   const loadA =
     ac === "k"
       ? `let am = mat4x4<f32>(A[ra.x + k4], A[ra.y + k4], A[ra.z + k4], A[ra.w + k4]);`
@@ -116,13 +125,7 @@ const vec4Kernel = (ac: AContig, bc: BContig): Kernel => {
     name: `matmul_vec4_a${ac}_b${bc}`,
     bindings: [binding("A", "read", "vec4<f32>"), binding("B", "read", "vec4<f32>"), binding("C", "read_write")],
     params: matmulKernel.params,
-    wgsl: `${STORE_ROW}@compute @workgroup_size(8, 8, 1) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row0 = gid.y * 4u;
-  let col0 = gid.x * 4u;
-  let bt = gid.z;
-  if (row0 >= P.M || col0 >= P.N) { return; }
-  let mx = P.M - 1u;
-  let nx = P.N - 1u;
+    wgsl: `${blockPreamble}
   let aBase = P.offA + bt * P.bsA;
   let bBase = P.offB + bt * P.bsB;
   let ra = (vec4<u32>(min(row0, mx), min(row0 + 1u, mx), min(row0 + 2u, mx), min(row0 + 3u, mx)) * P.rsA + vec4<u32>(aBase)) / vec4<u32>(4u);
@@ -151,11 +154,8 @@ const vec4Kernels = {
   mk: vec4Kernel("m", "k")
 } as const
 
-type MatmulParams = Record<string, number> & {
-  readonly M: number; readonly N: number; readonly K: number
-  readonly offA: number; readonly rsA: number; readonly csA: number; readonly bsA: number
-  readonly offB: number; readonly rsB: number; readonly csB: number; readonly bsB: number
-}
+/** Every matmul kernel (scalar, vec4, tiled) takes the scalar kernel's parameters. */
+type MatmulParams = KernelParams<MatmulParam>
 
 const aligned = (...xs: number[]) => xs.every((x) => x % 4 === 0)
 
@@ -179,7 +179,7 @@ const BK = 16
  * accumulates a 4x4 block from them. Any shape, stride or offset; out-of-range reads are zeros.
  * (On lavapipe staging through workgroup memory is slower than the register-blocked kernels.)
  */
-export const matmulTiledKernel: Kernel = {
+export const matmulTiledKernel = defineKernel({
   name: "matmul_tiled",
   bindings: [binding("A"), binding("B"), binding("C", "read_write")],
   params: matmulKernel.params,
@@ -233,7 +233,10 @@ ${STORE_ROW}@compute @workgroup_size(16, 16, 1) fn main(@builtin(workgroup_id) w
 ${storeBlock((r) => `acc${r}`)}
 }`,
   cpu: matmulKernel.cpu
-}
+})
+
+/** Every matmul kernel: one meaning and one parameter list (a fast backend can run them all alike). */
+export const matmulKernels: ReadonlyArray<Kernel<MatmulParam>> = [matmulKernel, ...Object.values(vec4Kernels), matmulTiledKernel]
 
 /** One matmul dispatch: vec4 kernel for the largest multiple of 4 of K, scalar kernel for the rest. */
 const dispatchMatmul = (

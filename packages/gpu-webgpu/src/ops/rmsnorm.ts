@@ -2,13 +2,13 @@
  * RMSNorm as in Hugging Face LlamaRMSNorm: y = x * rsqrt(mean(x^2) + eps) * w over the last dim.
  * Backward: with r = rsqrt(mean(x^2)+eps), dx = r*w*g - x * r^3 * mean(g*w*x), dw = sum_rows(g*x*r).
  */
-import type { Kernel } from "../backend.ts"
+import { defineKernel, type Kernel } from "../backend.ts"
 import { grid1d } from "../backend.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
 import { binding, requireF32, requireShape, rowMain, rowReduceWgsl, RW, shapeStr } from "./kernel.ts"
 import { sumRows, withLayoutOf } from "./util.ts"
 
-export const rmsnormKernel: Kernel = {
+export const rmsnormKernel = defineKernel({
   name: "rmsnorm",
   bindings: [binding("x"), binding("w"), binding("out", "read_write"), binding("rstd", "read_write")],
   params: [["rows", "u32"], ["row0", "u32"], ["D", "u32"], ["eps", "f32"]],
@@ -26,18 +26,18 @@ ${rowMain}
     const w = views.f32("w")
     const out = views.f32("out")
     const rstd = views.f32("rstd")
-    const { rows, row0, D, eps } = p as Record<string, number>
-    for (let n = 0; n < rows!; n++) {
+    const { rows, row0, D, eps } = p
+    for (let n = 0; n < rows; n++) {
       let ss = 0
-      for (let j = 0; j < D!; j++) ss += x[n * D! + j]! ** 2
-      const r = 1 / Math.sqrt(ss / D! + eps!)
-      for (let j = 0; j < D!; j++) out[n * D! + j] = x[n * D! + j]! * r * w[j]!
-      rstd[row0! + n] = r
+      for (let j = 0; j < D; j++) ss += x[n * D + j]! ** 2
+      const r = 1 / Math.sqrt(ss / D + eps)
+      for (let j = 0; j < D; j++) out[n * D + j] = x[n * D + j]! * r * w[j]!
+      rstd[row0 + n] = r
     }
   }
-}
+})
 
-export const rmsnormGradKernel: Kernel = {
+export const rmsnormGradKernel = defineKernel({
   name: "rmsnormGrad",
   bindings: [binding("x"), binding("w"), binding("g"), binding("rstd"), binding("dx", "read_write"), binding("gxr", "read_write")],
   params: [["rows", "u32"], ["row0", "u32"], ["D", "u32"]],
@@ -61,20 +61,20 @@ ${rowMain}
     const rstd = views.f32("rstd")
     const dx = views.f32("dx")
     const gxr = views.f32("gxr")
-    const { rows, row0, D } = p as Record<string, number>
-    for (let n = 0; n < rows!; n++) {
-      const r = rstd[row0! + n]!
+    const { rows, row0, D } = p
+    for (let n = 0; n < rows; n++) {
+      const r = rstd[row0 + n]!
       let dot = 0
-      for (let j = 0; j < D!; j++) dot += g[n * D! + j]! * w[j]! * x[n * D! + j]!
-      const m = dot / D!
-      for (let j = 0; j < D!; j++) {
-        const xv = x[n * D! + j]!
-        dx[n * D! + j] = r * w[j]! * g[n * D! + j]! - xv * r * r * r * m
-        gxr[n * D! + j] = g[n * D! + j]! * xv * r
+      for (let j = 0; j < D; j++) dot += g[n * D + j]! * w[j]! * x[n * D + j]!
+      const m = dot / D
+      for (let j = 0; j < D; j++) {
+        const xv = x[n * D + j]!
+        dx[n * D + j] = r * w[j]! * g[n * D + j]! - xv * r * r * r * m
+        gxr[n * D + j] = g[n * D + j]! * xv * r
       }
     }
   }
-}
+})
 
 export const rmsnorm = (rt: Runtime, x: Tensor, w: Tensor, eps: number): Tensor => {
   requireF32("rmsnorm", x, w)

@@ -5,11 +5,11 @@
  * The cos/sin table is computed on the host with HF's float32 roundings and cached per shape.
  * Backward is the inverse rotation (sin negated).
  */
-import type { Kernel } from "../backend.ts"
+import { defineKernel, type Kernel } from "../backend.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
 import { binding, main1d, requireF32, requireShape, shapeStr } from "./kernel.ts"
 
-export const ropeKernel: Kernel = {
+export const ropeKernel = defineKernel({
   name: "rope",
   bindings: [binding("x"), binding("table"), binding("out", "read_write")],
   // row0: index, modulo T*H, of the chunk's first [hd] row (chunks start on whole rows)
@@ -32,18 +32,18 @@ export const ropeKernel: Kernel = {
     const x = views.f32("x")
     const table = views.f32("table")
     const out = views.f32("out")
-    const { n, T, H, hd, sign, row0 } = p as Record<string, number>
-    const half = hd! / 2
-    for (let i = 0; i < n!; i++) {
-      const d = i % hd!
-      const t = Math.floor((row0! + Math.floor(i / hd!)) / H!) % T!
+    const { n, T, H, hd, sign, row0 } = p
+    const half = hd / 2
+    for (let i = 0; i < n; i++) {
+      const d = i % hd
+      const t = Math.floor((row0 + Math.floor(i / hd)) / H) % T
       const j = d % half
       const c = table[t * half + j]!
-      const s = table[T! * half + t * half + j]! * sign!
+      const s = table[T * half + t * half + j]! * sign
       out[i] = d < half ? x[i]! * c - x[i + half]! * s : x[i]! * c + x[i - half]! * s
     }
   }
-}
+})
 
 /** cos then sin, each [T, hd/2], rounded like HF's float32 computation. */
 export const ropeTable = (T: number, hd: number, theta: number): Float32Array => {

@@ -9,7 +9,7 @@ export const scaleKernel = mapKernel({
   params: [["s", "f32"]],
   body: "out[i] = a[i] * P.s;",
   cpu: (i, _bi, v, p) => {
-    v["out"]![i] = v["a"]![i]! * p["s"]!
+    v.out[i] = v.a[i]! * p.s
   }
 })
 

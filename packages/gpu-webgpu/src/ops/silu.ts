@@ -10,8 +10,8 @@ export const siluKernel = mapKernel({
   helpers: sigmoidWgsl,
   body: "out[i] = x[i] * sigmoid(x[i]);",
   cpu: (i, _bi, v) => {
-    const x = v["x"]![i]!
-    v["out"]![i] = x * sigmoid(x)
+    const x = v.x[i]!
+    v.out[i] = x * sigmoid(x)
   }
 })
 
@@ -22,9 +22,9 @@ export const siluGradKernel = mapKernel({
   helpers: sigmoidWgsl,
   body: "let s = sigmoid(x[i]); out[i] = g[i] * s * (1.0 + x[i] * (1.0 - s));",
   cpu: (i, _bi, v) => {
-    const x = v["x"]![i]!
+    const x = v.x[i]!
     const s = sigmoid(x)
-    v["out"]![i] = v["g"]![i]! * s * (1 + x * (1 - s))
+    v.out[i] = v.g[i]! * s * (1 + x * (1 - s))
   }
 })
 

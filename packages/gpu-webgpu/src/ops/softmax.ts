@@ -1,11 +1,11 @@
 /** softmax over the last dim; backward dx = y * (g - sum(g*y)). */
-import type { Kernel } from "../backend.ts"
+import { defineKernel, type Kernel } from "../backend.ts"
 import { grid1d } from "../backend.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
 import { binding, requireF32, requireShape, rowMain, rowReduceWgsl, RW } from "./kernel.ts"
 import { withLayoutOf } from "./util.ts"
 
-export const softmaxKernel: Kernel = {
+export const softmaxKernel = defineKernel({
   name: "softmax",
   bindings: [binding("x"), binding("out", "read_write")],
   params: [["rows", "u32"], ["D", "u32"]],
@@ -23,18 +23,18 @@ ${rowMain}
   cpu: (views, p) => {
     const x = views.f32("x")
     const out = views.f32("out")
-    const { rows, D } = p as Record<string, number>
-    for (let n = 0; n < rows!; n++) {
+    const { rows, D } = p
+    for (let n = 0; n < rows; n++) {
       let m = -Infinity
-      for (let j = 0; j < D!; j++) m = Math.max(m, x[n * D! + j]!)
+      for (let j = 0; j < D; j++) m = Math.max(m, x[n * D + j]!)
       let s = 0
-      for (let j = 0; j < D!; j++) s += Math.exp(x[n * D! + j]! - m)
-      for (let j = 0; j < D!; j++) out[n * D! + j] = Math.exp(x[n * D! + j]! - m) / s
+      for (let j = 0; j < D; j++) s += Math.exp(x[n * D + j]! - m)
+      for (let j = 0; j < D; j++) out[n * D + j] = Math.exp(x[n * D + j]! - m) / s
     }
   }
-}
+})
 
-export const softmaxGradKernel: Kernel = {
+export const softmaxGradKernel = defineKernel({
   name: "softmaxGrad",
   bindings: [binding("y"), binding("g"), binding("dx", "read_write")],
   params: [["rows", "u32"], ["D", "u32"]],
@@ -50,14 +50,14 @@ ${rowMain}
     const y = views.f32("y")
     const g = views.f32("g")
     const dx = views.f32("dx")
-    const { rows, D } = p as Record<string, number>
-    for (let n = 0; n < rows!; n++) {
+    const { rows, D } = p
+    for (let n = 0; n < rows; n++) {
       let dot = 0
-      for (let j = 0; j < D!; j++) dot += g[n * D! + j]! * y[n * D! + j]!
-      for (let j = 0; j < D!; j++) dx[n * D! + j] = y[n * D! + j]! * (g[n * D! + j]! - dot)
+      for (let j = 0; j < D; j++) dot += g[n * D + j]! * y[n * D + j]!
+      for (let j = 0; j < D; j++) dx[n * D + j] = y[n * D + j]! * (g[n * D + j]! - dot)
     }
   }
-}
+})
 
 export const softmax = (rt: Runtime, x: Tensor): Tensor => {
   requireF32("softmax", x)

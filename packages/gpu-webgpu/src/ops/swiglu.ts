@@ -10,8 +10,8 @@ export const swigluKernel = mapKernel({
   helpers: sigmoidWgsl,
   body: "let x = gate[i]; out[i] = x * sigmoid(x) * up[i];",
   cpu: (i, _bi, v) => {
-    const x = v["gate"]![i]!
-    v["out"]![i] = x * sigmoid(x) * v["up"]![i]!
+    const x = v.gate[i]!
+    v.out[i] = x * sigmoid(x) * v.up[i]!
   }
 })
 
@@ -24,11 +24,11 @@ export const swigluGradKernel = mapKernel({
   dup[i] = g[i] * x * s;
   dgate[i] = g[i] * up[i] * s * (1.0 + x * (1.0 - s));`,
   cpu: (i, _bi, v) => {
-    const x = v["gate"]![i]!
+    const x = v.gate[i]!
     const s = sigmoid(x)
-    const g = v["g"]![i]!
-    v["dup"]![i] = g * x * s
-    v["dgate"]![i] = g * v["up"]![i]! * s * (1 + x * (1 - s))
+    const g = v.g[i]!
+    v.dup[i] = g * x * s
+    v.dgate[i] = g * v.up[i]! * s * (1 + x * (1 - s))
   }
 })
 

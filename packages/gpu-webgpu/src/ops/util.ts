@@ -2,7 +2,7 @@
  * Internal kernels the derivative rules and optimisers build on: fill, copy, accumulate,
  * row sums, whole-tensor sums and scalar broadcast. Not differentiated themselves.
  */
-import type { Kernel } from "../backend.ts"
+import { defineKernel, type Kernel } from "../backend.ts"
 import type { Runtime, Tensor } from "../tensor.ts"
 import { binding, main1d, mapKernel, requireShape, shapeStr } from "./kernel.ts"
 
@@ -13,7 +13,7 @@ export const fillKernel = mapKernel({
   params: [["value", "f32"]],
   body: "out[i] = P.value;",
   cpu: (i, _bi, v, p) => {
-    v["out"]![i] = p["value"]!
+    v.out[i] = p.value
   }
 })
 
@@ -25,9 +25,9 @@ export const axpbyKernel = mapKernel({
   params: [["alpha", "f32"], ["beta", "f32"]],
   body: "var prev = 0.0; if (P.beta != 0.0) { prev = y[i] * P.beta; } y[i] = prev + x[i] * P.alpha;",
   cpu: (i, _bi, v, p) => {
-    const y = v["y"]!
-    const prev = p["beta"]! !== 0 ? y[i]! * p["beta"]! : 0
-    y[i] = prev + v["x"]![i]! * p["alpha"]!
+    const y = v.y
+    const prev = p.beta !== 0 ? y[i]! * p.beta : 0
+    y[i] = prev + v.x[i]! * p.alpha
   }
 })
 
@@ -74,7 +74,7 @@ export const withLayoutOf = <R>(rt: Runtime, ts: readonly Tensor[], like: Tensor
 }
 
 /** out[d] = (acc ? out[d] : 0) + sum over `rows` rows of x[r*D + d]. */
-export const sumRowsKernel: Kernel = {
+export const sumRowsKernel = defineKernel({
   name: "sumRows",
   bindings: [binding("x"), binding("out", "read_write")],
   params: [["rows", "u32"], ["D", "u32"], ["acc", "u32"]],
@@ -88,14 +88,14 @@ export const sumRowsKernel: Kernel = {
   cpu: (views, p) => {
     const x = views.f32("x")
     const out = views.f32("out")
-    const D = p["D"]!
+    const D = p.D
     for (let d = 0; d < D; d++) {
-      let s = p["acc"]! !== 0 ? out[d]! : 0
-      for (let r = 0; r < p["rows"]!; r++) s += x[r * D + d]!
+      let s = p.acc !== 0 ? out[d]! : 0
+      for (let r = 0; r < p.rows; r++) s += x[r * D + d]!
       out[d] = s
     }
   }
-}
+})
 
 /** Sums `x` ([R, D], possibly chunked) over rows into a fresh [D] tensor. */
 export const sumRows = (rt: Runtime, x: Tensor, D: number): Tensor => {
@@ -113,7 +113,7 @@ const RED = 256
  * reduces a whole chunk; big chunks go through `groups` partials first (see sumAllInto), which
  * keeps the sum deterministic without atomics.
  */
-export const sumAllKernel: Kernel = {
+export const sumAllKernel = defineKernel({
   name: "sumAll",
   bindings: [binding("x"), binding("out", "read_write")],
   params: [["n", "u32"], ["scale", "f32"], ["acc", "u32"], ["square", "u32"], ["groups", "u32"]],
@@ -139,16 +139,16 @@ export const sumAllKernel: Kernel = {
   cpu: (views, p) => {
     const x = views.f32("x")
     const out = views.f32("out")
-    const { n, scale, acc, square, groups } = p as Record<string, number>
-    for (let g = 0; g < groups!; g++) {
+    const { n, scale, acc, square, groups } = p
+    for (let g = 0; g < groups; g++) {
       let s = 0
-      for (let base = g * RED; base < n!; base += groups! * RED) {
-        for (let i = base; i < Math.min(base + RED, n!); i++) s += square !== 0 ? x[i]! * x[i]! : x[i]!
+      for (let base = g * RED; base < n; base += groups * RED) {
+        for (let i = base; i < Math.min(base + RED, n); i++) s += square !== 0 ? x[i]! * x[i]! : x[i]!
       }
-      out[g] = (acc !== 0 ? out[g]! : 0) + Math.fround(s) * scale!
+      out[g] = (acc !== 0 ? out[g]! : 0) + Math.fround(s) * scale
     }
   }
-}
+})
 
 const PARTIAL_ABOVE = 1 << 16
 
@@ -170,7 +170,7 @@ export const sumAllInto = (rt: Runtime, x: Tensor, out: Tensor, scale: number, a
 }
 
 /** out[i] = s[0] * scale for every element. */
-export const broadcastScalarKernel: Kernel = {
+export const broadcastScalarKernel = defineKernel({
   name: "broadcastScalar",
   bindings: [binding("s"), binding("out", "read_write")],
   params: [["n", "u32"], ["scale", "f32"]],
@@ -179,10 +179,10 @@ export const broadcastScalarKernel: Kernel = {
   out[i] = s[0] * P.scale;
 }`,
   cpu: (views, p) => {
-    const s = views.f32("s")[0]! * p["scale"]!
-    views.f32("out").fill(s, 0, p["n"]!)
+    const s = views.f32("s")[0]! * p.scale
+    views.f32("out").fill(s, 0, p.n)
   }
-}
+})
 
 export const broadcastScalar = (rt: Runtime, s: Tensor, shape: readonly number[], scale: number): Tensor => {
   const out = rt.empty(shape)
@@ -193,7 +193,7 @@ export const broadcastScalar = (rt: Runtime, s: Tensor, shape: readonly number[]
 }
 
 /** y[dstOff + i] = x[srcOff + i] for i < n (one chunk of each). */
-export const copyRangeKernel: Kernel = {
+export const copyRangeKernel = defineKernel({
   name: "copyRange",
   bindings: [binding("x"), binding("y", "read_write")],
   params: [["n", "u32"], ["srcOff", "u32"], ["dstOff", "u32"]],
@@ -202,10 +202,10 @@ export const copyRangeKernel: Kernel = {
   y[P.dstOff + i] = x[P.srcOff + i];
 }`,
   cpu: (views, p) => {
-    const { n, srcOff, dstOff } = p as Record<string, number>
-    views.f32("y").set(views.f32("x").subarray(srcOff!, srcOff! + n!), dstOff!)
+    const { n, srcOff, dstOff } = p
+    views.f32("y").set(views.f32("x").subarray(srcOff, srcOff + n), dstOff)
   }
-}
+})
 
 /** Copies `n` elements from `src` at element `srcAt` to `dst` at `dstAt`, across chunk boundaries. */
 export const copyRange = (rt: Runtime, src: Tensor, srcAt: number, dst: Tensor, dstAt: number, n: number): void => {

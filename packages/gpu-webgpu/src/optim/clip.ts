@@ -10,7 +10,7 @@ export const scaleInPlaceKernel = mapKernel({
   params: [["s", "f32"]],
   body: "y[i] = y[i] * P.s;",
   cpu: (i, _bi, v, p) => {
-    v["y"]![i] = v["y"]![i]! * p["s"]!
+    v.y[i] = v.y[i]! * p.s
   }
 })
 

@@ -4,7 +4,7 @@
  * refuse). Values of a sparse tensor are `lookup[code] + shift` at the selected indices.
  */
 import { Either } from "effect"
-import { compress, crc32, decompress, layoutOf, SIGNATURE_LENGTH } from "@covenant/sparseloco"
+import { compress, crc32, decompress, layoutOf } from "@covenant/sparseloco"
 import type { TensorUpdate, UpdateMessage, UpdateMeta, WireTensor } from "@covenant/sparseloco"
 import type { CompressionSpec } from "@covenant/dsl"
 import { RuntimeError } from "../errors.ts"
@@ -138,8 +138,8 @@ export const forgeHeader = (encoded: Uint8Array, edit: (header: string) => strin
   const headerLen = dv.getUint32(8, true)
   const header = new TextDecoder().decode(encoded.subarray(12, 12 + headerLen))
   const forged = new TextEncoder().encode(edit(header))
-  const body = encoded.subarray(12 + headerLen, encoded.length - SIGNATURE_LENGTH - 4)
-  const out = new Uint8Array(12 + forged.length + body.length + 4 + SIGNATURE_LENGTH)
+  const body = encoded.subarray(12 + headerLen, encoded.length - 4)
+  const out = new Uint8Array(12 + forged.length + body.length + 4)
   out.set(encoded.subarray(0, 12), 0)
   new DataView(out.buffer).setUint32(8, forged.length, true)
   out.set(forged, 12)
