@@ -1,0 +1,42 @@
+/**
+ * The entry point of the `covenant` command line and of every run.ts:
+ *
+ *   // packages/runtime/bin/covenant.ts
+ *   runMain()
+ *   // a run.ts
+ *   export default run
+ *   if (import.meta.main) runMain(run)
+ *
+ * Flag errors (@effect/cli's, naming the flag) exit 2; a run that fails exits 1 with
+ * `<phase>: <reason>` on stderr.
+ */
+import { ValidationError } from "@effect/cli"
+import { BunContext } from "@effect/platform-bun"
+import { Cause, Effect, Exit, Option } from "effect"
+import { covenantCli } from "./commands.ts"
+import type { Run } from "./commands.ts"
+
+export type { Run } from "./commands.ts"
+export { covenantCli } from "./commands.ts"
+
+/** Runs the CLI on `argv` (the arguments after the script); the exit code it would set. */
+export const runCli = (argv: ReadonlyArray<string>, run?: Run): Promise<number> => {
+  const cli = covenantCli(Option.fromNullable(run))
+  return Effect.runPromiseExit(Effect.provide(cli(["bun", "covenant", ...argv]), BunContext.layer)).then((exit) => {
+    if (Exit.isSuccess(exit)) return 0
+    const failure = Cause.failureOption(exit.cause)
+    // @effect/cli has printed its own (the flag, what it expected).
+    if (Option.isSome(failure) && ValidationError.isValidationError(failure.value)) return 2
+    console.error(Option.match(failure, {
+      onNone: () => Cause.pretty(exit.cause),
+      onSome: (e) => (typeof e === "object" && e !== null && "_tag" in e && e._tag === "RuntimeError" && "phase" in e && "reason" in e ? `${String(e.phase)}: ${String(e.reason)}` : String(e)),
+    }))
+    return 1
+  })
+}
+
+/** `covenant ...` on this process's arguments, with `run` preselected when given; sets the exit code. */
+export const runMain = (run?: Run): Promise<void> =>
+  runCli(process.argv.slice(2), run).then((code) => {
+    process.exitCode = code
+  })
