@@ -45,7 +45,7 @@ export const run = text("run", "file.ts").pipe(
   Options.optional,
 )
 export const preset = oneOf("preset", presets).pipe(
-  Options.withDescription("a built-in run: scaled (Covenant-72B scaled to this machine) | debug | debug-subnet (the debug model timed for a real subnet's 12 s blocks) | covenant72b"),
+  Options.withDescription("a built-in run (default scaled): scaled (Covenant-72B scaled to this machine) | debug | debug-subnet (the debug model timed for a real subnet's 12 s blocks) | covenant72b"),
   Options.withDefault("scaled" as Preset),
 )
 
@@ -87,7 +87,7 @@ export const nodeBackend = backendBase.pipe(Options.withDefault("cpu" as (typeof
 
 export const transport = oneOf("transport", ["fs", "s3"] as const).pipe(
   Options.withDescription(
-    "where updates are published. fs: a folder (--store). s3: the swarm starts a local S3-compatible server; a node reads " +
+    "where updates are published (default fs). fs: a folder (--store). s3: the swarm starts a local S3-compatible server; a node reads " +
       "S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY (the write key, stays on this node) and " +
       "S3_READ_ACCESS_KEY_ID, S3_READ_SECRET_ACCESS_KEY (a read-only token committed on chain for the others; must differ " +
       "from the write key); this node's bucket is covenant-<name> (R2: S3_ENDPOINT=https://<account>.r2.cloudflarestorage.com)",
@@ -120,14 +120,14 @@ export const acceptSlow = Options.boolean("accept-slow").pipe(
 
 // ---- the swarm ----
 
-export const peers = integer("peers", 1, 32).pipe(Options.withDescription("peers in the swarm (adversaries included)"), Options.withDefault(4))
+export const peers = integer("peers", 1, 32).pipe(Options.withDescription("peers in the swarm, adversaries included (default 4)"), Options.withDefault(4))
 export const adversary = text("adversary", "name|path.ts=count").pipe(
   Options.withDescription(`that many of the swarm's peers (the last ones) run a catalogue behaviour (${Object.keys(catalogue).join(", ")}) or a behaviour file's default export; repeatable`),
   Options.repeated,
   Options.mapEffect((values) => Effect.forEach(values, (value) => Effect.mapError(parseAdversaryFlag(value), (e) => ValidationError.invalidValue(HelpDoc.p(e.reason))))),
 )
 export const scoring = oneOf("scoring", ["gauntlet", "equal"] as const).pipe(
-  Options.withDescription("how the validator weighs peers: the run's Gauntlet, or equal weights"),
+  Options.withDescription("how the validator weighs peers: the run's Gauntlet (default), or equal weights"),
   Options.withDefault("gauntlet" as "gauntlet" | "equal"),
 )
 export const summary = text("summary", "file.json").pipe(Options.withDescription("write per window: eval loss, aggregated and rejected uids, weights; and each peer's behaviour"), Options.optional)
@@ -142,12 +142,12 @@ export const out = text("out", "dir|s3://bucket/prefix").pipe(
 export const tokenizer = text("tokenizer", "tokenizer.json").pipe(Options.withDescription("a Hugging Face tokenizer.json (default: bytes, ids 0..255, 256 EOS, 257 PAD)"), Options.optional)
 export const eosToken = text("eos-token", "T").pipe(Options.withDescription("the end-of-document token's text (default: tokenizer_config.json's, then common names)"), Options.optional)
 export const eosId = integer("eos-id", 0).pipe(Options.withDescription("the end-of-document token's id (wins over --eos-token)"), Options.optional)
-export const seqLen = integer("seq-len", 1).pipe(Options.withDescription("tokens per sample"), Options.withDefault(2048))
+export const seqLen = integer("seq-len", 1).pipe(Options.withDescription("tokens per sample (default 2048)"), Options.withDefault(2048))
 export const shardTokens = integer("shard-tokens", 1).pipe(Options.withDescription("tokens per shard (default: one shard)"), Options.optional)
-export const partMib = integer("part-mib", 1).pipe(Options.withDescription("multipart part size for s3:// output, at least 5"), Options.withDefault(16))
+export const partMib = integer("part-mib", 1).pipe(Options.withDescription("multipart part size in MiB for s3:// output, at least 5 (default 16)"), Options.withDefault(16))
 
 // ---- chain ----
 
 export const endpoint = text("endpoint", "ws-url").pipe(Options.withDescription("a subtensor node, e.g. wss://test.finney.opentensor.ai:443 or ws://127.0.0.1:9944 (with --netuid)"), Options.optional)
 export const local = text("local", "dir").pipe(Options.withDescription("a local chain's folder whose owner is running (reads dir/owner.json)"), Options.optional)
-export const blocksPerWindow = integer("blocks-per-window", 1).pipe(Options.withDescription("window length in blocks"), Options.withDefault(115))
+export const blocksPerWindow = integer("blocks-per-window", 1).pipe(Options.withDescription("window length in blocks (default 115)"), Options.withDefault(115))
