@@ -39,9 +39,9 @@ describe("covenant", () => {
     }
   }, 60_000)
 
-  test("a failing run exits 1 with phase: reason", () => {
+  test("flags that contradict each other exit 2; a failing run exits 1 with phase: reason", () => {
     const both = covenant("peer", "--preset", "debug", "--secret", "//x", "--windows", "2", "--until-window", "4")
-    expect(both.code).toBe(1)
+    expect(both.code).toBe(2)
     expect(both.err).toContain("flags: --until-window and --windows both say when to stop: pass one")
     const noRun = covenant("plan", "--run", join(root, "no-such-run.ts"))
     expect(noRun.code).toBe(1)

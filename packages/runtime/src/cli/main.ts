@@ -7,12 +7,13 @@
  *   export default run
  *   if (import.meta.main) runMain(run)
  *
- * Flag errors (@effect/cli's, naming the flag) exit 2; a run that fails exits 1 with
- * `<phase>: <reason>` on stderr.
+ * Flag errors exit 2 (@effect/cli's, naming the flag, or a handler's `flags` RuntimeError: flags
+ * that contradict each other); a run that fails exits 1 with `<phase>: <reason>` on stderr.
  */
 import { ValidationError } from "@effect/cli"
 import { BunContext } from "@effect/platform-bun"
 import { Cause, Effect, Exit, Option } from "effect"
+import { RuntimeError } from "../errors.ts"
 import { covenantCli } from "./commands.ts"
 import type { Run } from "./commands.ts"
 
@@ -27,11 +28,12 @@ export const runCli = (argv: ReadonlyArray<string>, run?: Run): Promise<number> 
     const failure = Cause.failureOption(exit.cause)
     // @effect/cli has printed its own (the flag, what it expected).
     if (Option.isSome(failure) && ValidationError.isValidationError(failure.value)) return 2
+    const flagsMisused = Option.isSome(failure) && failure.value instanceof RuntimeError && failure.value.phase === "flags"
     console.error(Option.match(failure, {
       onNone: () => Cause.pretty(exit.cause),
-      onSome: (e) => (typeof e === "object" && e !== null && "_tag" in e && e._tag === "RuntimeError" && "phase" in e && "reason" in e ? `${String(e.phase)}: ${String(e.reason)}` : String(e)),
+      onSome: (e) => (e instanceof RuntimeError ? `${e.phase}: ${e.reason}` : String(e)),
     }))
-    return 1
+    return flagsMisused ? 2 : 1
   })
 }
 
