@@ -423,6 +423,12 @@ const chainCommand = Command.make("chain").pipe(
 
 const cliConfig = { name: "covenant", version: "0.0.0" }
 
+export const commandNames = ["swarm", "peer", "validator", "plan", "prepare", "chain"] as const
+
+/** The flags the bare command takes (@effect/cli reports any other there as an invalid subcommand). */
+export const rootFlags = (preselected: Option.Option<Run>): ReadonlySet<string> =>
+  new Set(Option.isNone(preselected) ? [] : [F.plan, F.spec, ...Object.values(swarmOptions)].flatMap((o) => Option.toArray(Options.getIdentifier(o as Options.Options<unknown>))))
+
 /**
  * `covenant <command>` as a function of the command line (process.argv's shape: two leading
  * entries, then the arguments); with a run preselected, the bare command also takes --plan, --spec and the

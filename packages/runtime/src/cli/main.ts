@@ -14,11 +14,14 @@ import { ValidationError } from "@effect/cli"
 import { BunContext } from "@effect/platform-bun"
 import { Cause, Effect, Exit, Option } from "effect"
 import { RuntimeError } from "../errors.ts"
-import { covenantCli } from "./commands.ts"
+import { commandNames, covenantCli, rootFlags } from "./commands.ts"
 import type { Run } from "./commands.ts"
 
 export type { Run } from "./commands.ts"
 export { covenantCli } from "./commands.ts"
+
+/** @effect/cli's own flags, on every command. */
+const builtIn = new Set(["-h", "--help", "--version", "--wizard", "--completions", "--log-level"])
 
 /** Runs the CLI on `argv` (the arguments after the script); the exit code it would set. */
 export const runCli = (argv: ReadonlyArray<string>, run?: Run): Promise<number> => {
@@ -27,7 +30,17 @@ export const runCli = (argv: ReadonlyArray<string>, run?: Run): Promise<number> 
     if (Exit.isSuccess(exit)) return 0
     const failure = Cause.failureOption(exit.cause)
     // @effect/cli has printed its own (the flag, what it expected).
-    if (Option.isSome(failure) && ValidationError.isValidationError(failure.value)) return 2
+    if (Option.isSome(failure) && ValidationError.isValidationError(failure.value)) {
+      // A bad flag before any command reads to @effect/cli as a bad command: name the flag too.
+      if (ValidationError.isCommandMismatch(failure.value)) {
+        const known = rootFlags(Option.fromNullable(run))
+        const command = argv.findIndex((a) => (commandNames as ReadonlyArray<string>).includes(a))
+        const beforeCommand = command < 0 ? argv : argv.slice(0, command)
+        const unknown = beforeCommand.find((a) => a.startsWith("-") && !known.has(a.split("=")[0]!) && !builtIn.has(a))
+        if (unknown !== undefined) console.error(`Received unknown argument: '${unknown}'`)
+      }
+      return 2
+    }
     const flagsMisused = Option.isSome(failure) && failure.value instanceof RuntimeError && failure.value.phase === "flags"
     console.error(Option.match(failure, {
       onNone: () => Cause.pretty(exit.cause),
