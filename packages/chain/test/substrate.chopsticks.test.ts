@@ -6,6 +6,9 @@ import { connectSubstrate, defaultSubmitTimeoutMs, makeClock, measureBlockTimeMs
 import { clockConformance } from "./conformance.ts";
 import type { SubstrateNode } from "../src/index.ts";
 
+/** The project's CLI (packages/runtime), whose `chain` command reads this package's chains. */
+const COVENANT = `${import.meta.dir}/../../runtime/bin/covenant.ts`;
+
 // A real Substrate runtime (Rococo Asset Hub), run in process by chopsticks from its genesis.
 // The logger reads LOG_LEVEL when chopsticks loads, hence the dynamic imports.
 process.env.LOG_LEVEL = "error";
@@ -93,7 +96,7 @@ describe("generic Substrate client on a chopsticks runtime", () => {
   }, 30_000);
 
   test("the CLI reports the missing subtensor pallets of a non-subtensor chain", async () => {
-    const cli = Bun.spawn(["bun", `${import.meta.dir}/../bin/chain.ts`, "metagraph", "--endpoint", `ws://127.0.0.1:${port}`, "--netuid", "1"], { stdout: "pipe", stderr: "pipe" });
+    const cli = Bun.spawn(["bun", COVENANT, "chain", "metagraph", "--endpoint", `ws://127.0.0.1:${port}`, "--netuid", "1"], { stdout: "pipe", stderr: "pipe" });
     const [code, err] = await Promise.all([cli.exited, new Response(cli.stderr).text()]);
     expect(code).toBe(1);
     expect(err).toContain("RuntimeMismatch");

@@ -3,6 +3,9 @@ import { createServer } from "node:net";
 import { Effect, Either } from "effect";
 import { connectSubstrate } from "../src/index.ts";
 
+/** The project's CLI (packages/runtime), whose `chain` command reads this package's chains. */
+const COVENANT = `${import.meta.dir}/../../runtime/bin/covenant.ts`;
+
 // A real websocket client against a port where nothing listens (no node needed).
 
 /** A loopback port that was free a moment ago. */
@@ -29,11 +32,11 @@ describe("an unreachable endpoint", () => {
 
   test("the CLI prints a readable ChainUnavailable and exits 1", async () => {
     const endpoint = `ws://127.0.0.1:${await freePort()}`;
-    const cli = Bun.spawn(["bun", `${import.meta.dir}/../bin/chain.ts`, "metagraph", "--endpoint", endpoint, "--netuid", "77"], { stdout: "pipe", stderr: "pipe" });
+    const cli = Bun.spawn(["bun", COVENANT, "chain", "metagraph", "--endpoint", endpoint, "--netuid", "77"], { stdout: "pipe", stderr: "pipe" });
     const [code, out, err] = await Promise.all([cli.exited, new Response(cli.stdout).text(), new Response(cli.stderr).text()]);
     expect(code).toBe(1);
     expect(out).not.toContain("uids");
-    const line = err.split("\n").find((l) => l.startsWith("ChainUnavailable")) ?? "";
+    const line = err.split("\n").find((l) => l.startsWith("chain: ChainUnavailable")) ?? "";
     expect(line).toContain(`cannot connect to ${endpoint}`);
     expect(line).not.toContain("[object");
   }, 30_000);

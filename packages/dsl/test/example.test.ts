@@ -10,14 +10,19 @@ const runExample = (...args: Array<string>) =>
   Bun.spawnSync([process.execPath, "run", "examples/covenant72b.ts", ...args], { cwd: root, env: { ...process.env, R2_ACCOUNT_ID: "" } })
 
 describe("examples/covenant72b.ts", () => {
-  test("`--help` lists the flags and exits 0; an unknown flag is refused with the usage, exit 2", () => {
+  test("`--help` lists the flags and exits 0; a bad flag is refused, naming it, exit 2", () => {
     const help = runExample("--help")
     expect(help.exitCode).toBe(0)
     for (const flag of ["--plan", "--peers", "--windows", "--backend", "--transport", "--chain"]) expect(help.stdout.toString()).toContain(flag)
-    const typo = runExample("--peer", "3")
+    const typo = runExample("swarm", "--peer", "3")
     expect(typo.exitCode).toBe(2)
-    expect(typo.stderr.toString()).toContain("unknown or incomplete argument: --peer")
-    expect(typo.stdout.toString()).toContain("usage:")
+    expect(typo.stderr.toString()).toContain("Received unknown argument: '--peer'")
+    const bare = runExample("--peer", "3")
+    expect(bare.exitCode).toBe(2)
+    expect(bare.stderr.toString()).toContain("Received unknown argument: '--peer'")
+    const bad = runExample("--peers", "40")
+    expect(bad.exitCode).toBe(2)
+    expect(bad.stderr.toString()).toContain("--peers 40: expected an integer from 1 to 32")
   }, 30_000)
 
   test("`--plan` prints the plan table with the parameter count and exits 0", () => {

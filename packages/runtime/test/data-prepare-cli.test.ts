@@ -12,11 +12,11 @@ const work = mkdtempSync(join(tmpdir(), "covenant-cli-"))
 afterAll(() => rmSync(work, { recursive: true, force: true }))
 
 const run = (...args: string[]) => {
-  const proc = Bun.spawnSync([process.execPath, join(ROOT, "bin", "prepare.ts"), ...args], { cwd: ROOT })
+  const proc = Bun.spawnSync([process.execPath, join(ROOT, "bin", "covenant.ts"), "prepare", ...args], { cwd: ROOT })
   return { code: proc.exitCode, out: proc.stdout.toString(), err: proc.stderr.toString() }
 }
 
-describe("bin/prepare.ts", () => {
+describe("covenant prepare", () => {
   test("tokenizes the shipped corpus into shards + manifest", async () => {
     const out = join(work, "shards")
     const r = run("--input", join(ROOT, "corpus"), "--out", out, "--seq-len", "256", "--shard-tokens", "65537")
@@ -29,11 +29,13 @@ describe("bin/prepare.ts", () => {
     expect(manifest.documents).toBe(211)
   }, 30_000)
 
-  test("bad arguments exit 2 with usage; a failing run exits 1 naming the typed error", () => {
+  test("bad arguments exit 2 naming the flag; a failing run exits 1 naming the typed error", () => {
     const noOut = run("--input", join(ROOT, "corpus"))
     expect(noOut.code).toBe(2)
-    expect(noOut.err).toContain("usage")
-    expect(run("--input", "x", "--out", join(work, "y"), "--seq-len", "zero").code).toBe(2)
+    expect(noOut.err).toContain("--out")
+    const zero = run("--input", "x", "--out", join(work, "y"), "--seq-len", "zero")
+    expect(zero.code).toBe(2)
+    expect(zero.err).toContain("--seq-len zero: expected an integer >= 1")
     const missing = run("--input", join(work, "absent"), "--out", join(work, "z"))
     expect(missing.code).toBe(1)
     expect(missing.err).toContain("DataIoError")
@@ -46,7 +48,7 @@ describe("bin/prepare.ts", () => {
 })
 
 
-describe("bin/prepare.ts --out s3://", () => {
+describe("covenant prepare --out s3://", () => {
   const s3 = new LocalS3()
   afterAll(() => s3.dispose())
 
@@ -59,7 +61,7 @@ describe("bin/prepare.ts --out s3://", () => {
     const c = s3.config()
     const env = { ...process.env, DATA_S3_ENDPOINT: c.endpoint, DATA_S3_REGION: c.region, DATA_S3_ACCESS_KEY_ID: c.accessKeyId, DATA_S3_SECRET_ACCESS_KEY: c.secretAccessKey }
     // Spawned without blocking: the S3 server answers from this process.
-    const proc = Bun.spawn([process.execPath, join(ROOT, "bin", "prepare.ts"), "--input", text, "--out", "s3://prepared-corpus/v1", "--seq-len", "512", "--shard-tokens", "8000001", "--part-mib", "5"], { cwd: ROOT, env, stdout: "pipe", stderr: "pipe" })
+    const proc = Bun.spawn([process.execPath, join(ROOT, "bin", "covenant.ts"), "prepare", "--input", text, "--out", "s3://prepared-corpus/v1", "--seq-len", "512", "--shard-tokens", "8000001", "--part-mib", "5"], { cwd: ROOT, env, stdout: "pipe", stderr: "pipe" })
     const [code, err] = await Promise.all([proc.exited, new Response(proc.stderr).text()])
     expect(err).toBe("")
     expect(code).toBe(0)

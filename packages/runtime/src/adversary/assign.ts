@@ -1,5 +1,5 @@
 /**
- * `--adversary <name|path.ts>=<count>` (repeatable): which swarm peers run which behaviour.
+ * `--adversary <name|path.ts>=<count>` values (the flag is cli/flags.ts): which swarm peers run which behaviour.
  * Adversaries take the highest peer indices, in the order given; the other peers are honest.
  */
 import { Effect, Schema } from "effect"
@@ -14,10 +14,6 @@ export interface AdversaryFlag {
 }
 
 const Count = Schema.NumberFromString.pipe(Schema.int(), Schema.positive())
-
-/** Every value of a repeatable `--name value` flag, in order. */
-export const repeatedFlag = (argv: readonly string[], name: string): string[] =>
-  argv.flatMap((a, i) => (a === `--${name}` && argv[i + 1] !== undefined ? [argv[i + 1]!] : []))
 
 export const parseAdversaryFlag = (value: string): Effect.Effect<AdversaryFlag, RuntimeError> => {
   const at = value.lastIndexOf("=")
