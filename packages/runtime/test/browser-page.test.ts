@@ -46,7 +46,7 @@ test("the page server: page, run, ranged shard reads, and a proxy for the run's 
     )
     expect(await (await fetch(url)).text()).toContain("covenant")
     expect((await (await fetch(`${url}app.js`)).text()).length).toBeGreaterThan(100_000)
-    const run = await (await fetch(`${url}run.json`)).json()
+    const run = (await (await fetch(`${url}run.json`)).json()) as { spec: { name: string } }
     expect(run.spec.name).toBe("debug")
     const objects = httpObjects(`${url}data/`)
     expect(await Effect.runPromise(objects.size("shard.npy"))).toBe(1000)
