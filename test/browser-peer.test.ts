@@ -120,6 +120,8 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
       .waitForFunction(() => ["stopped", "failed", "no-webgpu"].includes((globalThis as { covenant?: { status: string } }).covenant?.status ?? ""), undefined, { timeout: windowMs * 2 })
       .catch(() => undefined)
     tabEvents = await page.evaluate(() => JSON.parse(JSON.stringify((globalThis as unknown as { covenant: { events: unknown[] } }).covenant.events)))
+    const weight = (await page.textContent("#weight")) ?? ""
+    const adapter = (await page.textContent("#adapter")) ?? ""
     const status = await page.evaluate(() => (globalThis as unknown as { covenant: { status: string; message: string } }).covenant)
     pageLog.push(`status: ${status.status}: ${status.message}`)
     for (const { p } of procs) if (p.exitCode === null) p.kill()
@@ -146,9 +148,17 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
     expect(tabRounds.filter((r) => p0.has(r.window!)).length).toBeGreaterThanOrEqual(2)
     // The validator aggregated the tab's updates (in some window once the leader listed it).
     expect([...v.values()].filter((r) => r.gathered.includes(tabUid!)).length).toBeGreaterThanOrEqual(1)
+    // The page shows its hotkey's weight once the validator has set weights (after windows 3 and 6).
+    expect(weight).toMatch(/^\d\.\d{3}$/)
+    // Tokens/s of the inner steps (5 steps x 4 samples x 64 tokens per window over the compute phase), the tab's next to the node peer's.
     const tokens = 5 * 4 * 64
-    const tps = tabRounds.map((r) => tokens / ((r.phaseMs?.["compute"] ?? Number.NaN) / 1000))
-    console.log(`tab: windows ${tabRounds.map((r) => r.window).join(",")}, tokens/s (inner steps) ${tps.map((x) => x.toFixed(0)).join(",")}; test took ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN
+    const tabTps = tabRounds.map((r) => tokens / ((r.phaseMs?.["compute"] ?? Number.NaN) / 1000))
+    const p0Tps = (outputs.get("p0") ?? "").split("\n").flatMap((l) => {
+      const m = /^\[p0\] window \d+: .*\(compute (\d+)ms/.exec(l)
+      return m === null ? [] : [tokens / (Number(m[1]) / 1000)]
+    })
+    console.log(`tab (WebGPU, ${adapter}): windows ${tabRounds.map((r) => r.window).join(",")}, tokens/s ${tabTps.map((x) => x.toFixed(0)).join(",")} (median ${median(tabTps).toFixed(0)}); node peer (cpu): tokens/s ${p0Tps.map((x) => x.toFixed(0)).join(",")} (median ${median(p0Tps).toFixed(0)}); weight ${weight}; test took ${((Date.now() - t0) / 1000).toFixed(1)} s`)
   } catch (e) {
     for (const { p } of procs) if (p.exitCode === null) p.kill()
     if (outputs.size === 0) outputs = new Map(await Promise.all([...texts].map(async ([n, t]) => [n, await t] as const)))
