@@ -53,7 +53,7 @@ test("the page server: page, run, ranged shard reads, and a proxy for the run's 
     expect([...(await Effect.runPromise(objects.readRange("shard.npy", 990, 64)))]).toEqual([...file.subarray(990)])
     expect([...(await Effect.runPromise(objects.read("shard.npy")))]).toEqual([...file])
     expect((await Effect.runPromise(Effect.either(objects.read("missing.npy"))))._tag).toBe("Left")
-    expect((await fetch(`${url}data/../../etc/passwd`)).status).not.toBe(200)
+    expect((await fetch(`${url}data/..%2f..%2fetc%2fpasswd`)).status).toBe(403)
     expect((await fetch(`${url}s3/example.com/bucket/key`)).status).toBe(403)
   } finally {
     await Effect.runPromise(Scope.close(scope, Exit.void))

@@ -30,6 +30,7 @@ const browser = globalThis as unknown as {
   readonly location: { readonly search: string; readonly origin: string }
   readonly localStorage: { getItem(key: string): string | null; setItem(key: string, value: string): void }
   readonly navigator: { readonly gpu?: GPU }
+  addEventListener(type: string, listener: () => void): void
 }
 const { location, localStorage } = browser
 
@@ -160,6 +161,8 @@ const join = async (run: PageRun, gpu: GPU) => {
   )
   const fiber = Effect.runFork(Effect.scoped(program))
   api.leave = () => void Effect.runFork(Fiber.interrupt(fiber))
+  // Closing or leaving the page stops the peer; the run sees one missed window, nothing more.
+  browser.addEventListener("pagehide", () => api.leave())
   const exit = await Effect.runPromise(Fiber.await(fiber))
   if (Exit.isSuccess(exit)) say("stopped", "finished the windows asked for")
   else if (Exit.isInterrupted(exit)) say("stopped", "left the run")
