@@ -2,7 +2,8 @@
  * The peer page's parts, without a run: the bundle's sha256 matches node:crypto; shard objects
  * read over HTTP (whole, ranged, sized) match the files; the page server bundles and serves the
  * page, its run and its shards, proxies only the run's store; and in headless Chromium without
- * WebGPU the page says plainly that it cannot train. (test/browser-peer.test.ts runs a tab in a run.)
+ * WebGPU the page says plainly that it cannot train; with WebGPU (SwiftShader) the engine on the
+ * page's navigator.gpu trains like the CPU reference. (test/browser-peer.test.ts runs a tab in a run.)
  */
 import { expect, test } from "bun:test"
 import { createHash } from "node:crypto"
@@ -14,7 +15,8 @@ import { chromium } from "playwright-core"
 import { debug } from "@covenant/dsl"
 import { createHash as pageHash } from "../src/browser/sha256.ts"
 import { httpObjects } from "../src/data/http-objects.ts"
-import { servePeerPage } from "../src/browser/serve.ts"
+import { bundleForBrowser, servePeerPage } from "../src/browser/serve.ts"
+import type { EngineCheck } from "../src/browser/engine-check.ts"
 import { checkAdapter } from "../src/browser/adapter.ts"
 
 const CHROMIUM = "/usr/bin/chromium"
@@ -89,5 +91,36 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("in Chromium without WebGPU t
     await browser.close()
     await Effect.runPromise(Scope.close(scope, Exit.void))
     rmSync(dir, { recursive: true, force: true })
+  }
+}, 60_000)
+
+test.skipIf(!existsSync(CHROMIUM) && allowMissing)("the engine on Chromium's navigator.gpu trains like the CPU reference (three steps of the debug model)", async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/ensure-system.sh (or set COVENANT_ALLOW_NO_CHROMIUM=1 to skip)`)
+  const js = await Effect.runPromise(bundleForBrowser(new URL("../src/browser/engine-check-page.ts", import.meta.url).pathname))
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: (req) =>
+      new URL(req.url).pathname === "/check.js"
+        ? new Response(js, { headers: { "content-type": "text/javascript" } })
+        : new Response(`<!doctype html><script type="module" src="/check.js"></script>`, { headers: { "content-type": "text/html" } }),
+  })
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless=new", "--enable-unsafe-webgpu", "--no-sandbox", "--no-first-run"] })
+  try {
+    const page = await browser.newPage()
+    await page.goto(`http://127.0.0.1:${server.port}/`)
+    await page.waitForFunction(() => "covenantEngineCheck" in globalThis, undefined, { timeout: 30_000 })
+    const r = await page.evaluate(async () => {
+      const g = globalThis as unknown as { covenantEngineCheck: (gpu: unknown) => Promise<unknown>; navigator: { gpu?: unknown } }
+      return g.navigator.gpu === undefined ? null : g.covenantEngineCheck(g.navigator.gpu)
+    }) as EngineCheck | null
+    expect(r).not.toBeNull()
+    console.log(`engine on navigator.gpu (${r!.adapter}): losses ${r!.gpuLosses.map((l) => l.toFixed(6)).join(", ")} vs CPU ${r!.cpuLosses.map((l) => l.toFixed(6)).join(", ")}, max parameter difference ${r!.maxDiff.toExponential(2)}`)
+    // The tolerances of the fast CPU backend's own check against the reference (gpu-webgpu's cpuFast test).
+    r!.cpuLosses.forEach((l, i) => expect(Math.abs(r!.gpuLosses[i]! - l)).toBeLessThan(1e-4 + 1e-4 * Math.abs(l)))
+    expect(r!.maxDiff).toBeLessThan(2e-4 + 2e-3 * r!.maxAbs)
+  } finally {
+    await browser.close()
+    await server.stop(true)
   }
 }, 60_000)

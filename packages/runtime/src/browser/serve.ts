@@ -34,11 +34,14 @@ export interface PeerPageOptions {
 const pageEntry = new URL("./page.ts", import.meta.url).pathname
 
 /** Bundles page.ts (and everything it imports: engine, codec, transport, chain client) for the browser. */
-export const bundlePeerPage = (options: { readonly minify?: boolean } = {}): Effect.Effect<string, RuntimeError> =>
+export const bundlePeerPage = (options: { readonly minify?: boolean } = {}): Effect.Effect<string, RuntimeError> => bundleForBrowser(pageEntry, options)
+
+/** Bundles one entry module for a browser page (one ES module, Node-only modules stubbed). */
+export const bundleForBrowser = (entry: string, options: { readonly minify?: boolean } = {}): Effect.Effect<string, RuntimeError> =>
   Effect.tryPromise({
     try: async () => {
       const out = await Bun.build({
-        entrypoints: [pageEntry],
+        entrypoints: [entry],
         target: "browser",
         format: "esm",
         // Unminified by default: a failing tab's stack then names our functions (the page is ~3 MB either way).
