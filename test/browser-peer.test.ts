@@ -2,7 +2,8 @@
  * A browser tab joins a local run as a peer (issue #20): a validator (owning the local chain) and
  * a node peer, both `covenant` processes over a real S3 server (s3rver on loopback); the peer page
  * served by `serve-peer-page`; headless Chromium opens it, and the tab creates its hotkey, joins,
- * trains on the page's WebGPU (SwiftShader here) and takes the outer steps. After each outer step
+ * trains on the page's WebGPU (SwiftShader here) and takes the outer steps; the tab is reloaded after
+ * window 2 (closed and opened again: same hotkey, same uid, caught up with no state of its own). After each outer step
  * the tab's parameters must be bitwise identical to the node peer's and the validator's (the
  * digests each prints/emits per window), and the validator must have aggregated the tab's updates.
  *
@@ -41,7 +42,7 @@ interface TabEvent {
 
 const allowMissing = process.env["COVENANT_ALLOW_NO_CHROMIUM"] === "1"
 
-test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local run: identical parameters every window, its updates aggregated", async () => {
+test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local run, is reloaded and catches up: identical parameters every window, its updates aggregated", async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/ensure-system.sh (or set COVENANT_ALLOW_NO_CHROMIUM=1 to skip)`)
   const t0 = Date.now()
   const dir = mkdtempSync(join(tmpdir(), "covenant-browser-"))
@@ -72,6 +73,7 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless=new", "--enable-unsafe-webgpu", "--no-sandbox", "--no-first-run", "--enable-features=Vulkan"] })
   const pageLog: string[] = []
   let tabEvents: TabEvent[] = []
+  let firstSession: TabEvent[] = []
   let outputs = new Map<string, string>()
   try {
     const validator = spawn("validator", "v0", ["--own-chain"])
@@ -105,8 +107,24 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
     await page.goto(`${pageUrl}?name=tab&autojoin=1&untilWindow=${LAST}`)
     // The hotkey is made in the page and kept in its storage.
     await page.waitForFunction(() => (globalThis as { covenant?: { hotkey: string | null } }).covenant?.hotkey != null, undefined, { timeout: 30_000 })
-    const hotkey = await page.evaluate(() => (globalThis as unknown as { localStorage: { getItem(k: string): string | null } }).localStorage.getItem("covenant.hotkey"))
+    const keptHotkey = () => page.evaluate(() => (globalThis as unknown as { localStorage: { getItem(k: string): string | null } }).localStorage.getItem("covenant.hotkey"))
+    const hotkey = await keptHotkey()
     expect(hotkey).not.toBeNull()
+    const eventsOfPage = () => page.evaluate(() => JSON.parse(JSON.stringify((globalThis as unknown as { covenant: { events: unknown[] } }).covenant.events))) as Promise<TabEvent[]>
+
+    // The tab is closed and opened again (a reload) once it has finished window 2: the run sees a
+    // missed window; the page comes back with the same hotkey (kept in localStorage), hence the same
+    // uid, keeps no state of its own, and catches up from the leader's checkpoint or the records.
+    await page.waitForFunction(
+      () => (globalThis as unknown as { covenant: { events: Array<{ _tag: string; window?: number }>; status: string } }).covenant.events.some((e) => e._tag === "Round" && (e.window ?? 0) >= 2)
+        || ["failed", "no-webgpu"].includes((globalThis as unknown as { covenant: { status: string } }).covenant.status),
+      undefined,
+      { timeout: Math.max(1, t0 + 5 * windowMs + 30_000 - Date.now()), polling: 500 },
+    )
+    firstSession = await eventsOfPage()
+    await page.reload()
+    await page.waitForFunction(() => (globalThis as { covenant?: { hotkey: string | null } }).covenant?.hotkey != null, undefined, { timeout: 30_000 })
+    expect(await keptHotkey()).toBe(hotkey)
 
     // The run ends at window LAST: the validator stops after it (bounded: the windows left, plus two for start-up and a slow last round).
     const runDeadline = t0 + (LAST + 4) * windowMs + 30_000
@@ -119,7 +137,7 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
     await page
       .waitForFunction(() => ["stopped", "failed", "no-webgpu"].includes((globalThis as { covenant?: { status: string } }).covenant?.status ?? ""), undefined, { timeout: windowMs * 2 })
       .catch(() => undefined)
-    tabEvents = await page.evaluate(() => JSON.parse(JSON.stringify((globalThis as unknown as { covenant: { events: unknown[] } }).covenant.events)))
+    tabEvents = await eventsOfPage()
     const weight = (await page.textContent("#weight")) ?? ""
     const adapter = (await page.textContent("#adapter")) ?? ""
     const status = await page.evaluate(() => (globalThis as unknown as { covenant: { status: string; message: string } }).covenant)
@@ -136,9 +154,13 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
     )
     const v = new Map(rounds.filter((r) => r.name === "v0").map((r) => [r.window, r]))
     const p0 = new Map(rounds.filter((r) => r.name === "p0").map((r) => [r.window, r]))
-    const tabUid = tabEvents.find((e) => e._tag === "Joined")?.uid
+    const tabUid = firstSession.find((e) => e._tag === "Joined")?.uid
     expect(tabUid).toBeNumber()
-    const tabRounds = tabEvents.filter((e) => e._tag === "Round")
+    // Back after the reload: the same uid, caught up, training again.
+    expect(tabEvents.find((e) => e._tag === "Joined")?.uid).toBe(tabUid!)
+    const secondRounds = tabEvents.filter((e) => e._tag === "Round")
+    expect(secondRounds.length).toBeGreaterThanOrEqual(2)
+    const tabRounds = [...firstSession, ...tabEvents].filter((e) => e._tag === "Round")
     // The tab trained at least two windows, and after each outer step holds the validator's and the node peer's parameters, bit for bit.
     expect(tabRounds.length).toBeGreaterThanOrEqual(2)
     for (const r of tabRounds) {
@@ -158,6 +180,8 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
       const m = /^\[p0\] window \d+: .*\(compute (\d+)ms/.exec(l)
       return m === null ? [] : [tokens / (Number(m[1]) / 1000)]
     })
+    const caughtUp = tabEvents.find((e) => e._tag === "CaughtUp") as { from?: number; to?: number } | undefined
+    console.log(`tab: reloaded after window ${firstSession.filter((e) => e._tag === "Round").at(-1)?.window}, back ${caughtUp === undefined ? "from the leader's checkpoint" : `replaying windows ${caughtUp.from}..${caughtUp.to}`}, trained ${secondRounds.map((r) => r.window).join(",")}`)
     console.log(`tab (WebGPU, ${adapter}): windows ${tabRounds.map((r) => r.window).join(",")}, tokens/s ${tabTps.map((x) => x.toFixed(0)).join(",")} (median ${median(tabTps).toFixed(0)}); node peer (cpu): tokens/s ${p0Tps.map((x) => x.toFixed(0)).join(",")} (median ${median(p0Tps).toFixed(0)}); weight ${weight}; test took ${((Date.now() - t0) / 1000).toFixed(1)} s`)
   } catch (e) {
     for (const { p } of procs) if (p.exitCode === null) p.kill()
@@ -166,7 +190,7 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
       const lines = out.split("\n").filter((l) => l.trim() !== "" && !/ level=(INFO|DEBUG) /.test(l))
       console.log(`--- ${name}, the last 30 lines:\n${lines.slice(-30).join("\n")}`)
     }
-    console.log(`--- tab events:\n${tabEvents.filter((e) => e._tag !== "Phase").map((e) => JSON.stringify(e).slice(0, 600)).join("\n")}`)
+    console.log(`--- tab events (before the reload, then after):\n${[...firstSession, { _tag: "reloaded" }, ...tabEvents].filter((e) => e._tag !== "Phase").map((e) => JSON.stringify(e).slice(0, 600)).join("\n")}`)
     console.log(`--- tab console, the last 40 lines:\n${pageLog.slice(-40).join("\n")}`)
     throw e
   } finally {
