@@ -28,6 +28,14 @@ const windowMs = 5 * blockTimeMs
 /** The run's last window: the run starts at window 1; the tab joins around window 2 and is listed two windows after it registers. */
 const LAST = 8
 
+/**
+ * The run's deadline (the validator done with window LAST: the windows, two more for start-up and a
+ * slow last round, 30 s for processes, bundling and Chromium to start), then up to two windows for
+ * the tab to stop and 20 s to tear down. Usually the test takes ~85 s.
+ */
+const runBudgetMs = (LAST + 4) * windowMs + 30_000
+const testTimeoutMs = runBudgetMs + 2 * windowMs + 20_000
+
 const lineRe = /^\[(\w[\w-]*)\] window (\d+): .*gathered \[([\d,]*)\] of \[([\d,]*)\].* model ([0-9a-f]{12})/
 
 interface TabEvent {
@@ -127,7 +135,7 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
     expect(await keptHotkey()).toBe(hotkey)
 
     // The run ends at window LAST: the validator stops after it (bounded: the windows left, plus two for start-up and a slow last round).
-    const runDeadline = t0 + (LAST + 4) * windowMs + 30_000
+    const runDeadline = t0 + runBudgetMs
     // A tab that failed ends the wait at once (its message is in the log below).
     const tabFailed = page
       .waitForFunction(() => ["failed", "no-webgpu"].includes((globalThis as { covenant?: { status: string } }).covenant?.status ?? ""), undefined, { timeout: Math.max(1, runDeadline - Date.now()), polling: 500 })
@@ -199,4 +207,4 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
     await s3.dispose()
     rmSync(dir, { recursive: true, force: true })
   }
-}, 150_000)
+}, testTimeoutMs)

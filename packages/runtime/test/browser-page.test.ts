@@ -12,7 +12,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Exit, Scope } from "effect"
 import { chromium } from "playwright-core"
-import { debug } from "@covenant/dsl"
+import { covenant72b, debug } from "@covenant/dsl"
 import { createHash as pageHash } from "../src/browser/sha256.ts"
 import { httpObjects } from "../src/data/http-objects.ts"
 import { bundleForBrowser, servePeerPage } from "../src/browser/serve.ts"
@@ -30,11 +30,24 @@ test("the page's sha256 is node:crypto's, across block boundaries and split upda
   expect(pageHash("sha256").update("héllo").digest("hex")).toBe(createHash("sha256").update("héllo").digest("hex"))
 })
 
-test("no WebGPU, or no adapter: the page's check says so in words", async () => {
+test("no WebGPU, no adapter, or an adapter too small for the kernels or the model: the page's check says so in words", async () => {
   const none = await checkAdapter(undefined, debug().model)
   expect(none._tag === "Unusable" && none.message).toContain("no WebGPU")
   const noAdapter = await checkAdapter({ requestAdapter: async () => null } as unknown as GPU, debug().model)
   expect(noAdapter._tag === "Unusable" && noAdapter.message).toContain("no adapter")
+  const adapter = (limits: Partial<GPUSupportedLimits>) =>
+    ({
+      requestAdapter: async () => ({
+        info: { description: "test adapter", vendor: "", architecture: "", device: "" },
+        limits: { maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupStorageSize: 16_384, maxStorageBuffersPerShaderStage: 8, maxBufferSize: 2 ** 28, ...limits },
+      }),
+    }) as unknown as GPU
+  const weak = await checkAdapter(adapter({ maxComputeWorkgroupStorageSize: 8_192 }), debug().model)
+  expect(weak._tag === "Unusable" && weak.message).toContain("too small for the engine's kernels: maxComputeWorkgroupStorageSize 8192 < 16384")
+  // Covenant-72B's parameters cannot fit 8 buffers of 256 MiB; the debug model can.
+  const small = await checkAdapter(adapter({}), covenant72b().model)
+  expect(small._tag === "Unusable" && small.message).toContain("too small for this run's model")
+  expect((await checkAdapter(adapter({}), debug().model))._tag).toBe("Usable")
 })
 
 test("the page server: page, run, ranged shard reads, and a proxy for the run's store only", async () => {
