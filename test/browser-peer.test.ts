@@ -78,7 +78,7 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
     procs.push({ name, p })
     texts.set(name, Promise.all([new Response(p.stdout as ReadableStream).text(), new Response(p.stderr as ReadableStream).text()]).then(([o, e]) => `${o}\n${e}`))
   }
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless=new", "--enable-unsafe-webgpu", "--no-sandbox", "--no-first-run", "--enable-features=Vulkan"] })
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless=new", "--enable-unsafe-webgpu", "--no-sandbox", "--no-first-run"] })
   const pageLog: string[] = []
   let tabEvents: TabEvent[] = []
   let firstSession: TabEvent[] = []
