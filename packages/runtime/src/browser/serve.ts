@@ -11,7 +11,7 @@
  */
 import { Effect, Schema } from "effect"
 import type { Scope } from "effect"
-import { join, normalize, sep } from "node:path"
+import { resolve, sep } from "node:path"
 import { RunSpec } from "@covenant/dsl"
 import { RuntimeError } from "../errors.ts"
 import { browserStubs } from "./bundle-stubs.ts"
@@ -124,8 +124,9 @@ const forward = async (req: Request, target: string): Promise<Response> => {
 
 /** A file of the shard folder, whole or one `Range: bytes=a-b`. */
 const serveFile = async (dir: string, rel: string, req: Request): Promise<Response> => {
-  const path = normalize(join(dir, decodeURIComponent(rel)))
-  if (!path.startsWith(normalize(dir) + sep)) return new Response("outside the data folder", { status: 403 })
+  const root = resolve(dir)
+  const path = resolve(root, decodeURIComponent(rel))
+  if (!path.startsWith(root + sep)) return new Response("outside the data folder", { status: 403 })
   const file = Bun.file(path)
   if (!(await file.exists())) return new Response("not found", { status: 404 })
   const size = file.size
