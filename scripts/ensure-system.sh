@@ -2,7 +2,7 @@
 # Installs the system packages the project needs, when they are missing:
 #  - Mesa >= 25 lavapipe (a CPU Vulkan driver Dawn accepts; Debian 12's own Mesa 22 is rejected),
 #    from bookworm-backports, so WebGPU runs on machines without a GPU (`npm start` and the tests);
-#  - Chromium, which opens the HTML run report in a test;
+#  - Chromium, which opens the HTML run report in a test and runs a peer in a tab (headless, SwiftShader WebGPU);
 #  - numpy for some python3, which cross-checks our .npy and safetensors files in a test.
 # Usage: ensure-system.sh [all|webgpu]: `webgpu` (npm start) installs only the Vulkan driver,
 # `all` (npm test, the default) everything above.

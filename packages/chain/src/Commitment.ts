@@ -43,10 +43,22 @@ const decodeCompactWire = Schema.decodeUnknownEither(Schema.parseJson(CompactWir
 const legacyPattern = /^([0-9A-Za-z]{32})([0-9A-Za-z]{32})([0-9A-Za-z]{64})$/;
 const r2Endpoint = (accountId: string) => `https://${accountId}.r2.cloudflarestorage.com`;
 
+// Web APIs only (btoa/atob, TextEncoder), no Node Buffer: a browser tab decodes commitments too.
+// Lenient like Buffer's base64url: characters outside the alphabet are skipped, padding optional.
 const base64url = {
-  encode: (text: string): string => Buffer.from(text, "utf8").toString("base64url"),
-  decode: (text: string): string => Buffer.from(text, "base64url").toString("utf8"),
+  encode: (text: string): string => {
+    let binary = "";
+    for (const b of new TextEncoder().encode(text)) binary += String.fromCharCode(b);
+    return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  },
+  decode: (text: string): string => {
+    const clean = text.replace(/-/g, "+").replace(/_/g, "/").replace(/[^A-Za-z0-9+/]/g, "");
+    const usable = clean.length % 4 === 1 ? clean.slice(0, -1) : clean;
+    const binary = atob(usable + "=".repeat((4 - (usable.length % 4)) % 4));
+    return new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)));
+  },
 };
+const byteLength = (text: string): number => new TextEncoder().encode(text).length;
 
 const fail = (reason: string) => Effect.fail(new CommitmentFormatError({ reason }));
 
@@ -71,8 +83,8 @@ export const encodeCommitment = (
       ? { v: 1, t: "s3", e: commitment.endpoint, b: commitment.bucket, r: commitment.region, a: commitment.accessKeyId, s: commitment.secretAccessKey }
       : { v: 1, t: "fs", d: commitment.dir };
   const text = compactPrefix + base64url.encode(JSON.stringify(wire));
-  return Buffer.byteLength(text) > maxCommitmentBytes
-    ? fail(`encoded commitment is ${Buffer.byteLength(text)} bytes; at most ${maxCommitmentBytes} fit on chain`)
+  return byteLength(text) > maxCommitmentBytes
+    ? fail(`encoded commitment is ${byteLength(text)} bytes; at most ${maxCommitmentBytes} fit on chain`)
     : Effect.succeed(text);
 };
 

@@ -50,6 +50,12 @@ export interface S3TransportConfig {
   /** Abandon a request after this long (default 60 s) or a connection attempt after this long (default 5 s). */
   readonly requestTimeoutMs?: number
   readonly connectionTimeoutMs?: number
+  /**
+   * Where each request is actually sent, after it is signed for the store's own URL: a browser
+   * page that cannot reach the store across origins sends it through its own origin's proxy,
+   * which forwards it unchanged (the signature still names the store's host). Default: the store.
+   */
+  readonly route?: (storeUrl: URL) => URL
 }
 
 const MiB = 1024 * 1024
@@ -143,6 +149,23 @@ export const makeS3Transport = (config: S3TransportConfig) =>
           throwOnRequestTimeout: true,
         },
       })
+      const route = config.route
+      if (route !== undefined) {
+        // The deserialize step sits between signing and the HTTP handler: the request is final here.
+        client.middlewareStack.add(
+          (next) => (args) => {
+            const req = args.request as { protocol: string; hostname: string; port?: number; path: string }
+            const to = route(new URL(`${req.protocol}//${req.hostname}${req.port === undefined ? "" : `:${req.port}`}${req.path}`))
+            req.protocol = to.protocol
+            req.hostname = to.hostname
+            if (to.port === "") delete req.port
+            else req.port = Number(to.port)
+            req.path = to.pathname
+            return next(args)
+          },
+          { step: "deserialize", name: "covenantRoute", priority: "low" },
+        )
+      }
       clients.set(id, client)
       return client
     }

@@ -16,7 +16,8 @@ export const NO_ADAPTER_HELP =
 export interface AcquiredDevice {
   readonly device: GPUDevice
   readonly adapterDescription: string
-  readonly binding: "bun-webgpu" | "webgpu"
+  /** Where the device came from: a Dawn binding, or a page's `navigator.gpu` (`deviceFromGpu`). */
+  readonly binding: "bun-webgpu" | "webgpu" | "navigator"
   /**
    * The object `webgpu`'s create() returned: it must stay referenced for the life of the process
    * or Dawn is torn down under live devices (random crashes). Held here and by a module global.
@@ -48,6 +49,20 @@ const fromGpu = async (gpu: GPU, binding: AcquiredDevice["binding"], instance: u
   const device = await adapter.requestDevice({ requiredLimits: limitsFor(adapter), requiredFeatures: features })
   return { device, adapterDescription: describe(adapter), binding, instance }
 }
+
+/**
+ * A device from a `GPU` the caller already holds: a browser page's `navigator.gpu` (the same
+ * limits and features as a Dawn device). Fails with NoAdapterError when the browser offers no adapter.
+ */
+export const deviceFromGpu = (gpu: GPU): Effect.Effect<AcquiredDevice, NoAdapterError> =>
+  Effect.tryPromise({
+    try: async () => {
+      const d = await fromGpu(gpu, "navigator", null)
+      if (d === null) throw new NoAdapterError({ message: "this browser offers WebGPU but no adapter (navigator.gpu.requestAdapter() gave null)" })
+      return d
+    },
+    catch: (e) => (e instanceof NoAdapterError ? e : new NoAdapterError({ message: `WebGPU device request failed: ${String(e)}` }))
+  })
 
 const viaBunWebgpu = async (): Promise<AcquiredDevice | null> => {
   const m = await import("bun-webgpu")

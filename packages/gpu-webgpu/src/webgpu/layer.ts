@@ -6,7 +6,7 @@
 import { Context, Effect, Layer } from "effect"
 import { Engine, makeEngine } from "../engine.ts"
 import { WebGpuBackend } from "./backend.ts"
-import { acquireDevice, type AcquiredDevice, type NoAdapterError } from "./device.ts"
+import { acquireDevice, deviceFromGpu, type AcquiredDevice, type NoAdapterError } from "./device.ts"
 
 export class WebGpuDevice extends Context.Tag("@covenant/gpu-webgpu/WebGpuDevice")<WebGpuDevice, AcquiredDevice>() {}
 
@@ -37,3 +37,9 @@ export const EngineWebGpuWith = (opts: WebGpuOptions = {}): Layer.Layer<Engine, 
   EngineWebGpuOn(opts).pipe(Layer.provide(WebGpuDeviceLive))
 
 export const EngineWebGpu: Layer.Layer<Engine, NoAdapterError> = EngineWebGpuWith()
+
+/** The engine on a `GPU` the caller holds (a page's `navigator.gpu`): the same kernels as on Dawn. */
+export const EngineWebGpuFromGpu = (gpu: GPU, opts: WebGpuOptions = {}): Layer.Layer<Engine, NoAdapterError> =>
+  EngineWebGpuOn(opts).pipe(
+    Layer.provide(Layer.scoped(WebGpuDevice, Effect.acquireRelease(deviceFromGpu(gpu), (d) => Effect.sync(() => d.device.destroy()))))
+  )

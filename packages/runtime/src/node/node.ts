@@ -39,6 +39,11 @@ export interface NodeConfig {
   readonly commitment: Commitment
   /** Local state folder (params, EF, AdamW), saved after every outer step. */
   readonly stateDir: string
+  /**
+   * Peers only: keep no state on disk (a browser tab): start from the leader's checkpoint and
+   * replay, like a fresh node, every time; `stateDir` is then unused.
+   */
+  readonly stateless?: boolean
   readonly shards: ShardSet
   readonly events: (event: NodeEvent) => void
   /** When to stop (stop.ts; default: run until interrupted). */

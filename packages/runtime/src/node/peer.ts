@@ -42,7 +42,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
     const uid = yield* joinNetwork(cfg.own, cfg.commitment)
     const me = { identity: cfg.identity, uid, own: cfg.own }
     const start = yield* awaitStart(address, spec)
-    const saved = yield* loadNodeState(cfg.stateDir, spec.model)
+    const saved = cfg.stateless === true ? undefined : yield* loadNodeState(cfg.stateDir, spec.model)
     const initial = yield* initialModel(spec, address, saved, start)
     cfg.events({ _tag: "Joined", name: cfg.name, role: "peer", uid, resumedAt: saved?.window ?? null })
     const state: RoundState = { params: initial.params, ef: saved?.ef ?? null, momentum: initial.momentum }
@@ -69,6 +69,10 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       const opt = saved.optimizer
       yield* Effect.try({ try: () => trainer.importOptimizerState(opt), catch: (e) => new RuntimeError({ phase: "state", reason: String(e) }) })
     }
+    const save = (window: number) =>
+      cfg.stateless === true
+        ? Effect.void
+        : Effect.flatMap(exportOptimizer(trainer), (optimizer) => saveNodeState(cfg.stateDir, spec.model, { window, params: state.params, ef: state.ef, momentum: state.momentum, optimizer }))
     const manifest = modelManifest(spec.model)
     const emit = (e: Extract<NodeEvent, { _tag: "Round" }>) => Effect.zipRight(Effect.sync(() => cfg.events(e)), recordRound(e))
     let done = initial.window
@@ -103,7 +107,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
         trainer.writeParameters(state.params)
         const dist = yield* checkAgainstLeader(cfg, done, state)
         cfg.events({ _tag: "CaughtUp", name: cfg.name, uid, from: caughtFrom + 1, to: done, replayed: done - caughtFrom, debugDistance: dist })
-        yield* saveNodeState(cfg.stateDir, spec.model, { window: done, params: state.params, ef: state.ef, momentum: state.momentum, optimizer: yield* exportOptimizer(trainer) })
+        yield* save(done)
       }
       const window = done + 1
       if (last !== undefined && window > last) return
@@ -177,7 +181,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       )
       done = window
       const saveStart = performance.now()
-      yield* saveNodeState(cfg.stateDir, spec.model, { window, params: state.params, ef: state.ef, momentum: state.momentum, optimizer: yield* exportOptimizer(trainer) })
+      yield* save(window)
       // Our own updates older than the retention horizon are no longer needed by anyone.
       yield* Effect.ignore(prune({ at: cfg.own, uid, currentWindow: window, keepWindows: spec.participation.retentionWindows }))
       const saveMs = performance.now() - saveStart

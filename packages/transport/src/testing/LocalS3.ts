@@ -16,6 +16,12 @@ export class LocalS3 {
   /** The data directory, made on the first start (so an instance that never starts leaves nothing behind). */
   private directory: string | undefined
 
+  /** A fixed port and a kept directory (bin/local-s3.ts); default: any free port, a temporary directory. */
+  constructor(options: { readonly port?: number; readonly directory?: string } = {}) {
+    this.port = options.port ?? 0
+    this.directory = options.directory
+  }
+
   async start(): Promise<void> {
     this.directory ??= mkdtempSync(path.join(tmpdir(), "covenant-s3rver-"))
     const server = new S3rver({ address: "127.0.0.1", port: this.port, silent: true, directory: this.directory })

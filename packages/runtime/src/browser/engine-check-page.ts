@@ -1,0 +1,4 @@
+/** Entry of the engine-check bundle: exposes `checkEngineOnPage` to the page as `covenantEngineCheck(navigator.gpu)`. */
+import { checkEngineOnPage } from "./engine-check.ts"
+
+;(globalThis as unknown as { covenantEngineCheck: typeof checkEngineOnPage }).covenantEngineCheck = checkEngineOnPage

@@ -1,0 +1,187 @@
+/**
+ * Serves the peer page for a running swarm (Bun only): the page, its script (page.ts bundled by
+ * Bun's bundler for the browser), the run (`/run.json`), the run's shards (`/data/`, ranged reads),
+ * and two same-origin proxies, so the page needs no CORS from anyone:
+ *  - `/chain/...` -> the local chain owner's loopback server (its URL read from owner.json per request);
+ *  - `/s3/<host:port>/...` -> the run's store, forwarded byte for byte with the page's signature
+ *    headers (signed for the store's own host, which the proxy targets); only the run's store host
+ *    is forwarded to, so this is no open proxy.
+ * A public run's store (R2, S3) would answer the page directly with a CORS rule for its origin;
+ * the proxy is what a local run (s3rver, whose buckets the nodes create without CORS) needs.
+ */
+import { Effect, Schema } from "effect"
+import type { Scope } from "effect"
+import { resolve, sep } from "node:path"
+import { RunSpec } from "@covenant/dsl"
+import { RuntimeError } from "../errors.ts"
+import { browserStubs } from "./bundle-stubs.ts"
+import { PageRun } from "./peer.ts"
+
+export interface PeerPageOptions {
+  readonly spec: RunSpec
+  /** The run's store: its endpoint as the nodes commit it, and region. */
+  readonly store: { readonly endpoint: string; readonly region: string }
+  /** Store keys the page fills in for the visitor (a local run only: they are served to anyone who loads the page). */
+  readonly offerKeys?: PageRun["keys"]
+  /** The local chain's URL, read when a request needs it (the owner may restart on a new port). */
+  readonly chainUrl: () => Promise<string>
+  /** The run's prepared shard folder. */
+  readonly dataDir: string
+  readonly port?: number
+  readonly hostname?: string
+}
+
+const pageEntry = new URL("./page.ts", import.meta.url).pathname
+
+/** Bundles page.ts (and everything it imports: engine, codec, transport, chain client) for the browser. */
+export const bundlePeerPage = (options: { readonly minify?: boolean } = {}): Effect.Effect<string, RuntimeError> => bundleForBrowser(pageEntry, options)
+
+/** Bundles one entry module for a browser page (one ES module, Node-only modules stubbed). */
+export const bundleForBrowser = (entry: string, options: { readonly minify?: boolean } = {}): Effect.Effect<string, RuntimeError> =>
+  Effect.tryPromise({
+    try: async () => {
+      const out = await Bun.build({
+        entrypoints: [entry],
+        target: "browser",
+        format: "esm",
+        // Unminified by default: a failing tab's stack then names our functions (the page is ~3 MB either way).
+        minify: options.minify ?? false,
+        sourcemap: "none",
+        // The Dawn bindings are only imported (dynamically) off the page's path: a tab uses navigator.gpu.
+        external: ["bun-webgpu", "webgpu"],
+        plugins: [browserStubs],
+      })
+      if (!out.success) throw new Error(out.logs.map((l) => String(l)).join("\n"))
+      const [js] = out.outputs
+      if (js === undefined) throw new Error("the bundler produced no output")
+      return await js.text()
+    },
+    catch: (e) => new RuntimeError({ phase: "bundle", reason: e instanceof Error ? e.message : String(e) }),
+  })
+
+const html = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>covenant peer</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body { font: 15px/1.4 system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; color: #1b1b1b }
+h1 { font-size: 1.3rem } table { border-collapse: collapse } td { padding: .15rem .8rem .15rem 0 } td:first-child { color: #666 }
+#status { padding: .6rem .8rem; border-radius: 6px; background: #eef } #status.failed, #status.no-webgpu { background: #fdd; font-weight: 600 }
+#status.running { background: #dfd } input { width: 16rem } textarea { width: 100%; height: 3rem } code { font-size: 13px }
+</style></head>
+<body>
+<h1>covenant: train in this tab</h1>
+<p id="run">loading the run…</p>
+<p id="status">loading…</p>
+<fieldset><legend>join</legend>
+<table>
+<tr><td>name (bucket covenant-&lt;name&gt;)</td><td><input id="name"></td></tr>
+<tr><td>store write key</td><td><input id="key"> <input id="secret" type="password"></td></tr>
+<tr><td>store read-only key (committed on chain)</td><td><input id="read-key"> <input id="read-secret" type="password"></td></tr>
+<tr><td>hotkey</td><td><code id="hotkey">…</code> <button id="export">export</button> <button id="import">import</button></td></tr>
+</table>
+<textarea id="secret-box" placeholder="the hotkey's secret (mnemonic or 0x seed): export shows it, import takes it"></textarea>
+<p><button id="join">join the run</button></p>
+</fieldset>
+<table>
+<tr><td>adapter</td><td id="adapter">-</td></tr>
+<tr><td>uid</td><td id="uid">-</td></tr>
+<tr><td>window</td><td id="window">-</td></tr>
+<tr><td>phase</td><td id="phase">-</td></tr>
+<tr><td>loss</td><td id="loss">-</td></tr>
+<tr><td>sent / received</td><td><span id="sent">0 B</span> / <span id="received">0 B</span></td></tr>
+<tr><td>gathered</td><td id="gathered">-</td></tr>
+<tr><td>model digest</td><td><code id="digest">-</code></td></tr>
+<tr><td>tokens/s (inner steps)</td><td id="tps">-</td></tr>
+<tr><td>weight</td><td id="weight">-</td></tr>
+<tr><td>notice</td><td id="notice">-</td></tr>
+</table>
+<script type="module" src="/app.js"></script>
+</body></html>
+`
+
+/** Headers a browser adds that the store must not see (they are not signed, and some confuse it). */
+const DROP_REQUEST = new Set(["host", "origin", "referer", "connection", "cookie", "accept-encoding", "content-length"])
+const DROP_RESPONSE = new Set(["content-encoding", "transfer-encoding", "connection", "content-length"])
+
+const forward = async (req: Request, target: string): Promise<Response> => {
+  const headers = new Headers()
+  req.headers.forEach((v, k) => {
+    if (!DROP_REQUEST.has(k) && !k.startsWith("sec-")) headers.set(k, v)
+  })
+  const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.arrayBuffer()
+  const up = await fetch(target, { method: req.method, headers, ...(body === undefined ? {} : { body }), redirect: "manual", decompress: false } as RequestInit)
+  const out = new Headers()
+  up.headers.forEach((v, k) => {
+    if (!DROP_RESPONSE.has(k)) out.set(k, v)
+  })
+  const bytes = req.method === "HEAD" ? null : await up.arrayBuffer()
+  if (req.method === "HEAD") {
+    const length = up.headers.get("content-length")
+    if (length !== null) out.set("content-length", length)
+  }
+  return new Response(bytes, { status: up.status, headers: out })
+}
+
+/** A file of the shard folder, whole or one `Range: bytes=a-b`. */
+const serveFile = async (dir: string, rel: string, req: Request): Promise<Response> => {
+  const root = resolve(dir)
+  const path = resolve(root, decodeURIComponent(rel))
+  if (!path.startsWith(root + sep)) return new Response("outside the data folder", { status: 403 })
+  const file = Bun.file(path)
+  if (!(await file.exists())) return new Response("not found", { status: 404 })
+  const size = file.size
+  const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.get("range") ?? "")
+  if (range === null) return new Response(req.method === "HEAD" ? null : file, { headers: { "content-length": String(size), "accept-ranges": "bytes" } })
+  const start = Number(range[1])
+  const end = Math.min(size - 1, range[2] === "" ? size - 1 : Number(range[2]))
+  if (start >= size) return new Response(null, { status: 416, headers: { "content-range": `bytes */${size}` } })
+  return new Response(file.slice(start, end + 1), { status: 206, headers: { "content-range": `bytes ${start}-${end}/${size}` } })
+}
+
+/** Serves the page until the scope closes; returns its URL. */
+export const servePeerPage = (options: PeerPageOptions): Effect.Effect<string, RuntimeError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const js = yield* bundlePeerPage()
+    const runJson = JSON.stringify(
+      Schema.encodeSync(PageRun)({
+        spec: Schema.encodeSync(RunSpec)(options.spec),
+        store: options.store,
+        ...(options.offerKeys === undefined ? {} : { keys: options.offerKeys }),
+      }),
+    )
+    const storeHost = new URL(options.store.endpoint).host
+    const storeProtocol = new URL(options.store.endpoint).protocol
+    const handle = async (req: Request): Promise<Response> => {
+      const url = new URL(req.url)
+      const path = url.pathname
+      if (path === "/" || path === "/index.html") return new Response(html, { headers: { "content-type": "text/html; charset=utf-8" } })
+      if (path === "/app.js") return new Response(js, { headers: { "content-type": "text/javascript; charset=utf-8" } })
+      if (path === "/run.json") return new Response(runJson, { headers: { "content-type": "application/json" } })
+      if (path.startsWith("/data/")) return serveFile(options.dataDir, path.slice("/data/".length), req)
+      if (path.startsWith("/chain/")) return forward(req, `${(await options.chainUrl()).replace(/\/$/, "")}/${path.slice("/chain/".length)}${url.search}`)
+      if (path.startsWith("/s3/")) {
+        const rest = path.slice("/s3/".length)
+        const slash = rest.indexOf("/")
+        const host = slash < 0 ? rest : rest.slice(0, slash)
+        if (host !== storeHost) return new Response(`only the run's store (${storeHost}) is proxied`, { status: 403 })
+        return forward(req, `${storeProtocol}//${host}${slash < 0 ? "/" : rest.slice(slash)}${url.search}`)
+      }
+      return new Response("not found", { status: 404 })
+    }
+    const server = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () =>
+          Bun.serve({
+            hostname: options.hostname ?? "127.0.0.1",
+            port: options.port ?? 0,
+            // The chain's block long-poll holds a request up to 20 s.
+            idleTimeout: 60,
+            fetch: (req) =>
+              handle(req).catch((e: unknown) => new Response(`proxy error: ${e instanceof Error ? e.message : String(e)}`, { status: 502 })),
+          }),
+        catch: (e) => new RuntimeError({ phase: "serve", reason: String(e) }),
+      }),
+      (s) => Effect.promise(() => s.stop(true)),
+    )
+    return `http://${server.hostname}:${server.port}/`
+  })
