@@ -24,7 +24,7 @@ const churn: ChurnAction[] = [{ round: 1, action: "kill", peer: 1 }, { round: 3,
 /** Everything a run decided, without wall-clock measurements (roundMs, phaseMs, notices' compute times). */
 const decisions = (events: ReadonlyArray<NodeEvent>) =>
   events
-    .flatMap((e) => {
+    .flatMap((e): unknown[] => {
       switch (e._tag) {
         case "Round": {
           const { roundMs: _r, phaseMs: _p, ...rest } = e
