@@ -60,7 +60,7 @@ test("simulated swarm: the same seed gives the same run, event for event, in exa
   expect(b.startWindow).toBe(s)
   expect(decisions(b.events)).toEqual(decisions(a.events))
   expect(swarmSummary(b.events, labels)).toEqual(swarmSummary(a.events, labels))
-  expect(b.simulated).toEqual(a.simulated!)
+  expect({ elapsedMs: b.simulated!.elapsedMs, advances: b.simulated!.advances }).toEqual({ elapsedMs: a.simulated!.elapsedMs, advances: a.simulated!.advances })
 
   // Chain time is exact: the run's windows span windows x window length, and the swarm took at
   // least that much simulated time (and not more than a few windows on top: start and last gather).

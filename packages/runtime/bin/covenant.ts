@@ -83,7 +83,9 @@ swarm flags:
   --adversary <name|path.ts>=<count>  (repeatable) that many of the peers (the last ones) run a catalogue
       behaviour (${Object.keys(catalogue).join(", ")}) or a behaviour file's default export
   --summary <file.json>  per window: eval loss, aggregated and rejected uids, weights; and each peer's behaviour
-  --report <file.html>  the run's HTML report (loss, bytes, peers, phases; each peer's weight by behaviour)`,
+  --report <file.html>  the run's HTML report (loss, bytes, peers, phases; each peer's weight by behaviour)
+  --clock wall|simulated  wall (default); simulated: a simulated clock, in-memory store and chain, reproducible
+                          from the run's seed, taking compute time only`,
 }
 
 const usage = (command: string) =>
@@ -221,7 +223,9 @@ const swarm = (argv: readonly string[]) =>
     const backend = flag(argv, "backend") === "webgpu" ? "webgpu" as const : "cpu" as const
     const dataS3 = dataS3ConfigFromEnv(process.env)
     const adversaries = yield* assignAdversaries(yield* Effect.forEach(repeatedFlag(argv, "adversary"), parseAdversaryFlag), peers)
-    const result = yield* runSwarm({ spec, peers, rounds: windows, workDir, backend, onEvent: logEvent, behaviours: adversaries.behaviours, ...(dataS3 === undefined ? {} : { dataS3 }) })
+    const clock = flag(argv, "clock") ?? "wall"
+    if (clock !== "wall" && clock !== "simulated") return yield* new RuntimeError({ phase: "flags", reason: `--clock takes wall or simulated, got ${clock}` })
+    const result = yield* runSwarm({ spec, peers, rounds: windows, workDir, backend, onEvent: logEvent, behaviours: adversaries.behaviours, clock, ...(dataS3 === undefined ? {} : { dataS3 }) })
     const summaryFile = flag(argv, "summary")
     if (summaryFile !== undefined) yield* writeSwarmSummary(resolve(summaryFile), swarmSummary(result.events, adversaries.labels))
     const reportFile = flag(argv, "report")

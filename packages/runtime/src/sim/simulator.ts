@@ -16,7 +16,7 @@
  * tell a suspended fiber from a runnable one: Effect has no public synchronous view of it. Checked
  * at start: a version of Effect without them fails with a defect instead of mis-simulating.
  */
-import { Clock, Duration, Effect, Exit, Supervisor } from "effect"
+import { Clock, Duration, Effect, Exit, FiberRef, HashMap, Option, Supervisor } from "effect"
 import type { Context, Fiber } from "effect"
 import { installGate } from "./external.ts"
 import type { ExternalGate } from "./external.ts"
@@ -140,15 +140,34 @@ class Gate implements ExternalGate {
   }
 }
 
-/** Tracks every fiber the program forks (and their forks), while alive. */
+/** The log annotation that names whose work a fiber does (`Effect.annotateLogs(busyLabel, name)`). */
+export const busyLabel = "node"
+
+/**
+ * Tracks every fiber the program forks (and their forks), while alive, and the wall time each
+ * spends running on this thread, by its `busyLabel` log annotation ("-" without one).
+ */
 class LiveFibers extends Supervisor.AbstractSupervisor<void> {
   readonly fibers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
+  readonly busyMs = new Map<string, number>()
+  private readonly resumedAt = new Map<Fiber.RuntimeFiber<unknown, unknown>, number>()
   readonly value: Effect.Effect<void> = Effect.void
   override onStart<A, E, R>(_context: Context.Context<R>, _effect: Effect.Effect<A, E, R>, _parent: unknown, fiber: Fiber.RuntimeFiber<A, E>): void {
     this.fibers.add(fiber as Fiber.RuntimeFiber<unknown, unknown>)
   }
   override onEnd<A, E>(_value: Exit.Exit<A, E>, fiber: Fiber.RuntimeFiber<A, E>): void {
     this.fibers.delete(fiber as Fiber.RuntimeFiber<unknown, unknown>)
+    this.resumedAt.delete(fiber as Fiber.RuntimeFiber<unknown, unknown>)
+  }
+  override onResume<A, E>(fiber: Fiber.RuntimeFiber<A, E>): void {
+    this.resumedAt.set(fiber as Fiber.RuntimeFiber<unknown, unknown>, performance.now())
+  }
+  override onSuspend<A, E>(fiber: Fiber.RuntimeFiber<A, E>): void {
+    const at = this.resumedAt.get(fiber as Fiber.RuntimeFiber<unknown, unknown>)
+    if (at === undefined) return
+    const label = Option.getOrElse(HashMap.get(fiber.getFiberRef(FiberRef.currentLogAnnotations), busyLabel), () => "-")
+    const key = typeof label === "string" ? label : String(label)
+    this.busyMs.set(key, (this.busyMs.get(key) ?? 0) + performance.now() - at)
   }
 }
 
@@ -186,6 +205,12 @@ export interface Simulated<A> {
   readonly simulatedMs: number
   /** Clock advances (distinct instants at which something woke). */
   readonly advances: number
+  /**
+   * Wall milliseconds the program's fibers spent running on this thread, by their `busyLabel`
+   * log annotation: a node's own work (its compute, codec, I/O setup), not the time others ran.
+   * Work a promise does after its first await is not counted.
+   */
+  readonly busyMs: Readonly<Record<string, number>>
 }
 
 /**
@@ -205,7 +230,7 @@ export const simulate = <A, E>(program: Effect.Effect<A, E>, options: { readonly
     root.addObserver((exit) => {
       done = true
       uninstall()
-      resume(Exit.isSuccess(exit) ? Effect.succeed({ value: exit.value, simulatedMs: clock.elapsedMs, advances }) : Effect.failCause(exit.cause))
+      resume(Exit.isSuccess(exit) ? Effect.succeed({ value: exit.value, simulatedMs: clock.elapsedMs, advances, busyMs: Object.fromEntries(live.busyMs) }) : Effect.failCause(exit.cause))
     })
     const quiescent = () => isIdle(root as Fiber.RuntimeFiber<unknown, unknown>) && [...live.fibers].every(isIdle)
     const drive = async () => {

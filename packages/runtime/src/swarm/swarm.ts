@@ -31,7 +31,7 @@ import { layerGauntlet, ScoringEqual } from "../node/scoring.ts"
 import { ensureValidatorPermit, runValidator } from "../node/validator.ts"
 import { StopRule } from "../node/stop.ts"
 import { openRunData } from "./data.ts"
-import { simulate } from "../sim/simulator.ts"
+import { busyLabel, simulate } from "../sim/simulator.ts"
 
 /** s3: `config` holds the write key (never committed); `read` is the distinct pair nodes commit on chain. */
 export type SwarmTransport = { readonly kind: "fs" } | { readonly kind: "s3"; readonly config: S3TransportConfig; readonly read: S3Keys }
@@ -76,8 +76,11 @@ export interface SwarmResult {
   readonly events: ReadonlyArray<NodeEvent>
   /** Chain time (ms) at which the start window began and at which the window after the last began. */
   readonly windowsSpanMs: { readonly from: number; readonly to: number }
-  /** Simulated runs only: the simulated time the whole swarm took, and the clock's advances. */
-  readonly simulated?: { readonly elapsedMs: number; readonly advances: number }
+  /**
+   * Simulated runs only: the simulated time the whole swarm took, the clock's advances, and the
+   * wall time each node's fibers spent running (by node name; the simulator's `busyMs`).
+   */
+  readonly simulated?: { readonly elapsedMs: number; readonly advances: number; readonly busyMs: Readonly<Record<string, number>> }
 }
 
 /** The store and chain every node of one swarm shares: a transport layer and each identity's Chain. */
@@ -134,7 +137,7 @@ const swarmProgram = (options: SwarmOptions): Effect.Effect<Omit<SwarmResult, "s
       const validatorLayer = options.evaluate === false
         ? nodeLayer(validatorIdentity)
         : Layer.mergeAll(nodeLayer(validatorIdentity), engineLayer)
-      const startValidator = Effect.fork(Effect.provide(validatorProgram, validatorLayer))
+      const startValidator = Effect.fork(Effect.annotateLogs(Effect.provide(validatorProgram, validatorLayer), busyLabel, "validator-0"))
       // Simulated, every node reaches the in-memory chain at once: the peers start (and register)
       // first, so the validator's first peer list names them as a wall-clock swarm's usually does.
       const simulated = options.clock === "simulated"
@@ -147,7 +150,7 @@ const swarmProgram = (options: SwarmOptions): Effect.Effect<Omit<SwarmResult, "s
           const behaviour = options.behaviours?.[index]
           const buckets = yield* Effect.mapError(bucketOf(`peer-${index}`, transport), inPhase("credentials"))
           const cfg = { ...configFor(`peer-${index}`, identity, buckets), ...(behaviour === undefined ? {} : { behaviour }) }
-          const fiber = yield* Effect.fork(Effect.provide(runPeer(cfg), Layer.mergeAll(nodeLayer(identity), engineLayer)))
+          const fiber = yield* Effect.fork(Effect.annotateLogs(Effect.provide(runPeer(cfg), Layer.mergeAll(nodeLayer(identity), engineLayer)), busyLabel, cfg.name))
           peerFibers.set(index, fiber)
         })
       for (let i = 0; i < options.peers; i++) yield* startPeer(i)
@@ -195,7 +198,7 @@ export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, Runt
     return Effect.fail(new RuntimeError({ phase: "swarm", reason: "a simulated swarm runs on the in-memory store: the s3 transport is for wall-clock swarms" }))
   }
   return simulate(swarmProgram(options)).pipe(
-    Effect.map((run): SwarmResult => ({ ...run.value, simulated: { elapsedMs: run.simulatedMs, advances: run.advances } })),
+    Effect.map((run): SwarmResult => ({ ...run.value, simulated: { elapsedMs: run.simulatedMs, advances: run.advances, busyMs: run.busyMs } })),
     Effect.withSpan("swarm"),
   )
 }
