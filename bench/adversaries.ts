@@ -125,20 +125,22 @@ const aggregatedShare = (o: Outcome): number | null => {
 const finalLoss = (o: Outcome): number | null => [...o.summary.windows].reverse().find((w) => w.evalLoss !== null)?.evalLoss ?? null
 
 console.log(`${peers} peers + 1 validator, ${windows} windows of ${blocks} x ${blockMs} ms (debug model, seed ${spec.seed}), scoring: ${scoring}, clock: ${clock}`)
-const outcomes: Outcome[] = []
-outcomes.push(await run("honest", []))
-for (const k of kinds) outcomes.push(await run(`${k} (1 of ${peers})`, [k]))
-if (mix.length > 0) outcomes.push(await run(`${mix.join("+")} (${mix.length} of ${peers})`, mix))
-
-const honestLoss = finalLoss(outcomes[0]!)
 const fmt = (x: number | null, d: number) => (x === null ? "-" : x.toFixed(d))
 console.log(`run                                   until weight 0   adversary aggregated   final eval loss   vs honest   ${clock === "simulated" ? "validator busy ms/window" : "validator ms/window (outside gather)"}   wall s${clock === "simulated" ? "   simulated s" : ""}`)
-for (const o of outcomes) {
+const outcomes: Outcome[] = []
+// Each row as soon as its run ends (and --out rewritten), so a study cut short keeps what it ran.
+const report = (o: Outcome) => {
+  outcomes.push(o)
+  const honestLoss = finalLoss(outcomes[0]!)
   const loss = finalLoss(o)
   const until = windowsUntilZero(o)
   const share = aggregatedShare(o)
   console.log(
     `${o.name.padEnd(38)} ${(o.adversaries.length === 0 ? "-" : until === null ? "never" : String(until)).padStart(14)}   ${(share === null ? "-" : `${(100 * share).toFixed(0)} %`).padStart(20)}   ${fmt(loss, 4).padStart(15)}   ${(loss === null || honestLoss === null ? "-" : (loss - honestLoss >= 0 ? "+" : "") + (loss - honestLoss).toFixed(4)).padStart(9)}   ${clock === "simulated" ? o.validatorMs.toFixed(0).padStart(24) : `${o.validatorMs.toFixed(0).padStart(19)} (${o.validatorOutsideGatherMs.toFixed(0)})`}   ${o.seconds.toFixed(0).padStart(6)}${o.simulatedS === null ? "" : o.simulatedS.toFixed(0).padStart(14)}`,
   )
+  if (out !== undefined) writeFileSync(out, JSON.stringify(outcomes.map((x) => ({ ...x, windowsUntilZero: windowsUntilZero(x), aggregatedShare: aggregatedShare(x), finalLoss: finalLoss(x) })), null, 2) + "\n")
 }
-if (out !== undefined) writeFileSync(out, JSON.stringify(outcomes.map((o) => ({ ...o, windowsUntilZero: windowsUntilZero(o), aggregatedShare: aggregatedShare(o), finalLoss: finalLoss(o) })), null, 2) + "\n")
+report(await run("honest", []))
+// The mix first: with the honest run it answers the issue's goal; then each kind alone.
+if (mix.length > 0) report(await run(`${mix.join("+")} (${mix.length} of ${peers})`, mix))
+for (const k of kinds) report(await run(`${k} (1 of ${peers})`, [k]))
