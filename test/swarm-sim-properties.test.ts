@@ -5,8 +5,8 @@
  * model after each window, no node diverges, and the validator's model loss falls over the run.
  *
  * Runs are few (numRuns 3, 5 peers, 4 windows): each is a whole swarm, ~10 s of compute on this
- * 2-core machine, so three keep the file near 40 s. Each run's seed is fast-check's (printed on a
- * failure, with the mix); the simulator makes a failing mix replay exactly.
+ * 2-core machine, so three keep the file near 40 s. Each run's seed is fast-check's, printed on a
+ * failure with the mix; FC_SEED=<seed> replays it, exactly (the simulator is deterministic).
  */
 import { expect, test } from "bun:test"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -58,6 +58,6 @@ test("simulated swarm, random behaviours and churn: no crash, every stepping pee
         rmSync(workDir, { recursive: true, force: true })
       }
     }),
-    { numRuns: 3, endOnFailure: true },
+    { numRuns: 3, endOnFailure: true, ...(process.env["FC_SEED"] === undefined ? {} : { seed: Number(process.env["FC_SEED"]) }) },
   )
 }, 180_000)

@@ -227,11 +227,16 @@ export const simulate = <A, E>(program: Effect.Effect<A, E>, options: { readonly
     internalsOf(root as Fiber.RuntimeFiber<unknown, unknown>)
     let advances = 0
     let done = false
-    root.addObserver((exit) => {
+    let resumed = false
+    const finish = (result: Effect.Effect<Simulated<A>, E>) => {
       done = true
       uninstall()
-      resume(Exit.isSuccess(exit) ? Effect.succeed({ value: exit.value, simulatedMs: clock.elapsedMs, advances, busyMs: Object.fromEntries(live.busyMs) }) : Effect.failCause(exit.cause))
-    })
+      if (resumed) return
+      resumed = true
+      resume(result)
+    }
+    root.addObserver((exit) =>
+      finish(Exit.isSuccess(exit) ? Effect.succeed({ value: exit.value, simulatedMs: clock.elapsedMs, advances, busyMs: Object.fromEntries(live.busyMs) }) : Effect.failCause(exit.cause)))
     const quiescent = () => isIdle(root as Fiber.RuntimeFiber<unknown, unknown>) && [...live.fibers].every(isIdle)
     const drive = async () => {
       let quiet = 0
@@ -250,9 +255,10 @@ export const simulate = <A, E>(program: Effect.Effect<A, E>, options: { readonly
         else await pause(1)
       }
     }
+    // A driver failure (Effect's internals not as expected) is a defect of the simulation; the program is stopped.
     drive().catch((e: unknown) => {
-      if (!done) root.unsafeInterruptAsFork(root.id())
-      console.error("simulator: driver failed", e)
+      root.unsafeInterruptAsFork(root.id())
+      finish(Effect.die(e))
     })
     return Effect.sync(() => root.unsafeInterruptAsFork(root.id()))
   })
