@@ -25,7 +25,8 @@ import { catalogue, runSwarm, swarmSummary } from "@covenant/runtime"
 import type { NodeEvent, PeerBehaviour, SwarmSummary } from "@covenant/runtime"
 import { intArg } from "./support.ts"
 
-const peers = intArg("peers", 10)
+const peerCount = intArg("peers", 10)
+const peers = peerCount
 const windows = intArg("windows", 20)
 const blockMs = intArg("block-ms", 500)
 const blocks = intArg("blocks", 8)
@@ -68,7 +69,7 @@ interface Outcome {
   readonly seconds: number
 }
 
-const run = async (name: string, assigned: ReadonlyArray<string>): Promise<Outcome> => {
+const run = async (name: string, assigned: ReadonlyArray<string>, peers = peerCount): Promise<Outcome> => {
   // Adversaries take the last peer indices, as `covenant swarm --adversary` does.
   const behaviours: Record<number, PeerBehaviour> = {}
   const labels: Record<string, string> = {}
@@ -142,5 +143,9 @@ const report = (o: Outcome) => {
 }
 report(await run("honest", []))
 // The mix first: with the honest run it answers the issue's goal; then each kind alone.
-if (mix.length > 0) report(await run(`${mix.join("+")} (${mix.length} of ${peers})`, mix))
+if (mix.length > 0) {
+  report(await run(`${mix.join("+")} (${mix.length} of ${peers})`, mix))
+  // The issue's yardstick for the mix: the honest peers alone (same identities, hence data).
+  report(await run(`honest, ${peers - mix.length} peers only`, [], peers - mix.length))
+}
 for (const k of kinds) report(await run(`${k} (1 of ${peers})`, [k]))

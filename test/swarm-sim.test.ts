@@ -73,6 +73,10 @@ test("simulated swarm: the same seed gives the same run, event for event, in exa
   // (the adversaries step honestly) holds the validator's model of its window.
   const byWindow = validatorRounds(a.events)
   for (let w = s; w < s + rounds; w++) expect(byWindow.get(w)?.stepped).toBe(true)
+  // Peers register before the validator's first list: it names every one of them.
+  const peerUids = [...new Set(a.events.flatMap((e) => (e._tag === "Joined" && e.role === "peer" ? [e.uid] : [])))].sort((x, y) => x - y)
+  expect(peerUids.length).toBe(peers)
+  expect(byWindow.get(s)!.expected).toEqual(peerUids)
   expect([...byWindow.values()].some((v) => v.gathered.length >= 3)).toBe(true)
   const peerRounds = a.events.filter((e): e is Extract<NodeEvent, { _tag: "Round" }> => e._tag === "Round" && e.role === "peer")
   expect(peerRounds.length).toBeGreaterThan(0)
