@@ -3,7 +3,8 @@
  * identities) runs honest-only, then with each catalogue kind alone at 1 of N peers, then with a
  * mix at 3 of N. Per run: windows until every adversary's weight is 0 (as the validator's Scoring
  * sets it: the Gauntlet by default, `--scoring equal` for the equal-weight baseline, under which
- * it never is), the share of listed windows in which
+ * it never is), the windows in which an adversary was nevertheless paid (weight > 0) and how many
+ * honest peers were never paid (the Gauntlet pays its top-ranked peers only), the share of listed windows in which
  * adversaries were aggregated, the final eval loss against the honest run's, and the validator's
  * time per window.
  *
@@ -123,11 +124,21 @@ const aggregatedShare = (o: Outcome): number | null => {
   return listed === 0 ? null : aggregated / listed
 }
 
+/** Windows (with weights set) in which any adversary had weight > 0: paid despite its attack. */
+const adversaryPaid = (o: Outcome): number | null =>
+  o.adversaries.length === 0 ? null : o.summary.windows.filter((w) => Object.keys(w.weights).length > 0 && o.adversaries.some((uid) => (w.weights[String(uid)] ?? 0) > 0)).length
+
+/** Honest peers never paid in the run (the Gauntlet pays its top-ranked peers only, so some honest ones go unpaid anyway). */
+const honestNeverPaid = (o: Outcome): number => {
+  const weighted = o.summary.windows.filter((w) => Object.keys(w.weights).length > 0)
+  return o.summary.peers.filter((p) => p.behaviour === "honest" && weighted.every((w) => (w.weights[String(p.uid)] ?? 0) === 0)).length
+}
+
 const finalLoss = (o: Outcome): number | null => [...o.summary.windows].reverse().find((w) => w.evalLoss !== null)?.evalLoss ?? null
 
 console.log(`${peers} peers + 1 validator, ${windows} windows of ${blocks} x ${blockMs} ms (debug model, seed ${spec.seed}), scoring: ${scoring}, clock: ${clock}`)
 const fmt = (x: number | null, d: number) => (x === null ? "-" : x.toFixed(d))
-console.log(`run                                   until weight 0   adversary aggregated   final eval loss   vs honest   ${clock === "simulated" ? "validator busy ms/window" : "validator ms/window (outside gather)"}   wall s${clock === "simulated" ? "   simulated s" : ""}`)
+console.log(`run                                   until weight 0   paid windows   honest never paid   adversary aggregated   final eval loss   vs honest   ${clock === "simulated" ? "validator busy ms/window" : "validator ms/window (outside gather)"}   wall s${clock === "simulated" ? "   simulated s" : ""}`)
 const outcomes: Outcome[] = []
 // Each row as soon as its run ends (and --out rewritten), so a study cut short keeps what it ran.
 const report = (o: Outcome) => {
@@ -137,9 +148,9 @@ const report = (o: Outcome) => {
   const until = windowsUntilZero(o)
   const share = aggregatedShare(o)
   console.log(
-    `${o.name.padEnd(38)} ${(o.adversaries.length === 0 ? "-" : until === null ? "never" : String(until)).padStart(14)}   ${(share === null ? "-" : `${(100 * share).toFixed(0)} %`).padStart(20)}   ${fmt(loss, 4).padStart(15)}   ${(loss === null || honestLoss === null ? "-" : (loss - honestLoss >= 0 ? "+" : "") + (loss - honestLoss).toFixed(4)).padStart(9)}   ${clock === "simulated" ? o.validatorMs.toFixed(0).padStart(24) : `${o.validatorMs.toFixed(0).padStart(19)} (${o.validatorOutsideGatherMs.toFixed(0)})`}   ${o.seconds.toFixed(0).padStart(6)}${o.simulatedS === null ? "" : o.simulatedS.toFixed(0).padStart(14)}`,
+    `${o.name.padEnd(38)} ${(o.adversaries.length === 0 ? "-" : until === null ? "never" : String(until)).padStart(14)}   ${fmt(adversaryPaid(o), 0).padStart(12)}   ${String(honestNeverPaid(o)).padStart(17)}   ${(share === null ? "-" : `${(100 * share).toFixed(0)} %`).padStart(20)}   ${fmt(loss, 4).padStart(15)}   ${(loss === null || honestLoss === null ? "-" : (loss - honestLoss >= 0 ? "+" : "") + (loss - honestLoss).toFixed(4)).padStart(9)}   ${clock === "simulated" ? o.validatorMs.toFixed(0).padStart(24) : `${o.validatorMs.toFixed(0).padStart(19)} (${o.validatorOutsideGatherMs.toFixed(0)})`}   ${o.seconds.toFixed(0).padStart(6)}${o.simulatedS === null ? "" : o.simulatedS.toFixed(0).padStart(14)}`,
   )
-  if (out !== undefined) writeFileSync(out, JSON.stringify(outcomes.map((x) => ({ ...x, windowsUntilZero: windowsUntilZero(x), aggregatedShare: aggregatedShare(x), finalLoss: finalLoss(x) })), null, 2) + "\n")
+  if (out !== undefined) writeFileSync(out, JSON.stringify(outcomes.map((x) => ({ ...x, windowsUntilZero: windowsUntilZero(x), adversaryPaid: adversaryPaid(x), honestNeverPaid: honestNeverPaid(x), aggregatedShare: aggregatedShare(x), finalLoss: finalLoss(x) })), null, 2) + "\n")
 }
 report(await run("honest", []))
 // The mix first: with the honest run it answers the issue's goal; then each kind alone.
