@@ -3,12 +3,19 @@
  * identities) runs honest-only, then with each catalogue kind alone at 1 of N peers, then with a
  * mix at 3 of N. Per run: windows until every adversary's weight is 0 (as the validator's Scoring
  * sets it: the Gauntlet by default, `--scoring equal` for the equal-weight baseline, under which
- * it never is), the share of listed windows in which
+ * it never is), the windows in which an adversary was nevertheless paid (weight > 0) and how many
+ * honest peers were never paid (the Gauntlet pays its top-ranked peers only), the share of listed windows in which
  * adversaries were aggregated, the final eval loss against the honest run's, and the validator's
- * time per window (all of it, and outside the gather's wait for the upload interval).
+ * time per window.
+ *
+ * Runs on the simulated clock by default (runSwarm clock: "simulated": reproducible from the seed,
+ * compute time only); the validator's time per window is then the wall time its own fibers ran
+ * (the simulator's busyMs). `--clock wall` runs on the wall clock, over the filesystem store and
+ * the loopback chain, where it is the validator's round time (all of it, and outside the gather's
+ * wait for the upload interval).
  *
  *   bun bench/adversaries.ts [--peers 10] [--windows 20] [--block-ms 500] [--blocks 8] [--scoring gauntlet|equal] [--evaluations 4]
- *                            [--kinds sign-flip,scaled,...] [--mix sign-flip,copycat,noise] [--out results.json]
+ *                            [--kinds sign-flip,scaled,...] [--mix sign-flip,copycat,noise] [--clock simulated|wall] [--out results.json]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -19,7 +26,8 @@ import { catalogue, runSwarm, swarmSummary } from "@covenant/runtime"
 import type { NodeEvent, PeerBehaviour, SwarmSummary } from "@covenant/runtime"
 import { intArg } from "./support.ts"
 
-const peers = intArg("peers", 10)
+const peerCount = intArg("peers", 10)
+const peers = peerCount
 const windows = intArg("windows", 20)
 const blockMs = intArg("block-ms", 500)
 const blocks = intArg("blocks", 8)
@@ -32,6 +40,9 @@ const mix = listArg("mix", ["sign-flip", "copycat", "noise"])
 const scoringIndex = process.argv.indexOf("--scoring")
 const scoring = scoringIndex >= 0 ? process.argv[scoringIndex + 1] : "gauntlet"
 if (scoring !== "gauntlet" && scoring !== "equal") throw new Error(`--scoring takes gauntlet or equal, got ${scoring}`)
+const clockIndex = process.argv.indexOf("--clock")
+const clock = clockIndex >= 0 ? process.argv[clockIndex + 1] : "simulated"
+if (clock !== "simulated" && clock !== "wall") throw new Error(`--clock takes simulated or wall, got ${clock}`)
 const outIndex = process.argv.indexOf("--out")
 const out = outIndex >= 0 ? process.argv[outIndex + 1] : undefined
 for (const k of [...kinds, ...mix]) if (catalogue[k] === undefined) throw new Error(`unknown behaviour ${k} (known: ${Object.keys(catalogue).join(", ")})`)
@@ -54,10 +65,12 @@ interface Outcome {
   readonly adversaries: number[]
   readonly validatorMs: number
   readonly validatorOutsideGatherMs: number
+  /** Simulated seconds the run took (null on the wall clock). */
+  readonly simulatedS: number | null
   readonly seconds: number
 }
 
-const run = async (name: string, assigned: ReadonlyArray<string>): Promise<Outcome> => {
+const run = async (name: string, assigned: ReadonlyArray<string>, peers = peerCount): Promise<Outcome> => {
   // Adversaries take the last peer indices, as `covenant swarm --adversary` does.
   const behaviours: Record<number, PeerBehaviour> = {}
   const labels: Record<string, string> = {}
@@ -68,7 +81,7 @@ const run = async (name: string, assigned: ReadonlyArray<string>): Promise<Outco
   const workDir = mkdtempSync(join(tmpdir(), "covenant-bench-adv-"))
   const began = performance.now()
   try {
-    const { events } = await Effect.runPromise(runSwarm({ spec, peers, rounds: windows, workDir, behaviours, scoring }))
+    const { events, simulated } = await Effect.runPromise(runSwarm({ spec, peers, rounds: windows, workDir, behaviours, scoring, clock }))
     const summary = swarmSummary(events, labels)
     type Round = Extract<NodeEvent, { _tag: "Round" }>
     const v = events.filter((e): e is Round => e._tag === "Round" && e.role === "validator")
@@ -77,8 +90,10 @@ const run = async (name: string, assigned: ReadonlyArray<string>): Promise<Outco
       name,
       summary,
       adversaries: summary.peers.filter((p) => p.behaviour !== "honest").map((p) => p.uid),
-      validatorMs: mean(v.map((e) => e.roundMs)),
-      validatorOutsideGatherMs: mean(v.map((e) => e.roundMs - (e.phaseMs["gather"] ?? 0))),
+      // Simulated: the validator's own running time (its rounds' wall time would include the peers' compute).
+      validatorMs: simulated === undefined ? mean(v.map((e) => e.roundMs)) : (simulated.busyMs["validator-0"] ?? 0) / Math.max(1, v.length),
+      validatorOutsideGatherMs: simulated === undefined ? mean(v.map((e) => e.roundMs - (e.phaseMs["gather"] ?? 0))) : (simulated.busyMs["validator-0"] ?? 0) / Math.max(1, v.length),
+      simulatedS: simulated === undefined ? null : simulated.elapsedMs / 1000,
       seconds: (performance.now() - began) / 1000,
     }
   } finally {
@@ -109,23 +124,39 @@ const aggregatedShare = (o: Outcome): number | null => {
   return listed === 0 ? null : aggregated / listed
 }
 
+/** Windows (with weights set) in which any adversary had weight > 0: paid despite its attack. */
+const adversaryPaid = (o: Outcome): number | null =>
+  o.adversaries.length === 0 ? null : o.summary.windows.filter((w) => Object.keys(w.weights).length > 0 && o.adversaries.some((uid) => (w.weights[String(uid)] ?? 0) > 0)).length
+
+/** Honest peers never paid in the run (the Gauntlet pays its top-ranked peers only, so some honest ones go unpaid anyway). */
+const honestNeverPaid = (o: Outcome): number => {
+  const weighted = o.summary.windows.filter((w) => Object.keys(w.weights).length > 0)
+  return o.summary.peers.filter((p) => p.behaviour === "honest" && weighted.every((w) => (w.weights[String(p.uid)] ?? 0) === 0)).length
+}
+
 const finalLoss = (o: Outcome): number | null => [...o.summary.windows].reverse().find((w) => w.evalLoss !== null)?.evalLoss ?? null
 
-console.log(`${peers} peers + 1 validator, ${windows} windows of ${blocks} x ${blockMs} ms (debug model, seed ${spec.seed}), scoring: ${scoring}`)
-const outcomes: Outcome[] = []
-outcomes.push(await run("honest", []))
-for (const k of kinds) outcomes.push(await run(`${k} (1 of ${peers})`, [k]))
-if (mix.length > 0) outcomes.push(await run(`${mix.join("+")} (${mix.length} of ${peers})`, mix))
-
-const honestLoss = finalLoss(outcomes[0]!)
+console.log(`${peers} peers + 1 validator, ${windows} windows of ${blocks} x ${blockMs} ms (debug model, seed ${spec.seed}), scoring: ${scoring}, clock: ${clock}`)
 const fmt = (x: number | null, d: number) => (x === null ? "-" : x.toFixed(d))
-console.log("run                                   until weight 0   adversary aggregated   final eval loss   vs honest   validator ms/window (outside gather)   wall s")
-for (const o of outcomes) {
+console.log(`run                                   until weight 0   paid windows   honest never paid   adversary aggregated   final eval loss   vs honest   ${clock === "simulated" ? "validator busy ms/window" : "validator ms/window (outside gather)"}   wall s${clock === "simulated" ? "   simulated s" : ""}`)
+const outcomes: Outcome[] = []
+// Each row as soon as its run ends (and --out rewritten), so a study cut short keeps what it ran.
+const report = (o: Outcome) => {
+  outcomes.push(o)
+  const honestLoss = finalLoss(outcomes[0]!)
   const loss = finalLoss(o)
   const until = windowsUntilZero(o)
   const share = aggregatedShare(o)
   console.log(
-    `${o.name.padEnd(38)} ${(o.adversaries.length === 0 ? "-" : until === null ? "never" : String(until)).padStart(14)}   ${(share === null ? "-" : `${(100 * share).toFixed(0)} %`).padStart(20)}   ${fmt(loss, 4).padStart(15)}   ${(loss === null || honestLoss === null ? "-" : (loss - honestLoss >= 0 ? "+" : "") + (loss - honestLoss).toFixed(4)).padStart(9)}   ${o.validatorMs.toFixed(0).padStart(19)} (${o.validatorOutsideGatherMs.toFixed(0)})   ${o.seconds.toFixed(0).padStart(14)}`,
+    `${o.name.padEnd(38)} ${(o.adversaries.length === 0 ? "-" : until === null ? "never" : String(until)).padStart(14)}   ${fmt(adversaryPaid(o), 0).padStart(12)}   ${String(honestNeverPaid(o)).padStart(17)}   ${(share === null ? "-" : `${(100 * share).toFixed(0)} %`).padStart(20)}   ${fmt(loss, 4).padStart(15)}   ${(loss === null || honestLoss === null ? "-" : (loss - honestLoss >= 0 ? "+" : "") + (loss - honestLoss).toFixed(4)).padStart(9)}   ${clock === "simulated" ? o.validatorMs.toFixed(0).padStart(24) : `${o.validatorMs.toFixed(0).padStart(19)} (${o.validatorOutsideGatherMs.toFixed(0)})`}   ${o.seconds.toFixed(0).padStart(6)}${o.simulatedS === null ? "" : o.simulatedS.toFixed(0).padStart(14)}`,
   )
+  if (out !== undefined) writeFileSync(out, JSON.stringify(outcomes.map((x) => ({ ...x, windowsUntilZero: windowsUntilZero(x), adversaryPaid: adversaryPaid(x), honestNeverPaid: honestNeverPaid(x), aggregatedShare: aggregatedShare(x), finalLoss: finalLoss(x) })), null, 2) + "\n")
 }
-if (out !== undefined) writeFileSync(out, JSON.stringify(outcomes.map((o) => ({ ...o, windowsUntilZero: windowsUntilZero(o), aggregatedShare: aggregatedShare(o), finalLoss: finalLoss(o) })), null, 2) + "\n")
+report(await run("honest", []))
+// The mix first: with the honest run it answers the issue's goal; then each kind alone.
+if (mix.length > 0) {
+  report(await run(`${mix.join("+")} (${mix.length} of ${peers})`, mix))
+  // The issue's yardstick for the mix: the honest peers alone (same identities, hence data).
+  report(await run(`honest, ${peers - mix.length} peers only`, [], peers - mix.length))
+}
+for (const k of kinds) report(await run(`${k} (1 of ${peers})`, [k]))

@@ -6,7 +6,7 @@ export * from "./errors.ts";
 export * from "./Identity.ts";
 export { LocalChain, makeLocalChain } from "./local/LocalChain.ts";
 export type { LocalChainShape } from "./local/LocalChain.ts";
-export { layerLocal, layerLocalAuto, layerLocalClient, readOwnerUrl } from "./local/layers.ts";
+export { layerLocal, layerLocalAuto, layerLocalBackend, layerLocalClient, readOwnerUrl } from "./local/layers.ts";
 export type { LocalBackend, LocalView } from "./local/backend.ts";
 export { connectBackend } from "./local/client.ts";
 export type { LocalClientOptions } from "./local/client.ts";

@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import { Chain } from "../Chain.ts";
 import type { ChainError } from "../errors.ts";
 import type { Identity } from "../Identity.ts";
+import type { LocalBackend } from "./backend.ts";
 import type { LocalClientOptions } from "./client.ts";
 import { connectBackend } from "./client.ts";
 import { LocalChain, makeLocalChain } from "./LocalChain.ts";
@@ -37,6 +38,13 @@ export const layerLocal = (options: LayerLocalOptions): Layer.Layer<Chain | Loca
       return yield* makeLocalChain(backend, options.identity);
     }),
   );
+
+/**
+ * Each node's `Chain` over a backend this process holds (e.g. `openMemoryBackend()`, shared by the
+ * nodes of an in-process simulation), signing with the identity's hotkey.
+ */
+export const layerLocalBackend = (backend: LocalBackend, identity: Identity): Layer.Layer<Chain | LocalChain> =>
+  provideBoth(makeLocalChain(backend, identity));
 
 /** A local chain owned by another process, reached on loopback; the same `Chain` as the owner's. */
 export const layerLocalClient = (

@@ -125,6 +125,7 @@ const swarmOptions = {
   dir: F.dir,
   adversary: F.adversary,
   scoring: F.scoring,
+  clock: F.clock,
   summary: F.summary,
   report: F.report,
 }
@@ -210,7 +211,7 @@ const swarm = (source: RunSpec, flags: SwarmFlags) =>
     }
     const dataS3 = dataS3ConfigFromEnv(process.env)
     const result = yield* runSwarm({
-      spec, peers: flags.peers, rounds: flags.windows, workDir, transport, backend, onEvent, scoring: flags.scoring, behaviours: adversaries.behaviours,
+      spec, peers: flags.peers, rounds: flags.windows, workDir, transport, backend, onEvent, scoring: flags.scoring, clock: flags.clock, behaviours: adversaries.behaviours,
       ...(dataS3 === undefined ? {} : { dataS3 }),
     })
     console.log(progressLine(result.events, Math.max(...seen), start, flags.windows))

@@ -13,6 +13,7 @@ import { join } from "node:path"
 import { NPY_PREFIX_BYTES, npyHeaderLength, parseNpyHeader } from "@covenant/gpu-webgpu"
 import type { NpyHeader } from "@covenant/gpu-webgpu"
 import { Deferred, Duration, Effect, Either, Exit, FiberId, Layer, Schedule, Schema } from "effect"
+import * as External from "../sim/external.ts"
 import type { Scope } from "effect"
 import { Transport, Unavailable, isTransient } from "@covenant/transport"
 import type { StoreError } from "@covenant/transport"
@@ -102,7 +103,7 @@ class Lru<V extends { readonly byteLength: number }> {
  */
 const openDiskCache = (dir: string, maxBytes: number, sampleBytes: number) =>
   Effect.gen(function* () {
-    const io = <A>(run: () => Promise<A>) => Effect.tryPromise({ try: run, catch: (cause) => new DataIoError({ path: dir, reason: describeCause(cause) }) })
+    const io = <A>(run: () => Promise<A>) => External.tryPromise({ try: run, catch: (cause) => new DataIoError({ path: dir, reason: describeCause(cause) }) })
     yield* io(() => mkdir(dir, { recursive: true }))
     const entries = new Map<number, number>() // id -> bytes, in LRU order
     let total = 0
@@ -112,7 +113,7 @@ const openDiskCache = (dir: string, maxBytes: number, sampleBytes: number) =>
       return infos.sort((a, b) => a.s.mtimeMs - b.s.mtimeMs).map(({ id, s }) => ({ id, size: s.size }))
     })
     const fileOf = (id: number) => join(dir, `${id}.u32`)
-    const evict = Effect.promise(async () => {
+    const evict = External.promise(async () => {
       for (const [id, size] of entries) {
         if (total <= maxBytes) break
         entries.delete(id)
@@ -130,7 +131,7 @@ const openDiskCache = (dir: string, maxBytes: number, sampleBytes: number) =>
       get: (id: number): Effect.Effect<Uint32Array | undefined> =>
         Effect.suspend(() => {
           if (!entries.has(id)) return Effect.succeed(undefined)
-          return Effect.promise(async () => {
+          return External.promise(async () => {
             const size = entries.get(id)!
             entries.delete(id)
             try {
@@ -148,7 +149,7 @@ const openDiskCache = (dir: string, maxBytes: number, sampleBytes: number) =>
       put: (id: number, sample: Uint32Array): Effect.Effect<void> =>
         Effect.suspend(() => {
           if (sample.byteLength > maxBytes || entries.has(id)) return Effect.void
-          return Effect.promise(async () => {
+          return External.promise(async () => {
             const tmp = `${fileOf(id)}.${process.pid}.tmp`
             try {
               await writeFile(tmp, new Uint8Array(sample.buffer, sample.byteOffset, sample.byteLength))

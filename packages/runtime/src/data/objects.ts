@@ -7,6 +7,7 @@
 import { open, readFile, stat } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect, Either } from "effect"
+import * as External from "../sim/external.ts"
 import { InvalidRange, NotFound, Unauthorized, Unavailable } from "@covenant/transport"
 import type { BucketLocation, StoreError, TransportService } from "@covenant/transport"
 import { DataIoError, describeCause } from "./errors.ts"
@@ -41,9 +42,9 @@ const fsError = (file: string) => (cause: unknown): StoreError => {
 /** The files of a local folder. */
 export const fileObjects = (dir: string): ShardObjects => ({
   uri: dir,
-  read: (name) => Effect.tryPromise({ try: () => readFile(join(dir, name)), catch: fsError(join(dir, name)) }).pipe(Effect.map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength))),
+  read: (name) => External.tryPromise({ try: () => readFile(join(dir, name)), catch: fsError(join(dir, name)) }).pipe(Effect.map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength))),
   readRange: (name, offset, length) =>
-    Effect.tryPromise({
+    External.tryPromise({
       try: async () => {
         const handle = await open(join(dir, name), "r")
         try {
@@ -66,7 +67,7 @@ export const fileObjects = (dir: string): ShardObjects => ({
       Effect.flatMap(({ size, bytes }) =>
         bytes === undefined ? Effect.fail(new InvalidRange({ bucket: "", key: join(dir, name), offset, length, size })) : Effect.succeed(bytes)),
     ),
-  size: (name) => Effect.tryPromise({ try: async () => (await stat(join(dir, name))).size, catch: fsError(join(dir, name)) }),
+  size: (name) => External.tryPromise({ try: async () => (await stat(join(dir, name))).size, catch: fsError(join(dir, name)) }),
 })
 
 /** `s3://bucket/prefix` as a bucket and a key prefix ("" or ending in "/"). */

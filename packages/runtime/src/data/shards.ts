@@ -9,6 +9,7 @@ import type { FileHandle } from "node:fs/promises"
 import { join } from "node:path"
 import { NPY_PREFIX_BYTES, npyHeaderLength, parseNpyHeader } from "@covenant/gpu-webgpu"
 import { Context, Effect, Either, Layer, Schema } from "effect"
+import * as External from "../sim/external.ts"
 import type { Scope } from "effect"
 import { DataIoError, ManifestError, SampleOutOfRangeError, ShardCorruptError, describeCause } from "./errors.ts"
 import { MANIFEST_FILE, Manifest } from "./manifest.ts"
@@ -67,7 +68,7 @@ interface OpenShard {
 const corrupt = (file: string, reason: string) => new ShardCorruptError({ file, reason })
 
 const readAt = (handle: FileHandle, file: string, position: number, length: number) =>
-  Effect.tryPromise({
+  External.tryPromise({
     try: async () => {
       const buffer = new Uint8Array(length)
       const { bytesRead } = await handle.read(buffer, 0, length, position)
@@ -96,13 +97,13 @@ const openChecked = (dir: string, name: string, shape: readonly number[], sha256
   Effect.gen(function* () {
     const path = join(dir, name)
     const handle = yield* Effect.acquireRelease(
-      Effect.tryPromise({
+      External.tryPromise({
         try: () => open(path, "r"),
         catch: (cause) => corrupt(name, `cannot open: ${describeCause(cause)}`),
       }),
-      (h) => Effect.promise(() => h.close()),
+      (h) => External.promise(() => h.close()),
     )
-    const size = yield* Effect.tryPromise({
+    const size = yield* External.tryPromise({
       try: async () => (await handle.stat()).size,
       catch: (cause) => new DataIoError({ path, reason: describeCause(cause) }),
     })
@@ -126,7 +127,7 @@ const openChecked = (dir: string, name: string, shape: readonly number[], sha256
 /** Reads and decodes `manifest.json` of a shard folder. */
 export const readManifest = (dir: string): Effect.Effect<Manifest, ManifestError> => {
   const file = join(dir, MANIFEST_FILE)
-  return Effect.tryPromise({
+  return External.tryPromise({
     try: () => readFile(file, "utf-8"),
     catch: (cause) => new ManifestError({ file, reason: describeCause(cause) }),
   }).pipe(

@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises"
 import { basename, dirname, join } from "node:path"
 import { Tokenizer } from "@huggingface/tokenizers"
 import { Effect, Schema } from "effect"
+import * as External from "../sim/external.ts"
 import { DataIoError, TokenizerError, describeCause } from "./errors.ts"
 import type { TokenizerInfo } from "./manifest.ts"
 
@@ -53,7 +54,7 @@ const tokenContent = (spec: typeof TokenSpec.Type | null | undefined): string | 
   spec === null || spec === undefined ? undefined : typeof spec === "string" ? spec : spec.content
 
 const readText = (path: string) =>
-  Effect.tryPromise({
+  External.tryPromise({
     try: () => readFile(path),
     catch: (cause) => new DataIoError({ path, reason: describeCause(cause) }),
   })

@@ -4,7 +4,7 @@
  * publishes the run), and the leader's start
  * window, peer lists, aggregation records and debug slices.
  */
-import { Duration, Effect, Either, Option, Schema } from "effect"
+import { Clock, Duration, Effect, Either, Option, Schema } from "effect"
 import { Chain } from "@covenant/chain"
 import type { Commitment, Identity } from "@covenant/chain"
 import {
@@ -255,7 +255,7 @@ export const gatherWindow = (
     const start = yield* Effect.mapError(chain.windowStartTime(window + 1), inPhase("gather"))
     const interval = uploadInterval(start, p.uploadWindowMs)
     const slack = gatherSlackMs(p, transport.timeResolutionMs)
-    const wait = Math.max(0, interval.end + slack - Date.now())
+    const wait = Math.max(0, interval.end + slack - (yield* Clock.currentTimeMillis))
     const locations = new Map<number, BucketLocation>()
     const hotkeys = new Map<number, string>()
     for (const uid of uids) {

@@ -2,7 +2,7 @@
  * What peers and validators share: their configuration, the events they report, their data, how
  * they find the run's start and initial model, and how a node that fell behind replays windows.
  */
-import { Duration, Effect, Either } from "effect"
+import { Clock, Duration, Effect, Either } from "effect"
 import type { Chain, Commitment, Identity } from "@covenant/chain"
 import type { RunSpec } from "@covenant/dsl"
 import { outerLrAt } from "@covenant/dsl"
@@ -151,8 +151,9 @@ export const awaitStart = (address: RunAddress, spec: RunSpec): Effect.Effect<nu
         const start = yield* fetchStartWindow(dir, address)
         if (start !== undefined) return start
       }
-      if (Date.now() - saidAt >= waitReportMs(p.blocksPerWindow, p.blockTimeMs, pollMs(spec))) {
-        saidAt = Date.now()
+      const now = yield* Clock.currentTimeMillis
+      if (now - saidAt >= waitReportMs(p.blocksPerWindow, p.blockTimeMs, pollMs(spec))) {
+        saidAt = now
         yield* Effect.logInfo(describeStartWait(dir, address))
       }
       yield* Effect.sleep(Duration.millis(pollMs(spec)))

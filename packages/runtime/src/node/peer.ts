@@ -5,7 +5,8 @@
  * was down first replays the windows it missed, then checks itself against the leader's debug
  * values, and only then trains the live window (it never ends one window behind).
  */
-import { Duration, Effect, Either } from "effect"
+import { Clock, Duration, Effect, Either } from "effect"
+import * as External from "../sim/external.ts"
 import { Chain } from "@covenant/chain"
 import { innerLrAt } from "@covenant/dsl"
 import { Engine, Trainer } from "@covenant/gpu-webgpu"
@@ -159,7 +160,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
                 // The update first: it is the one with a deadline.
                 const up = performance.now()
                 yield* publishGradient(me, address, window, upload)
-                const at = Date.now()
+                const at = yield* Clock.currentTimeMillis
                 const uploadMs = performance.now() - up
                 yield* publishDebug(me, address, startSlice)
                 const opens = yield* Effect.mapError(Effect.flatMap(Chain, (c) => c.windowStartTime(window + 1)), inPhase("publish"))
@@ -217,13 +218,13 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
 const noticeKind = { Late: "late", LateSummary: "late-summary", OnTimeAgain: "on-time-again" } as const
 
 const exportOptimizer = (trainer: Trainer) =>
-  Effect.tryPromise({ try: () => trainer.exportOptimizerState(), catch: (e) => new RuntimeError({ phase: "state", reason: String(e) }) })
+  External.tryPromise({ try: () => trainer.exportOptimizerState(), catch: (e) => new RuntimeError({ phase: "state", reason: String(e) }) })
 
 /** Compares this node's model with the leader's debug slice of `window` (waits up to one window for it). */
 const checkAgainstLeader = (cfg: NodeConfig, window: number, state: RoundState): Effect.Effect<number | null, RuntimeError, Chain | Transport> =>
   Effect.gen(function* () {
-    const deadline = Date.now() + cfg.spec.participation.blocksPerWindow * cfg.spec.participation.blockTimeMs
-    while (Date.now() < deadline) {
+    const deadline = (yield* Clock.currentTimeMillis) + cfg.spec.participation.blocksPerWindow * cfg.spec.participation.blockTimeMs
+    while ((yield* Clock.currentTimeMillis) < deadline) {
       const dir = yield* readDirectory
       const slice = yield* Effect.either(fetchLeaderDebug(dir, cfg.address, window))
       if (Either.isRight(slice) && slice.right !== undefined) {

@@ -8,6 +8,7 @@
 import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect, Either, Schema } from "effect"
+import * as External from "../sim/external.ts"
 import { decodeCheckpoint, decodeSafetensors, encodeCheckpoint, encodeSafetensors } from "@covenant/gpu-webgpu"
 import type { LlamaSpec, OptimizerState } from "@covenant/gpu-webgpu"
 import { RuntimeError } from "../errors.ts"
@@ -27,7 +28,7 @@ export interface NodeState {
 const Latest = Schema.parseJson(Schema.Struct({ window: Schema.Int.pipe(Schema.nonNegative()), folder: Schema.String }))
 
 const io = <A>(path: string, run: () => Promise<A>) =>
-  Effect.tryPromise({ try: run, catch: (cause) => new RuntimeError({ phase: "state", reason: `${path}: ${String(cause)}` }) })
+  External.tryPromise({ try: run, catch: (cause) => new RuntimeError({ phase: "state", reason: `${path}: ${String(cause)}` }) })
 
 /** Writes bytes under a temp name and renames: readers never see half a file. */
 export const writeAtomic = (path: string, bytes: Uint8Array | string) =>

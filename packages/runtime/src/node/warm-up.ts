@@ -4,6 +4,7 @@
  * that cannot fit is refused with the reason, unless the operator accepted it (--accept-slow).
  */
 import { Effect, Either } from "effect"
+import * as External from "../sim/external.ts"
 import { initLlamaParameters, Engine, Trainer } from "@covenant/gpu-webgpu"
 import { Transport } from "@covenant/transport"
 import { RuntimeError } from "../errors.ts"
@@ -29,7 +30,7 @@ export const measureStep = (cfg: Pick<NodeConfig, "spec" | "shards">): Effect.Ef
       }),
       (t) => Effect.sync(() => t.dispose()),
     )
-    const step = (i: number) => Effect.tryPromise({ try: () => trainer.step(data.batches[i % data.batches.length]!, data.shape), catch: (e) => new RuntimeError({ phase: "warm-up", reason: String(e) }) })
+    const step = (i: number) => External.tryPromise({ try: () => trainer.step(data.batches[i % data.batches.length]!, data.shape), catch: (e) => new RuntimeError({ phase: "warm-up", reason: String(e) }) })
     // The first step compiles and allocates; the faster of the next two is the step's cost.
     yield* step(0)
     let best = Number.POSITIVE_INFINITY

@@ -1,5 +1,6 @@
 /** Loss of a set of parameters on fixed token batches, without gradients (validators' model loss). */
 import { Effect } from "effect"
+import * as External from "../sim/external.ts"
 import { LlamaModel } from "@covenant/gpu-webgpu"
 import type { Engine, LlamaSpec } from "@covenant/gpu-webgpu"
 import { RuntimeError } from "../errors.ts"
@@ -11,7 +12,7 @@ export const evalLoss = (
   batches: ReadonlyArray<Int32Array>,
   shape: readonly [number, number],
 ): Effect.Effect<number, RuntimeError> =>
-  Effect.tryPromise({
+  External.tryPromise({
     try: async () => {
       const model = LlamaModel.create(engine, spec, params)
       try {

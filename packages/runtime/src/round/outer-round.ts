@@ -14,6 +14,7 @@
  * all nodes hold bitwise-identical parameters after the step.
  */
 import { Effect, Either } from "effect"
+import * as External from "../sim/external.ts"
 import type { Trainer } from "@covenant/gpu-webgpu"
 import { aggregate, compress, meanDense, nesterovStep, outerStep } from "@covenant/sparseloco"
 import type { Manifest, TensorUpdate, UpdateMessage, WireTensor } from "@covenant/sparseloco"
@@ -73,9 +74,9 @@ export const outerRound = <R>(state: RoundState, input: RoundInput, io: RoundIo<
     for (let h = 0; h < input.batches.length; h++) {
       input.beforeStep?.(h)
       const ids = input.batches[h]!
-      losses.push(yield* Effect.tryPromise({ try: () => trainer.step(ids, input.batchShape), catch: (e) => fail("inner", String(e)) }))
+      losses.push(yield* External.tryPromise({ try: () => trainer.step(ids, input.batchShape), catch: (e) => fail("inner", String(e)) }))
     }
-    const thetaH = yield* Effect.tryPromise({ try: () => trainer.readParameters(), catch: (e) => fail("inner", String(e)) })
+    const thetaH = yield* External.tryPromise({ try: () => trainer.readParameters(), catch: (e) => fail("inner", String(e)) })
     const compute = now() - t
     t = now()
     // delta <- theta0 - theta_H ; params <- theta0

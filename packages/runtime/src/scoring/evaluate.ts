@@ -6,6 +6,7 @@
  * stays bit for bit what it was.
  */
 import { Effect, Either } from "effect"
+import * as External from "../sim/external.ts"
 import type { RunSpec } from "@covenant/dsl"
 import { LlamaModel } from "@covenant/gpu-webgpu"
 import type { Engine } from "@covenant/gpu-webgpu"
@@ -35,7 +36,7 @@ export const lossesOn = (
   batches: ReadonlyArray<{ readonly ids: Int32Array; readonly rows: number }>,
   seqLen: number,
 ): Effect.Effect<number[], RuntimeError> =>
-  Effect.tryPromise({
+  External.tryPromise({
     try: async () => {
       const model = LlamaModel.create(engine, spec.model, params)
       try {

@@ -3,17 +3,21 @@
  * feedback, data assignment, identity, bucket and state folder, over the real transport layer
  * (filesystem or S3) and a real local chain (owned here, reached by every node over loopback,
  * blocks accelerated). Peers can be killed and (re)started at given rounds to exercise churn.
+ *
+ * `clock: "simulated"` runs the same nodes on the simulator (sim/simulator.ts): a simulated clock,
+ * the in-memory store stamped by it and the in-memory chain producing blocks on it, so a run is
+ * reproducible and takes its compute time only.
  */
 import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import { Duration, Effect, Either, Exit, Fiber, Layer } from "effect"
-import { identityFromSecret, layerLocal, layerLocalClient, readOwnerUrl } from "@covenant/chain"
-import type { Chain, Commitment, Identity } from "@covenant/chain"
+import { Chain, identityFromSecret, layerLocal, layerLocalBackend, layerLocalClient, openMemoryBackend, readOwnerUrl } from "@covenant/chain"
+import type { Commitment, Identity, LocalChain } from "@covenant/chain"
 import type { RunSpec } from "@covenant/dsl"
 import { EngineCpu, EngineWebGpu } from "@covenant/gpu-webgpu"
 import type { Engine } from "@covenant/gpu-webgpu"
-import { layerFileSystem, layerS3 } from "@covenant/transport"
-import type { BucketLocation, S3TransportConfig, Transport } from "@covenant/transport"
+import { layerFileSystem, layerS3, makeMemoryTransport, Transport } from "@covenant/transport"
+import type { BucketLocation, S3TransportConfig } from "@covenant/transport"
 import type { PeerBehaviour } from "../adversary/behaviour.ts"
 import { RuntimeError, inPhase } from "../errors.ts"
 import { currentWindow } from "../node/clock.ts"
@@ -27,6 +31,7 @@ import { layerGauntlet, ScoringEqual } from "../node/scoring.ts"
 import { ensureValidatorPermit, runValidator } from "../node/validator.ts"
 import { StopRule } from "../node/stop.ts"
 import { openRunData } from "./data.ts"
+import { busyLabel, simulate } from "../sim/simulator.ts"
 
 /** s3: `config` holds the write key (never committed); `read` is the distinct pair nodes commit on chain. */
 export type SwarmTransport = { readonly kind: "fs" } | { readonly kind: "s3"; readonly config: S3TransportConfig; readonly read: S3Keys }
@@ -58,11 +63,30 @@ export interface SwarmOptions {
   readonly scoring?: "gauntlet" | "equal"
   /** Peer index -> its behaviour (adversary/behaviour.ts); peers not named are honest. */
   readonly behaviours?: Readonly<Record<number, PeerBehaviour>>
+  /**
+   * "wall" (default): the wall clock, the chosen transport and the local chain served on loopback.
+   * "simulated": a simulated clock (sim/simulator.ts), the in-memory store and the in-memory chain
+   * (`transport` must be fs or absent: state folders and prepared data stay on disk).
+   */
+  readonly clock?: "wall" | "simulated"
 }
 
 export interface SwarmResult {
   readonly startWindow: number
   readonly events: ReadonlyArray<NodeEvent>
+  /** Chain time (ms) at which the start window began and at which the window after the last began. */
+  readonly windowsSpanMs: { readonly from: number; readonly to: number }
+  /**
+   * Simulated runs only: the simulated time the whole swarm took, the clock's advances, and the
+   * wall time each node's fibers spent running (by node name; the simulator's `busyMs`).
+   */
+  readonly simulated?: { readonly elapsedMs: number; readonly advances: number; readonly busyMs: Readonly<Record<string, number>> }
+}
+
+/** The store and chain every node of one swarm shares: a transport layer and each identity's Chain. */
+interface SwarmInfra {
+  readonly transport: Layer.Layer<Transport>
+  readonly chainFor: (identity: Identity) => Layer.Layer<Chain | LocalChain, RuntimeError>
 }
 
 const bucketOf = (name: string, transport: SwarmTransport): Either.Either<{ own: BucketLocation; commitment: Commitment }, WriteKeyCommitted> => {
@@ -71,7 +95,7 @@ const bucketOf = (name: string, transport: SwarmTransport): Either.Either<{ own:
   return Either.map(s3Commitment(transport.config, bucket, transport.read, transport.config), (commitment) => ({ own: { bucket }, commitment }))
 }
 
-export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, RuntimeError> =>
+const swarmProgram = (options: SwarmOptions): Effect.Effect<Omit<SwarmResult, "simulated">, RuntimeError> =>
   Effect.scoped(
     Effect.gen(function* () {
       const { spec, workDir } = options
@@ -84,27 +108,15 @@ export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, Runt
       mkdirSync(workDir, { recursive: true })
       const shards = yield* openRunData(spec, join(workDir, "data"), options.dataS3 ?? (transport.kind === "s3" ? transport.config : undefined))
 
-      // The chain: owned by this process, served on loopback; every node is a client with its own hotkey.
-      const chainDir = join(workDir, "chain")
-      const ownerIdentity = yield* Effect.mapError(identityFromSecret("//covenant-swarm-chain"), inPhase("identity"))
-      const p = spec.participation
-      yield* Effect.mapError(
-        Layer.build(layerLocal({
-          dir: chainDir,
-          identity: ownerIdentity,
-          params: { blockIntervalMs: p.blockTimeMs, blocksPerWindow: p.blocksPerWindow, weightsRateLimit: 0, permitStake: 1000 },
-        })),
-        inPhase("chain"),
-      )
-      const url = yield* Effect.mapError(readOwnerUrl(chainDir), inPhase("chain"))
-      const transportLayer: Layer.Layer<Transport> = transport.kind === "fs" ? layerFileSystem(join(workDir, "store")) : layerS3(transport.config)
+      const infra = yield* (options.clock === "simulated" ? simulatedInfra(spec) : wallInfra(spec, workDir, transport))
+      const transportLayer = infra.transport
       const engineLayer: Layer.Layer<Engine, RuntimeError> = (options.backend ?? "cpu") === "webgpu"
         ? Layer.mapError(EngineWebGpu, (e) => new RuntimeError({ phase: "engine", reason: e._tag }))
         : EngineCpu
       const address = runAddress(spec)
 
       const nodeLayer = (identity: Identity) =>
-        Layer.mergeAll(transportLayer, Layer.mapError(layerLocalClient(url, identity), inPhase("chain")), options.scoring === "equal" ? ScoringEqual : layerGauntlet(spec.participation))
+        Layer.mergeAll(transportLayer, infra.chainFor(identity), options.scoring === "equal" ? ScoringEqual : layerGauntlet(spec.participation))
 
       const configFor = (name: string, identity: Identity, bucket: { own: BucketLocation; commitment: Commitment }): NodeConfig => ({
         name,
@@ -125,7 +137,11 @@ export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, Runt
       const validatorLayer = options.evaluate === false
         ? nodeLayer(validatorIdentity)
         : Layer.mergeAll(nodeLayer(validatorIdentity), engineLayer)
-      const validator = yield* Effect.fork(Effect.provide(validatorProgram, validatorLayer))
+      const startValidator = Effect.fork(Effect.annotateLogs(Effect.provide(validatorProgram, validatorLayer), busyLabel, "validator-0"))
+      // Simulated, every node reaches the in-memory chain at once: the peers start (and register)
+      // first, so the validator's first peer list names them as a wall-clock swarm's usually does.
+      const simulated = options.clock === "simulated"
+      const validator = simulated ? undefined : yield* startValidator
 
       const peerFibers = new Map<number, Fiber.RuntimeFiber<void, RuntimeError>>()
       const startPeer = (index: number) =>
@@ -134,19 +150,21 @@ export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, Runt
           const behaviour = options.behaviours?.[index]
           const buckets = yield* Effect.mapError(bucketOf(`peer-${index}`, transport), inPhase("credentials"))
           const cfg = { ...configFor(`peer-${index}`, identity, buckets), ...(behaviour === undefined ? {} : { behaviour }) }
-          const fiber = yield* Effect.fork(Effect.provide(runPeer(cfg), Layer.mergeAll(nodeLayer(identity), engineLayer)))
+          const fiber = yield* Effect.fork(Effect.annotateLogs(Effect.provide(runPeer(cfg), Layer.mergeAll(nodeLayer(identity), engineLayer)), busyLabel, cfg.name))
           peerFibers.set(index, fiber)
         })
       for (let i = 0; i < options.peers; i++) yield* startPeer(i)
+      if (simulated) yield* Effect.yieldNow()
+      const validatorFiber = validator ?? (yield* startValidator)
 
       // An observer (no uid) follows the clock to apply churn at the right rounds.
       const observerIdentity = yield* Effect.mapError(identityFromSecret("//covenant-swarm-observer"), inPhase("identity"))
       const observe = <A>(effect: Effect.Effect<A, RuntimeError, Chain | Transport>) =>
-        Effect.provide(effect, Layer.mergeAll(transportLayer, Layer.mapError(layerLocalClient(url, observerIdentity), inPhase("chain"))))
-      const start = yield* Effect.raceFirst(observe(awaitStart(address, spec)), Effect.flatMap(Fiber.join(validator), () => Effect.fail(new RuntimeError({ phase: "swarm", reason: "validator stopped before the start window" }))))
+        Effect.provide(effect, Layer.mergeAll(transportLayer, infra.chainFor(observerIdentity)))
+      const start = yield* Effect.raceFirst(observe(awaitStart(address, spec)), Effect.flatMap(Fiber.join(validatorFiber), () => Effect.fail(new RuntimeError({ phase: "swarm", reason: "validator stopped before the start window" }))))
       const pending = [...(options.churn ?? [])].sort((a, b) => a.round - b.round)
       while (pending.length > 0) {
-        const exit = validator.unsafePoll()
+        const exit = validatorFiber.unsafePoll()
         if (exit !== null) break
         const round = (yield* observe(currentWindow)) - start
         while (pending.length > 0 && pending[0]!.round <= round) {
@@ -161,13 +179,57 @@ export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, Runt
         }
         yield* Effect.sleep(Duration.millis(pollMs(spec)))
       }
-      const validatorExit = yield* Fiber.await(validator)
+      const validatorExit = yield* Fiber.await(validatorFiber)
       if (Exit.isFailure(validatorExit)) {
         yield* Effect.forEach(peerFibers.values(), Fiber.interrupt, { discard: true })
         return yield* Effect.failCause(validatorExit.cause)
       }
       // Peers stop after the same last window; a peer that failed fails the swarm.
       for (const fiber of peerFibers.values()) yield* Fiber.join(fiber)
-      return { startWindow: start, events }
+      const windowsSpanMs = yield* observe(Effect.mapError(Effect.flatMap(Chain, (chain) =>
+        Effect.all({ from: chain.windowStartTime(start), to: chain.windowStartTime(start + options.rounds) })), inPhase("clock")))
+      return { startWindow: start, events, windowsSpanMs }
     }),
-  ).pipe(Effect.withSpan("swarm"))
+  )
+
+export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, RuntimeError> => {
+  if (options.clock !== "simulated") return swarmProgram(options).pipe(Effect.withSpan("swarm"))
+  if (options.transport !== undefined && options.transport.kind !== "fs") {
+    return Effect.fail(new RuntimeError({ phase: "swarm", reason: "a simulated swarm runs on the in-memory store: the s3 transport is for wall-clock swarms" }))
+  }
+  return simulate(swarmProgram(options)).pipe(
+    Effect.map((run): SwarmResult => ({ ...run.value, simulated: { elapsedMs: run.simulatedMs, advances: run.advances, busyMs: run.busyMs } })),
+    Effect.withSpan("swarm"),
+  )
+}
+
+/** The chain owned by this process, served on loopback (every node a client with its own hotkey), and the chosen store. */
+const wallInfra = (spec: RunSpec, workDir: string, transport: SwarmTransport) =>
+  Effect.gen(function* () {
+    const chainDir = join(workDir, "chain")
+    const ownerIdentity = yield* Effect.mapError(identityFromSecret("//covenant-swarm-chain"), inPhase("identity"))
+    yield* Effect.mapError(
+      Layer.build(layerLocal({ dir: chainDir, identity: ownerIdentity, params: chainParams(spec) })),
+      inPhase("chain"),
+    )
+    const url = yield* Effect.mapError(readOwnerUrl(chainDir), inPhase("chain"))
+    return {
+      transport: transport.kind === "fs" ? layerFileSystem(join(workDir, "store")) : layerS3(transport.config),
+      chainFor: (identity: Identity) => Layer.mapError(layerLocalClient(url, identity), inPhase("chain")),
+    } satisfies SwarmInfra
+  })
+
+/** One in-memory chain and one in-memory store for every node, both on the (simulated) Clock. */
+const simulatedInfra = (spec: RunSpec) =>
+  Effect.map(openMemoryBackend({ params: chainParams(spec) }), (backend): SwarmInfra => ({
+    transport: Layer.succeed(Transport, makeMemoryTransport()),
+    chainFor: (identity) => layerLocalBackend(backend, identity),
+  }))
+
+/** The swarm's chain: the run's blocks, weights at any time, a permit for 1000 staked. */
+const chainParams = (spec: RunSpec) => ({
+  blockIntervalMs: spec.participation.blockTimeMs,
+  blocksPerWindow: spec.participation.blocksPerWindow,
+  weightsRateLimit: 0,
+  permitStake: 1000,
+})
