@@ -14,7 +14,7 @@ const stubbed = (name: string, exports: ReadonlyArray<string>) =>
 
 const STUBS: Record<string, ReadonlyArray<string>> = {
   "node:fs": ["writeSync", "ftruncateSync", "existsSync", "mkdirSync", "readFileSync", "writeFileSync", "readdirSync", "rmSync", "renameSync", "statSync", "openSync", "closeSync", "fsyncSync", "appendFileSync", "createReadStream", "createWriteStream", "unlinkSync"],
-  "node:fs/promises": ["mkdir", "readFile", "readdir", "rename", "rm", "writeFile", "open", "stat", "unlink", "appendFile"],
+  "node:fs/promises": ["mkdir", "readFile", "readdir", "rename", "rm", "rmdir", "writeFile", "open", "stat", "lstat", "unlink", "appendFile"],
   "node:url": ["fileURLToPath", "pathToFileURL"],
   "node:module": ["createRequire"],
   "node:worker_threads": ["Worker", "isMainThread", "parentPort", "workerData"],
