@@ -12,7 +12,7 @@ import { join } from "node:path"
 const root = join(import.meta.dir, "..")
 const cli = join(root, "packages", "runtime", "bin", "covenant.ts")
 const readme = join(root, "packages", "runtime", "README.md")
-const commands = ["swarm", "peer", "validator", "plan", "prepare", "chain metagraph"]
+const commands = ["swarm", "peer", "validator", "plan", "prepare", "chain metagraph", "serve-peer-page"]
 /** @effect/cli's own options, the same on every command. */
 const builtIn = new Set(["--completions", "--log-level", "(-h,", "--wizard", "--version"])
 /** @effect/cli's generic lines about a value's type and optionality: not what a flag means. */

@@ -22,7 +22,6 @@ import { blockTimeMs } from "./fixtures/browser-run.ts"
 const CHROMIUM = "/usr/bin/chromium"
 const root = join(import.meta.dir, "..")
 const cli = join(root, "packages", "runtime", "bin", "covenant.ts")
-const serveBin = join(root, "packages", "runtime", "bin", "serve-peer-page.ts")
 const runFile = join(root, "test", "fixtures", "browser-run.ts")
 const windowMs = 5 * blockTimeMs
 /** The run's last window: the run starts at window 1; the tab joins around window 2 and is listed two windows after it registers. */
@@ -94,7 +93,7 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
     // cores; it may judge the run too fast for this machine and refuse. Keeping up is measured per
     // window anyway (a late update is simply not aggregated); the digests are what this test checks.
     track("p0", spawn("peer", "p0", ["--accept-slow"]))
-    const server = Bun.spawn([process.execPath, serveBin, "--run", runFile, "--chain-dir", join(dir, "chain"), "--data", join(dir, "page-data"), "--offer-keys"], { cwd: root, env, stdout: "pipe", stderr: "pipe" })
+    const server = Bun.spawn([process.execPath, cli, "serve-peer-page", "--run", runFile, "--chain-dir", join(dir, "chain"), "--data", join(dir, "page-data"), "--offer-keys"], { cwd: root, env, stdout: "pipe", stderr: "pipe" })
     // The page server prints its URL once the page is bundled and served (bounded).
     const reader = (server.stdout as ReadableStream<Uint8Array>).getReader()
     let head = ""

@@ -1,5 +1,5 @@
 /**
- * The `covenant` commands: swarm, peer, validator, plan, prepare, chain. Each lists its flags
+ * The `covenant` commands: swarm, peer, validator, plan, prepare, chain, serve-peer-page. Each lists its flags
  * (flags.ts, where each is documented) and hands them to its handler. `covenantCommand(run)`
  * builds the whole tree; with a run preselected (a run.ts handing itself to `runMain`), the run
  * flags (--run, --preset) are not offered and the bare command runs that run's swarm.
@@ -28,7 +28,8 @@ import { runPeer } from "../node/peer.ts"
 import { layerGauntlet } from "../node/scoring.ts"
 import type { Scoring } from "../node/scoring.ts"
 import { ensureValidatorPermit, runValidator } from "../node/validator.ts"
-import { dataS3ConfigFromEnv, openRunData } from "../swarm/data.ts"
+import { dataS3ConfigFromEnv, openRunData, prepareRunData } from "../swarm/data.ts"
+import { servePeerPage } from "../browser/serve.ts"
 import { scaleToMachine } from "../swarm/scale.ts"
 import { runSwarm } from "../swarm/swarm.ts"
 import type { SwarmTransport } from "../swarm/swarm.ts"
@@ -349,6 +350,35 @@ const nodeCommand = (role: "peer" | "validator", preselected: Option.Option<Run>
       : "gathers the same updates and applies the same outer step (the canonical model). On the local chain it stakes itself to a validator permit. The leader is the highest-stake permit holder that publishes the run (its bucket holds the start window); while none does, the first validator to start publishes it and leads"),
   )
 
+// ---- the peer page ----
+
+const servePeerPageCommand = (preselected: Option.Option<Run>) =>
+  Command.make(
+    "serve-peer-page",
+    { run: runOption(preselected), chainDir: F.chainDir, data: F.pageData, port: F.port, host: F.host, offerKeys: F.offerKeys },
+    ({ run, ...o }) =>
+      Effect.gen(function* () {
+        const spec = yield* run
+        const endpoint = yield* Effect.mapError(env("S3_ENDPOINT"), () => new RuntimeError({ phase: "flags", reason: "S3_ENDPOINT is not set: the page joins a run whose nodes use --transport s3" }))
+        const chainDir = resolve(Option.getOrElse(o.chainDir, () => join(".covenant", spec.name, "chain")))
+        const dataDir = yield* prepareRunData(spec, resolve(Option.getOrElse(o.data, () => join(".covenant", spec.name, "page-data"))))
+        const keyOf = (n: string) => process.env[n] ?? ""
+        const url = yield* servePeerPage({
+          spec,
+          store: { endpoint, region: process.env["S3_REGION"] ?? "auto" },
+          chainUrl: () => Effect.runPromise(readOwnerUrl(chainDir)),
+          dataDir,
+          ...(o.offerKeys
+            ? { offerKeys: { write: { accessKeyId: keyOf("S3_ACCESS_KEY_ID"), secretAccessKey: keyOf("S3_SECRET_ACCESS_KEY") }, read: { accessKeyId: keyOf("S3_READ_ACCESS_KEY_ID"), secretAccessKey: keyOf("S3_READ_SECRET_ACCESS_KEY") } } }
+            : {}),
+          ...(Option.isSome(o.port) ? { port: o.port.value } : {}),
+          ...(Option.isSome(o.host) ? { hostname: o.host.value } : {}),
+        })
+        console.log(`peer page: ${url}`)
+        return yield* Effect.never
+      }).pipe(Effect.scoped),
+  ).pipe(Command.withDescription("serve the page a browser tab joins the run from, as a peer on its WebGPU (the run's store from S3_ENDPOINT / S3_REGION; the chain through --chain-dir's owner.json); prints `peer page: <url>`"))
+
 // ---- prepare ----
 
 const prepareCommand = Command.make(
@@ -424,7 +454,7 @@ const chainCommand = Command.make("chain").pipe(
 
 const cliConfig = { name: "covenant", version: "0.0.0" }
 
-export const commandNames = ["swarm", "peer", "validator", "plan", "prepare", "chain"] as const
+export const commandNames = ["swarm", "peer", "validator", "plan", "prepare", "chain", "serve-peer-page"] as const
 
 /** The flags the bare command takes (@effect/cli reports any other there as an invalid subcommand). */
 export const rootFlags = (preselected: Option.Option<Run>): ReadonlySet<string> =>
@@ -436,10 +466,10 @@ export const rootFlags = (preselected: Option.Option<Run>): ReadonlySet<string> 
  * swarm's flags and runs that run's swarm (what `bun run examples/covenant72b.ts` does).
  */
 export const covenantCli = (preselected: Option.Option<Run>) => {
-  const subcommands = [swarmCommand(preselected), nodeCommand("peer", preselected), nodeCommand("validator", preselected), planCommand(preselected), prepareCommand, chainCommand] as const
+  const subcommands = [swarmCommand(preselected), nodeCommand("peer", preselected), nodeCommand("validator", preselected), planCommand(preselected), prepareCommand, chainCommand, servePeerPageCommand(preselected)] as const
   return Option.match(preselected, {
     onNone: () =>
-      Command.make("covenant", {}, () => Effect.fail(new RuntimeError({ phase: "flags", reason: "name a command: swarm | peer | validator | plan | prepare | chain (--help lists them)" }))).pipe(
+      Command.make("covenant", {}, () => Effect.fail(new RuntimeError({ phase: "flags", reason: "name a command: swarm | peer | validator | plan | prepare | chain | serve-peer-page (--help lists them)" }))).pipe(
         Command.withDescription("decentralized LLM pretraining with SparseLoCo: run one node of a run per process, or a whole in-process swarm"),
         Command.withSubcommands(subcommands),
         Command.run(cliConfig),

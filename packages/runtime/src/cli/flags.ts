@@ -137,6 +137,15 @@ export const clock = oneOf("clock", ["wall", "simulated"] as const).pipe(
 export const summary = text("summary", "file.json").pipe(Options.withDescription("write per window: eval loss, aggregated and rejected uids, weights; and each peer's behaviour"), Options.optional)
 export const report = text("report", "file.html").pipe(Options.withDescription("the run's HTML report (loss, bytes, peers, phases; each peer's weight by behaviour) (default <dir>/report.html)"), Options.optional)
 
+// ---- the peer page ----
+
+export const pageData = text("data", "dir").pipe(Options.withDescription("where the page server prepares the run's shards for the tab (default .covenant/<run>/page-data)"), Options.optional)
+export const port = integer("port", 0, 65535).pipe(Options.withDescription("the page server's port (default: any free port)"), Options.optional)
+export const host = text("host", "addr").pipe(Options.withDescription("the page server's address (default 127.0.0.1)"), Options.optional)
+export const offerKeys = Options.boolean("offer-keys").pipe(
+  Options.withDescription("fill the page's form with this environment's S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY and S3_READ_* (a local run only: anyone who loads the page sees them)"),
+)
+
 // ---- prepare ----
 
 export const input = text("input", "dir|file").pipe(Options.withDescription("text to tokenize (a folder or a file; repeatable; further arguments are more inputs)"), Options.repeated)
