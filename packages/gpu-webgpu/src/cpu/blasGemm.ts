@@ -6,6 +6,11 @@
  * wasm kernel. Same meaning as `WasmGemm.gemm`; results agree to fp32 rounding.
  *
  * COVENANT_BLAS_LIB names the library; COVENANT_BLAS=0 turns this path off.
+ *
+ * Small products run on one OpenBLAS thread (COVENANT_BLAS_SMALL, default 2^24 multiply-adds):
+ * OpenBLAS threads every product above ~2^18, and at the debug model's sizes waking its threads
+ * cost more than the arithmetic; on a shared machine, where they spin for a core, a step took
+ * 395 ms with 2 threads against 117 ms with one (bench/profile-cpu.ts, same sitting).
  */
 import { WasmGemm } from "./wasmGemm.ts"
 
@@ -46,6 +51,13 @@ interface Loaded {
 }
 
 let loaded: Loaded | null | undefined
+/** The thread count last given to OpenBLAS (process-wide state of the library). */
+let blasThreads = -1
+
+const smallProduct = (): number => {
+  const env = Number(process.env["COVENANT_BLAS_SMALL"])
+  return Number.isFinite(env) && env >= 0 ? env : 2 ** 24
+}
 
 /** OpenBLAS through bun:ffi, or null (not Bun, no library, or COVENANT_BLAS=0). */
 export const loadBlas = (): Loaded | null => {
@@ -82,6 +94,9 @@ export class BlasGemm implements Gemm {
   readonly label: string
   private readonly blas: Loaded
   private readonly fallback: WasmGemm
+  private readonly threads: number
+  /** Products of at most this many multiply-adds run on one thread. */
+  private readonly small = smallProduct()
 
   /** Throws when no BLAS loads; check `BlasGemm.available()` first. */
   constructor(threads: number, fallback: WasmGemm) {
@@ -89,8 +104,8 @@ export class BlasGemm implements Gemm {
     if (blas === null) throw new Error("no OpenBLAS library could be loaded")
     this.blas = blas
     this.fallback = fallback
-    blas.setThreads?.(threads)
-    this.label = `openblas ${blas.path}, ${threads} thread${threads > 1 ? "s" : ""}`
+    this.threads = blas.setThreads === null ? 1 : threads
+    this.label = `openblas ${blas.path}, ${threads} thread${threads > 1 ? "s" : ""}${threads > 1 ? ` above ${this.small} multiply-adds` : ""}`
   }
 
   static available(): boolean {
@@ -117,7 +132,12 @@ export class BlasGemm implements Gemm {
       this.fallback.gemm(A, offA, rsA, csA, B, offB, rsB, csB, C, offC, ldc, M, N, K, accumulate)
       return
     }
-    const { sgemm, ptr } = this.blas
+    const { sgemm, ptr, setThreads } = this.blas
+    const want = M * N * K <= this.small ? 1 : this.threads
+    if (want !== blasThreads && setThreads !== null) {
+      setThreads(want)
+      blasThreads = want
+    }
     sgemm(
       ROW_MAJOR, aN ? NO_TRANS : TRANS, bN ? NO_TRANS : TRANS, M, N, K, 1,
       ptr(A, offA * 4), aN ? rsA : csA,
