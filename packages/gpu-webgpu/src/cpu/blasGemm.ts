@@ -7,10 +7,12 @@
  *
  * COVENANT_BLAS_LIB names the library; COVENANT_BLAS=0 turns this path off.
  *
- * Small products run on one OpenBLAS thread (COVENANT_BLAS_SMALL, default 2^24 multiply-adds):
+ * Products under COVENANT_BLAS_SMALL multiply-adds (default 2^22) run on one OpenBLAS thread:
  * OpenBLAS threads every product above ~2^18, and at the debug model's sizes waking its threads
- * cost more than the arithmetic; on a shared machine, where they spin for a core, a step took
- * 395 ms with 2 threads against 117 ms with one (bench/profile-cpu.ts, same sitting).
+ * can cost more than the arithmetic; on a shared machine, where they spin for a core, one debug
+ * step took 395 ms with 2 threads against 117 ms with one (bench/profile-cpu.ts, same sitting,
+ * loaded). 2^24 was too high: it put the 25 M model's per-head attention products (256x256x64 =
+ * 2^22) on one thread, and 25 M trained at 107-111 tokens/s against 123-165 with them threaded.
  */
 import { WasmGemm } from "./wasmGemm.ts"
 
@@ -56,7 +58,7 @@ let blasThreads = -1
 
 const smallProduct = (): number => {
   const env = Number(process.env["COVENANT_BLAS_SMALL"])
-  return Number.isFinite(env) && env >= 0 ? env : 2 ** 24
+  return Number.isFinite(env) && env >= 0 ? env : 2 ** 22
 }
 
 /** OpenBLAS through bun:ffi, or null (not Bun, no library, or COVENANT_BLAS=0). */
@@ -95,7 +97,7 @@ export class BlasGemm implements Gemm {
   private readonly blas: Loaded
   private readonly fallback: WasmGemm
   private readonly threads: number
-  /** Products of at most this many multiply-adds run on one thread. */
+  /** Products of fewer multiply-adds than this run on one thread. */
   private readonly small = smallProduct()
 
   /** Throws when no BLAS loads; check `BlasGemm.available()` first. */
@@ -105,7 +107,7 @@ export class BlasGemm implements Gemm {
     this.blas = blas
     this.fallback = fallback
     this.threads = blas.setThreads === null ? 1 : threads
-    this.label = `openblas ${blas.path}, ${threads} thread${threads > 1 ? "s" : ""}${threads > 1 ? ` above ${this.small} multiply-adds` : ""}`
+    this.label = `openblas ${blas.path}, ${threads} thread${threads > 1 ? "s" : ""}${threads > 1 ? ` from ${this.small} multiply-adds` : ""}`
   }
 
   static available(): boolean {
@@ -133,7 +135,7 @@ export class BlasGemm implements Gemm {
       return
     }
     const { sgemm, ptr, setThreads } = this.blas
-    const want = M * N * K <= this.small ? 1 : this.threads
+    const want = M * N * K < this.small ? 1 : this.threads
     if (want !== blasThreads && setThreads !== null) {
       setThreads(want)
       blasThreads = want
