@@ -2,19 +2,22 @@
  * SparseLoCo codec benchmark on a LLaMA-shaped 134M-parameter model (dim 768, 12 layers,
  * ffn 2048, vocab 32000, untied) with random pseudo-gradients. Prints numbers; asserts nothing.
  *
- *   bun bench/codec.ts [--peers 8,20] [--repeat 2]
+ *   bun bench/codec.ts [--peers 8,20] [--repeat 2] [--threads N]
  *
  * Encode = EF update + chunked top-k + quantization + index/code packing into the wire format.
- * Decode + aggregate = strict wire decode of every peer + median-clipped aggregation, tensor by tensor.
+ * Decode + aggregate = strict wire decode of every peer + median-clipped aggregation, tensor by tensor,
+ * on one thread and on N threads (decodeAll over messages, aggregateAll over tensors: the same
+ * results bit for bit; each repeat runs both, one after the other, so they see the same load).
  * Prints only what this run measured (no reference constants; see bench/RESULTS.md for those).
  */
 import { Either } from "effect"
-import { aggregate, compress, decode, defaultParams, encode } from "@covenant/sparseloco"
+import { aggregate, aggregateAll, closeCodecWorkers, compress, decode, decodeAll, defaultParams, encode } from "@covenant/sparseloco"
 import type { IndexCoding, Manifest, TensorUpdate, UpdateMessage } from "@covenant/sparseloco"
 import { fillRandom, stringArg } from "./support.ts"
 
 const peerCounts = stringArg("peers", "8,20").split(",").map(Number)
 const repeat = Number(stringArg("repeat", "2"))
+const threads = Number(stringArg("threads", String(navigator.hardwareConcurrency)))
 
 const dim = 768
 const layers = 12
@@ -143,33 +146,81 @@ for (let p = 0; p < maxPeers; p++) {
 }
 const maxNumel = Math.max(...manifest.tensors.map((t) => numelOf(t.shape)))
 const outBuf = new Float32Array(maxNumel)
+/** The threaded path's outputs: one per tensor, shared, allocated once as the one-thread path's outBuf. */
+const outs = manifest.tensors.map((t) => new Float32Array(new SharedArrayBuffer(4 * numelOf(t.shape))))
+const updatesOf = (decoded: readonly UpdateMessage[]) =>
+  manifest.tensors.map((_, i) =>
+    decoded.map((m) => {
+      const w = m.tensors[i]!
+      if (w.coding === "f32") throw new Error("unexpected dense tensor")
+      return w.update
+    }),
+  )
+/** Wall and CPU milliseconds of an async fn (CPU time: this process, all threads). */
+const timedAsync = async (fn: () => Promise<void>): Promise<{ wall: number; cpu: number }> => {
+  const w = performance.now()
+  const c = cpuMs()
+  await fn()
+  return { wall: performance.now() - w, cpu: cpuMs() - c }
+}
+// start the workers before anything is timed (a pool is started once per process)
+await decodeAll([], manifest, { threads })
+await aggregateAll(updatesOf([]).slice(0, 0), { threads })
+const summary: string[] = []
 for (const P of peerCounts) {
   for (const coding of ["rice", "packed12"] as const) {
     const msgs = peerUpdates.slice(0, P).map((ups, p) => Either.getOrThrow(encode({ meta: meta(p), tensors: ups.map((update) => ({ coding, update })) })))
     let tAll = none
     let tDecode = none
+    let tPar = none
+    let tParDecode = none
+    let same = true
     for (let r = 0; r < repeat; r++) {
       Bun.gc(true)
       let decoded: UpdateMessage[] = []
       const d = timed(() => (decoded = msgs.map((m) => Either.getOrThrow(decode(m, manifest)))))
       const a = timed(() =>
-        manifest.tensors.forEach((t, i) => {
-          const ups = decoded.map((m) => {
-            const w = m.tensors[i]!
-            if (w.coding === "f32") throw new Error("unexpected dense tensor")
-            return w.update
-          })
-          Either.getOrThrow(aggregate(ups, { out: outBuf.subarray(0, numelOf(t.shape)) }))
+        updatesOf(decoded).forEach((ups, i) => {
+          const res = Either.getOrThrow(aggregate(ups, { out: outBuf.subarray(0, numelOf(manifest.tensors[i]!.shape)) }))
+          // spot check of the threaded path's bytes (first and last element of each tensor, from the previous repeat)
+          if (r > 0 && (res.dense[0] !== outs[i]![0] || res.dense[res.dense.length - 1] !== outs[i]![outs[i]!.length - 1])) same = false
         }),
       )
       tAll = best(tAll, { wall: d.wall + a.wall, cpu: d.cpu + a.cpu })
       tDecode = best(tDecode, d)
+      decoded = []
+      Bun.gc(true)
+      let pdecoded: UpdateMessage[] = []
+      const pd = await timedAsync(async () => {
+        pdecoded = (await decodeAll(msgs, manifest, { threads })).map((x) => Either.getOrThrow(x))
+      })
+      const pa = await timedAsync(async () => {
+        for (const x of await aggregateAll(updatesOf(pdecoded), { threads, outs })) Either.getOrThrow(x)
+      })
+      tPar = best(tPar, { wall: pd.wall + pa.wall, cpu: pd.cpu + pa.cpu })
+      tParDecode = best(tParDecode, pd)
     }
+    // the last repeat's threaded outputs against a fresh one-thread aggregate, every tensor, every bit
+    const check = updatesOf(msgs.map((m) => Either.getOrThrow(decode(m, manifest))))
+    check.forEach((ups, i) => {
+      const one = Either.getOrThrow(aggregate(ups)).dense
+      const a = new Uint32Array(one.buffer)
+      const b = new Uint32Array(outs[i]!.buffer)
+      for (let j = 0; j < a.length; j++) if (a[j] !== b[j]) same = false
+    })
+    const g1 = (total * P) / tAll.wall / 1e6
+    const gN = (total * P) / tPar.wall / 1e6
     console.log(
-      `decode + aggregate, ${P} peers, ${coding}: ${(tAll.wall / 1e3).toFixed(2)} s wall = ${rate(total * P, tAll)} params x peers (decode alone ${(tDecode.wall / 1e3).toFixed(2)} s wall)`,
+      `decode + aggregate, ${P} peers, ${coding}, 1 thread: ${(tAll.wall / 1e3).toFixed(2)} s wall = ${rate(total * P, tAll)} params x peers (decode alone ${(tDecode.wall / 1e3).toFixed(2)} s wall)`,
     )
+    console.log(
+      `decode + aggregate, ${P} peers, ${coding}, ${threads} threads: ${(tPar.wall / 1e3).toFixed(2)} s wall = ${rate(total * P, tPar)} params x peers (decode alone ${(tParDecode.wall / 1e3).toFixed(2)} s wall); ${(gN / g1).toFixed(2)}x one thread; aggregates bitwise equal: ${same}`,
+    )
+    summary.push(`| ${P} | ${coding} | ${g1.toFixed(2)} G | ${gN.toFixed(2)} G | ${(gN / g1).toFixed(2)}x | ${same} |`)
   }
 }
+console.log(`\n| peers | coding | 1 thread (params x peers/s, wall) | ${threads} threads | ratio | bitwise equal |\n|---|---|---|---|---|---|\n${summary.join("\n")}`)
+closeCodecWorkers()
 // Only what this run measured is printed. The reference implementation's figures on the same
 // shapes were measured by a separate run of its own code; bench/RESULTS.md quotes them with
 // their source, apart from this run's numbers.

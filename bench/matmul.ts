@@ -10,6 +10,8 @@
  * queries (host overhead excluded). `--vs-torch` times torch.matmul on the same sizes in the same
  * run (bench/torch_train.py, `--torch-threads=1,2`; `--install-torch` installs it) and prints
  * the ratio against PyTorch's best thread count.
+ * `--sizes=512,...` picks the sizes; `--torch-device=cuda` and `--torch-dtypes=fp32,bf16` time
+ * PyTorch on a GPU and in bf16 too.
  *   bun bench/matmul.ts --max=1024 --backends=cpu-fast,webgpu --vs-torch
  */
 import { Context, Effect, Layer } from "effect"
@@ -21,13 +23,16 @@ const arg = (name: string): string | undefined =>
 
 const maxN = Number(arg("max") ?? process.env["MATMUL_MAX_N"] ?? 2048)
 const minSeconds = Number(arg("min-seconds") ?? 1)
-const sizes = [512, 1024, 2048, 4096].filter((n) => n <= maxN)
+const sizes = (arg("sizes") ?? "512,1024,2048,4096").split(",").map(Number).filter((n) => n <= maxN)
 const variants = process.argv.includes("--plain") ? [false] : [false, true]
 const kernelsArg = arg("kernels")
 const kernels = kernelsArg === "tiled" || kernelsArg === "blocked" ? kernelsArg : undefined
 const backends = (arg("backends") ?? "webgpu").split(",")
 const vsTorch = process.argv.includes("--vs-torch")
 const torchThreads = (arg("torch-threads") ?? "1,2").split(",").map(Number)
+/** PyTorch's device (`cuda` on a GPU machine) and precisions (fp32; bf16 for the half-precision yardstick). */
+const torchDevice = arg("torch-device") ?? "cpu"
+const torchDtypes = (arg("torch-dtypes") ?? "fp32").split(",")
 
 const key = (n: number, transB: boolean) => `${n}${transB ? "T" : ""}`
 const ours = new Map<string, Map<string, number>>()
@@ -79,21 +84,24 @@ const EngineCpuWasm: Layer.Layer<Engine> = Layer.scoped(
 const layerFor = (backend: string): Layer.Layer<Engine, unknown> =>
   backend === "cpu" ? EngineCpu : backend === "cpu-fast" ? EngineCpuFast : backend === "cpu-wasm" ? EngineCpuWasm : EngineWebGpuWith(kernels === undefined ? {} : { kernels })
 
-const torch = new Map<string, { gflops: number; threads: number }>()
+/** PyTorch's best GFLOP/s per precision and size. */
+const torch = new Map<string, Map<string, { gflops: number; threads: number }>>()
 const python = vsTorch ? torchPython(process.argv.includes("--install-torch")) : null
 if (python !== null) {
-  for (const threads of torchThreads) {
-    const lines = runTorch(python, ["--matmul", sizes.join(","), "--threads", String(threads), "--min-seconds", String(minSeconds)])
+  for (const dtype of torchDtypes) for (const threads of torchThreads) {
+    const lines = runTorch(python, ["--matmul", sizes.join(","), "--threads", String(threads), "--min-seconds", String(minSeconds), "--device", torchDevice, "--dtype", dtype])
     if (threads === torchThreads[0]) console.log(`PyTorch: ${String(lines[0]!["blas"])}`)
-    console.log(`torch.matmul, ${threads} thread(s)`)
+    console.log(`torch.matmul ${dtype} on ${torchDevice}, ${threads} thread(s)`)
+    const table = torch.get(dtype) ?? new Map<string, { gflops: number; threads: number }>()
+    torch.set(dtype, table)
     for (const r of lines.slice(1)) {
       const n = Number(r["n"])
       const transB = r["transB"] === true
       if (!variants.includes(transB)) continue
       const g = Number(r["gflops"])
       console.log(`  n=${n}${transB ? " (B transposed)" : ""}: ${g.toFixed(2)} GFLOP/s`)
-      const prev = torch.get(key(n, transB))
-      if (prev === undefined || g > prev.gflops) torch.set(key(n, transB), { gflops: g, threads })
+      const prev = table.get(key(n, transB))
+      if (prev === undefined || g > prev.gflops) table.set(key(n, transB), { gflops: g, threads })
     }
   }
 }
@@ -104,11 +112,11 @@ for (const backend of backends) {
     )
   )
 }
-if (torch.size > 0) {
-  console.log("\nratio to PyTorch (its best thread count), same run")
-  for (const [name, table] of ours) {
-    for (const [k, g] of table) {
-      const t = torch.get(k)
+for (const [dtype, table] of torch) {
+  console.log(`\nratio to PyTorch ${dtype} on ${torchDevice} (its best thread count), same run`)
+  for (const [name, mine] of ours) {
+    for (const [k, g] of mine) {
+      const t = table.get(k)
       if (t !== undefined) console.log(`  ${name} n=${k.replace("T", " (B transposed)")}: ${g.toFixed(2)} vs ${t.gflops.toFixed(2)} GFLOP/s (${t.threads} thread(s)) = ${(g / t.gflops).toFixed(3)}x`)
     }
   }

@@ -6,9 +6,12 @@
  */
 import { spawnSync } from "node:child_process"
 import { existsSync } from "node:fs"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
 
-const script = join(import.meta.dir, "torch_train.py")
+// beside this file (or beside a bundle of it: bench/device.sh copies the script there); plain
+// import.meta.url, so that a Node bundle finds it too
+const script = process.env["COVENANT_TORCH_SCRIPT"] ?? join(dirname(fileURLToPath(import.meta.url)), "torch_train.py")
 
 const candidates = [process.env["TORCH_PYTHON"], "/usr/bin/python3", "python3"].filter((x): x is string => x !== undefined)
 

@@ -4,6 +4,9 @@ clip-grad-norm 1.0 + AdamW, micro-batch accumulation), fp32, eager. Prints one J
 
   /usr/bin/python3 bench/torch_train.py --spec '{"dim":64,...}' --batch 8 --micro 8 --steps 3 --threads 2
 Also: --matmul N[,N...] times C = A @ B (and A @ B.T) for square fp32 matrices (GFLOP/s).
+--device cuda runs on the GPU (synchronised before each clock read); --dtype bf16 trains under
+torch.autocast(bfloat16) with fp32 master weights and AdamW state (the half-precision yardstick),
+and times the matmul in bf16.
 """
 import argparse, json, math, time
 import torch
@@ -90,23 +93,40 @@ class Llama(nn.Module):
         return self.lm_head(self.norm(x))
 
 
+DEVICE = "cpu"
+DTYPE = "fp32"
+
+
+def sync():
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def autocast():
+    if DTYPE == "bf16":
+        return torch.autocast(device_type=DEVICE.split(":")[0], dtype=torch.bfloat16)
+    import contextlib
+    return contextlib.nullcontext()
+
+
 def train(spec, batch, micro, steps):
     torch.manual_seed(1)
-    model = Llama(spec)
+    model = Llama(spec).to(DEVICE)
     decay = [p for n, p in model.named_parameters() if p.dim() == 2]
     gains = [p for n, p in model.named_parameters() if p.dim() != 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": gains, "weight_decay": 0.0}],
                             lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
     T, V = spec["seqLen"], spec["vocabSize"]
-    ids = (torch.arange(batch * T, dtype=torch.int64) * 7919 % V).view(batch, T)
+    ids = (torch.arange(batch * T, dtype=torch.int64) * 7919 % V).view(batch, T).to(DEVICE)
 
     def step():
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for s in range(0, batch, micro):
             x = ids[s:s + micro]
-            logits = model(x)
-            loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), x[:, 1:].reshape(-1))
+            with autocast():
+                logits = model(x)
+                loss = F.cross_entropy(logits[:, :-1].reshape(-1, V).float(), x[:, 1:].reshape(-1))
             w = x.shape[0] / batch
             (loss * w).backward()
             total += loss.item() * w
@@ -116,16 +136,20 @@ def train(spec, batch, micro, steps):
 
     t0 = time.perf_counter()
     step()
+    sync()
     warm = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
         loss = step()
+    sync()
     sec = time.perf_counter() - t0
     return {"tokens_per_s": steps * batch * T / sec, "ms_per_step": sec / steps * 1000, "first_step_ms": warm * 1000,
-            "loss": loss, "params": sum(p.numel() for p in model.parameters())}
+            "loss": loss, "params": sum(p.numel() for p in model.parameters()), "device": DEVICE, "dtype": DTYPE}
 
 
 def blas():
+    if DEVICE.startswith("cuda"):
+        return f"torch {torch.__version__}, {torch.cuda.get_device_name()}, {DTYPE}"
     cfg = torch.__config__.show()
     import re
     m = re.search(r"BLAS_INFO=([^,]+)", cfg)
@@ -143,14 +167,17 @@ def blas():
 
 def matmul(n, trans_b, min_seconds):
     g = torch.Generator().manual_seed(0)
-    a = torch.rand(n, n, generator=g) - 0.5
-    b = torch.rand(n, n, generator=g) - 0.5
+    dt = torch.bfloat16 if DTYPE == "bf16" else torch.float32
+    a = (torch.rand(n, n, generator=g) - 0.5).to(DEVICE, dt)
+    b = (torch.rand(n, n, generator=g) - 0.5).to(DEVICE, dt)
     f = (lambda: a @ b.T) if trans_b else (lambda: a @ b)
     f()
+    sync()
     iters, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < min_seconds or iters < 1:
         f()
         iters += 1
+        sync()
     sec = (time.perf_counter() - t0) / iters
     return {"n": n, "transB": trans_b, "gflops": 2 * n ** 3 / sec / 1e9, "ms": sec * 1000, "runs": iters}
 
@@ -164,7 +191,14 @@ if __name__ == "__main__":
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--matmul", default="")
     ap.add_argument("--min-seconds", type=float, default=1.0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     a = ap.parse_args()
+    DEVICE, DTYPE = a.device, a.dtype
+    if DEVICE.startswith("cuda") and DTYPE == "fp32":
+        # eager fp32 as the issue measures it: no TF32 tensor-core shortcut
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     torch.set_num_threads(a.threads)
     print(json.dumps({"blas": blas(), "threads": torch.get_num_threads()}), flush=True)
     if a.spec:

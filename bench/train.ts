@@ -13,6 +13,7 @@
  *
  *   bun bench/train.ts [--backends cpu-fast,webgpu] [--models debug,25m] [--steps 3] [--repeat 1]
  *                      [--vs-torch] [--torch-threads 1,2] [--install-torch]
+ *                      [--torch-device cpu|cuda] [--torch-dtypes fp32,bf16]
  *
  * Tokens/s counts batch * seqLen tokens per optimizer step, over the timed steps after one
  * warm-up step (which compiles pipelines and fills the buffer pool).
@@ -40,6 +41,9 @@ const timedSteps = Number(stringArg("steps", "3"))
 const repeat = Number(stringArg("repeat", "1"))
 const vsTorch = process.argv.includes("--vs-torch")
 const torchThreads = stringArg("torch-threads", "1,2").split(",").map(Number)
+/** Where PyTorch trains (`cuda` on a GPU machine) and in which precisions (fp32, bf16 = autocast). */
+const torchDevice = stringArg("torch-device", "cpu")
+const torchDtypes = stringArg("torch-dtypes", "fp32").split(",")
 
 /** The fast CPU backend with its WebAssembly gemm even where OpenBLAS loads. */
 const EngineCpuWasm: Layer.Layer<Engine> = Layer.scoped(
@@ -86,14 +90,15 @@ const summary: string[] = []
 for (const name of modelNames) {
   const m = models[name]
   if (m === undefined) throw new Error(`unknown model ${name}; have ${Object.keys(models).join(", ")}`)
-  const torchRuns = new Map<number, number[]>()
+  /** PyTorch's tokens/s per precision and thread count. */
+  const torchRuns = new Map<string, Map<number, number[]>>()
   const ours = new Map<string, { name: string; runs: number[] }>()
   for (let r = 0; r < repeat; r++) {
     if (python !== null) {
-      for (const threads of torchThreads) {
+      for (const dtype of torchDtypes) for (const threads of torchThreads) {
         const lines = runTorch(python, [
           "--spec", JSON.stringify(m.spec), "--batch", String(m.batch), "--micro", String(m.microBatch),
-          "--steps", String(timedSteps), "--threads", String(threads)
+          "--steps", String(timedSteps), "--threads", String(threads), "--device", torchDevice, "--dtype", dtype
         ])
         const head = lines[0]!
         const res = lines[1]!
@@ -101,9 +106,12 @@ for (const name of modelNames) {
         const tps = Number(res["tokens_per_s"])
         console.log(
           `${name.padEnd(6)} ${(Number(res["params"]) / 1e6).toFixed(2).padStart(6)}M  batch ${m.batch}x${m.spec.seqLen} (micro ${m.microBatch})  ` +
-            `${tps.toFixed(1).padStart(9)} tokens/s  ${Number(res["ms_per_step"]).toFixed(0).padStart(7)} ms/step  loss ${Number(res["loss"]).toFixed(3)}  [PyTorch eager, ${threads} thread(s)]`
+            `${tps.toFixed(1).padStart(9)} tokens/s  ${Number(res["ms_per_step"]).toFixed(0).padStart(7)} ms/step  loss ${Number(res["loss"]).toFixed(3)}  ` +
+            `[PyTorch eager ${dtype} on ${torchDevice}, ${threads} thread(s)]`
         )
-        torchRuns.set(threads, [...(torchRuns.get(threads) ?? []), tps])
+        const byThreads = torchRuns.get(dtype) ?? new Map<number, number[]>()
+        byThreads.set(threads, [...(byThreads.get(threads) ?? []), tps])
+        torchRuns.set(dtype, byThreads)
       }
     }
     for (const backend of backends) {
@@ -117,16 +125,17 @@ for (const name of modelNames) {
       }
     }
   }
-  let torchBest: { threads: number; best: number; median: number } | null = null
-  for (const [threads, runs] of torchRuns) {
-    const bm = bestMedian(runs)
-    if (torchBest === null || bm.best > torchBest.best) torchBest = { threads, ...bm }
-  }
   for (const [backend, { name: bname, runs }] of ours) {
     const bm = bestMedian(runs)
     let line = `${name}: ${backend} [${bname}] best ${bm.best.toFixed(1)} / median ${bm.median.toFixed(1)} tokens/s over ${runs.length} run(s)`
-    if (torchBest !== null) {
-      line += `; PyTorch (${torchBest.threads} thread(s)) best ${torchBest.best.toFixed(1)} / median ${torchBest.median.toFixed(1)}` +
+    for (const [dtype, byThreads] of torchRuns) {
+      let torchBest: { threads: number; best: number; median: number } | null = null
+      for (const [threads, tr] of byThreads) {
+        const t = bestMedian(tr)
+        if (torchBest === null || t.best > torchBest.best) torchBest = { threads, ...t }
+      }
+      if (torchBest === null) continue
+      line += `; PyTorch ${dtype} on ${torchDevice} (${torchBest.threads} thread(s)) best ${torchBest.best.toFixed(1)} / median ${torchBest.median.toFixed(1)}` +
         `; ratio ${(bm.best / torchBest.best).toFixed(3)}x best, ${(bm.median / torchBest.median).toFixed(3)}x median`
     }
     summary.push(line)

@@ -45,10 +45,26 @@ describe("fast CPU forward and gradients equal the CPU reference", () => {
   }
 })
 
+const withEnv = <A>(name: string, value: string, f: () => A): A => {
+  const before = process.env[name]
+  process.env[name] = value
+  try {
+    return f()
+  } finally {
+    if (before === undefined) delete process.env[name]
+    else process.env[name] = before
+  }
+}
+
 describe("SIMD gemm", () => {
   const gemms: ReadonlyArray<readonly [string, () => Gemm]> = [
     ["wasm", () => new WasmGemm()],
-    ...(blasHere ? [["openblas (odd strides fall back to wasm)", () => new BlasGemm(2, new WasmGemm())] as const] : [])
+    ...(blasHere
+      ? [
+          ["openblas (odd strides fall back to wasm; these small products on one thread)", () => new BlasGemm(2, new WasmGemm())] as const,
+          ["openblas, 2 threads at every size (COVENANT_BLAS_SMALL=0)", () => withEnv("COVENANT_BLAS_SMALL", "0", () => new BlasGemm(2, new WasmGemm()))] as const
+        ]
+      : [])
   ]
   if (!blasHere) test.skip("openblas gemm (skipped: no OpenBLAS loaded: not Bun, COVENANT_BLAS=0, or no library; apt-get install libopenblas0-pthread)", () => {})
   for (const [label, make] of gemms) test(`${label}: strided, transposed, offset and accumulating operands, ragged M/N/K, vs a float64 loop`, () => {

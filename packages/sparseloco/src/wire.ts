@@ -205,11 +205,23 @@ const cachedLayout = (shape: readonly number[], chunk: number): Either.Either<Te
   return l
 }
 
+/** Options of decode. */
+export interface DecodeOptions {
+  /**
+   * Allocate each sparse tensor's indices and codes in a SharedArrayBuffer, so that the decoded
+   * update can be posted to a worker thread without a copy (parallel.ts).
+   */
+  readonly shared?: boolean
+}
+
+const bufferOf = (bytes: number, shared: boolean): ArrayBuffer | SharedArrayBuffer => (shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes))
+
 const decodeSparse = (
   h: typeof SparseHeader.Type,
   bytes: Uint8Array,
   idx: { start: number; len: number },
   cod: { start: number; len: number },
+  shared: boolean,
 ): Either.Either<WireTensor, WireError> => {
   const lr = cachedLayout(h.shape, h.chunk)
   if (Either.isLeft(lr)) return err("BadHeader", `${h.name}: ${lr.left.message}`)
@@ -223,7 +235,7 @@ const decodeSparse = (
     return err("BadLength", `${h.name}: index section ${idx.len} bytes, expected ${packed12Length(n)}`)
   }
   if (h.coding === "rice" && (idx.len < 1 || n > 8 * (idx.len - 1))) return err("BadLength", `${h.name}: index section too short for ${n} indices`)
-  const indices = new Uint16Array(n)
+  const indices = new Uint16Array(bufferOf(2 * n, shared))
   if (h.coding === "packed12") {
     if (!unpackIndices12(bytes, idx.start, n, indices)) return err("BadIndex", `${h.name}: non-zero padding index`)
     // int32: JavaScriptCore handles Uint32Array elements less directly
@@ -244,7 +256,7 @@ const decodeSparse = (
       return err(reason, `${h.name}: malformed rice index section`)
     }
   }
-  const codes = new Uint8Array(n)
+  const codes = new Uint8Array(bufferOf(n, shared))
   if (!unpackCodes(bytes, cod.start, n, bins, codes)) return err("BadCode", `${h.name}: code >= ${bins} or padding bits set`)
   return Either.right({
     coding: h.coding,
@@ -291,7 +303,7 @@ const unknownCoding = (json: unknown): unknown => {
 
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i])
 
-export const decode = (bytes: Uint8Array, expected?: Manifest): Either.Either<UpdateMessage, WireError> =>
+export const decode = (bytes: Uint8Array, expected?: Manifest, options: DecodeOptions = {}): Either.Either<UpdateMessage, WireError> =>
   Either.gen(function* () {
     const min = PREFIX + 4
     if (bytes.length < min) return yield* err("Truncated", `${bytes.length} bytes is shorter than the smallest update`)
@@ -332,7 +344,7 @@ export const decode = (bytes: Uint8Array, expected?: Manifest): Either.Either<Up
       names.add(h.name)
       const a = yield* cur.section(h.name)
       const b = yield* cur.section(h.name)
-      tensors.push(yield* (h.coding === "f32" ? decodeDense(h, bytes, a, b) : decodeSparse(h, bytes, a, b)))
+      tensors.push(yield* (h.coding === "f32" ? decodeDense(h, bytes, a, b) : decodeSparse(h, bytes, a, b, options.shared === true)))
     }
     if (cur.at !== crcAt) return yield* err("TrailingBytes", `${crcAt - cur.at} bytes after the last tensor`)
     return { meta: header.right.meta, tensors }

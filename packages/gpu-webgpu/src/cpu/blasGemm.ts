@@ -6,6 +6,13 @@
  * wasm kernel. Same meaning as `WasmGemm.gemm`; results agree to fp32 rounding.
  *
  * COVENANT_BLAS_LIB names the library; COVENANT_BLAS=0 turns this path off.
+ *
+ * Products under COVENANT_BLAS_SMALL multiply-adds (default 2^22) run on one OpenBLAS thread:
+ * OpenBLAS threads every product above ~2^18, and at the debug model's sizes waking its threads
+ * can cost more than the arithmetic; on a shared machine, where they spin for a core, one debug
+ * step took 395 ms with 2 threads against 117 ms with one (bench/profile-cpu.ts, same sitting,
+ * loaded). 2^24 was too high: it put the 25 M model's per-head attention products (256x256x64 =
+ * 2^22) on one thread, and 25 M trained at 107-111 tokens/s against 123-165 with them threaded.
  */
 import { WasmGemm } from "./wasmGemm.ts"
 
@@ -46,6 +53,13 @@ interface Loaded {
 }
 
 let loaded: Loaded | null | undefined
+/** The thread count last given to OpenBLAS (process-wide state of the library). */
+let blasThreads = -1
+
+const smallProduct = (): number => {
+  const env = Number(process.env["COVENANT_BLAS_SMALL"])
+  return Number.isFinite(env) && env >= 0 ? env : 2 ** 22
+}
 
 /** OpenBLAS through bun:ffi, or null (not Bun, no library, or COVENANT_BLAS=0). */
 export const loadBlas = (): Loaded | null => {
@@ -82,6 +96,9 @@ export class BlasGemm implements Gemm {
   readonly label: string
   private readonly blas: Loaded
   private readonly fallback: WasmGemm
+  private readonly threads: number
+  /** Products of fewer multiply-adds than this run on one thread. */
+  private readonly small = smallProduct()
 
   /** Throws when no BLAS loads; check `BlasGemm.available()` first. */
   constructor(threads: number, fallback: WasmGemm) {
@@ -89,8 +106,8 @@ export class BlasGemm implements Gemm {
     if (blas === null) throw new Error("no OpenBLAS library could be loaded")
     this.blas = blas
     this.fallback = fallback
-    blas.setThreads?.(threads)
-    this.label = `openblas ${blas.path}, ${threads} thread${threads > 1 ? "s" : ""}`
+    this.threads = blas.setThreads === null ? 1 : threads
+    this.label = `openblas ${blas.path}, ${threads} thread${threads > 1 ? "s" : ""}${threads > 1 ? ` from ${this.small} multiply-adds` : ""}`
   }
 
   static available(): boolean {
@@ -117,7 +134,12 @@ export class BlasGemm implements Gemm {
       this.fallback.gemm(A, offA, rsA, csA, B, offB, rsB, csB, C, offC, ldc, M, N, K, accumulate)
       return
     }
-    const { sgemm, ptr } = this.blas
+    const { sgemm, ptr, setThreads } = this.blas
+    const want = M * N * K < this.small ? 1 : this.threads
+    if (want !== blasThreads && setThreads !== null) {
+      setThreads(want)
+      blasThreads = want
+    }
     sgemm(
       ROW_MAJOR, aN ? NO_TRANS : TRANS, bN ? NO_TRANS : TRANS, M, N, K, 1,
       ptr(A, offA * 4), aN ? rsA : csA,
