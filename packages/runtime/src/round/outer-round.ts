@@ -16,8 +16,8 @@
 import { Effect, Either } from "effect"
 import * as External from "../sim/external.ts"
 import type { Trainer } from "@covenant/gpu-webgpu"
-import { aggregate, aggregateAll, compress, meanDense, nesterovStep, outerStep } from "@covenant/sparseloco"
-import type { Manifest, ParallelOptions, TensorUpdate, UpdateMessage, WireTensor } from "@covenant/sparseloco"
+import { aggregate, compress, meanDense, nesterovStep, outerStep } from "@covenant/sparseloco"
+import type { Manifest, TensorUpdate, UpdateMessage, WireTensor } from "@covenant/sparseloco"
 import type { CompressionSpec, OuterOptimizerSpec } from "@covenant/dsl"
 import { RuntimeError } from "../errors.ts"
 import type { Params } from "./params.ts"
@@ -95,7 +95,7 @@ export const outerRound = <R>(state: RoundState, input: RoundInput, io: RoundIo<
     const gather = now() - t
     t = now()
     // G <- aggregate ; params <- params - outer_lr G
-    const G = yield* aggregateUpdatesParallel(gathered, input.manifest, input.compression)
+    const G = aggregateUpdates(gathered, input.manifest, input.compression)
     yield* warnDropped(G, input.manifest)
     applyOuterStep(state, G, input.outer, input.outerLr)
     trainer.writeParameters(state.params)
@@ -154,7 +154,7 @@ export const aggregateUpdates = (
   compression: CompressionSpec,
 ): Params | null => {
   if (gathered.length === 0) return null
-  const ordered = byUid(gathered)
+  const ordered = [...gathered].sort((a, b) => a.uid - b.uid)
   const G: Params = new Map()
   manifest.tensors.forEach(({ name, shape }, i) => {
     const size = shape.reduce((a, b) => a * b, 1)
@@ -168,43 +168,14 @@ export const aggregateUpdates = (
       if (out.every(Number.isFinite)) G.set(name, out)
       return
     }
-    const agg = aggregate(sparseUpdates(ordered, i))
+    const updates: TensorUpdate[] = ordered.flatMap(({ message }) => {
+      const t = message.tensors[i]
+      return t !== undefined && t.coding !== "f32" ? [t.update] : []
+    })
+    const agg = aggregate(updates)
     if (Either.isRight(agg)) G.set(name, agg.right.dense)
   })
   return G
-}
-
-type Gathered = ReadonlyArray<{ readonly uid: number; readonly message: UpdateMessage }>
-const byUid = (gathered: Gathered) => [...gathered].sort((a, b) => a.uid - b.uid)
-/** Tensor i's sparse updates, in the given peer order. */
-const sparseUpdates = (ordered: Gathered, i: number): TensorUpdate[] =>
-  ordered.flatMap(({ message }) => {
-    const t = message.tensors[i]
-    return t !== undefined && t.coding !== "f32" ? [t.update] : []
-  })
-
-/**
- * aggregateUpdates with SparseLoCo's tensors aggregated on the machine's cores (sparseloco's
- * aggregateAll, workers over tensors): bitwise the same G, since every tensor is still aggregated
- * whole by the one-thread code. Small models stay on the calling thread.
- */
-export const aggregateUpdatesParallel = (
-  gathered: Gathered,
-  manifest: Manifest,
-  compression: CompressionSpec,
-  options?: ParallelOptions,
-): Effect.Effect<Params | null> => {
-  if (gathered.length === 0 || compression.kind === "none") return Effect.sync(() => aggregateUpdates(gathered, manifest, compression))
-  const ordered = byUid(gathered)
-  return Effect.promise(() => aggregateAll(manifest.tensors.map((_, i) => sparseUpdates(ordered, i)), options)).pipe(
-    Effect.map((results) => {
-      const G: Params = new Map()
-      results.forEach((r, i) => {
-        if (Either.isRight(r)) G.set(manifest.tensors[i]!.name, r.right.dense)
-      })
-      return G
-    }),
-  )
 }
 
 /**
