@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { FastCheck } from "effect"
 import {
-  chooseFreshLeader, chooseLeader, describeLeadership, describeRejections, describeStartWait, isFresh, LEADER_STALE_WINDOWS, leaderCandidates, leadsVacantRun,
+  chooseFreshLeader, chooseLeader, describeLeadership, leadershipNotice, describeRejections, describeStartWait, isFresh, LEADER_STALE_WINDOWS, leaderCandidates, leadsVacantRun,
   readSources, rejectionsOf, takesOverRun, waitReportMs,
 } from "../src/index.ts"
 import type { Directory, Participant } from "../src/index.ts"
@@ -175,6 +175,12 @@ describe("a leader that exists: the highest-ranked fresh publisher (property tes
     const after = chooseFreshLeader(ranked, (p) => (p.uid === 1 ? 10 : 15), 14)
     expect(after.leader?.uid).toBe(2)
     expect(describeLeadership({ ...directory([a, b], after.leader), publishers: after.publishers }, 14)).toMatch(/leader uid 2 .*uid 1 .*stale since window 14/)
+    // Said every window while waiting, once when the followed leader changes, then not again.
+    const waitingDir: Directory = { ...directory([a, b], undefined), publishers: waiting.publishers }
+    const afterDir: Directory = { ...directory([a, b], after.leader), publishers: after.publishers }
+    expect(leadershipNotice(waitingDir, 14, undefined)).toBe(waitText)
+    expect(leadershipNotice(afterDir, 15, undefined)).toContain("leader uid 2")
+    expect(leadershipNotice(afterDir, 16, 2)).toBeUndefined()
     // While a leads fresh, nothing to say.
     const fresh = chooseFreshLeader(ranked, () => 13, 14)
     expect(describeLeadership({ ...directory([a, b], fresh.leader), publishers: fresh.publishers }, 14)).toBeUndefined()

@@ -116,11 +116,21 @@ export const describeLeadership = (dir: Directory, window: number): string | und
   const stale = publishers.filter((p) => p.participant.uid !== dir.leader?.uid)
   if (stale.length === 0) return undefined
   const staleText = stale.map((p) => `uid ${p.participant.uid} (${short(p.participant.hotkey)}) last heartbeat in window ${p.heartbeatWindow}, stale since window ${p.heartbeatWindow + LEADER_STALE_WINDOWS + 1}`).join("; ")
-  if (dir.leader !== undefined) return `window ${window}: leader ${who(dir.leader)}, the next fresh publisher: ${staleText}`
+  if (dir.leader !== undefined) return `window ${window}: following the leader ${who(dir.leader)}, the highest-ranked fresh publisher; stale: ${staleText}`
   const next = leaderCandidates(dir.participants.values()).filter((p) => !publishers.some((q) => q.participant.uid === p.uid))
   return `window ${window}: no fresh leader: ${staleText}; waiting for the next candidate validator to take over (${
     next.length === 0 ? "no other candidate (permit + committed bucket) is registered" : next.slice(0, 3).map(who).join("; ")
   }); peer lists and records are read from the stale leader meanwhile`
+}
+
+/**
+ * What a node logs about the lead in `window`, given the leader it followed in the window before
+ * (`-1` at first): while no publisher is fresh, the wait every window; once a leader replaced a
+ * stale one, that once (when the node first sees it), not every window after.
+ */
+export const leadershipNotice = (dir: Directory, window: number, followed: number | undefined): string | undefined => {
+  const text = describeLeadership(dir, window)
+  return text !== undefined && (dir.leader === undefined || dir.leader.uid !== followed) ? text : undefined
 }
 
 /** How often a node that waits says so: every window, at most every 15 s, at least every poll. */

@@ -59,7 +59,7 @@ export interface NodeConfig {
 
 export type Role = "peer" | "validator"
 
-export type NoticeKind = "late" | "late-summary" | "on-time-again" | "slow-accepted" | "nothing-to-train"
+export type NoticeKind = "late" | "late-summary" | "on-time-again" | "slow-accepted" | "nothing-to-train" | "took-lead"
 
 export type NodeEvent =
   | { readonly _tag: "Joined"; readonly name: string; readonly role: Role; readonly uid: number; readonly resumedAt: number | null }
@@ -105,7 +105,7 @@ export type NodeEvent =
   /**
    * Something the operator must know about this node's pace: its update landed late (keep-up.ts;
    * per window, then once summarized), it is on time again, its run was accepted though too slow,
-   * or it will stop before training anything (stop.ts).
+   * or it will stop before training anything (stop.ts); or (a validator) it took over the lead from a stale leader (leader.ts).
    */
   | { readonly _tag: "Notice"; readonly name: string; readonly kind: NoticeKind; readonly window: number; readonly message: string }
   | {

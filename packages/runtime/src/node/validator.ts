@@ -31,7 +31,7 @@ import {
   gatherWindow, joinNetwork, peerListAt, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory, readDirectoryAt, republishPeerLists,
 } from "./network.ts"
 import type { Directory } from "./network.ts"
-import { describeLeadership, leadsVacantRun, takesOverRun } from "./leader.ts"
+import { describeLeadership, leadershipNotice, leadsVacantRun, takesOverRun } from "./leader.ts"
 import { Scoring } from "./scoring.ts"
 import { loadNodeState, saveNodeState } from "./state.ts"
 import { aggregatedPeers, gatheredUids } from "../scoring/peer-list.ts"
@@ -94,6 +94,8 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
     let window = initial.window + 1
     const last = cfg.stop === undefined ? undefined : lastWindow(cfg.stop, start, yield* currentWindow)
     const digests = new Map<number, string>()
+    // The leader followed last window (leader.ts leadershipNotice): a change of leader is said once, a wait every window.
+    let followed: number | undefined = -1
     for (;;) {
       if (last !== undefined && window > last) return
       // A validator that is not the leader checks its model against the leader's too.
@@ -107,13 +109,16 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
         // and the lists in force, so peerListAt reads the same from this bucket.
         const copied = yield* republishPeerLists(me, dir, address)
         yield* publishStartWindow(me, address, start)
-        yield* Effect.logWarning(`${cfg.name} (uid ${uid}): taking over the lead at window ${window}: ${describeLeadership(dir, window) ?? "no fresh leader"}; republished peer lists ${copied.join(", ") || "(none)"}`)
+        const message = `${cfg.name} (uid ${uid}) takes over the lead at window ${window}: ${describeLeadership(dir, window) ?? "no fresh leader"}; republished peer lists ${copied.join(", ") || "(none)"}`
+        yield* Effect.logWarning(message)
+        cfg.events({ _tag: "Notice", name: cfg.name, kind: "took-lead", window, message })
         dir = yield* readDirectoryAt(window)
       } else if (isLeader(dir)) {
         // The heartbeat: re-store the start window (same value) while leading (leader.ts).
         yield* publishStartWindow(me, address, start)
       }
-      const leadership = describeLeadership(dir, window)
+      const leadership = leadershipNotice(dir, window, followed)
+      followed = dir.leader?.uid
       if (leadership !== undefined) yield* Effect.logWarning(`${cfg.name}: ${leadership}`)
       const list = yield* peerListAt(dir, address, window)
       const expected = [...list.peers].sort((a, b) => a - b)
