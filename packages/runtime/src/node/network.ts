@@ -4,7 +4,7 @@
  * publishes the run), and the leader's start
  * window, peer lists, aggregation records and debug slices.
  */
-import { Clock, Duration, Effect, Either, Option, Schema } from "effect"
+import { Clock, Duration, Effect, Either, Schema } from "effect"
 import { Chain } from "@covenant/chain"
 import type { Commitment, Identity } from "@covenant/chain"
 import {
@@ -207,7 +207,9 @@ const listedPeerLists = (dir: Directory, address: RunAddress) =>
     if (sources.length === 0) return yield* noLeader()
     const byWindow = new Map<number, { storeTime: number; source: (typeof sources)[number] }>()
     for (const source of sources) {
-      const listed = yield* Effect.mapError(transport.list(source.location, "peers_"), inPhase("peers"))
+      const listing = Effect.mapError(transport.list(source.location, "peers_"), inPhase("peers"))
+      // A stale leader's bucket that cannot be listed any more is skipped: the new leader republished its lists.
+      const listed = yield* (source.uid === dir.leader?.uid ? listing : Effect.orElseSucceed(listing, () => []))
       for (const o of listed) {
         const parsed = parseKey(o.key)
         if (!Either.isRight(parsed) || parsed.right.kind !== "peers" || parsed.right.version !== address.version) continue
