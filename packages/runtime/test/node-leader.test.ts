@@ -1,6 +1,9 @@
 import { describe, expect, test } from "bun:test"
 import { FastCheck } from "effect"
-import { chooseLeader, describeRejections, describeStartWait, leaderCandidates, leadsVacantRun, rejectionsOf, waitReportMs } from "../src/index.ts"
+import {
+  chooseFreshLeader, chooseLeader, describeLeadership, leadershipNotice, describeRejections, describeStartWait, isFresh, LEADER_STALE_WINDOWS, leaderCandidates, leadsVacantRun,
+  readSources, rejectionsOf, takesOverRun, waitReportMs,
+} from "../src/index.ts"
 import type { Directory, Participant } from "../src/index.ts"
 
 // The roles/leader logic as pure functions over random metagraphs: any neuron may hold a permit
@@ -72,6 +75,115 @@ describe("leader (property tests over random metagraphs)", () => {
     const miner: Participant = { uid: 2, hotkey: "5Miner", stake: 50, validatorPermit: true, location: { bucket: "covenant-p0" } }
     expect(leaderCandidates([owner, validator, miner]).map((p) => p.uid)).toEqual([2, 1])
     expect(chooseLeader(leaderCandidates([owner, validator, miner]), (p) => p.uid === 1)?.uid).toBe(1)
+  })
+})
+
+// Freshness: each node may have published a start window (heartbeat = the window it last stored
+// it in) or not; the live window is anywhere around those heartbeats.
+const publishingGraph = FastCheck.integer({ min: 0, max: 10 }).chain((n) =>
+  FastCheck.tuple(
+    FastCheck.tuple(...Array.from({ length: n }, (_, uid) => FastCheck.tuple(participant(uid), FastCheck.option(FastCheck.integer({ min: 0, max: 30 }), { nil: undefined })))),
+    FastCheck.integer({ min: 0, max: 40 }),
+  ))
+
+const heartbeatsOf = (nodes: ReadonlyArray<readonly [{ p: Participant }, number | undefined]>) => {
+  const ps = nodes.map(([n]) => n.p)
+  const beats = new Map(nodes.map(([n, h]) => [n.p.uid, h]))
+  return { ps, heartbeat: (p: Participant) => beats.get(p.uid) }
+}
+
+describe("a leader that exists: the highest-ranked fresh publisher (property tests)", () => {
+  test("the leader is always a fresh publisher with a permit and a bucket, and no fresh publisher outranks it", () => {
+    FastCheck.assert(
+      FastCheck.property(publishingGraph, ([nodes, window]) => {
+        const { ps, heartbeat } = heartbeatsOf(nodes)
+        const ranked = leaderCandidates(ps)
+        const { leader } = chooseFreshLeader(ranked, heartbeat, window)
+        const fresh = ranked.filter((p) => heartbeat(p) !== undefined && isFresh(heartbeat(p)!, window))
+        if (fresh.length === 0) return leader === undefined
+        return leader !== undefined && leader.uid === fresh[0]!.uid && heartbeat(leader)! >= window - LEADER_STALE_WINDOWS && leader.validatorPermit && leader.location !== undefined
+      }),
+      { numRuns: 500 },
+    )
+  })
+
+  test("when the leader goes stale the next fresh candidate leads; a node that does not publish never does", () => {
+    FastCheck.assert(
+      FastCheck.property(publishingGraph, ([nodes, window]) => {
+        const { ps, heartbeat } = heartbeatsOf(nodes)
+        const ranked = leaderCandidates(ps)
+        const before = chooseFreshLeader(ranked, heartbeat, window).leader
+        if (before === undefined) return true
+        // The leader stops: its last heartbeat stays; K + 1 windows after it, it is stale.
+        const later = Math.max(window, heartbeat(before)!) + LEADER_STALE_WINDOWS + 1
+        const stopped = (p: Participant) => (p.uid === before.uid ? heartbeat(p) : heartbeat(p) === undefined ? undefined : later)
+        const after = chooseFreshLeader(ranked, stopped, later)
+        const next = ranked.find((p) => p.uid !== before.uid && heartbeat(p) !== undefined)
+        return after.leader?.uid === next?.uid && after.leader?.uid !== before.uid && (after.leader === undefined || heartbeat(after.leader) !== undefined)
+      }),
+      { numRuns: 500 },
+    )
+  })
+
+  test("the same store view gives every node the same leader; readSources puts the leader first and only publishers", () => {
+    FastCheck.assert(
+      FastCheck.property(publishingGraph, ([nodes, window]) => {
+        const { ps, heartbeat } = heartbeatsOf(nodes)
+        const shuffled = [...ps].reverse()
+        const a = chooseFreshLeader(leaderCandidates(ps), heartbeat, window)
+        const b = chooseFreshLeader(leaderCandidates(shuffled), heartbeat, window)
+        const dir: Directory = { ...directory(ps, a.leader), publishers: a.publishers }
+        const sources = readSources(dir)
+        return a.leader?.uid === b.leader?.uid &&
+          (a.leader === undefined || sources[0]?.uid === a.leader.uid) &&
+          sources.every((p) => heartbeat(p) !== undefined) &&
+          a.publishers.every((p, i) => i === a.publishers.length - 1 || !isFresh(p.heartbeatWindow, window))
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  test("a running candidate takes over only a started run with no fresh leader; the first start window only a vacant one", () => {
+    FastCheck.assert(
+      FastCheck.property(publishingGraph, ([nodes, window]) => {
+        const { ps, heartbeat } = heartbeatsOf(nodes)
+        const candidates = new Set(leaderCandidates(ps).map((p) => p.uid))
+        const { leader, publishers } = chooseFreshLeader(leaderCandidates(ps), heartbeat, window)
+        const dir: Directory = { ...directory(ps, leader), publishers }
+        return ps.every((p) =>
+          takesOverRun(dir, p.uid) === (leader === undefined && publishers.length > 0 && candidates.has(p.uid)) &&
+          leadsVacantRun(dir, p.uid) === (publishers.length === 0 && candidates.has(p.uid)) &&
+          !(takesOverRun(dir, p.uid) && leadsVacantRun(dir, p.uid)))
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  test("a node says, each window, which leader went stale since which window, and whom it follows or waits for", () => {
+    const a: Participant = { uid: 1, hotkey: "5A", stake: 20, validatorPermit: true, location: { bucket: "covenant-v0" } }
+    const b: Participant = { uid: 2, hotkey: "5B", stake: 10, validatorPermit: true, location: { bucket: "covenant-v1" } }
+    const ranked = leaderCandidates([a, b])
+    // a stopped after window 10; b has not taken over yet.
+    const waiting = chooseFreshLeader(ranked, (p) => (p.uid === 1 ? 10 : undefined), 14)
+    expect(waiting.leader).toBeUndefined()
+    const waitText = describeLeadership({ ...directory([a, b], undefined), publishers: waiting.publishers }, 14)!
+    expect(waitText).toContain("uid 1")
+    expect(waitText).toContain("stale since window 14")
+    expect(waitText).toMatch(/waiting for the next candidate validator to take over \(uid 2/)
+    expect(takesOverRun({ ...directory([a, b], undefined), publishers: waiting.publishers }, 2)).toBe(true)
+    // b took over: everyone follows b and says why.
+    const after = chooseFreshLeader(ranked, (p) => (p.uid === 1 ? 10 : 15), 14)
+    expect(after.leader?.uid).toBe(2)
+    expect(describeLeadership({ ...directory([a, b], after.leader), publishers: after.publishers }, 14)).toMatch(/leader uid 2 .*uid 1 .*stale since window 14/)
+    // Said every window while waiting, once when the followed leader changes, then not again.
+    const waitingDir: Directory = { ...directory([a, b], undefined), publishers: waiting.publishers }
+    const afterDir: Directory = { ...directory([a, b], after.leader), publishers: after.publishers }
+    expect(leadershipNotice(waitingDir, 14, undefined)).toBe(waitText)
+    expect(leadershipNotice(afterDir, 15, undefined)).toContain("leader uid 2")
+    expect(leadershipNotice(afterDir, 16, 2)).toBeUndefined()
+    // While a leads fresh, nothing to say.
+    const fresh = chooseFreshLeader(ranked, () => 13, 14)
+    expect(describeLeadership({ ...directory([a, b], fresh.leader), publishers: fresh.publishers }, 14)).toBeUndefined()
   })
 })
 

@@ -4,7 +4,7 @@
  * publishes the run), and the leader's start
  * window, peer lists, aggregation records and debug slices.
  */
-import { Clock, Duration, Effect, Either, Option, Schema } from "effect"
+import { Clock, Duration, Effect, Either, Schema } from "effect"
 import { Chain } from "@covenant/chain"
 import type { Commitment, Identity } from "@covenant/chain"
 import {
@@ -13,7 +13,9 @@ import {
 import type { BucketLocation, GatherResult } from "@covenant/transport"
 import type { RunSpec } from "@covenant/dsl"
 import { RuntimeError, inPhase } from "../errors.ts"
-import { leaderCandidates } from "./leader.ts"
+import { chooseFreshLeader, isFresh, leaderCandidates, readSources } from "./leader.ts"
+import type { Publishing } from "./leader.ts"
+import { currentWindow } from "./clock.ts"
 import { describeRejections, rejectionsOf } from "./rejections.ts"
 import type { Rejections } from "./rejections.ts"
 import { gatherSlackMs } from "./keep-up.ts"
@@ -33,7 +35,10 @@ export interface Participant {
 
 export interface Directory {
   readonly participants: ReadonlyMap<number, Participant>
+  /** The highest-ranked fresh publisher (leader.ts); `undefined` while none is. */
   readonly leader: Participant | undefined
+  /** The candidates that published the run's start window, ranked, down to the leader (stale ones above it); absent = none. */
+  readonly publishers?: ReadonlyArray<Publishing>
 }
 
 /** A commitment as the transport's bucket location (a filesystem commitment names the bucket folder). */
@@ -46,12 +51,13 @@ export const locationOf = (c: Commitment): BucketLocation =>
 export const leaderOf = (ps: Iterable<Participant>): Participant | undefined => leaderCandidates(ps)[0]
 
 /**
- * The participants, and the leader: the highest-stake permit holder with a committed bucket that
- * has published a start window (leader.ts); `undefined` until one has. A bucket whose store is
- * unavailable counts as publishing, so a store hiccup does not move the lead; one that refuses us
- * or does not exist does not.
+ * The participants, and the leader of `window` (default: the live one): the highest-ranked
+ * candidate (permit + committed bucket) whose start window is stored in its bucket and was last
+ * stored (its heartbeat, leader.ts) no more than LEADER_STALE_WINDOWS windows before; `undefined`
+ * while none is. A bucket whose store is unavailable counts as fresh, so a store hiccup does not
+ * move the lead; one that refuses us or does not exist does not publish.
  */
-export const readDirectory: Effect.Effect<Directory, RuntimeError, Chain | Transport> = Effect.gen(function* () {
+export const readDirectoryAt = (window: number): Effect.Effect<Directory, RuntimeError, Chain | Transport> => Effect.gen(function* () {
   const chain = yield* Chain
   const graph = yield* Effect.mapError(chain.refreshMetagraph, inPhase("metagraph"))
   const commitments = yield* Effect.mapError(chain.commitments, inPhase("commitments"))
@@ -62,15 +68,31 @@ export const readDirectory: Effect.Effect<Directory, RuntimeError, Chain | Trans
     participants.set(n.uid, { uid: n.uid, hotkey: n.hotkey, stake: n.stake, validatorPermit: n.validatorPermit, location: byHotkey.get(n.hotkey) })
   }
   const transport = yield* Transport
-  const publishes = (p: Participant) =>
-    p.location === undefined
-      ? Effect.succeed(false)
-      : Effect.catchAll(Effect.map(transport.list(p.location, "start_window_"), (objects) => objects.length > 0), (e) =>
-          // Only a store that is down leaves it open; a bucket we may not read (or that is not there) runs no leader.
-          Effect.succeed(e._tag === "Unavailable"))
-  const leader = yield* Effect.findFirst(leaderCandidates(participants.values()), publishes)
-  return { participants, leader: Option.getOrUndefined(leader) }
+  // The window a store time falls in, on the chain's window clock: from the start of `window` and
+  // the length of the one before (both already produced; a later window's start is not known yet).
+  // Exact at the staleness threshold K windows back up to the block times' jitter, and the same on
+  // every node judging `window` (chain facts and store stamps).
+  const startsAt = yield* Effect.mapError(chain.windowStartTime(window), inPhase("leader"))
+  const windowMs = window < 1 ? undefined : startsAt - (yield* Effect.mapError(chain.windowStartTime(window - 1), inPhase("leader")))
+  const windowAt = (ms: number) => (windowMs === undefined || windowMs <= 0 ? window : window + Math.floor((ms - startsAt) / windowMs))
+  const heartbeats = new Map<number, number | undefined>()
+  for (const p of leaderCandidates(participants.values())) {
+    if (p.location === undefined) continue
+    const listed = yield* Effect.either(transport.list(p.location, "start_window_"))
+    // Only a store that is down leaves it open (fresh); a bucket we may not read (or that is not there) runs no leader.
+    const heartbeat = Either.isLeft(listed)
+      ? (listed.left._tag === "Unavailable" ? window : undefined)
+      : listed.right.length === 0 ? undefined : windowAt(Math.max(...listed.right.map((o) => o.storeTime)))
+    heartbeats.set(p.uid, heartbeat)
+    // Candidates below a fresh one are not needed: stop listing there.
+    if (heartbeat !== undefined && isFresh(heartbeat, window)) break
+  }
+  const { leader, publishers } = chooseFreshLeader(leaderCandidates(participants.values()), (p) => heartbeats.get(p.uid), window)
+  return { participants, leader, publishers }
 })
+
+/** The directory as of the live window. */
+export const readDirectory: Effect.Effect<Directory, RuntimeError, Chain | Transport> = Effect.flatMap(currentWindow, readDirectoryAt)
 
 /** The run's identity on the store: the run id signs into every envelope, the version into every key. */
 export interface RunAddress {
@@ -116,21 +138,23 @@ const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
 const decodeJson = <A>(schema: Schema.Schema<A, string>, bytes: Uint8Array, what: string): Either.Either<A, RuntimeError> =>
   Either.mapLeft(Schema.decodeUnknownEither(schema)(text(bytes)), (e) => new RuntimeError({ phase: what, reason: e.message }))
 
-const requireLeader = (dir: Directory): Effect.Effect<Participant & { readonly location: BucketLocation }, RuntimeError> => {
-  const leader = dir.leader
-  return leader === undefined || leader.location === undefined
-    ? Effect.fail(new RuntimeError({ phase: "leader", reason: "no leader: no validator with a permit and a committed bucket has published the run's start window" }))
-    : Effect.succeed({ ...leader, location: leader.location })
-}
+const noLeader = () => new RuntimeError({ phase: "leader", reason: "no leader: no validator with a permit and a committed bucket has published the run's start window" })
 
-/** Reads a signed object of the leader; `undefined` when it is not there (yet). */
-const fetchFromLeader = (dir: Directory, address: RunAddress, key: string, window: number, kind: string) =>
+/** The leader and the stale publishers it replaced, each with its bucket (leader.ts readSources). */
+const sourcesOf = (dir: Directory) => readSources(dir).flatMap((p) => (p.location === undefined ? [] : [{ ...p, location: p.location }]))
+
+/** Reads a signed object of the leader, else of the publisher before it that has it (records of windows before a takeover); `undefined` when none has it (yet). */
+const fetchFromLeader = (dir: Directory, address: RunAddress, key: string | ((uid: number) => string), window: number, kind: string) =>
   Effect.gen(function* () {
-    const leader = yield* requireLeader(dir)
-    const got = yield* Effect.either(fetchSigned({ at: leader.location, key, context: { runId: address.runId, window, uid: leader.uid, kind }, hotkey: leader.hotkey }))
-    if (Either.isRight(got)) return got.right.bytes
-    if (got.left._tag === "NotFound") return undefined
-    return yield* new RuntimeError({ phase: kind, reason: `${got.left._tag} reading ${key}` })
+    const sources = sourcesOf(dir)
+    if (sources.length === 0) return yield* noLeader()
+    for (const source of sources) {
+      const at = typeof key === "string" ? key : key(source.uid)
+      const got = yield* Effect.either(fetchSigned({ at: source.location, key: at, context: { runId: address.runId, window, uid: source.uid, kind }, hotkey: source.hotkey }))
+      if (Either.isRight(got)) return got.right.bytes
+      if (got.left._tag !== "NotFound") return yield* new RuntimeError({ phase: kind, reason: `${got.left._tag} reading ${at}` })
+    }
+    return undefined
   })
 
 export interface Publisher {
@@ -171,27 +195,74 @@ export const peerListAt = (dir: Directory, address: RunAddress, window: number):
 /** The latest list the leader published for windows <= `window`, whenever it was stored. */
 export const peerListPublished = (dir: Directory, address: RunAddress, window: number) => readPeerList(dir, address, window, Number.POSITIVE_INFINITY)
 
+/**
+ * The lists of every source (the leader and the stale publishers it replaced), by window: a list
+ * a new leader republished on takeover counts from where it was first stored, so a window reads
+ * the same list whichever leader a node saw.
+ */
+const listedPeerLists = (dir: Directory, address: RunAddress) =>
+  Effect.gen(function* () {
+    const transport = yield* Transport
+    const sources = sourcesOf(dir)
+    if (sources.length === 0) return yield* noLeader()
+    const byWindow = new Map<number, { storeTime: number; source: (typeof sources)[number] }>()
+    for (const source of sources) {
+      const listing = Effect.mapError(transport.list(source.location, "peers_"), inPhase("peers"))
+      // A stale leader's bucket that cannot be listed any more is skipped: the new leader republished its lists.
+      const listed = yield* (source.uid === dir.leader?.uid ? listing : Effect.orElseSucceed(listing, () => []))
+      for (const o of listed) {
+        const parsed = parseKey(o.key)
+        if (!Either.isRight(parsed) || parsed.right.kind !== "peers" || parsed.right.version !== address.version) continue
+        const known = byWindow.get(parsed.right.window)
+        if (known === undefined || o.storeTime < known.storeTime) byWindow.set(parsed.right.window, { storeTime: o.storeTime, source })
+      }
+    }
+    return byWindow
+  })
+
+const fetchPeerList = (source: Participant & { readonly location: BucketLocation }, address: RunAddress, window: number) =>
+  Effect.gen(function* () {
+    const got = yield* Effect.either(fetchSigned({ at: source.location, key: peersKey(window, address.version), context: { runId: address.runId, window, uid: source.uid, kind: "peers" }, hotkey: source.hotkey }))
+    if (Either.isLeft(got)) return got.left._tag === "NotFound" ? undefined : yield* new RuntimeError({ phase: "peers", reason: `${got.left._tag} reading ${peersKey(window, address.version)}` })
+    return yield* decodeJson(PeerList, got.right.bytes, "peers")
+  })
+
 const readPeerList = (dir: Directory, address: RunAddress, window: number, storedBefore: number) =>
   Effect.gen(function* () {
     const transport = yield* Transport
-    const leader = yield* requireLeader(dir)
-    const listed = yield* Effect.mapError(transport.list(leader.location, "peers_"), inPhase("peers"))
+    const lists = yield* listedPeerLists(dir, address)
     // The first list counts whenever it was stored: the leader stores it before the start window, which every node reads first.
-    const lists = listed.flatMap((o) => {
-      const parsed = parseKey(o.key)
-      return Either.isRight(parsed) && parsed.right.kind === "peers" && parsed.right.version === address.version ? [{ window: parsed.right.window, storeTime: o.storeTime }] : []
-    })
-    const first = Math.min(...lists.map((l) => l.window))
+    const first = Math.min(...lists.keys())
     let best = -1
-    for (const l of lists) {
-      if (l.window <= window && (l.window === first || l.storeTime + transport.timeResolutionMs <= storedBefore)) best = Math.max(best, l.window)
+    for (const [w, l] of lists) {
+      if (w <= window && (w === first || l.storeTime + transport.timeResolutionMs <= storedBefore)) best = Math.max(best, w)
     }
     const none = { peers: [] as ReadonlyArray<number>, reserve: [] as ReadonlyArray<number> }
     if (best < 0) return none
-    const bytes = yield* fetchFromLeader(dir, address, peersKey(best, address.version), best, "peers")
-    if (bytes === undefined) return none
-    const list = yield* decodeJson(PeerList, bytes, "peers")
-    return { peers: list.peers, reserve: list.reserve }
+    const list = yield* fetchPeerList(lists.get(best)!.source, address, best)
+    return list === undefined ? none : { peers: list.peers, reserve: list.reserve }
+  })
+
+/**
+ * On takeover: stores, in `me`'s bucket, the peer lists of the publishers it replaces that it
+ * lacks (same windows and content), so the list in force stays readable from the new leader even
+ * once the old one's bucket is gone. Returns the windows copied.
+ */
+export const republishPeerLists = (me: Publisher, dir: Directory, address: RunAddress): Effect.Effect<ReadonlyArray<number>, RuntimeError, Transport> =>
+  Effect.gen(function* () {
+    const transport = yield* Transport
+    const lists = yield* listedPeerLists(dir, address)
+    const mine = yield* Effect.mapError(transport.list(me.own, "peers_"), inPhase("peers"))
+    const have = new Set(mine.map((o) => o.key))
+    const copied: number[] = []
+    for (const [w, l] of [...lists].sort((a, b) => a[0] - b[0])) {
+      if (l.source.uid === me.uid || have.has(peersKey(w, address.version))) continue
+      const list = yield* fetchPeerList(l.source, address, w)
+      if (list === undefined) continue
+      yield* publishPeerList(me, address, w, list.peers, list.reserve)
+      copied.push(w)
+    }
+    return copied
   })
 
 export const publishRecord = (me: Publisher, address: RunAddress, window: number, bytes: Uint8Array) =>
@@ -211,8 +282,7 @@ export const publishDebug = (me: Publisher, address: RunAddress, slice: DebugSli
 
 export const fetchLeaderDebug = (dir: Directory, address: RunAddress, window: number): Effect.Effect<DebugSlice | undefined, RuntimeError, Transport> =>
   Effect.gen(function* () {
-    const leader = yield* requireLeader(dir)
-    const bytes = yield* fetchFromLeader(dir, address, `debug-${window}-${leader.uid}-v${address.version}`, window, "debug")
+    const bytes = yield* fetchFromLeader(dir, address, (uid) => `debug-${window}-${uid}-v${address.version}`, window, "debug")
     return bytes === undefined ? undefined : yield* decodeJson(DebugSlice, bytes, "debug")
   })
 

@@ -20,7 +20,7 @@ import type { Params } from "../round/params.ts"
 import { loadLatestCheckpoint } from "./checkpoint.ts"
 import type { PeerBehaviour } from "../adversary/behaviour.ts"
 import type { RunAddress } from "./network.ts"
-import { describeStartWait, waitReportMs } from "./leader.ts"
+import { describeStartWait, readSources, waitReportMs } from "./leader.ts"
 import { fetchRecord, fetchStartWindow, gatherWindow, peerListAt, readDirectory } from "./network.ts"
 import { admitUpdates, sampleRule } from "./admission.ts"
 import type { Rejected } from "./admission.ts"
@@ -59,7 +59,7 @@ export interface NodeConfig {
 
 export type Role = "peer" | "validator"
 
-export type NoticeKind = "late" | "late-summary" | "on-time-again" | "slow-accepted" | "nothing-to-train"
+export type NoticeKind = "late" | "late-summary" | "on-time-again" | "slow-accepted" | "nothing-to-train" | "took-lead"
 
 export type NodeEvent =
   | { readonly _tag: "Joined"; readonly name: string; readonly role: Role; readonly uid: number; readonly resumedAt: number | null }
@@ -105,7 +105,7 @@ export type NodeEvent =
   /**
    * Something the operator must know about this node's pace: its update landed late (keep-up.ts;
    * per window, then once summarized), it is on time again, its run was accepted though too slow,
-   * or it will stop before training anything (stop.ts).
+   * or it will stop before training anything (stop.ts); or (a validator) it took over the lead from a stale leader (leader.ts).
    */
   | { readonly _tag: "Notice"; readonly name: string; readonly kind: NoticeKind; readonly window: number; readonly message: string }
   | {
@@ -147,7 +147,8 @@ export const awaitStart = (address: RunAddress, spec: RunSpec): Effect.Effect<nu
     let saidAt = Number.NEGATIVE_INFINITY
     for (;;) {
       const dir = yield* readDirectory
-      if (dir.leader?.location !== undefined) {
+      // A stale leader's start window is the run's all the same (a takeover keeps its value).
+      if (readSources(dir).some((p) => p.location !== undefined)) {
         const start = yield* fetchStartWindow(dir, address)
         if (start !== undefined) return start
       }
@@ -174,12 +175,13 @@ export const initialModel = (
   Effect.gen(function* () {
     if (saved !== undefined) return { window: saved.window, params: saved.params, momentum: saved.momentum ?? null, from: "state" as const }
     const dir = yield* readDirectory
-    const leader = dir.leader
-    const ckpt = leader?.location === undefined
-      ? undefined
-      : yield* Effect.mapError(loadLatestCheckpoint({ location: leader.location, uid: leader.uid, hotkey: leader.hotkey }, address, spec.model), (e) =>
+    // The leader's latest checkpoint, else (a leader that took over recently has none yet) the one of the leader it replaced.
+    for (const leader of readSources(dir)) {
+      if (leader.location === undefined) continue
+      const ckpt = yield* Effect.mapError(loadLatestCheckpoint({ location: leader.location, uid: leader.uid, hotkey: leader.hotkey }, address, spec.model), (e) =>
         e._tag === "UntrustedCheckpoint" ? new RuntimeError({ phase: "checkpoint", reason: `UntrustedCheckpoint: ${e.key}: ${e.reason}` }) : e)
-    if (ckpt !== undefined) return { ...ckpt, from: "checkpoint" as const }
+      if (ckpt !== undefined) return { ...ckpt, from: "checkpoint" as const }
+    }
     return { window: start - 1, params: initLlamaParameters(spec.model, spec.seed), momentum: null, from: "init" as const }
   })
 
@@ -211,8 +213,10 @@ export const outerLrFor = (spec: RunSpec, start: number, window: number): number
 
 /**
  * Brings `state` from window `from` to `to` (inclusive) without training: each window's updates
- * come from the leader's aggregation record, or straight from the peers' buckets when there is
- * none (the same set: store times are fixed once written). Returns how many were replayed.
+ * come from the aggregation record of the leader that published it (the current leader, else the
+ * stale leaders it replaced: network.ts fetchRecord), or straight from the peers' buckets when
+ * there is none (windows between a leader's death and its successor's takeover; the same set:
+ * store times are fixed once written). Returns how many were replayed.
  */
 export const replayWindows = (
   state: RoundState,

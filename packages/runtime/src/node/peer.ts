@@ -24,7 +24,8 @@ import { admitGathered, sampleRule } from "./admission.ts"
 import { guardDivergence } from "./divergence.ts"
 import type { Rejected } from "./admission.ts"
 import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs, prefetchBatches, replayWindows, trainingBatches } from "./node.ts"
-import { fetchLeaderDebug, gatherWindow, joinNetwork, peerListAt, publishDebug, publishGradient, readDirectory } from "./network.ts"
+import { fetchLeaderDebug, gatherWindow, joinNetwork, peerListAt, publishDebug, publishGradient, readDirectory, readDirectoryAt } from "./network.ts"
+import { leadershipNotice } from "./leader.ts"
 import { aggregatedPeers, gatheredUids } from "../scoring/peer-list.ts"
 import { loadNodeState, saveNodeState } from "./state.ts"
 import { keepUpStart, observeLanding, windowMsOf } from "./keep-up.ts"
@@ -88,6 +89,8 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
     }
     // Where each window's update landed against its upload interval (keep-up.ts).
     let keepUp = keepUpStart
+    // The leader followed last window (leader.ts leadershipNotice): a change of leader is said once, a wait every window.
+    let followed: number | undefined = -1
 
     for (;;) {
       if (last !== undefined && done >= last) return
@@ -119,7 +122,11 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       const data = yield* trainingBatches(cfg.shards, spec, uid, window, start)
       const dataMs = performance.now() - roundStart
       yield* prefetchBatches(cfg.shards, spec, uid, window + 1, start)
-      const dir = yield* readDirectory
+      const dir = yield* readDirectoryAt(window)
+      // Never silent about the lead: who went stale, since when, and whom this peer follows or waits for.
+      const leadership = leadershipNotice(dir, window, followed)
+      followed = dir.leader?.uid
+      if (leadership !== undefined) yield* Effect.logWarning(`${cfg.name}: ${leadership}`)
       const list = yield* peerListAt(dir, address, window)
       const expected = [...list.peers].sort((a, b) => a - b)
       // The slice of the model this round starts from, published with the update for the validators' sync check.

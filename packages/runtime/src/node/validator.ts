@@ -1,7 +1,10 @@
 /**
  * The validator: gathers the same updates as the peers and applies the same outer step, so it
- * holds the canonical model. The leader (highest-stake validator) also publishes the start
- * window, the peer lists, each window's aggregation record and debug slice, and checkpoints.
+ * holds the canonical model. The leader (the highest-stake fresh publisher, leader.ts) also
+ * re-stores the start window each window (its heartbeat) and publishes the peer lists, each
+ * window's aggregation record and debug slice, and checkpoints. A validator that is not the leader
+ * takes over when every publisher has gone stale (its node died): it stores the same start window
+ * and the peer lists in force, and leads from that window on.
  * Weights come from the Scoring service and are set on chain every few windows.
  */
 import { Effect, Option } from "effect"
@@ -25,10 +28,10 @@ import { lastWindow } from "./stop.ts"
 import { guardDivergence } from "./divergence.ts"
 import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs } from "./node.ts"
 import {
-  gatherWindow, joinNetwork, peerListAt, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory,
+  gatherWindow, joinNetwork, peerListAt, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory, readDirectoryAt, republishPeerLists,
 } from "./network.ts"
 import type { Directory } from "./network.ts"
-import { leadsVacantRun } from "./leader.ts"
+import { describeLeadership, leadershipNotice, leadsVacantRun, takesOverRun } from "./leader.ts"
 import { Scoring } from "./scoring.ts"
 import { loadNodeState, saveNodeState } from "./state.ts"
 import { aggregatedPeers, gatheredUids } from "../scoring/peer-list.ts"
@@ -45,14 +48,14 @@ export const eligiblePeers = (dir: Directory): number[] => eligibleCandidates(di
 /** How many windows after publication a new peer list takes effect (time for every node to see it). */
 export const PEER_LIST_LEAD = 2
 
-/** On the local chain a validator stakes itself to a validator permit (subtensor stake is btcli's business). */
-export const ensureValidatorPermit = (cfg: Pick<NodeConfig, "own" | "commitment" | "identity">): Effect.Effect<void, RuntimeError, Chain | LocalChain | Transport> =>
+/** On the local chain a validator stakes itself to a validator permit (`stake`, default 1000; subtensor stake is btcli's business). */
+export const ensureValidatorPermit = (cfg: Pick<NodeConfig, "own" | "commitment" | "identity">, stake = 1000): Effect.Effect<void, RuntimeError, Chain | LocalChain | Transport> =>
   Effect.gen(function* () {
     yield* joinNetwork(cfg.own, cfg.commitment)
     const local = yield* LocalChain
     const graph = yield* Effect.mapError(local.refreshMetagraph, inPhase("metagraph"))
     if (!graph.neurons.some((n) => n.hotkey === cfg.identity.hotkey.address && n.validatorPermit)) {
-      yield* Effect.mapError(local.addStake(1000), inPhase("stake"))
+      yield* Effect.mapError(local.addStake(stake), inPhase("stake"))
     }
   })
 
@@ -91,6 +94,8 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
     let window = initial.window + 1
     const last = cfg.stop === undefined ? undefined : lastWindow(cfg.stop, start, yield* currentWindow)
     const digests = new Map<number, string>()
+    // The leader followed last window (leader.ts leadershipNotice): a change of leader is said once, a wait every window.
+    let followed: number | undefined = -1
     for (;;) {
       if (last !== undefined && window > last) return
       // A validator that is not the leader checks its model against the leader's too.
@@ -98,7 +103,23 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
       yield* waitForWindow(window + 1, poll)
       const roundStart = performance.now()
       cfg.events({ _tag: "Phase", name: cfg.name, window, phase: "gather" })
-      dir = yield* readDirectory
+      dir = yield* readDirectoryAt(window)
+      if (takesOverRun(dir, uid)) {
+        // Every publisher is stale: claim the lead with the run's start window (the same value)
+        // and the lists in force, so peerListAt reads the same from this bucket.
+        const copied = yield* republishPeerLists(me, dir, address)
+        yield* publishStartWindow(me, address, start)
+        const message = `${cfg.name} (uid ${uid}) takes over the lead at window ${window}: ${describeLeadership(dir, window) ?? "no fresh leader"}; republished peer lists ${copied.join(", ") || "(none)"}`
+        yield* Effect.logWarning(message)
+        cfg.events({ _tag: "Notice", name: cfg.name, kind: "took-lead", window, message })
+        dir = yield* readDirectoryAt(window)
+      } else if (isLeader(dir)) {
+        // The heartbeat: re-store the start window (same value) while leading (leader.ts).
+        yield* publishStartWindow(me, address, start)
+      }
+      const leadership = leadershipNotice(dir, window, followed)
+      followed = dir.leader?.uid
+      if (leadership !== undefined) yield* Effect.logWarning(`${cfg.name}: ${leadership}`)
       const list = yield* peerListAt(dir, address, window)
       const expected = [...list.peers].sort((a, b) => a - b)
       // Every eligible peer is gathered (to judge it); the listed ones, with reserves for the missing, are aggregated.

@@ -36,13 +36,18 @@ import { busyLabel, simulate } from "../sim/simulator.ts"
 /** s3: `config` holds the write key (never committed); `read` is the distinct pair nodes commit on chain. */
 export type SwarmTransport = { readonly kind: "fs" } | { readonly kind: "s3"; readonly config: S3TransportConfig; readonly read: S3Keys }
 
-/** Kill a running peer, or start one (again: it resumes from its state folder; new index: a joiner). */
-export interface ChurnAction {
-  /** Round of the run (0 = the start window) at which to act. */
-  readonly round: number
-  readonly action: "kill" | "start"
-  readonly peer: number
-}
+/**
+ * Kill a running peer, or start one (again: it resumes from its state folder; new index: a
+ * joiner); or kill or (re)start validator `validator` (0 = the one that starts the run).
+ */
+export type ChurnAction =
+  | {
+      /** Round of the run (0 = the start window) at which to act. */
+      readonly round: number
+      readonly action: "kill" | "start"
+      readonly peer: number
+    }
+  | { readonly round: number; readonly action: "kill" | "start"; readonly validator: number }
 
 export interface SwarmOptions {
   readonly spec: RunSpec
@@ -69,6 +74,12 @@ export interface SwarmOptions {
    * (`transport` must be fs or absent: state folders and prepared data stay on disk).
    */
   readonly clock?: "wall" | "simulated"
+  /**
+   * Validators (default 1). Validator i stakes (validators - i) x 1000, so validator 0 ranks
+   * first and leads; the others start once the run has started and take over the lead if it goes
+   * stale (leader.ts). The swarm ends when every validator still running has stopped.
+   */
+  readonly validators?: number
 }
 
 export interface SwarmResult {
@@ -130,18 +141,24 @@ const swarmProgram = (options: SwarmOptions): Effect.Effect<Omit<SwarmResult, "s
         stop: StopRule.FromStart({ windows: options.rounds }),
       })
 
-      // The validator stakes to hold a permit (it is the only one, hence the leader), then runs.
-      const validatorIdentity = yield* Effect.mapError(identityFromSecret("//covenant-swarm-validator-0"), inPhase("identity"))
-      const validatorCfg = configFor("validator-0", validatorIdentity, yield* Effect.mapError(bucketOf("validator-0", transport), inPhase("credentials")))
-      const validatorProgram = Effect.zipRight(ensureValidatorPermit(validatorCfg), runValidator(validatorCfg))
-      const validatorLayer = options.evaluate === false
-        ? nodeLayer(validatorIdentity)
-        : Layer.mergeAll(nodeLayer(validatorIdentity), engineLayer)
-      const startValidator = Effect.fork(Effect.annotateLogs(Effect.provide(validatorProgram, validatorLayer), busyLabel, "validator-0"))
+      // Each validator stakes to hold a permit (validator 0 the most: it leads), then runs.
+      const validatorCount = Math.max(1, options.validators ?? 1)
+      const validatorFibers = new Map<number, Fiber.RuntimeFiber<void, RuntimeError>>()
+      const startValidator = (index: number) =>
+        Effect.gen(function* () {
+          const name = `validator-${index}`
+          const identity = yield* Effect.mapError(identityFromSecret(`//covenant-swarm-validator-${index}`), inPhase("identity"))
+          const cfg = configFor(name, identity, yield* Effect.mapError(bucketOf(name, transport), inPhase("credentials")))
+          const program = Effect.zipRight(ensureValidatorPermit(cfg, (validatorCount - index) * 1000), runValidator(cfg))
+          const layer = options.evaluate === false ? nodeLayer(identity) : Layer.mergeAll(nodeLayer(identity), engineLayer)
+          const fiber = yield* Effect.fork(Effect.annotateLogs(Effect.provide(program, layer), busyLabel, name))
+          validatorFibers.set(index, fiber)
+          return fiber
+        })
       // Simulated, every node reaches the in-memory chain at once: the peers start (and register)
       // first, so the validator's first peer list names them as a wall-clock swarm's usually does.
       const simulated = options.clock === "simulated"
-      const validator = simulated ? undefined : yield* startValidator
+      const validator = simulated ? undefined : yield* startValidator(0)
 
       const peerFibers = new Map<number, Fiber.RuntimeFiber<void, RuntimeError>>()
       const startPeer = (index: number) =>
@@ -155,21 +172,29 @@ const swarmProgram = (options: SwarmOptions): Effect.Effect<Omit<SwarmResult, "s
         })
       for (let i = 0; i < options.peers; i++) yield* startPeer(i)
       if (simulated) yield* Effect.yieldNow()
-      const validatorFiber = validator ?? (yield* startValidator)
+      const validatorFiber = validator ?? (yield* startValidator(0))
 
       // An observer (no uid) follows the clock to apply churn at the right rounds.
       const observerIdentity = yield* Effect.mapError(identityFromSecret("//covenant-swarm-observer"), inPhase("identity"))
       const observe = <A>(effect: Effect.Effect<A, RuntimeError, Chain | Transport>) =>
         Effect.provide(effect, Layer.mergeAll(transportLayer, infra.chainFor(observerIdentity)))
       const start = yield* Effect.raceFirst(observe(awaitStart(address, spec)), Effect.flatMap(Fiber.join(validatorFiber), () => Effect.fail(new RuntimeError({ phase: "swarm", reason: "validator stopped before the start window" }))))
+      // The other validators join the started run (they could take over its lead).
+      for (let i = 1; i < validatorCount; i++) yield* startValidator(i)
       const pending = [...(options.churn ?? [])].sort((a, b) => a.round - b.round)
+      const validatorsDone = () => [...validatorFibers.values()].every((f) => f.unsafePoll() !== null)
       while (pending.length > 0) {
-        const exit = validatorFiber.unsafePoll()
-        if (exit !== null) break
+        if (validatorsDone()) break
         const round = (yield* observe(currentWindow)) - start
         while (pending.length > 0 && pending[0]!.round <= round) {
           const action = pending.shift()!
-          if (action.action === "kill") {
+          if ("validator" in action) {
+            const fiber = validatorFibers.get(action.validator)
+            if (action.action === "kill" && fiber !== undefined) {
+              yield* Fiber.interrupt(fiber)
+              validatorFibers.delete(action.validator)
+            } else if (action.action === "start" && fiber === undefined) yield* startValidator(action.validator)
+          } else if (action.action === "kill") {
             const fiber = peerFibers.get(action.peer)
             if (fiber !== undefined) {
               yield* Fiber.interrupt(fiber)
@@ -179,10 +204,12 @@ const swarmProgram = (options: SwarmOptions): Effect.Effect<Omit<SwarmResult, "s
         }
         yield* Effect.sleep(Duration.millis(pollMs(spec)))
       }
-      const validatorExit = yield* Fiber.await(validatorFiber)
-      if (Exit.isFailure(validatorExit)) {
-        yield* Effect.forEach(peerFibers.values(), Fiber.interrupt, { discard: true })
-        return yield* Effect.failCause(validatorExit.cause)
+      for (const fiber of validatorFibers.values()) {
+        const validatorExit = yield* Fiber.await(fiber)
+        if (Exit.isFailure(validatorExit)) {
+          yield* Effect.forEach([...peerFibers.values(), ...validatorFibers.values()], Fiber.interrupt, { discard: true })
+          return yield* Effect.failCause(validatorExit.cause)
+        }
       }
       // Peers stop after the same last window; a peer that failed fails the swarm.
       for (const fiber of peerFibers.values()) yield* Fiber.join(fiber)
