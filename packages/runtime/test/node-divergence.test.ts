@@ -81,7 +81,7 @@ test("a node fed a different gather set detects it against the leader's digest a
       let resynced = 0
       // Window S + 1 has no leader slice yet: it does not hold up the check of S.
       const digests = new Map([[S, driftedDigest], [S + 1, "not-yet-published"]])
-      const done = yield* guardDivergence({ cfg, uid: uids[1]!, state: drifted, start: S, digests, onResync: () => resynced++ }, S + 1)
+      const done = yield* guardDivergence({ cfg, uid: uids[1]!, state: drifted, start: S, digests, onResync: () => Effect.sync(() => { resynced++ }) }, S + 1)
       expect(done).toBe(S)
       expect(resynced).toBe(1)
       expect(events).toEqual([{ _tag: "Diverged", name: "peer-x", uid: uids[1]!, window: S, digest: driftedDigest, leaderDigest, resyncedTo: S, matches: true }])

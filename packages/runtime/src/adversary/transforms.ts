@@ -7,7 +7,7 @@ import { Either } from "effect"
 import { compress, crc32, decompress, layoutOf } from "@covenant/sparseloco"
 import type { TensorUpdate, UpdateMessage, UpdateMeta, WireTensor } from "@covenant/sparseloco"
 import type { CompressionSpec } from "@covenant/dsl"
-import { RuntimeError } from "../errors.ts"
+import { RuntimeError, type RuntimeFailure } from "../errors.ts"
 
 const f32 = Math.fround
 
@@ -74,12 +74,12 @@ export const noiseOfSameNorm = (msg: UpdateMessage, seed: number): UpdateMessage
 }
 
 /** The message as a dense value per tensor (sparse tensors decompressed), for re-encoding. */
-const denseOf = (t: WireTensor): Either.Either<Float32Array, RuntimeError> =>
+const denseOf = (t: WireTensor): Either.Either<Float32Array, RuntimeFailure> =>
   t.coding === "f32"
     ? Either.right(t.dense.values)
     : Either.mapLeft(decompress(t.update), (e) => new RuntimeError({ phase: "behaviour", reason: `${t.update.name}: ${e.message}` }))
 
-const compressTo = (values: Float32Array, name: string, shape: readonly number[], c: Extract<CompressionSpec, { kind: "sparseloco" }>): Either.Either<WireTensor, RuntimeError> =>
+const compressTo = (values: Float32Array, name: string, shape: readonly number[], c: Extract<CompressionSpec, { kind: "sparseloco" }>): Either.Either<WireTensor, RuntimeFailure> =>
   Either.map(
     Either.mapLeft(compress(new Float32Array(values.length), values, shape, c, name), (e) => new RuntimeError({ phase: "behaviour", reason: `${name}: ${e.message}` })),
     (r) => ({ coding: c.indexCoding, update: r.update }),
@@ -93,7 +93,7 @@ const sparseParams = (c: CompressionSpec): Extract<CompressionSpec, { kind: "spa
  * The same values, re-compressed with another chunk edge than the spec's (32, or 16 when the
  * spec's is 32): a well-formed update of the right shapes with the wrong codec parameters.
  */
-export const withChunk = (msg: UpdateMessage, compression: CompressionSpec, chunk?: number): Either.Either<UpdateMessage, RuntimeError> =>
+export const withChunk = (msg: UpdateMessage, compression: CompressionSpec, chunk?: number): Either.Either<UpdateMessage, RuntimeFailure> =>
   Either.gen(function* () {
     const base = sparseParams(compression)
     const edge = chunk ?? (base.chunk === 32 ? 16 : 32)
@@ -108,7 +108,7 @@ export const withChunk = (msg: UpdateMessage, compression: CompressionSpec, chun
   })
 
 /** The first tensor's leading dimension doubled (values tiled): a well-formed update of the wrong shape. */
-export const wrongShape = (msg: UpdateMessage, compression: CompressionSpec): Either.Either<UpdateMessage, RuntimeError> =>
+export const wrongShape = (msg: UpdateMessage, compression: CompressionSpec): Either.Either<UpdateMessage, RuntimeFailure> =>
   Either.gen(function* () {
     const [first, ...rest] = msg.tensors
     if (first === undefined) return msg

@@ -12,7 +12,7 @@
 import { Effect, Either } from "effect"
 import type { Chain } from "@covenant/chain"
 import type { Transport } from "@covenant/transport"
-import type { RuntimeError } from "../errors.ts"
+import type { RuntimeFailure } from "../errors.ts"
 import type { RoundState } from "../round/outer-round.ts"
 import { paramsDigest } from "../round/params.ts"
 import type { NodeConfig } from "./node.ts"
@@ -30,8 +30,8 @@ export interface DivergenceGuard {
   readonly start: number
   /** This node's digest after each recent window's outer step, by window (checked ones are removed). */
   readonly digests: Map<number, string>
-  /** Called after a re-sync replaced `state.params` (e.g. to load them into the trainer). */
-  readonly onResync?: () => void
+  /** Run after a re-sync replaced `state.params` (e.g. to load them into the trainer, through `tryEngine`). */
+  readonly onResync?: () => Effect.Effect<void, RuntimeFailure>
 }
 
 /**
@@ -39,7 +39,7 @@ export interface DivergenceGuard {
  * node's state now includes: `done` when all is well (or nothing could be checked yet), the
  * re-synced window after a mismatch (the caller's catch-up then replays from there).
  */
-export const guardDivergence = (guard: DivergenceGuard, done: number): Effect.Effect<number, RuntimeError, Chain | Transport> =>
+export const guardDivergence = (guard: DivergenceGuard, done: number): Effect.Effect<number, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
     const { cfg, digests, state } = guard
     const pending = [...digests.keys()].sort((a, b) => a - b)
@@ -66,7 +66,7 @@ export const guardDivergence = (guard: DivergenceGuard, done: number): Effect.Ef
         yield* replayWindows(state, cfg.spec, cfg.address, guard.start, fresh.window + 1, w, cfg.shards)
         resyncedTo = w
       }
-      guard.onResync?.()
+      if (guard.onResync !== undefined) yield* guard.onResync()
       digests.clear()
       const now = paramsDigest(state.params)
       cfg.events({

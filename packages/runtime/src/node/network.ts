@@ -12,7 +12,7 @@ import {
 } from "@covenant/transport"
 import type { BucketLocation, GatherResult } from "@covenant/transport"
 import type { RunSpec } from "@covenant/dsl"
-import { RuntimeError, inPhase } from "../errors.ts"
+import { RuntimeError, type RuntimeFailure, inPhase, isRuntimeFailure } from "../errors.ts"
 import { leaderCandidates } from "./leader.ts"
 import { describeRejections, rejectionsOf } from "./rejections.ts"
 import type { Rejections } from "./rejections.ts"
@@ -51,7 +51,7 @@ export const leaderOf = (ps: Iterable<Participant>): Participant | undefined => 
  * unavailable counts as publishing, so a store hiccup does not move the lead; one that refuses us
  * or does not exist does not.
  */
-export const readDirectory: Effect.Effect<Directory, RuntimeError, Chain | Transport> = Effect.gen(function* () {
+export const readDirectory: Effect.Effect<Directory, RuntimeFailure, Chain | Transport> = Effect.gen(function* () {
   const chain = yield* Chain
   const graph = yield* Effect.mapError(chain.refreshMetagraph, inPhase("metagraph"))
   const commitments = yield* Effect.mapError(chain.commitments, inPhase("commitments"))
@@ -81,7 +81,7 @@ export interface RunAddress {
 export const runAddress = (spec: RunSpec, version = "1"): RunAddress => ({ runId: spec.name, version })
 
 /** Registers this identity (if needed), makes its bucket and commits its location. Returns its uid. */
-export const joinNetwork = (own: BucketLocation, commitment: Commitment): Effect.Effect<number, RuntimeError, Chain | Transport> =>
+export const joinNetwork = (own: BucketLocation, commitment: Commitment): Effect.Effect<number, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
     const chain = yield* Chain
     const transport = yield* Transport
@@ -113,10 +113,10 @@ export type DebugSlice = typeof DebugSlice.Type
 const utf8 = (value: string) => new TextEncoder().encode(value)
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
 
-const decodeJson = <A>(schema: Schema.Schema<A, string>, bytes: Uint8Array, what: string): Either.Either<A, RuntimeError> =>
+const decodeJson = <A>(schema: Schema.Schema<A, string>, bytes: Uint8Array, what: string): Either.Either<A, RuntimeFailure> =>
   Either.mapLeft(Schema.decodeUnknownEither(schema)(text(bytes)), (e) => new RuntimeError({ phase: what, reason: e.message }))
 
-const requireLeader = (dir: Directory): Effect.Effect<Participant & { readonly location: BucketLocation }, RuntimeError> => {
+const requireLeader = (dir: Directory): Effect.Effect<Participant & { readonly location: BucketLocation }, RuntimeFailure> => {
   const leader = dir.leader
   return leader === undefined || leader.location === undefined
     ? Effect.fail(new RuntimeError({ phase: "leader", reason: "no leader: no validator with a permit and a committed bucket has published the run's start window" }))
@@ -148,7 +148,7 @@ const publishJson = (me: Publisher, address: RunAddress, key: string, window: nu
 export const publishStartWindow = (me: Publisher, address: RunAddress, startWindow: number) =>
   publishJson(me, address, startWindowKey(address.version), 0, "start_window", { startWindow })
 
-export const fetchStartWindow = (dir: Directory, address: RunAddress): Effect.Effect<number | undefined, RuntimeError, Transport> =>
+export const fetchStartWindow = (dir: Directory, address: RunAddress): Effect.Effect<number | undefined, RuntimeFailure, Transport> =>
   Effect.flatMap(fetchFromLeader(dir, address, startWindowKey(address.version), 0, "start_window"), (bytes) =>
     bytes === undefined ? Effect.succeed(undefined) : Effect.map(decodeJson(StartWindow, bytes, "start_window"), (s) => s.startWindow))
 
@@ -161,7 +161,7 @@ export const publishPeerList = (me: Publisher, address: RunAddress, firstEffecti
  * resolution): a list that lands late takes effect one window later on every node alike,
  * instead of on the nodes that happened to read after it landed.
  */
-export const peerListAt = (dir: Directory, address: RunAddress, window: number): Effect.Effect<{ readonly peers: ReadonlyArray<number>; readonly reserve: ReadonlyArray<number> }, RuntimeError, Chain | Transport> =>
+export const peerListAt = (dir: Directory, address: RunAddress, window: number): Effect.Effect<{ readonly peers: ReadonlyArray<number>; readonly reserve: ReadonlyArray<number> }, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
     const chain = yield* Chain
     const startsAt = yield* Effect.mapError(chain.windowStartTime(window), inPhase("peers"))
@@ -209,7 +209,7 @@ export const publishDebug = (me: Publisher, address: RunAddress, slice: DebugSli
     inPhase("debug"),
   )
 
-export const fetchLeaderDebug = (dir: Directory, address: RunAddress, window: number): Effect.Effect<DebugSlice | undefined, RuntimeError, Transport> =>
+export const fetchLeaderDebug = (dir: Directory, address: RunAddress, window: number): Effect.Effect<DebugSlice | undefined, RuntimeFailure, Transport> =>
   Effect.gen(function* () {
     const leader = yield* requireLeader(dir)
     const bytes = yield* fetchFromLeader(dir, address, `debug-${window}-${leader.uid}-v${address.version}`, window, "debug")
@@ -217,7 +217,7 @@ export const fetchLeaderDebug = (dir: Directory, address: RunAddress, window: nu
   })
 
 /** A peer's own parameter slice for `window` (published with its update), or undefined. */
-export const fetchPeerDebug = (dir: Directory, address: RunAddress, window: number, uid: number): Effect.Effect<DebugSlice | undefined, RuntimeError, Transport> =>
+export const fetchPeerDebug = (dir: Directory, address: RunAddress, window: number, uid: number): Effect.Effect<DebugSlice | undefined, RuntimeFailure, Transport> =>
   Effect.gen(function* () {
     const who = dir.participants.get(uid)
     if (who?.location === undefined) return undefined
@@ -247,7 +247,7 @@ export const gatherWindow = (
   spec: RunSpec,
   window: number,
   uids: ReadonlyArray<number>,
-): Effect.Effect<GatherResult & { readonly refused: Rejections }, RuntimeError, Chain | Transport> =>
+): Effect.Effect<GatherResult & { readonly refused: Rejections }, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
     const chain = yield* Chain
     const transport = yield* Transport
@@ -284,4 +284,4 @@ export const gatherWindow = (
     const line = describeRejections(window, refused, p.uploadWindowMs)
     if (line !== undefined) yield* Effect.logWarning(line)
     return { ...got, refused }
-  }).pipe(Effect.mapError((e) => (e._tag === "RuntimeError" ? e : inPhase("gather")(e))))
+  }).pipe(Effect.mapError((e) => (isRuntimeFailure(e) ? e : inPhase("gather")(e))))

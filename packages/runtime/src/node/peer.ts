@@ -6,13 +6,12 @@
  * values, and only then trains the live window (it never ends one window behind).
  */
 import { Clock, Duration, Effect, Either } from "effect"
-import * as External from "../sim/external.ts"
 import { Chain } from "@covenant/chain"
 import { innerLrAt } from "@covenant/dsl"
 import { Engine, Trainer } from "@covenant/gpu-webgpu"
 import { prune, Transport, uploadInterval } from "@covenant/transport"
 import { behaviourBatches, behaviourPayload } from "../adversary/apply.ts"
-import { RuntimeError, inPhase } from "../errors.ts"
+import { type RuntimeFailure, awaitEngine, inPhase, tryEngine } from "../errors.ts"
 import { encodeUpdate } from "../round/codec.ts"
 import { outerRound } from "../round/outer-round.ts"
 import type { RoundState } from "../round/outer-round.ts"
@@ -34,7 +33,7 @@ import { describeRejection } from "./admission.ts"
 import { lastWindow, nothingToTrain } from "./stop.ts"
 import { checkPace } from "./warm-up.ts"
 
-export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chain | Transport | Engine> =>
+export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeFailure, Chain | Transport | Engine> =>
   Effect.gen(function* () {
     const { spec, address } = cfg
     const engine = yield* Engine
@@ -51,8 +50,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
     // The inner schedule runs on the run's global inner step, the same for every peer.
     let globalInnerStep = 0
     const trainer = yield* Effect.acquireRelease(
-      Effect.try({
-        try: () =>
+      tryEngine("trainer", () =>
           Trainer.create(engine, spec.model, state.params, {
             microBatch: inner.microBatchSize,
             lr: () => innerLrAt(inner, globalInnerStep),
@@ -61,14 +59,12 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
             eps: inner.eps,
             weightDecay: inner.weightDecay,
             maxGradNorm: inner.gradClip,
-          }),
-        catch: (e) => new RuntimeError({ phase: "trainer", reason: String(e) }),
-      }),
+          })),
       (t) => Effect.sync(() => t.dispose()),
     )
     if (saved?.optimizer != null) {
       const opt = saved.optimizer
-      yield* Effect.try({ try: () => trainer.importOptimizerState(opt), catch: (e) => new RuntimeError({ phase: "state", reason: String(e) }) })
+      yield* tryEngine("state", () => trainer.importOptimizerState(opt))
     }
     const save = (window: number) =>
       cfg.stateless === true
@@ -79,7 +75,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
     let done = initial.window
     const poll = pollMs(spec)
     const digests = new Map<number, string>()
-    const guard = { cfg, uid, state, start, digests, onResync: () => trainer.writeParameters(state.params) }
+    const guard = { cfg, uid, state, start, digests, onResync: () => tryEngine("resync", () => trainer.writeParameters(state.params)) }
     const live0 = yield* currentWindow
     const last = cfg.stop === undefined ? undefined : lastWindow(cfg.stop, start, live0)
     if (cfg.stop !== undefined && last !== undefined) {
@@ -105,7 +101,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
         done = target
       }
       if (done > caughtFrom) {
-        trainer.writeParameters(state.params)
+        yield* tryEngine("catch-up", () => trainer.writeParameters(state.params))
         const dist = yield* checkAgainstLeader(cfg, done, state)
         cfg.events({ _tag: "CaughtUp", name: cfg.name, uid, from: caughtFrom + 1, to: done, replayed: done - caughtFrom, debugDistance: dist })
         yield* save(done)
@@ -218,10 +214,10 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
 const noticeKind = { Late: "late", LateSummary: "late-summary", OnTimeAgain: "on-time-again" } as const
 
 const exportOptimizer = (trainer: Trainer) =>
-  External.tryPromise({ try: () => trainer.exportOptimizerState(), catch: (e) => new RuntimeError({ phase: "state", reason: String(e) }) })
+  awaitEngine("state", () => trainer.exportOptimizerState())
 
 /** Compares this node's model with the leader's debug slice of `window` (waits up to one window for it). */
-const checkAgainstLeader = (cfg: NodeConfig, window: number, state: RoundState): Effect.Effect<number | null, RuntimeError, Chain | Transport> =>
+const checkAgainstLeader = (cfg: NodeConfig, window: number, state: RoundState): Effect.Effect<number | null, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
     const deadline = (yield* Clock.currentTimeMillis) + cfg.spec.participation.blocksPerWindow * cfg.spec.participation.blockTimeMs
     while ((yield* Clock.currentTimeMillis) < deadline) {

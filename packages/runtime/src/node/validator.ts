@@ -9,7 +9,7 @@ import { Chain, LocalChain } from "@covenant/chain"
 import { Engine } from "@covenant/gpu-webgpu"
 import { Transport } from "@covenant/transport"
 import { assignedSampleIds } from "../data/window-data.ts"
-import { RuntimeError, inPhase } from "../errors.ts"
+import { RuntimeError, type RuntimeFailure, inPhase } from "../errors.ts"
 import { encodeRecord } from "../round/codec.ts"
 import { evalLoss } from "../round/eval.ts"
 import { aggregateUpdates, applyOuterStep, steppedAll, warnDropped } from "../round/outer-round.ts"
@@ -46,7 +46,7 @@ export const eligiblePeers = (dir: Directory): number[] => eligibleCandidates(di
 export const PEER_LIST_LEAD = 2
 
 /** On the local chain a validator stakes itself to a validator permit (subtensor stake is btcli's business). */
-export const ensureValidatorPermit = (cfg: Pick<NodeConfig, "own" | "commitment" | "identity">): Effect.Effect<void, RuntimeError, Chain | LocalChain | Transport> =>
+export const ensureValidatorPermit = (cfg: Pick<NodeConfig, "own" | "commitment" | "identity">): Effect.Effect<void, RuntimeFailure, Chain | LocalChain | Transport> =>
   Effect.gen(function* () {
     yield* joinNetwork(cfg.own, cfg.commitment)
     const local = yield* LocalChain
@@ -56,7 +56,7 @@ export const ensureValidatorPermit = (cfg: Pick<NodeConfig, "own" | "commitment"
     }
   })
 
-export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chain | Transport | Scoring> =>
+export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeFailure, Chain | Transport | Scoring> =>
   Effect.gen(function* () {
     const { spec, address } = cfg
     const scoring = yield* Scoring
@@ -166,7 +166,7 @@ const evalBatches = (cfg: NodeConfig) =>
     const sampling = { poolSize: Math.min(spec.data.sampling.poolSize, shards.totalSamples), samplesPerWindow: Math.min(spec.innerOptimizer.batchSize * 2, shards.totalSamples) }
     const ids = yield* Effect.either(assignedSampleIds(shards, 65535, 0, { ...sampling, samplesPerWindow: Math.min(sampling.samplesPerWindow, sampling.poolSize) }))
     if (ids._tag === "Left") return undefined
-    const tokens = yield* Effect.mapError(shards.samples(ids.right.ids), (e) => new RuntimeError({ phase: "data", reason: e._tag }))
+    const tokens = yield* Effect.mapError(shards.samples(ids.right.ids), inPhase("data"))
     const row = shards.seqLen + 1
     const b = spec.innerOptimizer.batchSize
     const batches: Int32Array[] = []

@@ -1,9 +1,8 @@
 /** Loss of a set of parameters on fixed token batches, without gradients (validators' model loss). */
 import { Effect } from "effect"
-import * as External from "../sim/external.ts"
 import { LlamaModel } from "@covenant/gpu-webgpu"
 import type { Engine, LlamaSpec } from "@covenant/gpu-webgpu"
-import { RuntimeError } from "../errors.ts"
+import { type RuntimeFailure, awaitEngine } from "../errors.ts"
 
 export const evalLoss = (
   engine: Engine,
@@ -11,9 +10,8 @@ export const evalLoss = (
   params: ReadonlyMap<string, Float32Array>,
   batches: ReadonlyArray<Int32Array>,
   shape: readonly [number, number],
-): Effect.Effect<number, RuntimeError> =>
-  External.tryPromise({
-    try: async () => {
+): Effect.Effect<number, RuntimeFailure> =>
+  awaitEngine("eval", async () => {
       const model = LlamaModel.create(engine, spec, params)
       try {
         let total = 0
@@ -26,6 +24,4 @@ export const evalLoss = (
       } finally {
         model.dispose()
       }
-    },
-    catch: (e) => new RuntimeError({ phase: "eval", reason: String(e) }),
   })

@@ -10,7 +10,7 @@ import type { RunSpec } from "@covenant/dsl"
 import type { Engine } from "@covenant/gpu-webgpu"
 import type { UpdateMessage } from "@covenant/sparseloco"
 import type { ShardSet } from "../data/shards.ts"
-import type { RuntimeError } from "../errors.ts"
+import type { RuntimeFailure } from "../errors.ts"
 import { debugValues } from "../round/params.ts"
 import { detectCopies } from "./copy.ts"
 import { evaluateUpdates, syncOf } from "./evaluate.ts"
@@ -48,7 +48,7 @@ export interface JudgeInput {
   readonly choose: (candidates: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<number>>
 }
 
-export const judgeWindow = (input: JudgeInput): Effect.Effect<GauntletWindow, RuntimeError> =>
+export const judgeWindow = (input: JudgeInput): Effect.Effect<GauntletWindow, RuntimeFailure> =>
   Effect.gen(function* () {
     const { spec, window } = input
     const decoded = new Map(input.decoded.map((d) => [d.uid, d.message]))
