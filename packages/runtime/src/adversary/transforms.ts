@@ -7,6 +7,7 @@ import { Either } from "effect"
 import { compress, crc32, decompress, layoutOf } from "@covenant/sparseloco"
 import type { TensorUpdate, UpdateMessage, UpdateMeta, WireTensor } from "@covenant/sparseloco"
 import type { CompressionSpec } from "@covenant/dsl"
+import { mulberry32 } from "@covenant/gpu-webgpu"
 import { RuntimeError, type RuntimeFailure } from "../errors.ts"
 
 const f32 = Math.fround
@@ -29,25 +30,13 @@ export const scaled = (msg: UpdateMessage, factor: number): UpdateMessage =>
 export const zeroed = (msg: UpdateMessage): UpdateMessage =>
   mapTensors(msg, (t) => mapValues(t, (u) => ({ ...u, shift: 0, lookup: new Float32Array(u.lookup.length) }), (v) => new Float32Array(v.length)))
 
-/** A small deterministic generator (mulberry32) for reproducible noise. */
-export const rng = (seed: number): (() => number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /**
  * Noise of the honest norm: per chunk, random distinct indices, and the honest codes shuffled
  * (so the multiset of values, hence the L2 norm, is exactly the honest one's); dense values are
  * shuffled the same way.
  */
 export const noiseOfSameNorm = (msg: UpdateMessage, seed: number): UpdateMessage => {
-  const next = rng(seed)
+  const next = mulberry32(seed)
   const shuffle = <T extends Uint8Array | Float32Array>(a: T): T => {
     const out = a.slice() as T
     for (let i = out.length - 1; i > 0; i--) {
