@@ -1,7 +1,7 @@
 /**
  * Identity checked, not assumed: every node remembers the digest of its parameters after each
- * outer step and compares it with the digest in the leader's debug slice of that window (which
- * the leader publishes anyway). A node that aggregated a different set (a late object it saw and
+ * outer step and compares it with the digest in the leader's parameter slice of that window (its
+ * `debug-{w}` object, which the leader publishes anyway). A node that aggregated a different set (a late object it saw and
  * the leader did not, a store that answered differently) would otherwise drift without a word.
  * On a mismatch it says so (a `Diverged` event and a warning) and re-syncs through catch-up: it
  * restarts from the leader's latest checkpoint (or the seeded init) and replays the leader's
@@ -17,7 +17,7 @@ import type { RoundState } from "../round/outer-round.ts"
 import { paramsDigest } from "../round/params.ts"
 import type { NodeConfig } from "./node.ts"
 import { initialModel, replayWindows } from "./node.ts"
-import { fetchLeaderDebug, readDirectory } from "./network.ts"
+import { fetchLeaderSlice, readDirectory } from "./network.ts"
 
 /** Windows whose digest is kept for checking (older pending ones are dropped unchecked). */
 export const PENDING_WINDOWS = 4
@@ -51,7 +51,7 @@ export const guardDivergence = (guard: DivergenceGuard, done: number): Effect.Ef
       return done
     }
     for (const w of [...digests.keys()].sort((a, b) => a - b)) {
-      const slice = yield* Effect.either(fetchLeaderDebug(dir, cfg.address, w))
+      const slice = yield* Effect.either(fetchLeaderSlice(dir, cfg.address, w))
       if (Either.isLeft(slice) || slice.right === undefined) continue
       const mine = digests.get(w)!
       digests.delete(w)

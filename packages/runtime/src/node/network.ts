@@ -103,12 +103,16 @@ const PeerList = Schema.parseJson(Schema.Struct({
   peers: Schema.Array(Schema.Int.pipe(Schema.nonNegative())),
   reserve: Schema.Array(Schema.Int.pipe(Schema.nonNegative())),
 }))
-const DebugSlice = Schema.parseJson(Schema.Struct({
+/**
+ * A node's parameter slice for a window (round/params.ts). Its object kind and key stay the
+ * reference's `debug-{window}-{uid}-v{version}` (transport keys.ts, protocol.md), the on-store format.
+ */
+const ParamSlice = Schema.parseJson(Schema.Struct({
   window: Schema.Int.pipe(Schema.nonNegative()),
   digest: Schema.String,
   values: Schema.Record({ key: Schema.String, value: Schema.Array(Schema.Number) }),
 }))
-export type DebugSlice = typeof DebugSlice.Type
+export type ParamSlice = typeof ParamSlice.Type
 
 const utf8 = (value: string) => new TextEncoder().encode(value)
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
@@ -203,27 +207,27 @@ export const publishRecord = (me: Publisher, address: RunAddress, window: number
 export const fetchRecord = (dir: Directory, address: RunAddress, window: number) =>
   fetchFromLeader(dir, address, aggregatorKey(window, address.version), window, "aggregator")
 
-export const publishDebug = (me: Publisher, address: RunAddress, slice: DebugSlice) =>
+export const publishParamSlice = (me: Publisher, address: RunAddress, slice: ParamSlice) =>
   Effect.mapError(
     publishUpdate({ at: me.own, runId: address.runId, version: address.version, window: slice.window, uid: me.uid, kind: "debug", payload: utf8(JSON.stringify(slice)), signer: me.identity.hotkey }),
     inPhase("debug"),
   )
 
-export const fetchLeaderDebug = (dir: Directory, address: RunAddress, window: number): Effect.Effect<DebugSlice | undefined, RuntimeFailure, Transport> =>
+export const fetchLeaderSlice = (dir: Directory, address: RunAddress, window: number): Effect.Effect<ParamSlice | undefined, RuntimeFailure, Transport> =>
   Effect.gen(function* () {
     const leader = yield* requireLeader(dir)
     const bytes = yield* fetchFromLeader(dir, address, `debug-${window}-${leader.uid}-v${address.version}`, window, "debug")
-    return bytes === undefined ? undefined : yield* decodeJson(DebugSlice, bytes, "debug")
+    return bytes === undefined ? undefined : yield* decodeJson(ParamSlice, bytes, "debug")
   })
 
 /** A peer's own parameter slice for `window` (published with its update), or undefined. */
-export const fetchPeerDebug = (dir: Directory, address: RunAddress, window: number, uid: number): Effect.Effect<DebugSlice | undefined, RuntimeFailure, Transport> =>
+export const fetchPeerSlice = (dir: Directory, address: RunAddress, window: number, uid: number): Effect.Effect<ParamSlice | undefined, RuntimeFailure, Transport> =>
   Effect.gen(function* () {
     const who = dir.participants.get(uid)
     if (who?.location === undefined) return undefined
     const got = yield* Effect.either(fetchSigned({ at: who.location, key: `debug-${window}-${uid}-v${address.version}`, context: { runId: address.runId, window, uid, kind: "debug" }, hotkey: who.hotkey }))
     if (Either.isLeft(got)) return undefined
-    const slice = decodeJson(DebugSlice, got.right.bytes, "debug")
+    const slice = decodeJson(ParamSlice, got.right.bytes, "debug")
     return Either.isRight(slice) && slice.right.window === window ? slice.right : undefined
   })
 

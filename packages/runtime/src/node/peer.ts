@@ -15,7 +15,7 @@ import { type RuntimeFailure, awaitEngine, inPhase, tryEngine } from "../errors.
 import { encodeUpdate } from "../round/codec.ts"
 import { outerRound } from "../round/outer-round.ts"
 import type { RoundState } from "../round/outer-round.ts"
-import { debugDistance, debugValues, paramsDigest } from "../round/params.ts"
+import { paramSlice, paramsDigest, sliceDistance } from "../round/params.ts"
 import { currentWindow, waitForWindow } from "./clock.ts"
 import { recordRound } from "./metrics.ts"
 import type { NodeConfig, NodeEvent } from "./node.ts"
@@ -23,7 +23,7 @@ import { admitGathered, sampleRule } from "./admission.ts"
 import { guardDivergence } from "./divergence.ts"
 import type { Rejected } from "./admission.ts"
 import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs, prefetchBatches, replayWindows, trainingBatches } from "./node.ts"
-import { fetchLeaderDebug, gatherWindow, joinNetwork, peerListAt, publishDebug, publishGradient, readDirectory } from "./network.ts"
+import { fetchLeaderSlice, gatherWindow, joinNetwork, peerListAt, publishParamSlice, publishGradient, readDirectory } from "./network.ts"
 import { aggregatedPeers, gatheredUids } from "../scoring/peer-list.ts"
 import { loadNodeState, saveNodeState } from "./state.ts"
 import { keepUpStart, observeLanding, windowMsOf } from "./keep-up.ts"
@@ -119,7 +119,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeFailure, Ch
       const list = yield* peerListAt(dir, address, window)
       const expected = [...list.peers].sort((a, b) => a - b)
       // The slice of the model this round starts from, published with the update for the validators' sync check.
-      const startSlice = { window, digest: paramsDigest(state.params), values: debugValues(state.params) }
+      const startSlice = { window, digest: paramsDigest(state.params), values: paramSlice(state.params) }
       const batches = cfg.behaviour === undefined ? data.batches : yield* behaviourBatches(cfg.behaviour, cfg, { uid, window, start, peers: expected }, data.batches)
       const prepareMs = performance.now() - roundStart
       let bytesDown = replayedBytes
@@ -158,7 +158,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeFailure, Ch
                 yield* publishGradient(me, address, window, upload)
                 const at = yield* Clock.currentTimeMillis
                 const uploadMs = performance.now() - up
-                yield* publishDebug(me, address, startSlice)
+                yield* publishParamSlice(me, address, startSlice)
                 const opens = yield* Effect.mapError(Effect.flatMap(Chain, (c) => c.windowStartTime(window + 1)), inPhase("publish"))
                 landed = { at, intervalEnd: uploadInterval(opens, spec.participation.uploadWindowMs).end, uploadMs }
               }
@@ -216,15 +216,15 @@ const noticeKind = { Late: "late", LateSummary: "late-summary", OnTimeAgain: "on
 const exportOptimizer = (trainer: Trainer) =>
   awaitEngine("state", () => trainer.exportOptimizerState())
 
-/** Compares this node's model with the leader's debug slice of `window` (waits up to one window for it). */
+/** Compares this node's model with the leader's parameter slice of `window` (waits up to one window for it). */
 const checkAgainstLeader = (cfg: NodeConfig, window: number, state: RoundState): Effect.Effect<number | null, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
     const deadline = (yield* Clock.currentTimeMillis) + cfg.spec.participation.blocksPerWindow * cfg.spec.participation.blockTimeMs
     while ((yield* Clock.currentTimeMillis) < deadline) {
       const dir = yield* readDirectory
-      const slice = yield* Effect.either(fetchLeaderDebug(dir, cfg.address, window))
+      const slice = yield* Effect.either(fetchLeaderSlice(dir, cfg.address, window))
       if (Either.isRight(slice) && slice.right !== undefined) {
-        const dist = debugDistance(debugValues(state.params), slice.right.values)
+        const dist = sliceDistance(paramSlice(state.params), slice.right.values)
         if (dist > 0) yield* Effect.logWarning(`${cfg.name}: after catch-up to window ${window} the model differs from the leader's by up to ${dist}`)
         return dist
       }

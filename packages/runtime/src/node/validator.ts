@@ -14,7 +14,7 @@ import { encodeRecord } from "../round/codec.ts"
 import { evalLoss } from "../round/eval.ts"
 import { aggregateUpdates, applyOuterStep, steppedAll, warnDropped } from "../round/outer-round.ts"
 import type { RoundState } from "../round/outer-round.ts"
-import { cloneParams, debugValues, paramsDigest } from "../round/params.ts"
+import { cloneParams, paramSlice, paramsDigest } from "../round/params.ts"
 import { publishCheckpoint } from "./checkpoint.ts"
 import { currentWindow, waitForWindow } from "./clock.ts"
 import { recordRound } from "./metrics.ts"
@@ -25,7 +25,7 @@ import { lastWindow } from "./stop.ts"
 import { guardDivergence } from "./divergence.ts"
 import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs } from "./node.ts"
 import {
-  gatherWindow, joinNetwork, peerListAt, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory,
+  gatherWindow, joinNetwork, peerListAt, publishParamSlice, publishPeerList, publishRecord, publishStartWindow, readDirectory,
 } from "./network.ts"
 import type { Directory } from "./network.ts"
 import { leadsVacantRun } from "./leader.ts"
@@ -123,7 +123,7 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeFailur
       digests.set(window, digest)
       if (isLeader(dir)) {
         yield* publishRecord(me, address, window, encodeRecord({ window, updates: delivered }))
-        yield* publishDebug(me, address, { window, digest, values: debugValues(state.params) })
+        yield* publishParamSlice(me, address, { window, digest, values: paramSlice(state.params) })
         if ((window - start + 1) % spec.checkpointing.everyOuterSteps === 0) {
           yield* publishCheckpoint(me, address, spec.model, window, { params: state.params, momentum: state.momentum }, spec.checkpointing.keep)
         }

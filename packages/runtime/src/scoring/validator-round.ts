@@ -10,7 +10,7 @@ import type { Transport } from "@covenant/transport"
 import { inPhase } from "../errors.ts"
 import type { RuntimeFailure } from "../errors.ts"
 import type { NodeConfig } from "../node/node.ts"
-import { fetchPeerDebug, peerListPublished, publishPeerList } from "../node/network.ts"
+import { fetchPeerSlice, peerListPublished, publishPeerList } from "../node/network.ts"
 import type { Directory, Publisher } from "../node/network.ts"
 import { Scoring } from "../node/scoring.ts"
 import { eligibleCandidates } from "./eligibility.ts"
@@ -44,7 +44,7 @@ export const scoreWindow = (input: ScoreWindowInput): Effect.Effect<void, Runtim
     }
     const slices = new Map<number, Record<string, ReadonlyArray<number>>>()
     for (const { uid } of input.delivered) {
-      const slice = yield* fetchPeerDebug(dir, cfg.address, window, uid)
+      const slice = yield* fetchPeerSlice(dir, cfg.address, window, uid)
       if (slice !== undefined) slices.set(uid, slice.values)
     }
     const judged = yield* judgeWindow({
