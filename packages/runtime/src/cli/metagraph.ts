@@ -1,4 +1,4 @@
-/** `covenant chain metagraph`: a subnet's metagraph and each uid's commitment (location only, never credentials). */
+/** `covenant chain metagraph`: a subnet's metagraph and each uid's commitment (location only: not the committed read key pair, which is public on chain anyway). */
 import { Effect, Either, Layer } from "effect"
 import { Chain, describeChainError, identityFromSecret, layerLocalClient, layerSubtensor, readOwnerUrl } from "@covenant/chain"
 import type { ChainShape, Commitment } from "@covenant/chain"
