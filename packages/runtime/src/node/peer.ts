@@ -51,15 +51,15 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeFailure, Ch
     let globalInnerStep = 0
     const trainer = yield* Effect.acquireRelease(
       tryEngine("trainer", () =>
-          Trainer.create(engine, spec.model, state.params, {
-            microBatch: inner.microBatchSize,
-            lr: () => innerLrAt(inner, globalInnerStep),
-            beta1: inner.betas[0],
-            beta2: inner.betas[1],
-            eps: inner.eps,
-            weightDecay: inner.weightDecay,
-            maxGradNorm: inner.gradClip,
-          })),
+        Trainer.create(engine, spec.model, state.params, {
+          microBatch: inner.microBatchSize,
+          lr: () => innerLrAt(inner, globalInnerStep),
+          beta1: inner.betas[0],
+          beta2: inner.betas[1],
+          eps: inner.eps,
+          weightDecay: inner.weightDecay,
+          maxGradNorm: inner.gradClip,
+        })),
       (t) => Effect.sync(() => t.dispose()),
     )
     if (saved?.optimizer != null) {

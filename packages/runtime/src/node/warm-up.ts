@@ -20,10 +20,10 @@ export const measureStep = (cfg: Pick<NodeConfig, "spec" | "shards">): Effect.Ef
     const inner = spec.innerOptimizer
     const trainer = yield* Effect.acquireRelease(
       tryEngine("warm-up", () =>
-          Trainer.create(engine, spec.model, initLlamaParameters(spec.model, spec.seed), {
-            microBatch: inner.microBatchSize, lr: () => inner.lr, beta1: inner.betas[0], beta2: inner.betas[1], eps: inner.eps,
-            weightDecay: inner.weightDecay, maxGradNorm: inner.gradClip,
-          })),
+        Trainer.create(engine, spec.model, initLlamaParameters(spec.model, spec.seed), {
+          microBatch: inner.microBatchSize, lr: () => inner.lr, beta1: inner.betas[0], beta2: inner.betas[1], eps: inner.eps,
+          weightDecay: inner.weightDecay, maxGradNorm: inner.gradClip,
+        })),
       (t) => Effect.sync(() => t.dispose()),
     )
     const step = (i: number) => awaitEngine("warm-up", () => trainer.step(data.batches[i % data.batches.length]!, data.shape))

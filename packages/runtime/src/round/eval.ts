@@ -12,16 +12,16 @@ export const evalLoss = (
   shape: readonly [number, number],
 ): Effect.Effect<number, RuntimeFailure> =>
   awaitEngine("eval", async () => {
-      const model = LlamaModel.create(engine, spec, params)
-      try {
-        let total = 0
-        for (const ids of batches) {
-          const loss = engine.noGrad(() => engine.tidy(() => model.loss(ids, shape[0], shape[1])))
-          total += (await engine.read(loss))[0]!
-          loss.dispose()
-        }
-        return total / batches.length
-      } finally {
-        model.dispose()
+    const model = LlamaModel.create(engine, spec, params)
+    try {
+      let total = 0
+      for (const ids of batches) {
+        const loss = engine.noGrad(() => engine.tidy(() => model.loss(ids, shape[0], shape[1])))
+        total += (await engine.read(loss))[0]!
+        loss.dispose()
       }
+      return total / batches.length
+    } finally {
+      model.dispose()
+    }
   })

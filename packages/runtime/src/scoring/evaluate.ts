@@ -36,18 +36,18 @@ export const lossesOn = (
   seqLen: number,
 ): Effect.Effect<number[], RuntimeFailure> =>
   awaitEngine("evaluate", async () => {
-      const model = LlamaModel.create(engine, spec.model, params)
-      try {
-        const out: number[] = []
-        for (const b of batches) {
-          const loss = engine.noGrad(() => engine.tidy(() => model.loss(b.ids, b.rows, seqLen + 1)))
-          out.push((await engine.read(loss))[0]!)
-          loss.dispose()
-        }
-        return out
-      } finally {
-        model.dispose()
+    const model = LlamaModel.create(engine, spec.model, params)
+    try {
+      const out: number[] = []
+      for (const b of batches) {
+        const loss = engine.noGrad(() => engine.tidy(() => model.loss(b.ids, b.rows, seqLen + 1)))
+        out.push((await engine.read(loss))[0]!)
+        loss.dispose()
       }
+      return out
+    } finally {
+      model.dispose()
+    }
   })
 
 /** Each peer's update as dense tensors, clipped per tensor to the median norm of the window's uploads. */
