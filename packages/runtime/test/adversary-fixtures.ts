@@ -7,7 +7,8 @@ import { debug } from "@covenant/dsl"
 import type { RunSpec } from "@covenant/dsl"
 import { compress } from "@covenant/sparseloco"
 import type { UpdateMessage, WireTensor } from "@covenant/sparseloco"
-import { modelManifest, rng } from "../src/index.ts"
+import { mulberry32 } from "@covenant/gpu-webgpu"
+import { modelManifest } from "../src/index.ts"
 
 export const spec: RunSpec = debug()
 export const manifest = modelManifest(spec.model)
@@ -15,7 +16,7 @@ export const HOTKEY = "5GrwvaDF5zxW5gZ2kHh4tBmPLdKN9aD3ZUtKTKhYAZWKZt6Y"
 
 /** An honest update: random deltas compressed with the spec's SparseLoCo parameters. */
 export const honestUpdate = (uid: number, window: number, seed: number): UpdateMessage => {
-  const next = rng(seed)
+  const next = mulberry32(seed)
   const c = spec.compression
   if (c.kind !== "sparseloco") throw new Error("the debug preset compresses")
   const tensors: WireTensor[] = manifest.tensors.map(({ name, shape }) => {

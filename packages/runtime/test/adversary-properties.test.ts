@@ -8,7 +8,8 @@
 import { describe, expect, test } from "bun:test"
 import { Effect, Either, FastCheck as fc } from "effect"
 import type { UpdateMessage } from "@covenant/sparseloco"
-import { admitUpdates, aggregateUpdates, catalogue, encodeUpdate, rng, runAddress } from "../src/index.ts"
+import { admitUpdates, aggregateUpdates, catalogue, encodeUpdate, runAddress } from "../src/index.ts"
+import { mulberry32 } from "@covenant/gpu-webgpu"
 import type { Directory, Participant, PublishContext } from "../src/index.ts"
 import { HOTKEY, honestUpdate as honestUpdateIn, manifest, spec } from "./adversary-fixtures.ts"
 
@@ -79,7 +80,7 @@ describe("a round under attack", () => {
         for (const v of G!.values()) expect(v.every(Number.isFinite)).toBe(true)
       }
       // Another node receives the same updates in another order: bitwise the same aggregate.
-      const next = rng(shuffleSeed)
+      const next = mulberry32(shuffleSeed)
       const shuffled = [...delivered].sort(() => next() - 0.5)
       expect(bitsOf(aggregateUpdates((await admit(shuffled)).accepted, manifest, spec.compression))).toEqual(bitsOf(G))
     }), { numRuns: 40 })

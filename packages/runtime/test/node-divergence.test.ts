@@ -15,8 +15,8 @@ import { initLlamaParameters } from "@covenant/gpu-webgpu"
 import { decode } from "@covenant/sparseloco"
 import { layerFileSystem } from "@covenant/transport"
 import {
-  aggregateUpdates, applyOuterStep, cloneParams, compressDelta, debugValues, encodeRecord, encodeUpdate, ensureValidatorPermit, guardDivergence, modelManifest,
-  outerLrFor, paramsDigest, publishDebug, publishRecord, publishStartWindow, runAddress,
+  aggregateUpdates, applyOuterStep, cloneParams, compressDelta, paramSlice, encodeRecord, encodeUpdate, ensureValidatorPermit, guardDivergence, modelManifest,
+  outerLrFor, paramsDigest, publishParamSlice, publishRecord, publishStartWindow, runAddress,
 } from "../src/index.ts"
 import type { NodeEvent, RoundState } from "../src/index.ts"
 import { openShardSet } from "../src/data/shards.ts"
@@ -62,7 +62,7 @@ test("a node fed a different gather set detects it against the leader's digest a
       const leaderState = stepWith(decoded)
       const leaderDigest = paramsDigest(leaderState.params)
       yield* publishRecord(me, address, S, encodeRecord({ window: S, updates: delivered }))
-      yield* publishDebug(me, address, { window: S, digest: leaderDigest, values: debugValues(leaderState.params) })
+      yield* publishParamSlice(me, address, { window: S, digest: leaderDigest, values: paramSlice(leaderState.params) })
 
       const events: NodeEvent[] = []
       const shards = yield* Effect.orDie(openShardSet(yield* Effect.orDie(prepareRunData(spec, join(dir, "data")))))
@@ -81,7 +81,7 @@ test("a node fed a different gather set detects it against the leader's digest a
       let resynced = 0
       // Window S + 1 has no leader slice yet: it does not hold up the check of S.
       const digests = new Map([[S, driftedDigest], [S + 1, "not-yet-published"]])
-      const done = yield* guardDivergence({ cfg, uid: uids[1]!, state: drifted, start: S, digests, onResync: () => resynced++ }, S + 1)
+      const done = yield* guardDivergence({ cfg, uid: uids[1]!, state: drifted, start: S, digests, onResync: () => Effect.sync(() => { resynced++ }) }, S + 1)
       expect(done).toBe(S)
       expect(resynced).toBe(1)
       expect(events).toEqual([{ _tag: "Diverged", name: "peer-x", uid: uids[1]!, window: S, digest: driftedDigest, leaderDigest, resyncedTo: S, matches: true }])

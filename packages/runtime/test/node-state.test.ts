@@ -55,7 +55,7 @@ describe("node state", () => {
       mkdirSync(join(dir, "w1"))
       writeFileSync(join(dir, "w1", "model.safetensors"), "garbage")
       const exit = await Effect.runPromise(Effect.either(loadNodeState(dir, spec)))
-      expect(Either.isLeft(exit) && exit.left._tag).toBe("RuntimeError")
+      expect(Either.isLeft(exit) && exit.left._tag).toBe("StateFailure")
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

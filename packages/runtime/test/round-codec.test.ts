@@ -23,7 +23,7 @@ describe("aggregation record", () => {
       extra.set(bytes)
       expect(Either.isLeft(decodeRecord(extra))).toBe(true)
       const garbage = decodeRecord(junk)
-      if (Either.isLeft(garbage)) expect(garbage.left._tag).toBe("RuntimeError")
+      if (Either.isLeft(garbage)) expect(garbage.left._tag).toBe("CodecFailure")
     }))
   })
 })

@@ -12,7 +12,7 @@ import type { LlamaSpec } from "./spec.ts"
 
 export const initStd = 0.02
 
-/** mulberry32: a small seeded generator of uniforms in [0, 1); the one copy in the packages below the runtime. */
+/** mulberry32: a small seeded generator of uniforms in [0, 1); the one copy in the packages (the runtime's adversaries import it too). */
 export const mulberry32 = (seed: number): (() => number) => {
   let a = seed >>> 0
   return (): number => {

@@ -6,7 +6,7 @@ import { Effect, Either } from "effect"
 import { Chain } from "@covenant/chain"
 import { fetchSigned, gradientKey, Transport, uploadInterval } from "@covenant/transport"
 import type { UpdateMessage } from "@covenant/sparseloco"
-import { RuntimeError, inPhase } from "../errors.ts"
+import { RuntimeError, type RuntimeFailure, inPhase } from "../errors.ts"
 import { decodeUpdate, encodeUpdate } from "../round/codec.ts"
 import type { NodeConfig } from "../node/node.ts"
 import { modelManifest, trainingBatches } from "../node/node.ts"
@@ -41,7 +41,7 @@ export const behaviourBatches = (
   cfg: NodeConfig,
   at: PeerWindow,
   own: ReadonlyArray<Int32Array>,
-): Effect.Effect<ReadonlyArray<Int32Array>, RuntimeError> =>
+): Effect.Effect<ReadonlyArray<Int32Array>, RuntimeFailure> =>
   Effect.gen(function* () {
     if (behaviour.train === undefined) return own
     const plan = yield* behaviour.train(trainContext(cfg, at))
@@ -56,7 +56,7 @@ export const behaviourBatches = (
   }).pipe(Effect.withSpan("behaviour.train", { attributes: { behaviour: behaviour.name } }))
 
 /** Reads a uid's update of a window from its bucket (verified against its hotkey); undefined if absent or invalid. */
-export const readPeerUpdate = (cfg: NodeConfig, uid: number, window: number): Effect.Effect<UpdateMessage | undefined, RuntimeError, Chain | Transport> =>
+export const readPeerUpdate = (cfg: NodeConfig, uid: number, window: number): Effect.Effect<UpdateMessage | undefined, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
     // A window before the first (a stale peer early in the run) or a bad uid names no object.
     const key = Either.try(() => gradientKey(window, uid, cfg.address.version))
@@ -86,7 +86,7 @@ export const behaviourPayload = (
   cfg: NodeConfig,
   at: PeerWindow,
   payload: Uint8Array,
-): Effect.Effect<Uint8Array | undefined, RuntimeError, Chain | Transport> =>
+): Effect.Effect<Uint8Array | undefined, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
     if (behaviour.publish === undefined) return payload
     const chain = yield* Chain

@@ -3,7 +3,7 @@
  * Adversaries take the highest peer indices, in the order given; the other peers are honest.
  */
 import { Effect, Schema } from "effect"
-import { RuntimeError } from "../errors.ts"
+import { FlagError, RuntimeError, type RuntimeFailure } from "../errors.ts"
 import type { PeerBehaviour } from "./behaviour.ts"
 import { resolveBehaviour } from "./catalogue.ts"
 
@@ -15,10 +15,10 @@ export interface AdversaryFlag {
 
 const Count = Schema.NumberFromString.pipe(Schema.int(), Schema.positive())
 
-export const parseAdversaryFlag = (value: string): Effect.Effect<AdversaryFlag, RuntimeError> => {
+export const parseAdversaryFlag = (value: string): Effect.Effect<AdversaryFlag, RuntimeFailure> => {
   const at = value.lastIndexOf("=")
   const behaviour = at < 0 ? value : value.slice(0, at)
-  const fail = (reason: string) => new RuntimeError({ phase: "flags", reason: `--adversary ${value}: ${reason}` })
+  const fail = (reason: string) => new FlagError({ reason: `--adversary ${value}: ${reason}` })
   if (behaviour === "") return Effect.fail(fail("expected <name|path>=<count>"))
   if (at < 0) return Effect.succeed({ behaviour, count: 1 })
   return Effect.map(Effect.mapError(Schema.decodeUnknown(Count)(value.slice(at + 1)), () => fail("the count must be a positive integer")), (count) => ({ behaviour, count }))
@@ -32,10 +32,10 @@ export interface SwarmBehaviours {
 }
 
 /** Resolves the flags (catalogue names, else behaviour files) and assigns them to the last peers. */
-export const assignAdversaries = (flags: ReadonlyArray<AdversaryFlag>, peers: number): Effect.Effect<SwarmBehaviours, RuntimeError> =>
+export const assignAdversaries = (flags: ReadonlyArray<AdversaryFlag>, peers: number): Effect.Effect<SwarmBehaviours, RuntimeFailure> =>
   Effect.gen(function* () {
     const total = flags.reduce((n, f) => n + f.count, 0)
-    if (total > peers) return yield* new RuntimeError({ phase: "flags", reason: `${total} adversaries for ${peers} peers (--peers counts every peer)` })
+    if (total > peers) return yield* new FlagError({ reason: `${total} adversaries for ${peers} peers (--peers counts every peer)` })
     const behaviours: Record<number, PeerBehaviour> = {}
     const labels: Record<string, string> = {}
     let index = peers - 1

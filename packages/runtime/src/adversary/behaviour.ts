@@ -24,7 +24,7 @@ import type { RunSpec } from "@covenant/dsl"
 import type { Manifest, UpdateMessage } from "@covenant/sparseloco"
 import type { UploadInterval } from "@covenant/transport"
 import type { RunAddress } from "../node/network.ts"
-import type { RuntimeError } from "../errors.ts"
+import type { RuntimeFailure } from "../errors.ts"
 
 /** What a behaviour knows when the peer is about to train window `window`. */
 export interface TrainContext {
@@ -51,7 +51,7 @@ export interface PublishContext extends TrainContext {
    * against its hotkey (not against the upload interval); undefined when it is not there (yet)
    * or does not verify or decode.
    */
-  readonly readUpdate: (uid: number, window: number) => Effect.Effect<UpdateMessage | undefined, RuntimeError>
+  readonly readUpdate: (uid: number, window: number) => Effect.Effect<UpdateMessage | undefined, RuntimeFailure>
 }
 
 /** Which data the peer trains on this window. */
@@ -87,9 +87,9 @@ export interface PeerBehaviour {
   /** One line: what it does. */
   readonly description?: string
   /** Which data to train on (default: the peer's own assignment). */
-  readonly train?: (ctx: TrainContext) => Effect.Effect<TrainingPlan, RuntimeError>
+  readonly train?: (ctx: TrainContext) => Effect.Effect<TrainingPlan, RuntimeFailure>
   /** What to upload instead of the honest update (default: the honest update). */
-  readonly publish?: (ctx: PublishContext, honest: UpdateMessage) => Effect.Effect<Outgoing, RuntimeError>
+  readonly publish?: (ctx: PublishContext, honest: UpdateMessage) => Effect.Effect<Outgoing, RuntimeFailure>
 }
 
 /** The identity for type inference in behaviour files: `export default defineBehaviour({ ... })`. */

@@ -4,13 +4,13 @@
  */
 import { Duration, Effect, Either } from "effect"
 import type { UpdateMessage } from "@covenant/sparseloco"
-import type { RuntimeError } from "../errors.ts"
+import type { RuntimeFailure } from "../errors.ts"
 import { encodeUpdate } from "../round/codec.ts"
 import type { BehaviourLoadError, PeerBehaviour, PublishContext } from "./behaviour.ts"
 import { defineBehaviour, loadBehaviour, msUntil, Outgoing, TrainingPlan } from "./behaviour.ts"
 import { forgeHeader, noiseOfSameNorm, relabelled, scaled, signFlipped, withChunk, withShiftText, wrongShape, zeroed } from "./transforms.ts"
 
-const orFail = <A>(e: Either.Either<A, RuntimeError>): Effect.Effect<A, RuntimeError> => e
+const orFail = <A>(e: Either.Either<A, RuntimeFailure>): Effect.Effect<A, RuntimeFailure> => e
 
 /** The seed of a behaviour's randomness in a window: the run's seed, the uid and the window. */
 const seedOf = (ctx: PublishContext): number => (ctx.spec.seed * 1_000_003 + ctx.uid * 65_537 + ctx.window) >>> 0
@@ -66,7 +66,7 @@ export const wrongCodec: PeerBehaviour = defineBehaviour({
 })
 
 /** Polls `ctx.readUpdate` for the first uid (in order) whose update of `window` is there, until `until` (store time). */
-export const firstAvailable = (ctx: PublishContext, uids: ReadonlyArray<number>, window: number, until: number): Effect.Effect<{ uid: number; update: UpdateMessage } | undefined, RuntimeError> =>
+export const firstAvailable = (ctx: PublishContext, uids: ReadonlyArray<number>, window: number, until: number): Effect.Effect<{ uid: number; update: UpdateMessage } | undefined, RuntimeFailure> =>
   Effect.gen(function* () {
     const poll = ctx.spec.participation.gather.pollIntervalMs
     for (;;) {

@@ -7,7 +7,8 @@ import { Either } from "effect"
 import { compress, crc32, decompress, layoutOf } from "@covenant/sparseloco"
 import type { TensorUpdate, UpdateMessage, UpdateMeta, WireTensor } from "@covenant/sparseloco"
 import type { CompressionSpec } from "@covenant/dsl"
-import { RuntimeError } from "../errors.ts"
+import { mulberry32 } from "@covenant/gpu-webgpu"
+import { RuntimeError, type RuntimeFailure } from "../errors.ts"
 
 const f32 = Math.fround
 
@@ -29,25 +30,13 @@ export const scaled = (msg: UpdateMessage, factor: number): UpdateMessage =>
 export const zeroed = (msg: UpdateMessage): UpdateMessage =>
   mapTensors(msg, (t) => mapValues(t, (u) => ({ ...u, shift: 0, lookup: new Float32Array(u.lookup.length) }), (v) => new Float32Array(v.length)))
 
-/** A small deterministic generator (mulberry32) for reproducible noise. */
-export const rng = (seed: number): (() => number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /**
  * Noise of the honest norm: per chunk, random distinct indices, and the honest codes shuffled
  * (so the multiset of values, hence the L2 norm, is exactly the honest one's); dense values are
  * shuffled the same way.
  */
 export const noiseOfSameNorm = (msg: UpdateMessage, seed: number): UpdateMessage => {
-  const next = rng(seed)
+  const next = mulberry32(seed)
   const shuffle = <T extends Uint8Array | Float32Array>(a: T): T => {
     const out = a.slice() as T
     for (let i = out.length - 1; i > 0; i--) {
@@ -74,12 +63,12 @@ export const noiseOfSameNorm = (msg: UpdateMessage, seed: number): UpdateMessage
 }
 
 /** The message as a dense value per tensor (sparse tensors decompressed), for re-encoding. */
-const denseOf = (t: WireTensor): Either.Either<Float32Array, RuntimeError> =>
+const denseOf = (t: WireTensor): Either.Either<Float32Array, RuntimeFailure> =>
   t.coding === "f32"
     ? Either.right(t.dense.values)
     : Either.mapLeft(decompress(t.update), (e) => new RuntimeError({ phase: "behaviour", reason: `${t.update.name}: ${e.message}` }))
 
-const compressTo = (values: Float32Array, name: string, shape: readonly number[], c: Extract<CompressionSpec, { kind: "sparseloco" }>): Either.Either<WireTensor, RuntimeError> =>
+const compressTo = (values: Float32Array, name: string, shape: readonly number[], c: Extract<CompressionSpec, { kind: "sparseloco" }>): Either.Either<WireTensor, RuntimeFailure> =>
   Either.map(
     Either.mapLeft(compress(new Float32Array(values.length), values, shape, c, name), (e) => new RuntimeError({ phase: "behaviour", reason: `${name}: ${e.message}` })),
     (r) => ({ coding: c.indexCoding, update: r.update }),
@@ -93,7 +82,7 @@ const sparseParams = (c: CompressionSpec): Extract<CompressionSpec, { kind: "spa
  * The same values, re-compressed with another chunk edge than the spec's (32, or 16 when the
  * spec's is 32): a well-formed update of the right shapes with the wrong codec parameters.
  */
-export const withChunk = (msg: UpdateMessage, compression: CompressionSpec, chunk?: number): Either.Either<UpdateMessage, RuntimeError> =>
+export const withChunk = (msg: UpdateMessage, compression: CompressionSpec, chunk?: number): Either.Either<UpdateMessage, RuntimeFailure> =>
   Either.gen(function* () {
     const base = sparseParams(compression)
     const edge = chunk ?? (base.chunk === 32 ? 16 : 32)
@@ -108,7 +97,7 @@ export const withChunk = (msg: UpdateMessage, compression: CompressionSpec, chun
   })
 
 /** The first tensor's leading dimension doubled (values tiled): a well-formed update of the wrong shape. */
-export const wrongShape = (msg: UpdateMessage, compression: CompressionSpec): Either.Either<UpdateMessage, RuntimeError> =>
+export const wrongShape = (msg: UpdateMessage, compression: CompressionSpec): Either.Either<UpdateMessage, RuntimeFailure> =>
   Either.gen(function* () {
     const [first, ...rest] = msg.tensors
     if (first === undefined) return msg

@@ -12,7 +12,7 @@ import { RunSpec } from "@covenant/dsl"
 import { EngineWebGpuFromGpu } from "@covenant/gpu-webgpu"
 import { layerS3 } from "@covenant/transport"
 import type { S3TransportConfig } from "@covenant/transport"
-import { RuntimeError, inPhase } from "../errors.ts"
+import { EngineFailure, type RuntimeFailure, inPhase } from "../errors.ts"
 import { httpObjects } from "../data/http-objects.ts"
 import { openObjectShardSet } from "../data/object-shards.ts"
 import { s3Commitment } from "../node/credentials.ts"
@@ -54,7 +54,7 @@ export interface BrowserPeerOptions {
 }
 
 /** Runs one peer until its stop rule (or forever); interrupt it to leave (the run sees a missed window). */
-export const runBrowserPeer = (o: BrowserPeerOptions): Effect.Effect<void, RuntimeError, Scope.Scope> =>
+export const runBrowserPeer = (o: BrowserPeerOptions): Effect.Effect<void, RuntimeFailure, Scope.Scope> =>
   Effect.gen(function* () {
     const identity = yield* Effect.mapError(identityFromSecret(o.secret), inPhase("identity"))
     const s3: S3TransportConfig = {
@@ -69,11 +69,11 @@ export const runBrowserPeer = (o: BrowserPeerOptions): Effect.Effect<void, Runti
     const commitment = yield* Effect.mapError(s3Commitment(o.store, bucket, o.read, o.write), inPhase("credentials"))
     const shards = yield* Effect.mapError(
       openObjectShardSet(httpObjects(o.dataUrl)),
-      (e) => new RuntimeError({ phase: "data", reason: `${e._tag}: ${"reason" in e ? String(e.reason) : ""}` }),
+      inPhase("data"),
     )
     // The local chain's client, over the page origin's proxy (a long-polling HTTP client: no WebSocket needed).
     const chainLayer = Layer.mapError(layerLocalClient(o.chainUrl, identity), inPhase("chain"))
-    const engine = Layer.mapError(EngineWebGpuFromGpu(o.gpu), (e) => new RuntimeError({ phase: "engine", reason: e.message }))
+    const engine = Layer.mapError(EngineWebGpuFromGpu(o.gpu), (cause) => new EngineFailure({ phase: "engine", cause }))
     yield* Effect.provide(
       runPeer({
         name: o.name,

@@ -13,7 +13,7 @@ import { Effect, Schema } from "effect"
 import type { Scope } from "effect"
 import { resolve, sep } from "node:path"
 import { RunSpec } from "@covenant/dsl"
-import { RuntimeError } from "../errors.ts"
+import { RuntimeError, type RuntimeFailure } from "../errors.ts"
 import { browserStubs } from "./bundle-stubs.ts"
 import { PageRun } from "./peer.ts"
 
@@ -34,10 +34,10 @@ export interface PeerPageOptions {
 const pageEntry = new URL("./page.ts", import.meta.url).pathname
 
 /** Bundles page.ts (and everything it imports: engine, codec, transport, chain client) for the browser. */
-export const bundlePeerPage = (options: { readonly minify?: boolean } = {}): Effect.Effect<string, RuntimeError> => bundleForBrowser(pageEntry, options)
+export const bundlePeerPage = (options: { readonly minify?: boolean } = {}): Effect.Effect<string, RuntimeFailure> => bundleForBrowser(pageEntry, options)
 
 /** Bundles one entry module for a browser page (one ES module, Node-only modules stubbed). */
-export const bundleForBrowser = (entry: string, options: { readonly minify?: boolean } = {}): Effect.Effect<string, RuntimeError> =>
+export const bundleForBrowser = (entry: string, options: { readonly minify?: boolean } = {}): Effect.Effect<string, RuntimeFailure> =>
   Effect.tryPromise({
     try: async () => {
       const out = await Bun.build({
@@ -139,7 +139,7 @@ const serveFile = async (dir: string, rel: string, req: Request): Promise<Respon
 }
 
 /** Serves the page until the scope closes; returns its URL. */
-export const servePeerPage = (options: PeerPageOptions): Effect.Effect<string, RuntimeError, Scope.Scope> =>
+export const servePeerPage = (options: PeerPageOptions): Effect.Effect<string, RuntimeFailure, Scope.Scope> =>
   Effect.gen(function* () {
     const js = yield* bundlePeerPage()
     const runJson = JSON.stringify(

@@ -17,7 +17,7 @@ import { EngineCpu, EngineWebGpu, NO_ADAPTER_HELP } from "@covenant/gpu-webgpu"
 import type { Engine } from "@covenant/gpu-webgpu"
 import { layerFileSystem, layerS3, makeS3Transport } from "@covenant/transport"
 import type { BucketLocation, S3TransportConfig, Transport } from "@covenant/transport"
-import { RuntimeError, inPhase } from "../errors.ts"
+import { EngineFailure, FlagError, RuntimeError, type RuntimeFailure, inPhase, isRuntimeFailure } from "../errors.ts"
 import { runAddress } from "../node/network.ts"
 import { s3Commitment } from "../node/credentials.ts"
 import { describeRejection } from "../node/admission.ts"
@@ -34,7 +34,7 @@ import { scaleToMachine } from "../swarm/scale.ts"
 import { runSwarm } from "../swarm/swarm.ts"
 import type { SwarmTransport } from "../swarm/swarm.ts"
 import { measureBackends } from "../swarm/backend.ts"
-import { runLogOf, summarizeWindow } from "../swarm/run-log.ts"
+import { runLogOf, summarizeWindow } from "../swarm/from-events.ts"
 import { runTimingFor } from "../timing.ts"
 import { writeReport } from "../report/write.ts"
 import { swarmSummary, writeSwarmSummary } from "../swarm/summary.ts"
@@ -63,7 +63,7 @@ const presetSpec = (preset: F.Preset): RunSpec => {
 }
 
 /** The run a command works on: the preselected one, else --run, else --preset. */
-const runOption = (preselected: Option.Option<Run>): Options.Options<Effect.Effect<RunSpec, RuntimeError>> =>
+const runOption = (preselected: Option.Option<Run>): Options.Options<Effect.Effect<RunSpec, RuntimeFailure>> =>
   Option.match(preselected, {
     onSome: (run) => Options.none.pipe(Options.map(() => Effect.mapError(run, (e) => new RuntimeError({ phase: "run", reason: describeFailure(e) })))),
     onNone: () =>
@@ -76,7 +76,7 @@ const runOption = (preselected: Option.Option<Run>): Options.Options<Effect.Effe
 
 const env = (name: string) => Effect.fromNullable(process.env[name]).pipe(Effect.mapError(() => new RuntimeError({ phase: "s3", reason: `${name} is not set` })))
 
-const s3Config: Effect.Effect<S3TransportConfig, RuntimeError> = Effect.gen(function* () {
+const s3Config: Effect.Effect<S3TransportConfig, RuntimeFailure> = Effect.gen(function* () {
   return {
     endpoint: yield* env("S3_ENDPOINT"),
     region: process.env["S3_REGION"] ?? "auto",
@@ -153,7 +153,7 @@ const progressLine = (events: ReadonlyArray<NodeEvent>, window: number, start: n
 const swarm = (source: RunSpec, flags: SwarmFlags) =>
   Effect.gen(function* () {
     if (flags.chain !== "local") {
-      return yield* new RuntimeError({ phase: "flags", reason: `--chain ${flags.chain}: the in-process swarm registers its nodes itself, which only the local chain allows; run peers and validators (covenant peer | validator) against a subtensor endpoint` })
+      return yield* new FlagError({ reason: `--chain ${flags.chain}: the in-process swarm registers its nodes itself, which only the local chain allows; run peers and validators (covenant peer | validator) against a subtensor endpoint` })
     }
     const adversaries = yield* assignAdversaries(flags.adversary, flags.peers)
     // A small run on the local chain runs as declared; any other is scaled to this machine by a declared rule.
@@ -276,8 +276,8 @@ const nodeOptions = {
 type NodeFlags = Values<typeof nodeOptions>
 
 /** --until-window N (finish window N) or --windows N (N windows from the live one). */
-const stopRuleOf = (flags: NodeFlags): Effect.Effect<StopRule | undefined, RuntimeError> => {
-  if (Option.isSome(flags.untilWindow) && Option.isSome(flags.windows)) return Effect.fail(new RuntimeError({ phase: "flags", reason: "--until-window and --windows both say when to stop: pass one" }))
+const stopRuleOf = (flags: NodeFlags): Effect.Effect<StopRule | undefined, RuntimeFailure> => {
+  if (Option.isSome(flags.untilWindow) && Option.isSome(flags.windows)) return Effect.fail(new FlagError({ reason: "--until-window and --windows both say when to stop: pass one" }))
   if (Option.isSome(flags.untilWindow)) return Effect.succeed(StopRule.UntilWindow({ window: flags.untilWindow.value }))
   if (Option.isSome(flags.windows)) return Effect.succeed(StopRule.FromNow({ windows: flags.windows.value }))
   return Effect.succeed(undefined)
@@ -314,8 +314,8 @@ const node = (role: "peer" | "validator", spec: RunSpec, flags: NodeFlags) =>
       backend = (yield* measureBackends(spec.model, spec.innerOptimizer.batchSize)).backend
       console.log(`[${name}] backend auto -> ${backend}`)
     }
-    const engineLayer: Layer.Layer<Engine, RuntimeError> = backend === "webgpu"
-      ? Layer.mapError(EngineWebGpu, (e) => new RuntimeError({ phase: "engine", reason: e._tag }))
+    const engineLayer: Layer.Layer<Engine, RuntimeFailure> = backend === "webgpu"
+      ? Layer.mapError(EngineWebGpu, (cause) => new EngineFailure({ phase: "engine", cause }))
       : EngineCpu
     const services = Layer.mergeAll(transportLayer, layerGauntlet(spec.participation), engineLayer)
     const p = spec.participation
@@ -324,12 +324,12 @@ const node = (role: "peer" | "validator", spec: RunSpec, flags: NodeFlags) =>
       const chainLayer = flags.ownChain
         ? Layer.mapError(layerLocal({ dir: chainDir, identity, params: { blockIntervalMs: p.blockTimeMs, blocksPerWindow: p.blocksPerWindow, weightsRateLimit: 0, permitStake: 1000 } }), inPhase("chain"))
         : Layer.unwrapEffect(Effect.map(Effect.mapError(readOwnerUrl(chainDir), inPhase("chain")), (url) => Layer.mapError(layerLocalClient(url, identity), inPhase("chain"))))
-      const program: Effect.Effect<void, RuntimeError, Chain | LocalChain | Transport | Scoring | Engine> =
+      const program: Effect.Effect<void, RuntimeFailure, Chain | LocalChain | Transport | Scoring | Engine> =
         role === "peer" ? runPeer(cfg) : Effect.zipRight(ensureValidatorPermit(cfg), runValidator(cfg))
       return yield* Effect.provide(program, Layer.mergeAll(services, chainLayer))
     }
     // Subtensor: registration and stake are Bittensor's own tools' business (btcli); the hotkey must be registered.
-    if (Option.isNone(flags.netuid)) return yield* new RuntimeError({ phase: "flags", reason: "--netuid <n> is required with a subtensor endpoint" })
+    if (Option.isNone(flags.netuid)) return yield* new FlagError({ reason: "--netuid <n> is required with a subtensor endpoint" })
     const netuid = flags.netuid.value
     const subtensor = (blocksPerWindow: number) => Layer.mapError(layerSubtensor({ endpoint: flags.chain, netuid, identity, blocksPerWindow, connectTimeoutMs: 30_000 }), inPhase("chain"))
     // Windows are blocks but upload windows are ms: refuse (or, with --fit-to-chain, refit) a run
@@ -339,7 +339,7 @@ const node = (role: "peer" | "validator", spec: RunSpec, flags: NodeFlags) =>
     if (measured !== undefined) console.log(`chain blocks every ${Math.round(measured)} ms; run ${run.name}: ${run.participation.blocksPerWindow} blocks a window, upload window ${run.participation.uploadWindowMs} ms`)
     const runCfg: NodeConfig = { ...cfg, spec: run }
     const chainLayer = subtensor(run.participation.blocksPerWindow)
-    const program: Effect.Effect<void, RuntimeError, Chain | Transport | Scoring | Engine> = role === "peer" ? runPeer(runCfg) : runValidator(runCfg)
+    const program: Effect.Effect<void, RuntimeFailure, Chain | Transport | Scoring | Engine> = role === "peer" ? runPeer(runCfg) : runValidator(runCfg)
     return yield* Effect.provide(program, Layer.mergeAll(services, chainLayer))
   }).pipe(Effect.scoped)
 
@@ -388,7 +388,7 @@ const prepareCommand = Command.make(
     Effect.gen(function* () {
       // Further arguments are more inputs, so shell globs after --input work.
       const inputs = [...o.input, ...o.more]
-      if (inputs.length === 0) return yield* new RuntimeError({ phase: "flags", reason: "--input: give at least one folder or file" })
+      if (inputs.length === 0) return yield* new FlagError({ reason: "--input: give at least one folder or file" })
       const tokenizer = Option.isNone(o.tokenizer)
         ? byteTokenizer
         : yield* loadHfTokenizer(o.tokenizer.value, {
@@ -423,7 +423,7 @@ const prepareCommand = Command.make(
       )
     }).pipe(
       Effect.scoped,
-      Effect.mapError((e) => (e instanceof RuntimeError ? e : new RuntimeError({ phase: "prepare", reason: `${e._tag}: ${JSON.stringify(e)}` }))),
+      Effect.mapError((e) => (isRuntimeFailure(e) ? e : new RuntimeError({ phase: "prepare", reason: `${e._tag}: ${JSON.stringify(e)}` }))),
     ),
 ).pipe(Command.withDescription("tokenize text files into token shards (a folder or s3://bucket/prefix) for a run's data"))
 
@@ -434,8 +434,8 @@ const metagraphCommand = Command.make(
   { endpoint: F.endpoint, netuid: F.netuid, local: F.local, blocksPerWindow: F.blocksPerWindow },
   (o) =>
     Effect.gen(function* () {
-      if (Option.isSome(o.endpoint) === Option.isSome(o.local)) return yield* new RuntimeError({ phase: "flags", reason: "give exactly one of --endpoint or --local" })
-      if (Option.isSome(o.endpoint) && Option.isNone(o.netuid)) return yield* new RuntimeError({ phase: "flags", reason: "--endpoint needs --netuid <n>" })
+      if (Option.isSome(o.endpoint) === Option.isSome(o.local)) return yield* new FlagError({ reason: "give exactly one of --endpoint or --local" })
+      if (Option.isSome(o.endpoint) && Option.isNone(o.netuid)) return yield* new FlagError({ reason: "--endpoint needs --netuid <n>" })
       yield* printMetagraph({
         blocksPerWindow: o.blocksPerWindow,
         ...(Option.isSome(o.endpoint) ? { endpoint: o.endpoint.value } : {}),
@@ -443,7 +443,7 @@ const metagraphCommand = Command.make(
         ...(Option.isSome(o.local) ? { local: o.local.value } : {}),
       })
     }),
-).pipe(Command.withDescription("print a subnet's metagraph and each uid's commitment (location only, never credentials)"))
+).pipe(Command.withDescription("print a subnet's metagraph and each uid's commitment (location only: not the committed read key pair, which is public on chain anyway)"))
 
 const chainCommand = Command.make("chain").pipe(
   Command.withDescription("read the chain"),
@@ -469,7 +469,7 @@ export const covenantCli = (preselected: Option.Option<Run>) => {
   const subcommands = [swarmCommand(preselected), nodeCommand("peer", preselected), nodeCommand("validator", preselected), planCommand(preselected), prepareCommand, chainCommand, servePeerPageCommand(preselected)] as const
   return Option.match(preselected, {
     onNone: () =>
-      Command.make("covenant", {}, () => Effect.fail(new RuntimeError({ phase: "flags", reason: "name a command: swarm | peer | validator | plan | prepare | chain | serve-peer-page (--help lists them)" }))).pipe(
+      Command.make("covenant", {}, () => Effect.fail(new FlagError({ reason: "name a command: swarm | peer | validator | plan | prepare | chain | serve-peer-page (--help lists them)" }))).pipe(
         Command.withDescription("decentralized LLM pretraining with SparseLoCo: run one node of a run per process, or a whole in-process swarm"),
         Command.withSubcommands(subcommands),
         Command.run(cliConfig),

@@ -7,13 +7,13 @@
  *   export default run
  *   if (import.meta.main) runMain(run)
  *
- * Flag errors exit 2 (@effect/cli's, naming the flag, or a handler's `flags` RuntimeError: flags
+ * Flag errors exit 2 (@effect/cli's, naming the flag, or a handler's `FlagError`: flags
  * that contradict each other); a run that fails exits 1 with `<phase>: <reason>` on stderr.
  */
 import { ValidationError } from "@effect/cli"
 import { BunContext } from "@effect/platform-bun"
 import { Cause, Effect, Exit, Option } from "effect"
-import { RuntimeError } from "../errors.ts"
+import { isRuntimeFailure } from "../errors.ts"
 import { commandNames, covenantCli, rootFlags } from "./commands.ts"
 import type { Run } from "./commands.ts"
 
@@ -41,10 +41,10 @@ export const runCli = (argv: ReadonlyArray<string>, run?: Run): Promise<number> 
       }
       return 2
     }
-    const flagsMisused = Option.isSome(failure) && failure.value instanceof RuntimeError && failure.value.phase === "flags"
+    const flagsMisused = Option.isSome(failure) && isRuntimeFailure(failure.value) && failure.value._tag === "FlagError"
     console.error(Option.match(failure, {
       onNone: () => Cause.pretty(exit.cause),
-      onSome: (e) => (e instanceof RuntimeError ? `${e.phase}: ${e.reason}` : String(e)),
+      onSome: (e) => (isRuntimeFailure(e) ? e.message : String(e)),
     }))
     return flagsMisused ? 2 : 1
   })

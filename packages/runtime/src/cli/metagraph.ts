@@ -1,8 +1,8 @@
-/** `covenant chain metagraph`: a subnet's metagraph and each uid's commitment (location only, never credentials). */
+/** `covenant chain metagraph`: a subnet's metagraph and each uid's commitment (location only: not the committed read key pair, which is public on chain anyway). */
 import { Effect, Either, Layer } from "effect"
 import { Chain, describeChainError, identityFromSecret, layerLocalClient, layerSubtensor, readOwnerUrl } from "@covenant/chain"
 import type { ChainShape, Commitment } from "@covenant/chain"
-import { RuntimeError } from "../errors.ts"
+import { RuntimeError, type RuntimeFailure } from "../errors.ts"
 
 export interface MetagraphSource {
   readonly endpoint?: string
@@ -34,7 +34,7 @@ const print = (chain: ChainShape) =>
     console.log(table([["uid", "hotkey", "coldkey", "stake", "permit", "incentive", "last update", "commitment"], ...rows]))
   })
 
-export const printMetagraph = (source: MetagraphSource): Effect.Effect<void, RuntimeError> =>
+export const printMetagraph = (source: MetagraphSource): Effect.Effect<void, RuntimeFailure> =>
   Effect.gen(function* () {
     // Reading needs no key of one's own: a dev identity fills the service's slot (it signs nothing).
     const identity = yield* identityFromSecret("//covenant-metagraph-reader")

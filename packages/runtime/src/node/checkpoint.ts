@@ -14,7 +14,7 @@ import { decodeCheckpoint, decodeSafetensors, encodeCheckpoint, encodeSafetensor
 import type { LlamaSpec } from "@covenant/gpu-webgpu"
 import { checkpointKey, checkpointPrefix, fetchSigned, latestKey, parseKey, publishSigned, Transport } from "@covenant/transport"
 import type { BucketLocation, Delivered, NotFound } from "@covenant/transport"
-import { RuntimeError, inPhase } from "../errors.ts"
+import { CodecFailure, RuntimeError, type RuntimeFailure, inPhase } from "../errors.ts"
 import type { Params } from "../round/params.ts"
 import type { RunAddress } from "./network.ts"
 
@@ -97,9 +97,9 @@ export const loadLatestCheckpoint = (
   from: CheckpointSource,
   address: RunAddress,
   spec: LlamaSpec,
-): Effect.Effect<{ window: number; params: Params; momentum: Params | null } | undefined, RuntimeError | UntrustedCheckpoint, Transport> =>
+): Effect.Effect<{ window: number; params: Params; momentum: Params | null } | undefined, RuntimeFailure | UntrustedCheckpoint, Transport> =>
   Effect.gen(function* () {
-    const read = (key: string, kind: string, window: number): Effect.Effect<Delivered, NotFound | UntrustedCheckpoint | RuntimeError, Transport> =>
+    const read = (key: string, kind: string, window: number): Effect.Effect<Delivered, NotFound | UntrustedCheckpoint | RuntimeFailure, Transport> =>
       Effect.mapError(fetchSigned({ at: from.location, key, context: { runId: address.runId, window, uid: from.uid, kind }, hotkey: from.hotkey }), (e) =>
         e._tag === "BadSignature" ? new UntrustedCheckpoint({ key, reason: e.reason }) : e._tag === "NotFound" ? e : inPhase("checkpoint")(e))
     const pointer = yield* Effect.either(read(latestKey(address.version), LATEST, 0))
@@ -109,7 +109,7 @@ export const loadLatestCheckpoint = (
     }
     const untrusted = (key: string) => (reason: string) => new UntrustedCheckpoint({ key, reason })
     const latest = yield* Either.mapLeft(Schema.decodeUnknownEither(LatestPointer)(new TextDecoder().decode(pointer.right.bytes)), (e) => untrusted(latestKey(address.version))(e.message))
-    const notFoundIsFatal = <A, R>(effect: Effect.Effect<A, NotFound | UntrustedCheckpoint | RuntimeError, R>) =>
+    const notFoundIsFatal = <A, R>(effect: Effect.Effect<A, NotFound | UntrustedCheckpoint | RuntimeFailure, R>) =>
       Effect.mapError(effect, (e) => (e._tag === "NotFound" ? new RuntimeError({ phase: "checkpoint", reason: "_LATEST.json points to a missing object" }) : e))
     const model = yield* notFoundIsFatal(read(latest.key, MODEL, latest.window))
     const ckpt = yield* Either.mapLeft(decodeCheckpoint(model.bytes, spec), (e) => untrusted(latest.key)(e.reason))

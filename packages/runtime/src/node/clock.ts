@@ -1,17 +1,17 @@
 /** The chain's window clock as nodes follow it: the current window and waiting for a later one. */
 import { Duration, Effect } from "effect"
 import { Chain } from "@covenant/chain"
-import type { RuntimeError } from "../errors.ts"
+import type { RuntimeFailure } from "../errors.ts"
 import { inPhase } from "../errors.ts"
 
-export const currentWindow: Effect.Effect<number, RuntimeError, Chain> = Effect.gen(function* () {
+export const currentWindow: Effect.Effect<number, RuntimeFailure, Chain> = Effect.gen(function* () {
   const chain = yield* Chain
   const block = yield* Effect.mapError(chain.currentBlock, inPhase("clock"))
   return chain.windowOf(block.number)
 })
 
 /** Returns once the chain has reached `window` (polling every `pollMs`), with the window it is in. */
-export const waitForWindow = (window: number, pollMs: number): Effect.Effect<number, RuntimeError, Chain> =>
+export const waitForWindow = (window: number, pollMs: number): Effect.Effect<number, RuntimeFailure, Chain> =>
   Effect.gen(function* () {
     for (;;) {
       const now = yield* currentWindow

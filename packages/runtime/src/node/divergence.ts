@@ -1,7 +1,7 @@
 /**
  * Identity checked, not assumed: every node remembers the digest of its parameters after each
- * outer step and compares it with the digest in the leader's debug slice of that window (which
- * the leader publishes anyway). A node that aggregated a different set (a late object it saw and
+ * outer step and compares it with the digest in the leader's parameter slice of that window (its
+ * `debug-{w}` object, which the leader publishes anyway). A node that aggregated a different set (a late object it saw and
  * the leader did not, a store that answered differently) would otherwise drift without a word.
  * On a mismatch it says so (a `Diverged` event and a warning) and re-syncs through catch-up: it
  * restarts from the leader's latest checkpoint (or the seeded init) and replays the leader's
@@ -12,12 +12,12 @@
 import { Effect, Either } from "effect"
 import type { Chain } from "@covenant/chain"
 import type { Transport } from "@covenant/transport"
-import type { RuntimeError } from "../errors.ts"
+import type { RuntimeFailure } from "../errors.ts"
 import type { RoundState } from "../round/outer-round.ts"
 import { paramsDigest } from "../round/params.ts"
 import type { NodeConfig } from "./node.ts"
 import { initialModel, replayWindows } from "./node.ts"
-import { fetchLeaderDebug, readDirectory } from "./network.ts"
+import { fetchLeaderSlice, readDirectory } from "./network.ts"
 
 /** Windows whose digest is kept for checking (older pending ones are dropped unchecked). */
 export const PENDING_WINDOWS = 4
@@ -30,8 +30,8 @@ export interface DivergenceGuard {
   readonly start: number
   /** This node's digest after each recent window's outer step, by window (checked ones are removed). */
   readonly digests: Map<number, string>
-  /** Called after a re-sync replaced `state.params` (e.g. to load them into the trainer). */
-  readonly onResync?: () => void
+  /** Run after a re-sync replaced `state.params` (e.g. to load them into the trainer, through `tryEngine`). */
+  readonly onResync?: () => Effect.Effect<void, RuntimeFailure>
 }
 
 /**
@@ -39,7 +39,7 @@ export interface DivergenceGuard {
  * node's state now includes: `done` when all is well (or nothing could be checked yet), the
  * re-synced window after a mismatch (the caller's catch-up then replays from there).
  */
-export const guardDivergence = (guard: DivergenceGuard, done: number): Effect.Effect<number, RuntimeError, Chain | Transport> =>
+export const guardDivergence = (guard: DivergenceGuard, done: number): Effect.Effect<number, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
     const { cfg, digests, state } = guard
     const pending = [...digests.keys()].sort((a, b) => a - b)
@@ -51,7 +51,7 @@ export const guardDivergence = (guard: DivergenceGuard, done: number): Effect.Ef
       return done
     }
     for (const w of [...digests.keys()].sort((a, b) => a - b)) {
-      const slice = yield* Effect.either(fetchLeaderDebug(dir, cfg.address, w))
+      const slice = yield* Effect.either(fetchLeaderSlice(dir, cfg.address, w))
       if (Either.isLeft(slice) || slice.right === undefined) continue
       const mine = digests.get(w)!
       digests.delete(w)
@@ -66,7 +66,7 @@ export const guardDivergence = (guard: DivergenceGuard, done: number): Effect.Ef
         yield* replayWindows(state, cfg.spec, cfg.address, guard.start, fresh.window + 1, w, cfg.shards)
         resyncedTo = w
       }
-      guard.onResync?.()
+      if (guard.onResync !== undefined) yield* guard.onResync()
       digests.clear()
       const now = paramsDigest(state.params)
       cfg.events({

@@ -12,7 +12,7 @@ import {
 } from "@covenant/transport"
 import type { BucketLocation, GatherResult } from "@covenant/transport"
 import type { RunSpec } from "@covenant/dsl"
-import { RuntimeError, inPhase } from "../errors.ts"
+import { RuntimeError, type RuntimeFailure, inPhase, isRuntimeFailure } from "../errors.ts"
 import { chooseFreshLeader, isFresh, leaderCandidates, readSources } from "./leader.ts"
 import type { Publishing } from "./leader.ts"
 import { currentWindow } from "./clock.ts"
@@ -57,7 +57,7 @@ export const leaderOf = (ps: Iterable<Participant>): Participant | undefined => 
  * while none is. A bucket whose store is unavailable counts as fresh, so a store hiccup does not
  * move the lead; one that refuses us or does not exist does not publish.
  */
-export const readDirectoryAt = (window: number): Effect.Effect<Directory, RuntimeError, Chain | Transport> => Effect.gen(function* () {
+export const readDirectoryAt = (window: number): Effect.Effect<Directory, RuntimeFailure, Chain | Transport> => Effect.gen(function* () {
   const chain = yield* Chain
   const graph = yield* Effect.mapError(chain.refreshMetagraph, inPhase("metagraph"))
   const commitments = yield* Effect.mapError(chain.commitments, inPhase("commitments"))
@@ -92,7 +92,7 @@ export const readDirectoryAt = (window: number): Effect.Effect<Directory, Runtim
 })
 
 /** The directory as of the live window. */
-export const readDirectory: Effect.Effect<Directory, RuntimeError, Chain | Transport> = Effect.flatMap(currentWindow, readDirectoryAt)
+export const readDirectory: Effect.Effect<Directory, RuntimeFailure, Chain | Transport> = Effect.flatMap(currentWindow, readDirectoryAt)
 
 /** The run's identity on the store: the run id signs into every envelope, the version into every key. */
 export interface RunAddress {
@@ -103,7 +103,7 @@ export interface RunAddress {
 export const runAddress = (spec: RunSpec, version = "1"): RunAddress => ({ runId: spec.name, version })
 
 /** Registers this identity (if needed), makes its bucket and commits its location. Returns its uid. */
-export const joinNetwork = (own: BucketLocation, commitment: Commitment): Effect.Effect<number, RuntimeError, Chain | Transport> =>
+export const joinNetwork = (own: BucketLocation, commitment: Commitment): Effect.Effect<number, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
     const chain = yield* Chain
     const transport = yield* Transport
@@ -125,17 +125,21 @@ const PeerList = Schema.parseJson(Schema.Struct({
   peers: Schema.Array(Schema.Int.pipe(Schema.nonNegative())),
   reserve: Schema.Array(Schema.Int.pipe(Schema.nonNegative())),
 }))
-const DebugSlice = Schema.parseJson(Schema.Struct({
+/**
+ * A node's parameter slice for a window (round/params.ts). Its object kind and key stay the
+ * reference's `debug-{window}-{uid}-v{version}` (transport keys.ts, protocol.md), the on-store format.
+ */
+const ParamSlice = Schema.parseJson(Schema.Struct({
   window: Schema.Int.pipe(Schema.nonNegative()),
   digest: Schema.String,
   values: Schema.Record({ key: Schema.String, value: Schema.Array(Schema.Number) }),
 }))
-export type DebugSlice = typeof DebugSlice.Type
+export type ParamSlice = typeof ParamSlice.Type
 
 const utf8 = (value: string) => new TextEncoder().encode(value)
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
 
-const decodeJson = <A>(schema: Schema.Schema<A, string>, bytes: Uint8Array, what: string): Either.Either<A, RuntimeError> =>
+const decodeJson = <A>(schema: Schema.Schema<A, string>, bytes: Uint8Array, what: string): Either.Either<A, RuntimeFailure> =>
   Either.mapLeft(Schema.decodeUnknownEither(schema)(text(bytes)), (e) => new RuntimeError({ phase: what, reason: e.message }))
 
 const noLeader = () => new RuntimeError({ phase: "leader", reason: "no leader: no validator with a permit and a committed bucket has published the run's start window" })
@@ -172,7 +176,7 @@ const publishJson = (me: Publisher, address: RunAddress, key: string, window: nu
 export const publishStartWindow = (me: Publisher, address: RunAddress, startWindow: number) =>
   publishJson(me, address, startWindowKey(address.version), 0, "start_window", { startWindow })
 
-export const fetchStartWindow = (dir: Directory, address: RunAddress): Effect.Effect<number | undefined, RuntimeError, Transport> =>
+export const fetchStartWindow = (dir: Directory, address: RunAddress): Effect.Effect<number | undefined, RuntimeFailure, Transport> =>
   Effect.flatMap(fetchFromLeader(dir, address, startWindowKey(address.version), 0, "start_window"), (bytes) =>
     bytes === undefined ? Effect.succeed(undefined) : Effect.map(decodeJson(StartWindow, bytes, "start_window"), (s) => s.startWindow))
 
@@ -185,7 +189,7 @@ export const publishPeerList = (me: Publisher, address: RunAddress, firstEffecti
  * resolution): a list that lands late takes effect one window later on every node alike,
  * instead of on the nodes that happened to read after it landed.
  */
-export const peerListAt = (dir: Directory, address: RunAddress, window: number): Effect.Effect<{ readonly peers: ReadonlyArray<number>; readonly reserve: ReadonlyArray<number> }, RuntimeError, Chain | Transport> =>
+export const peerListAt = (dir: Directory, address: RunAddress, window: number): Effect.Effect<{ readonly peers: ReadonlyArray<number>; readonly reserve: ReadonlyArray<number> }, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
     const chain = yield* Chain
     const startsAt = yield* Effect.mapError(chain.windowStartTime(window), inPhase("peers"))
@@ -248,7 +252,7 @@ const readPeerList = (dir: Directory, address: RunAddress, window: number, store
  * lacks (same windows and content), so the list in force stays readable from the new leader even
  * once the old one's bucket is gone. Returns the windows copied.
  */
-export const republishPeerLists = (me: Publisher, dir: Directory, address: RunAddress): Effect.Effect<ReadonlyArray<number>, RuntimeError, Transport> =>
+export const republishPeerLists = (me: Publisher, dir: Directory, address: RunAddress): Effect.Effect<ReadonlyArray<number>, RuntimeFailure, Transport> =>
   Effect.gen(function* () {
     const transport = yield* Transport
     const lists = yield* listedPeerLists(dir, address)
@@ -274,26 +278,26 @@ export const publishRecord = (me: Publisher, address: RunAddress, window: number
 export const fetchRecord = (dir: Directory, address: RunAddress, window: number) =>
   fetchFromLeader(dir, address, aggregatorKey(window, address.version), window, "aggregator")
 
-export const publishDebug = (me: Publisher, address: RunAddress, slice: DebugSlice) =>
+export const publishParamSlice = (me: Publisher, address: RunAddress, slice: ParamSlice) =>
   Effect.mapError(
     publishUpdate({ at: me.own, runId: address.runId, version: address.version, window: slice.window, uid: me.uid, kind: "debug", payload: utf8(JSON.stringify(slice)), signer: me.identity.hotkey }),
     inPhase("debug"),
   )
 
-export const fetchLeaderDebug = (dir: Directory, address: RunAddress, window: number): Effect.Effect<DebugSlice | undefined, RuntimeError, Transport> =>
+export const fetchLeaderSlice = (dir: Directory, address: RunAddress, window: number): Effect.Effect<ParamSlice | undefined, RuntimeFailure, Transport> =>
   Effect.gen(function* () {
     const bytes = yield* fetchFromLeader(dir, address, (uid) => `debug-${window}-${uid}-v${address.version}`, window, "debug")
-    return bytes === undefined ? undefined : yield* decodeJson(DebugSlice, bytes, "debug")
+    return bytes === undefined ? undefined : yield* decodeJson(ParamSlice, bytes, "debug")
   })
 
 /** A peer's own parameter slice for `window` (published with its update), or undefined. */
-export const fetchPeerDebug = (dir: Directory, address: RunAddress, window: number, uid: number): Effect.Effect<DebugSlice | undefined, RuntimeError, Transport> =>
+export const fetchPeerSlice = (dir: Directory, address: RunAddress, window: number, uid: number): Effect.Effect<ParamSlice | undefined, RuntimeFailure, Transport> =>
   Effect.gen(function* () {
     const who = dir.participants.get(uid)
     if (who?.location === undefined) return undefined
     const got = yield* Effect.either(fetchSigned({ at: who.location, key: `debug-${window}-${uid}-v${address.version}`, context: { runId: address.runId, window, uid, kind: "debug" }, hotkey: who.hotkey }))
     if (Either.isLeft(got)) return undefined
-    const slice = decodeJson(DebugSlice, got.right.bytes, "debug")
+    const slice = decodeJson(ParamSlice, got.right.bytes, "debug")
     return Either.isRight(slice) && slice.right.window === window ? slice.right : undefined
   })
 
@@ -317,7 +321,7 @@ export const gatherWindow = (
   spec: RunSpec,
   window: number,
   uids: ReadonlyArray<number>,
-): Effect.Effect<GatherResult & { readonly refused: Rejections }, RuntimeError, Chain | Transport> =>
+): Effect.Effect<GatherResult & { readonly refused: Rejections }, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
     const chain = yield* Chain
     const transport = yield* Transport
@@ -354,4 +358,4 @@ export const gatherWindow = (
     const line = describeRejections(window, refused, p.uploadWindowMs)
     if (line !== undefined) yield* Effect.logWarning(line)
     return { ...got, refused }
-  }).pipe(Effect.mapError((e) => (e._tag === "RuntimeError" ? e : inPhase("gather")(e))))
+  }).pipe(Effect.mapError((e) => (isRuntimeFailure(e) ? e : inPhase("gather")(e))))

@@ -12,7 +12,7 @@ import type { Manifest, UpdateMessage } from "@covenant/sparseloco"
 import type { BucketLocation, Transport } from "@covenant/transport"
 import type { ShardSet } from "../data/shards.ts"
 import { scheduledSampleIds, scheduledWindowBatch } from "../data/window-data.ts"
-import { RuntimeError } from "../errors.ts"
+import { RuntimeError, type RuntimeFailure, inPhase } from "../errors.ts"
 import { decodeRecord } from "../round/codec.ts"
 import { aggregateUpdates, applyOuterStep } from "../round/outer-round.ts"
 import type { RoundState } from "../round/outer-round.ts"
@@ -141,7 +141,7 @@ export const pollMs = (spec: RunSpec): number => Math.max(10, Math.floor(spec.pa
  * Waits until a leader (leader.ts) has published the start window; meanwhile says, at once and then
  * every window (at most every 15 s), whom it waits for and why.
  */
-export const awaitStart = (address: RunAddress, spec: RunSpec): Effect.Effect<number, RuntimeError, Chain | Transport> =>
+export const awaitStart = (address: RunAddress, spec: RunSpec): Effect.Effect<number, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
     const p = spec.participation
     let saidAt = Number.NEGATIVE_INFINITY
@@ -171,7 +171,7 @@ export const initialModel = (
   address: RunAddress,
   saved: { readonly window: number; readonly params: Params; readonly momentum?: Params | null } | undefined,
   start: number,
-): Effect.Effect<{ window: number; params: Params; momentum: Params | null; from: "state" | "checkpoint" | "init" }, RuntimeError, Chain | Transport> =>
+): Effect.Effect<{ window: number; params: Params; momentum: Params | null; from: "state" | "checkpoint" | "init" }, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
     if (saved !== undefined) return { window: saved.window, params: saved.params, momentum: saved.momentum ?? null, from: "state" as const }
     const dir = yield* readDirectory
@@ -185,7 +185,7 @@ export const initialModel = (
     return { window: start - 1, params: initLlamaParameters(spec.model, spec.seed), momentum: null, from: "init" as const }
   })
 
-const dataError = (e: { readonly _tag: string }) => new RuntimeError({ phase: "data", reason: `${e._tag}: ${"reason" in e ? String(e.reason) : ""}${"file" in e ? ` (${String(e.file)}${"offset" in e && e.offset !== undefined ? ` at byte ${String(e.offset)}` : ""})` : ""}` })
+const dataError = inPhase("data")
 
 /**
  * The H batches of [batch, seqLen + 1] ids a uid trains on in a window, and their digest. The
@@ -227,7 +227,7 @@ export const replayWindows = (
   to: number,
   /** This node's data: a window without the leader's record is admitted as live nodes admit it, sample check included. */
   shards: ShardSet,
-): Effect.Effect<{ bytesDown: number }, RuntimeError, Chain | Transport> =>
+): Effect.Effect<{ bytesDown: number }, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
     const manifest = modelManifest(spec.model)
     let bytesDown = 0

@@ -6,17 +6,16 @@
  * values, and only then trains the live window (it never ends one window behind).
  */
 import { Clock, Duration, Effect, Either } from "effect"
-import * as External from "../sim/external.ts"
 import { Chain } from "@covenant/chain"
 import { innerLrAt } from "@covenant/dsl"
 import { Engine, Trainer } from "@covenant/gpu-webgpu"
 import { prune, Transport, uploadInterval } from "@covenant/transport"
 import { behaviourBatches, behaviourPayload } from "../adversary/apply.ts"
-import { RuntimeError, inPhase } from "../errors.ts"
+import { type RuntimeFailure, awaitEngine, inPhase, tryEngine } from "../errors.ts"
 import { encodeUpdate } from "../round/codec.ts"
 import { outerRound } from "../round/outer-round.ts"
 import type { RoundState } from "../round/outer-round.ts"
-import { debugDistance, debugValues, paramsDigest } from "../round/params.ts"
+import { paramSlice, paramsDigest, sliceDistance } from "../round/params.ts"
 import { currentWindow, waitForWindow } from "./clock.ts"
 import { recordRound } from "./metrics.ts"
 import type { NodeConfig, NodeEvent } from "./node.ts"
@@ -24,7 +23,7 @@ import { admitGathered, sampleRule } from "./admission.ts"
 import { guardDivergence } from "./divergence.ts"
 import type { Rejected } from "./admission.ts"
 import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs, prefetchBatches, replayWindows, trainingBatches } from "./node.ts"
-import { fetchLeaderDebug, gatherWindow, joinNetwork, peerListAt, publishDebug, publishGradient, readDirectory, readDirectoryAt } from "./network.ts"
+import { fetchLeaderSlice, gatherWindow, joinNetwork, peerListAt, publishParamSlice, publishGradient, readDirectory, readDirectoryAt } from "./network.ts"
 import { leadershipNotice } from "./leader.ts"
 import { aggregatedPeers, gatheredUids } from "../scoring/peer-list.ts"
 import { loadNodeState, saveNodeState } from "./state.ts"
@@ -35,7 +34,7 @@ import { describeRejection } from "./admission.ts"
 import { lastWindow, nothingToTrain } from "./stop.ts"
 import { checkPace } from "./warm-up.ts"
 
-export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chain | Transport | Engine> =>
+export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeFailure, Chain | Transport | Engine> =>
   Effect.gen(function* () {
     const { spec, address } = cfg
     const engine = yield* Engine
@@ -52,24 +51,21 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
     // The inner schedule runs on the run's global inner step, the same for every peer.
     let globalInnerStep = 0
     const trainer = yield* Effect.acquireRelease(
-      Effect.try({
-        try: () =>
-          Trainer.create(engine, spec.model, state.params, {
-            microBatch: inner.microBatchSize,
-            lr: () => innerLrAt(inner, globalInnerStep),
-            beta1: inner.betas[0],
-            beta2: inner.betas[1],
-            eps: inner.eps,
-            weightDecay: inner.weightDecay,
-            maxGradNorm: inner.gradClip,
-          }),
-        catch: (e) => new RuntimeError({ phase: "trainer", reason: String(e) }),
-      }),
+      tryEngine("trainer", () =>
+        Trainer.create(engine, spec.model, state.params, {
+          microBatch: inner.microBatchSize,
+          lr: () => innerLrAt(inner, globalInnerStep),
+          beta1: inner.betas[0],
+          beta2: inner.betas[1],
+          eps: inner.eps,
+          weightDecay: inner.weightDecay,
+          maxGradNorm: inner.gradClip,
+        })),
       (t) => Effect.sync(() => t.dispose()),
     )
     if (saved?.optimizer != null) {
       const opt = saved.optimizer
-      yield* Effect.try({ try: () => trainer.importOptimizerState(opt), catch: (e) => new RuntimeError({ phase: "state", reason: String(e) }) })
+      yield* tryEngine("state", () => trainer.importOptimizerState(opt))
     }
     const save = (window: number) =>
       cfg.stateless === true
@@ -80,7 +76,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
     let done = initial.window
     const poll = pollMs(spec)
     const digests = new Map<number, string>()
-    const guard = { cfg, uid, state, start, digests, onResync: () => trainer.writeParameters(state.params) }
+    const guard = { cfg, uid, state, start, digests, onResync: () => tryEngine("resync", () => trainer.writeParameters(state.params)) }
     const live0 = yield* currentWindow
     const last = cfg.stop === undefined ? undefined : lastWindow(cfg.stop, start, live0)
     if (cfg.stop !== undefined && last !== undefined) {
@@ -108,7 +104,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
         done = target
       }
       if (done > caughtFrom) {
-        trainer.writeParameters(state.params)
+        yield* tryEngine("catch-up", () => trainer.writeParameters(state.params))
         const dist = yield* checkAgainstLeader(cfg, done, state)
         cfg.events({ _tag: "CaughtUp", name: cfg.name, uid, from: caughtFrom + 1, to: done, replayed: done - caughtFrom, debugDistance: dist })
         yield* save(done)
@@ -130,7 +126,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
       const list = yield* peerListAt(dir, address, window)
       const expected = [...list.peers].sort((a, b) => a - b)
       // The slice of the model this round starts from, published with the update for the validators' sync check.
-      const startSlice = { window, digest: paramsDigest(state.params), values: debugValues(state.params) }
+      const startSlice = { window, digest: paramsDigest(state.params), values: paramSlice(state.params) }
       const batches = cfg.behaviour === undefined ? data.batches : yield* behaviourBatches(cfg.behaviour, cfg, { uid, window, start, peers: expected }, data.batches)
       const prepareMs = performance.now() - roundStart
       let bytesDown = replayedBytes
@@ -169,7 +165,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
                 yield* publishGradient(me, address, window, upload)
                 const at = yield* Clock.currentTimeMillis
                 const uploadMs = performance.now() - up
-                yield* publishDebug(me, address, startSlice)
+                yield* publishParamSlice(me, address, startSlice)
                 const opens = yield* Effect.mapError(Effect.flatMap(Chain, (c) => c.windowStartTime(window + 1)), inPhase("publish"))
                 landed = { at, intervalEnd: uploadInterval(opens, spec.participation.uploadWindowMs).end, uploadMs }
               }
@@ -225,17 +221,17 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chai
 const noticeKind = { Late: "late", LateSummary: "late-summary", OnTimeAgain: "on-time-again" } as const
 
 const exportOptimizer = (trainer: Trainer) =>
-  External.tryPromise({ try: () => trainer.exportOptimizerState(), catch: (e) => new RuntimeError({ phase: "state", reason: String(e) }) })
+  awaitEngine("state", () => trainer.exportOptimizerState())
 
-/** Compares this node's model with the leader's debug slice of `window` (waits up to one window for it). */
-const checkAgainstLeader = (cfg: NodeConfig, window: number, state: RoundState): Effect.Effect<number | null, RuntimeError, Chain | Transport> =>
+/** Compares this node's model with the leader's parameter slice of `window` (waits up to one window for it). */
+const checkAgainstLeader = (cfg: NodeConfig, window: number, state: RoundState): Effect.Effect<number | null, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
     const deadline = (yield* Clock.currentTimeMillis) + cfg.spec.participation.blocksPerWindow * cfg.spec.participation.blockTimeMs
     while ((yield* Clock.currentTimeMillis) < deadline) {
       const dir = yield* readDirectory
-      const slice = yield* Effect.either(fetchLeaderDebug(dir, cfg.address, window))
+      const slice = yield* Effect.either(fetchLeaderSlice(dir, cfg.address, window))
       if (Either.isRight(slice) && slice.right !== undefined) {
-        const dist = debugDistance(debugValues(state.params), slice.right.values)
+        const dist = sliceDistance(paramSlice(state.params), slice.right.values)
         if (dist > 0) yield* Effect.logWarning(`${cfg.name}: after catch-up to window ${window} the model differs from the leader's by up to ${dist}`)
         return dist
       }

@@ -8,7 +8,7 @@
 import { Context, Effect, Either, Layer, Schema } from "effect"
 import type { WeightInput } from "@covenant/chain"
 import type { ParticipationSpec } from "@covenant/dsl"
-import { RuntimeError } from "../errors.ts"
+import { RuntimeError, type RuntimeFailure } from "../errors.ts"
 import type { GauntletParams, GauntletState, GauntletWindow } from "../scoring/gauntlet.ts"
 import { emptyGauntlet, GauntletStateJson, gauntletWeights, isPenalised, observeWindow, scoresOf, selectForEvaluation } from "../scoring/gauntlet.ts"
 import type { Candidate, PeerList } from "../scoring/peer-list.ts"
@@ -39,7 +39,7 @@ export interface ScoringShape {
   readonly peerList: (window: number, candidates: ReadonlyArray<Candidate>) => Effect.Effect<PeerList>
   /** The memory to save with the node's state (null: nothing to save), and its restore. */
   readonly snapshot: Effect.Effect<string | null>
-  readonly restore: (saved: string) => Effect.Effect<void, RuntimeError>
+  readonly restore: (saved: string) => Effect.Effect<void, RuntimeFailure>
 }
 
 export class Scoring extends Context.Tag("@covenant/runtime/Scoring")<Scoring, ScoringShape>() {}

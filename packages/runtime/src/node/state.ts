@@ -11,7 +11,7 @@ import { Effect, Either, Schema } from "effect"
 import * as External from "../sim/external.ts"
 import { decodeCheckpoint, decodeSafetensors, encodeCheckpoint, encodeSafetensors } from "@covenant/gpu-webgpu"
 import type { LlamaSpec, OptimizerState } from "@covenant/gpu-webgpu"
-import { RuntimeError } from "../errors.ts"
+import { type RuntimeFailure, StateFailure } from "../errors.ts"
 import type { Params } from "../round/params.ts"
 
 export interface NodeState {
@@ -28,7 +28,7 @@ export interface NodeState {
 const Latest = Schema.parseJson(Schema.Struct({ window: Schema.Int.pipe(Schema.nonNegative()), folder: Schema.String }))
 
 const io = <A>(path: string, run: () => Promise<A>) =>
-  External.tryPromise({ try: run, catch: (cause) => new RuntimeError({ phase: "state", reason: `${path}: ${String(cause)}` }) })
+  External.tryPromise({ try: run, catch: (cause) => new StateFailure({ phase: "state", reason: `${path}: ${String(cause)}` }) })
 
 /** Writes bytes under a temp name and renames: readers never see half a file. */
 export const writeAtomic = (path: string, bytes: Uint8Array | string) =>
@@ -41,12 +41,12 @@ export const writeAtomic = (path: string, bytes: Uint8Array | string) =>
 const encodeNamed = (prefix: string, params: ReadonlyMap<string, Float32Array>, metadata: Record<string, string> = {}) =>
   Either.mapLeft(
     encodeSafetensors([...params].map(([name, data]) => [`${prefix}${name}`, { shape: [data.length], data }] as const), metadata),
-    (e) => new RuntimeError({ phase: "state", reason: e.reason }),
+    (e) => new StateFailure({ phase: "state", reason: e.reason }),
   )
 
-const decodeNamed = (bytes: Uint8Array, prefix: string): Either.Either<{ tensors: Params; metadata: Record<string, string> }, RuntimeError> =>
+const decodeNamed = (bytes: Uint8Array, prefix: string): Either.Either<{ tensors: Params; metadata: Record<string, string> }, RuntimeFailure> =>
   Either.map(
-    Either.mapLeft(decodeSafetensors(bytes), (e) => new RuntimeError({ phase: "state", reason: e.reason })),
+    Either.mapLeft(decodeSafetensors(bytes), (e) => new StateFailure({ phase: "state", reason: e.reason })),
     (file) => {
       const tensors: Params = new Map()
       for (const [name, t] of file.tensors) {
@@ -56,12 +56,12 @@ const decodeNamed = (bytes: Uint8Array, prefix: string): Either.Either<{ tensors
     },
   )
 
-export const saveNodeState = (dir: string, spec: LlamaSpec, state: NodeState): Effect.Effect<void, RuntimeError> =>
+export const saveNodeState = (dir: string, spec: LlamaSpec, state: NodeState): Effect.Effect<void, RuntimeFailure> =>
   Effect.gen(function* () {
     const folder = `w${state.window}`
     const at = join(dir, folder)
     yield* io(at, () => mkdir(at, { recursive: true }))
-    const model = yield* Either.mapLeft(encodeCheckpoint(spec, state.params, { window: String(state.window) }), (e) => new RuntimeError({ phase: "state", reason: e.reason }))
+    const model = yield* Either.mapLeft(encodeCheckpoint(spec, state.params, { window: String(state.window) }), (e) => new StateFailure({ phase: "state", reason: e.reason }))
     yield* writeAtomic(join(at, "model.safetensors"), model)
     if (state.ef !== null) yield* writeAtomic(join(at, "error_feedback.safetensors"), yield* encodeNamed("", state.ef))
     if (state.momentum !== null) yield* writeAtomic(join(at, "outer_momentum.safetensors"), yield* encodeNamed("", state.momentum))
@@ -91,15 +91,15 @@ const readOptional = (path: string) =>
   })
 
 /** The state `_LATEST.json` points to, or undefined for a node that never saved one. */
-export const loadNodeState = (dir: string, spec: LlamaSpec): Effect.Effect<NodeState | undefined, RuntimeError> =>
+export const loadNodeState = (dir: string, spec: LlamaSpec): Effect.Effect<NodeState | undefined, RuntimeFailure> =>
   Effect.gen(function* () {
     const latestBytes = yield* readOptional(join(dir, "_LATEST.json"))
     if (latestBytes === undefined) return undefined
-    const latest = yield* Either.mapLeft(Schema.decodeUnknownEither(Latest)(new TextDecoder().decode(latestBytes)), (e) => new RuntimeError({ phase: "state", reason: e.message }))
+    const latest = yield* Either.mapLeft(Schema.decodeUnknownEither(Latest)(new TextDecoder().decode(latestBytes)), (e) => new StateFailure({ phase: "state", reason: e.message }))
     const at = join(dir, latest.folder)
     const modelBytes = yield* readOptional(join(at, "model.safetensors"))
-    if (modelBytes === undefined) return yield* new RuntimeError({ phase: "state", reason: `${at}: model.safetensors missing` })
-    const model = yield* Either.mapLeft(decodeCheckpoint(modelBytes, spec), (e) => new RuntimeError({ phase: "state", reason: e.reason }))
+    if (modelBytes === undefined) return yield* new StateFailure({ phase: "state", reason: `${at}: model.safetensors missing` })
+    const model = yield* Either.mapLeft(decodeCheckpoint(modelBytes, spec), (e) => new StateFailure({ phase: "state", reason: e.reason }))
     const efBytes = yield* readOptional(join(at, "error_feedback.safetensors"))
     const ef = efBytes === undefined ? null : (yield* decodeNamed(efBytes, "")).tensors
     const momentumBytes = yield* readOptional(join(at, "outer_momentum.safetensors"))

@@ -12,12 +12,12 @@ import { Chain, LocalChain } from "@covenant/chain"
 import { Engine } from "@covenant/gpu-webgpu"
 import { Transport } from "@covenant/transport"
 import { assignedSampleIds } from "../data/window-data.ts"
-import { RuntimeError, inPhase } from "../errors.ts"
+import { RuntimeError, type RuntimeFailure, inPhase } from "../errors.ts"
 import { encodeRecord } from "../round/codec.ts"
 import { evalLoss } from "../round/eval.ts"
 import { aggregateUpdates, applyOuterStep, steppedAll, warnDropped } from "../round/outer-round.ts"
 import type { RoundState } from "../round/outer-round.ts"
-import { cloneParams, debugValues, paramsDigest } from "../round/params.ts"
+import { cloneParams, paramSlice, paramsDigest } from "../round/params.ts"
 import { publishCheckpoint } from "./checkpoint.ts"
 import { currentWindow, waitForWindow } from "./clock.ts"
 import { recordRound } from "./metrics.ts"
@@ -28,7 +28,7 @@ import { lastWindow } from "./stop.ts"
 import { guardDivergence } from "./divergence.ts"
 import { awaitStart, initialModel, modelManifest, outerLrFor, pollMs } from "./node.ts"
 import {
-  gatherWindow, joinNetwork, peerListAt, publishDebug, publishPeerList, publishRecord, publishStartWindow, readDirectory, readDirectoryAt, republishPeerLists,
+  gatherWindow, joinNetwork, peerListAt, publishParamSlice, publishPeerList, publishRecord, publishStartWindow, readDirectory, readDirectoryAt, republishPeerLists,
 } from "./network.ts"
 import type { Directory } from "./network.ts"
 import { describeLeadership, leadershipNotice, leadsVacantRun, takesOverRun } from "./leader.ts"
@@ -49,7 +49,7 @@ export const eligiblePeers = (dir: Directory): number[] => eligibleCandidates(di
 export const PEER_LIST_LEAD = 2
 
 /** On the local chain a validator stakes itself to a validator permit (`stake`, default 1000; subtensor stake is btcli's business). */
-export const ensureValidatorPermit = (cfg: Pick<NodeConfig, "own" | "commitment" | "identity">, stake = 1000): Effect.Effect<void, RuntimeError, Chain | LocalChain | Transport> =>
+export const ensureValidatorPermit = (cfg: Pick<NodeConfig, "own" | "commitment" | "identity">, stake = 1000): Effect.Effect<void, RuntimeFailure, Chain | LocalChain | Transport> =>
   Effect.gen(function* () {
     yield* joinNetwork(cfg.own, cfg.commitment)
     const local = yield* LocalChain
@@ -59,7 +59,7 @@ export const ensureValidatorPermit = (cfg: Pick<NodeConfig, "own" | "commitment"
     }
   })
 
-export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError, Chain | Transport | Scoring> =>
+export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeFailure, Chain | Transport | Scoring> =>
   Effect.gen(function* () {
     const { spec, address } = cfg
     const scoring = yield* Scoring
@@ -144,7 +144,7 @@ export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeError,
       digests.set(window, digest)
       if (isLeader(dir)) {
         yield* publishRecord(me, address, window, encodeRecord({ window, updates: delivered }))
-        yield* publishDebug(me, address, { window, digest, values: debugValues(state.params) })
+        yield* publishParamSlice(me, address, { window, digest, values: paramSlice(state.params) })
         if ((window - start + 1) % spec.checkpointing.everyOuterSteps === 0) {
           yield* publishCheckpoint(me, address, spec.model, window, { params: state.params, momentum: state.momentum }, spec.checkpointing.keep)
         }
@@ -187,7 +187,7 @@ const evalBatches = (cfg: NodeConfig) =>
     const sampling = { poolSize: Math.min(spec.data.sampling.poolSize, shards.totalSamples), samplesPerWindow: Math.min(spec.innerOptimizer.batchSize * 2, shards.totalSamples) }
     const ids = yield* Effect.either(assignedSampleIds(shards, 65535, 0, { ...sampling, samplesPerWindow: Math.min(sampling.samplesPerWindow, sampling.poolSize) }))
     if (ids._tag === "Left") return undefined
-    const tokens = yield* Effect.mapError(shards.samples(ids.right.ids), (e) => new RuntimeError({ phase: "data", reason: e._tag }))
+    const tokens = yield* Effect.mapError(shards.samples(ids.right.ids), inPhase("data"))
     const row = shards.seqLen + 1
     const b = spec.innerOptimizer.batchSize
     const batches: Int32Array[] = []

@@ -6,14 +6,14 @@
 import { Either, ParseResult, Schema } from "effect"
 import { decode, encode } from "@covenant/sparseloco"
 import type { Manifest, UpdateMessage, UpdateMeta, WireTensor } from "@covenant/sparseloco"
-import { RuntimeError } from "../errors.ts"
+import { CodecFailure, type RuntimeFailure } from "../errors.ts"
 
-export const encodeUpdate = (meta: UpdateMeta, tensors: readonly WireTensor[]): Either.Either<Uint8Array, RuntimeError> =>
-  Either.mapLeft(encode({ meta, tensors }), (e) => new RuntimeError({ phase: "encode", reason: `${e.reason}: ${e.message}` }))
+export const encodeUpdate = (meta: UpdateMeta, tensors: readonly WireTensor[]): Either.Either<Uint8Array, RuntimeFailure> =>
+  Either.mapLeft(encode({ meta, tensors }), (e) => new CodecFailure({ phase: "encode", reason: `${e.reason}: ${e.message}` }))
 
 /** Decodes a received update; anything that does not fit the model (names, shapes, k) is a typed error. */
-export const decodeUpdate = (bytes: Uint8Array, manifest: Manifest): Either.Either<UpdateMessage, RuntimeError> =>
-  Either.mapLeft(decode(bytes, manifest), (e) => new RuntimeError({ phase: "decode", reason: `${e.reason}: ${e.message}` }))
+export const decodeUpdate = (bytes: Uint8Array, manifest: Manifest): Either.Either<UpdateMessage, RuntimeFailure> =>
+  Either.mapLeft(decode(bytes, manifest), (e) => new CodecFailure({ phase: "decode", reason: `${e.reason}: ${e.message}` }))
 
 const RecordHeader = Schema.parseJson(
   Schema.Struct({
@@ -46,8 +46,8 @@ export const encodeRecord = (record: AggregationRecord): Uint8Array => {
   return out
 }
 
-export const decodeRecord = (bytes: Uint8Array): Either.Either<AggregationRecord, RuntimeError> => {
-  const bad = (reason: string) => Either.left(new RuntimeError({ phase: "record", reason }))
+export const decodeRecord = (bytes: Uint8Array): Either.Either<AggregationRecord, RuntimeFailure> => {
+  const bad = (reason: string) => Either.left(new CodecFailure({ phase: "record", reason }))
   if (bytes.length < 4) return bad("truncated record")
   const headerLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true)
   if (4 + headerLength > bytes.length) return bad("header longer than the record")

@@ -14,12 +14,11 @@
  * all nodes hold bitwise-identical parameters after the step.
  */
 import { Effect, Either } from "effect"
-import * as External from "../sim/external.ts"
 import type { Trainer } from "@covenant/gpu-webgpu"
 import { aggregate, compress, meanDense, nesterovStep, outerStep } from "@covenant/sparseloco"
 import type { Manifest, TensorUpdate, UpdateMessage, WireTensor } from "@covenant/sparseloco"
 import type { CompressionSpec, OuterOptimizerSpec } from "@covenant/dsl"
-import { RuntimeError } from "../errors.ts"
+import { CodecFailure, type RuntimeFailure, awaitEngine, tryEngine } from "../errors.ts"
 import type { Params } from "./params.ts"
 import { zerosLike } from "./params.ts"
 
@@ -34,10 +33,10 @@ export interface RoundState {
 }
 
 export interface RoundIo<R> {
-  readonly publish: (payload: Uint8Array) => Effect.Effect<void, RuntimeError, R>
+  readonly publish: (payload: Uint8Array) => Effect.Effect<void, RuntimeFailure, R>
   /** The selected peers' decoded updates of this window. */
-  readonly gather: Effect.Effect<ReadonlyArray<{ readonly uid: number; readonly message: UpdateMessage }>, RuntimeError, R>
-  readonly encode: (tensors: readonly WireTensor[]) => Either.Either<Uint8Array, RuntimeError>
+  readonly gather: Effect.Effect<ReadonlyArray<{ readonly uid: number; readonly message: UpdateMessage }>, RuntimeFailure, R>
+  readonly encode: (tensors: readonly WireTensor[]) => Either.Either<Uint8Array, RuntimeFailure>
 }
 
 export interface RoundInput {
@@ -62,9 +61,8 @@ export interface RoundResult {
 }
 
 const now = () => performance.now()
-const fail = (phase: string, reason: string) => new RuntimeError({ phase, reason })
 
-export const outerRound = <R>(state: RoundState, input: RoundInput, io: RoundIo<R>): Effect.Effect<RoundResult, RuntimeError, R> =>
+export const outerRound = <R>(state: RoundState, input: RoundInput, io: RoundIo<R>): Effect.Effect<RoundResult, RuntimeFailure, R> =>
   Effect.gen(function* () {
     const { trainer } = input
     let t = now()
@@ -74,14 +72,14 @@ export const outerRound = <R>(state: RoundState, input: RoundInput, io: RoundIo<
     for (let h = 0; h < input.batches.length; h++) {
       input.beforeStep?.(h)
       const ids = input.batches[h]!
-      losses.push(yield* External.tryPromise({ try: () => trainer.step(ids, input.batchShape), catch: (e) => fail("inner", String(e)) }))
+      losses.push(yield* awaitEngine("inner", () => trainer.step(ids, input.batchShape)))
     }
-    const thetaH = yield* External.tryPromise({ try: () => trainer.readParameters(), catch: (e) => fail("inner", String(e)) })
+    const thetaH = yield* awaitEngine("inner", () => trainer.readParameters())
     const compute = now() - t
     t = now()
     // delta <- theta0 - theta_H ; params <- theta0
     const delta = pseudoGradient(theta0, thetaH)
-    trainer.writeParameters(theta0)
+    yield* tryEngine("inner", () => trainer.writeParameters(theta0))
     // ef <- beta ef + delta ; top-k ; quantize ; ef -= sent   (or the dense delta for DiLoCo)
     const wire = yield* compressDelta(state, delta, input.manifest, input.compression)
     const payload = yield* io.encode(wire)
@@ -98,7 +96,7 @@ export const outerRound = <R>(state: RoundState, input: RoundInput, io: RoundIo<
     const G = aggregateUpdates(gathered, input.manifest, input.compression)
     yield* warnDropped(G, input.manifest)
     applyOuterStep(state, G, input.outer, input.outerLr)
-    trainer.writeParameters(state.params)
+    yield* tryEngine("outer", () => trainer.writeParameters(state.params))
     const outerMs = now() - t
     return {
       losses,
@@ -127,7 +125,7 @@ export const compressDelta = (
   delta: ReadonlyMap<string, Float32Array>,
   manifest: Manifest,
   compression: CompressionSpec,
-): Effect.Effect<WireTensor[], RuntimeError> =>
+): Effect.Effect<WireTensor[], RuntimeFailure> =>
   Effect.gen(function* () {
     const out: WireTensor[] = []
     for (const { name, shape } of manifest.tensors) {
@@ -138,7 +136,7 @@ export const compressDelta = (
       }
       if (state.ef === null) state.ef = zerosLike(delta)
       const c = compress(state.ef.get(name)!, d, shape, compression, name)
-      if (Either.isLeft(c)) return yield* fail("compress", `${c.left.reason}: ${c.left.message}`)
+      if (Either.isLeft(c)) return yield* new CodecFailure({ phase: "compress", reason: `${c.left.reason}: ${c.left.message}` })
       out.push({ coding: compression.indexCoding, update: c.right.update })
     }
     return out

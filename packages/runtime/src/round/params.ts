@@ -22,8 +22,11 @@ export const paramsDigest = (params: ReadonlyMap<string, Float32Array>): string 
   return hash.digest("hex")
 }
 
-/** `count` values of each tensor at evenly spread positions (the reference's debug slice). */
-export const debugValues = (params: ReadonlyMap<string, Float32Array>, count = 4): Record<string, number[]> => {
+/**
+ * A parameter slice: `count` values of each tensor at evenly spread positions, which nodes publish
+ * as the reference's `debug-{window}-{uid}` objects (protocol.md) to check that they stay in sync.
+ */
+export const paramSlice = (params: ReadonlyMap<string, Float32Array>, count = 4): Record<string, number[]> => {
   const out: Record<string, number[]> = {}
   for (const [name, values] of params) {
     const step = Math.max(1, Math.floor(values.length / count))
@@ -34,8 +37,8 @@ export const debugValues = (params: ReadonlyMap<string, Float32Array>, count = 4
   return out
 }
 
-/** Largest |a - b| over the values both debug slices hold (Infinity if a tensor is missing). */
-export const debugDistance = (mine: Readonly<Record<string, readonly number[]>>, theirs: Readonly<Record<string, readonly number[]>>): number => {
+/** Largest |a - b| over the values both parameter slices hold (Infinity if a tensor is missing). */
+export const sliceDistance = (mine: Readonly<Record<string, readonly number[]>>, theirs: Readonly<Record<string, readonly number[]>>): number => {
   let worst = 0
   for (const [name, values] of Object.entries(theirs)) {
     const own = mine[name]

@@ -6,7 +6,6 @@
  * stays bit for bit what it was.
  */
 import { Effect, Either } from "effect"
-import * as External from "../sim/external.ts"
 import type { RunSpec } from "@covenant/dsl"
 import { LlamaModel } from "@covenant/gpu-webgpu"
 import type { Engine } from "@covenant/gpu-webgpu"
@@ -15,7 +14,7 @@ import type { UpdateMessage } from "@covenant/sparseloco"
 import { assignedSampleIds } from "../data/window-data.ts"
 import { sampleRule } from "../node/admission.ts"
 import type { ShardSet } from "../data/shards.ts"
-import { RuntimeError } from "../errors.ts"
+import { RuntimeError, type RuntimeFailure, awaitEngine, inPhase } from "../errors.ts"
 import type { Params } from "../round/params.ts"
 import type { Evaluation } from "./gauntlet.ts"
 import { stepsBehind, syncScore } from "./sync.ts"
@@ -23,7 +22,7 @@ import { stepsBehind, syncScore } from "./sync.ts"
 /** The uid whose (uid, window) draw is a window's random evaluation data (no peer has it). */
 export const RANDOM_DATA_UID = 65534
 
-const dataError = (e: { readonly _tag: string }) => new RuntimeError({ phase: "data", reason: e._tag })
+const dataError = inPhase("data")
 
 const rowsOf = (shards: ShardSet, ids: Uint32Array) =>
   Effect.map(Effect.mapError(shards.samples(ids), dataError), (tokens) => ({ ids: Int32Array.from(tokens), rows: ids.length }))
@@ -35,23 +34,20 @@ export const lossesOn = (
   params: ReadonlyMap<string, Float32Array>,
   batches: ReadonlyArray<{ readonly ids: Int32Array; readonly rows: number }>,
   seqLen: number,
-): Effect.Effect<number[], RuntimeError> =>
-  External.tryPromise({
-    try: async () => {
-      const model = LlamaModel.create(engine, spec.model, params)
-      try {
-        const out: number[] = []
-        for (const b of batches) {
-          const loss = engine.noGrad(() => engine.tidy(() => model.loss(b.ids, b.rows, seqLen + 1)))
-          out.push((await engine.read(loss))[0]!)
-          loss.dispose()
-        }
-        return out
-      } finally {
-        model.dispose()
+): Effect.Effect<number[], RuntimeFailure> =>
+  awaitEngine("evaluate", async () => {
+    const model = LlamaModel.create(engine, spec.model, params)
+    try {
+      const out: number[] = []
+      for (const b of batches) {
+        const loss = engine.noGrad(() => engine.tidy(() => model.loss(b.ids, b.rows, seqLen + 1)))
+        out.push((await engine.read(loss))[0]!)
+        loss.dispose()
       }
-    },
-    catch: (e) => new RuntimeError({ phase: "evaluate", reason: String(e) }),
+      return out
+    } finally {
+      model.dispose()
+    }
   })
 
 /** Each peer's update as dense tensors, clipped per tensor to the median norm of the window's uploads. */
@@ -101,7 +97,7 @@ export interface EvaluateInput {
  * Loss on `evalSequences` of the peer's assigned samples and of the window's random samples,
  * before and after `params - outerLr x evalLrFactor x clipped update`.
  */
-export const evaluateUpdates = (input: EvaluateInput): Effect.Effect<Evaluation[], RuntimeError> =>
+export const evaluateUpdates = (input: EvaluateInput): Effect.Effect<Evaluation[], RuntimeFailure> =>
   Effect.gen(function* () {
     const { spec, shards, window } = input
     if (input.evaluate.length === 0) return []

@@ -10,8 +10,8 @@ import type { RunSpec } from "@covenant/dsl"
 import type { Engine } from "@covenant/gpu-webgpu"
 import type { UpdateMessage } from "@covenant/sparseloco"
 import type { ShardSet } from "../data/shards.ts"
-import type { RuntimeError } from "../errors.ts"
-import { debugValues } from "../round/params.ts"
+import type { RuntimeFailure } from "../errors.ts"
+import { paramSlice } from "../round/params.ts"
 import { detectCopies } from "./copy.ts"
 import { evaluateUpdates, syncOf } from "./evaluate.ts"
 import type { GauntletWindow } from "./gauntlet.ts"
@@ -48,7 +48,7 @@ export interface JudgeInput {
   readonly choose: (candidates: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<number>>
 }
 
-export const judgeWindow = (input: JudgeInput): Effect.Effect<GauntletWindow, RuntimeError> =>
+export const judgeWindow = (input: JudgeInput): Effect.Effect<GauntletWindow, RuntimeFailure> =>
   Effect.gen(function* () {
     const { spec, window } = input
     const decoded = new Map(input.decoded.map((d) => [d.uid, d.message]))
@@ -65,8 +65,8 @@ export const judgeWindow = (input: JudgeInput): Effect.Effect<GauntletWindow, Ru
     const evaluations = input.engine === undefined
       ? []
       : yield* evaluateUpdates({ engine: input.engine, spec, shards: input.shards, window, start: input.start, params: input.before, outerLr: input.outerLr, uploads: valid, evaluate: [...chosen] })
-    const mine = debugValues(input.before)
-    const change = meanAbsDiff(debugValues(input.after), mine)
+    const mine = paramSlice(input.before)
+    const change = meanAbsDiff(paramSlice(input.after), mine)
     const sync = valid.map(({ uid }) => ({ uid, score: syncOf(input.slices.get(uid), mine, change, spec) }))
     return {
       window,

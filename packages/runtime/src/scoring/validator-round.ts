@@ -8,9 +8,9 @@ import { Effect } from "effect"
 import { Chain } from "@covenant/chain"
 import type { Transport } from "@covenant/transport"
 import { inPhase } from "../errors.ts"
-import type { RuntimeError } from "../errors.ts"
+import type { RuntimeFailure } from "../errors.ts"
 import type { NodeConfig } from "../node/node.ts"
-import { fetchPeerDebug, peerListPublished, publishPeerList } from "../node/network.ts"
+import { fetchPeerSlice, peerListPublished, publishPeerList } from "../node/network.ts"
 import type { Directory, Publisher } from "../node/network.ts"
 import { Scoring } from "../node/scoring.ts"
 import { eligibleCandidates } from "./eligibility.ts"
@@ -32,7 +32,7 @@ export interface ScoreWindowInput
 }
 
 /** Judges the window and folds it into Scoring; the leader publishes the next list on refresh windows. */
-export const scoreWindow = (input: ScoreWindowInput): Effect.Effect<void, RuntimeError, Scoring | Transport> =>
+export const scoreWindow = (input: ScoreWindowInput): Effect.Effect<void, RuntimeFailure, Scoring | Transport> =>
   Effect.gen(function* () {
     const { cfg, dir, window } = input
     const spec = cfg.spec
@@ -44,7 +44,7 @@ export const scoreWindow = (input: ScoreWindowInput): Effect.Effect<void, Runtim
     }
     const slices = new Map<number, Record<string, ReadonlyArray<number>>>()
     for (const { uid } of input.delivered) {
-      const slice = yield* fetchPeerDebug(dir, cfg.address, window, uid)
+      const slice = yield* fetchPeerSlice(dir, cfg.address, window, uid)
       if (slice !== undefined) slices.set(uid, slice.values)
     }
     const judged = yield* judgeWindow({
@@ -67,7 +67,7 @@ export const scoreWindow = (input: ScoreWindowInput): Effect.Effect<void, Runtim
   })
 
 /** The leader publishes the Scoring service's next peer list, effective `listLead` windows on, unless it is the one in force then. */
-const publishListIfChanged = (input: ScoreWindowInput): Effect.Effect<void, RuntimeError, Scoring | Transport> =>
+const publishListIfChanged = (input: ScoreWindowInput): Effect.Effect<void, RuntimeFailure, Scoring | Transport> =>
   Effect.gen(function* () {
     const { cfg, dir, window } = input
     const next = yield* (yield* Scoring).peerList(window, eligibleCandidates(dir, cfg.spec.participation.admission))

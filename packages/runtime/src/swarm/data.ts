@@ -19,21 +19,20 @@ import { prepareShards, prepareSyntheticShards } from "../data/prepare.ts"
 import { openShardSet } from "../data/shards.ts"
 import type { ShardSet } from "../data/shards.ts"
 import { byteTokenizer, loadHfTokenizer } from "../data/tokenizer.ts"
-import { RuntimeError } from "../errors.ts"
+import { RuntimeError, type RuntimeFailure, inPhase, isRuntimeFailure } from "../errors.ts"
 
 /** The repository root (this file is packages/runtime/src/swarm/data.ts). */
 export const repositoryRoot = resolve(fileURLToPath(new URL("../../../../", import.meta.url)))
 
 const fromRoot = (p: string) => (isAbsolute(p) ? p : join(repositoryRoot, p))
 
-const dataError = (e: { readonly _tag: string }) =>
-  new RuntimeError({ phase: "data", reason: `${e._tag}: ${"reason" in e ? String(e.reason) : ""}${"file" in e ? ` (${String(e.file)})` : ""}` })
+const dataError = inPhase("data")
 
 /** Default bound of the on-disk sample cache of an object-store corpus (`data.source.cacheBytes`). */
 export const DEFAULT_DATA_CACHE_BYTES = 1024 * 1024 * 1024
 
 /** The folder of shards for `spec`, preparing them in `outDir` when the spec names text or synthetic data. */
-export const prepareRunData = (spec: RunSpec, outDir: string): Effect.Effect<string, RuntimeError> =>
+export const prepareRunData = (spec: RunSpec, outDir: string): Effect.Effect<string, RuntimeFailure> =>
   Effect.gen(function* () {
     const source = spec.data.source
     if (source.kind === "shards") {
@@ -50,14 +49,14 @@ export const prepareRunData = (spec: RunSpec, outDir: string): Effect.Effect<str
     const tokenizer = spec.data.tokenizer.kind === "bytes" ? byteTokenizer : yield* loadHfTokenizer(fromRoot(spec.data.tokenizer.name), spec.data.eosTokenId === undefined ? {} : { eosId: spec.data.eosTokenId })
     yield* prepareShards({ inputs: [fromRoot(source.path)], outDir, tokenizer, seqLen })
     return outDir
-  }).pipe(Effect.mapError((e) => (e._tag === "RuntimeError" ? e : dataError(e))))
+  }).pipe(Effect.mapError((e) => (isRuntimeFailure(e) ? e : dataError(e))))
 
 /**
  * The run's data, open for the life of the scope: from object storage when `data.source.uri` is
  * `s3://bucket/prefix` (read through `s3`, the store's endpoint and read credentials), else from
  * local files. `outDir` holds prepared shards or the sample cache.
  */
-export const openRunData = (spec: RunSpec, outDir: string, s3?: S3TransportConfig): Effect.Effect<ShardSet, RuntimeError, Scope.Scope> =>
+export const openRunData = (spec: RunSpec, outDir: string, s3?: S3TransportConfig): Effect.Effect<ShardSet, RuntimeFailure, Scope.Scope> =>
   Effect.gen(function* () {
     const source = spec.data.source
     if (source.kind === "shards" && isObjectStoreUri(source.uri)) {

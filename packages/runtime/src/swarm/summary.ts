@@ -5,7 +5,7 @@
  */
 import { writeFile } from "node:fs/promises"
 import { Effect, Schema } from "effect"
-import { RuntimeError } from "../errors.ts"
+import { RuntimeError, type RuntimeFailure } from "../errors.ts"
 import { describeRejection } from "../node/admission.ts"
 import type { NodeEvent } from "../node/node.ts"
 
@@ -71,7 +71,7 @@ export const swarmSummary = (events: ReadonlyArray<NodeEvent>, behaviours: Reado
 }
 
 /** Writes the summary as JSON (encoded through its Schema). */
-export const writeSwarmSummary = (path: string, summary: SwarmSummary): Effect.Effect<void, RuntimeError> =>
+export const writeSwarmSummary = (path: string, summary: SwarmSummary): Effect.Effect<void, RuntimeFailure> =>
   Effect.gen(function* () {
     const encoded = yield* Effect.mapError(Schema.encode(SwarmSummary)(summary), (e) => new RuntimeError({ phase: "summary", reason: e.message }))
     yield* Effect.tryPromise({

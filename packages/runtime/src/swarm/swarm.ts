@@ -19,7 +19,7 @@ import type { Engine } from "@covenant/gpu-webgpu"
 import { layerFileSystem, layerS3, makeMemoryTransport, Transport } from "@covenant/transport"
 import type { BucketLocation, S3TransportConfig } from "@covenant/transport"
 import type { PeerBehaviour } from "../adversary/behaviour.ts"
-import { RuntimeError, inPhase } from "../errors.ts"
+import { EngineFailure, RuntimeError, type RuntimeFailure, inPhase } from "../errors.ts"
 import { currentWindow } from "../node/clock.ts"
 import type { NodeConfig, NodeEvent } from "../node/node.ts"
 import { awaitStart, pollMs } from "../node/node.ts"
@@ -97,7 +97,7 @@ export interface SwarmResult {
 /** The store and chain every node of one swarm shares: a transport layer and each identity's Chain. */
 interface SwarmInfra {
   readonly transport: Layer.Layer<Transport>
-  readonly chainFor: (identity: Identity) => Layer.Layer<Chain | LocalChain, RuntimeError>
+  readonly chainFor: (identity: Identity) => Layer.Layer<Chain | LocalChain, RuntimeFailure>
 }
 
 const bucketOf = (name: string, transport: SwarmTransport): Either.Either<{ own: BucketLocation; commitment: Commitment }, WriteKeyCommitted> => {
@@ -106,7 +106,7 @@ const bucketOf = (name: string, transport: SwarmTransport): Either.Either<{ own:
   return Either.map(s3Commitment(transport.config, bucket, transport.read, transport.config), (commitment) => ({ own: { bucket }, commitment }))
 }
 
-const swarmProgram = (options: SwarmOptions): Effect.Effect<Omit<SwarmResult, "simulated">, RuntimeError> =>
+const swarmProgram = (options: SwarmOptions): Effect.Effect<Omit<SwarmResult, "simulated">, RuntimeFailure> =>
   Effect.scoped(
     Effect.gen(function* () {
       const { spec, workDir } = options
@@ -121,8 +121,8 @@ const swarmProgram = (options: SwarmOptions): Effect.Effect<Omit<SwarmResult, "s
 
       const infra = yield* (options.clock === "simulated" ? simulatedInfra(spec) : wallInfra(spec, workDir, transport))
       const transportLayer = infra.transport
-      const engineLayer: Layer.Layer<Engine, RuntimeError> = (options.backend ?? "cpu") === "webgpu"
-        ? Layer.mapError(EngineWebGpu, (e) => new RuntimeError({ phase: "engine", reason: e._tag }))
+      const engineLayer: Layer.Layer<Engine, RuntimeFailure> = (options.backend ?? "cpu") === "webgpu"
+        ? Layer.mapError(EngineWebGpu, (cause) => new EngineFailure({ phase: "engine", cause }))
         : EngineCpu
       const address = runAddress(spec)
 
@@ -143,7 +143,7 @@ const swarmProgram = (options: SwarmOptions): Effect.Effect<Omit<SwarmResult, "s
 
       // Each validator stakes to hold a permit (validator 0 the most: it leads), then runs.
       const validatorCount = Math.max(1, options.validators ?? 1)
-      const validatorFibers = new Map<number, Fiber.RuntimeFiber<void, RuntimeError>>()
+      const validatorFibers = new Map<number, Fiber.RuntimeFiber<void, RuntimeFailure>>()
       const startValidator = (index: number) =>
         Effect.gen(function* () {
           const name = `validator-${index}`
@@ -160,7 +160,7 @@ const swarmProgram = (options: SwarmOptions): Effect.Effect<Omit<SwarmResult, "s
       const simulated = options.clock === "simulated"
       const validator = simulated ? undefined : yield* startValidator(0)
 
-      const peerFibers = new Map<number, Fiber.RuntimeFiber<void, RuntimeError>>()
+      const peerFibers = new Map<number, Fiber.RuntimeFiber<void, RuntimeFailure>>()
       const startPeer = (index: number) =>
         Effect.gen(function* () {
           const identity = yield* Effect.mapError(identityFromSecret(`//covenant-swarm-peer-${index}`), inPhase("identity"))
@@ -176,7 +176,7 @@ const swarmProgram = (options: SwarmOptions): Effect.Effect<Omit<SwarmResult, "s
 
       // An observer (no uid) follows the clock to apply churn at the right rounds.
       const observerIdentity = yield* Effect.mapError(identityFromSecret("//covenant-swarm-observer"), inPhase("identity"))
-      const observe = <A>(effect: Effect.Effect<A, RuntimeError, Chain | Transport>) =>
+      const observe = <A>(effect: Effect.Effect<A, RuntimeFailure, Chain | Transport>) =>
         Effect.provide(effect, Layer.mergeAll(transportLayer, infra.chainFor(observerIdentity)))
       const start = yield* Effect.raceFirst(observe(awaitStart(address, spec)), Effect.flatMap(Fiber.join(validatorFiber), () => Effect.fail(new RuntimeError({ phase: "swarm", reason: "validator stopped before the start window" }))))
       // The other validators join the started run (they could take over its lead).
@@ -219,7 +219,7 @@ const swarmProgram = (options: SwarmOptions): Effect.Effect<Omit<SwarmResult, "s
     }),
   )
 
-export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, RuntimeError> => {
+export const runSwarm = (options: SwarmOptions): Effect.Effect<SwarmResult, RuntimeFailure> => {
   if (options.clock !== "simulated") return swarmProgram(options).pipe(Effect.withSpan("swarm"))
   if (options.transport !== undefined && options.transport.kind !== "fs") {
     return Effect.fail(new RuntimeError({ phase: "swarm", reason: "a simulated swarm runs on the in-memory store: the s3 transport is for wall-clock swarms" }))

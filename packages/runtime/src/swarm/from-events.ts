@@ -1,4 +1,4 @@
-/** Turns the nodes' events into the report's RunLog and the per-window progress figures. */
+/** What the swarm derives from its nodes' events: the report's RunLog (report/run-log.ts) and the per-window progress figures. */
 import type { RunLog } from "../report/run-log.ts"
 import type { NodeEvent } from "../node/node.ts"
 
