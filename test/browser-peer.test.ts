@@ -114,6 +114,7 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
     await page.goto(`${pageUrl}?name=tab&autojoin=1&untilWindow=${LAST}`)
     // The hotkey is made in the page and kept in its storage.
     await page.waitForFunction(() => (globalThis as { covenant?: { hotkey: string | null } }).covenant?.hotkey != null, undefined, { timeout: 30_000 })
+    // These callbacks run in the tab; this workspace type-checks without the DOM library, so the page's globals are cast to the shapes page.ts gives them.
     const keptHotkey = () => page.evaluate(() => (globalThis as unknown as { localStorage: { getItem(k: string): string | null } }).localStorage.getItem("covenant.hotkey"))
     const hotkey = await keptHotkey()
     expect(hotkey).not.toBeNull()

@@ -133,6 +133,8 @@ type Tagged = { readonly _tag: string; readonly message?: string; readonly reaso
  */
 export const inPhase = (phase: string) => <E extends Tagged>(error: E): FailureOf<E> => {
   const tag = error._tag
+  // A lookup of `_tag` in the tag tables does not narrow `E` for TypeScript; the tables are typed
+  // records of exactly each cause union's tags, so the casts below say what the lookup checked.
   const wrapped = Object.hasOwn(transportTags, tag) ? new StoreFailure({ phase, cause: error as unknown as TransportCause })
     : Object.hasOwn(chainTags, tag) ? new ChainFailure({ phase, cause: error as unknown as ChainCause })
     : Object.hasOwn(dataTags, tag) ? new DataFailure({ phase, cause: error as unknown as DataCause })

@@ -44,6 +44,8 @@ interface PageApi {
 }
 
 const api: PageApi = { events: [], status: "loading", message: "", hotkey: null, uid: null, leave: () => {} }
+// The page's state, for the person (via the DOM) and for a test driving the tab (page.evaluate):
+// globalThis is typed without the DOM library here, hence the cast.
 ;(globalThis as unknown as { covenant: PageApi }).covenant = api
 
 const $ = (id: string): El => browser.document.getElementById(id)!
