@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test"
 import { FastCheck as fc } from "effect"
 import type { TensorUpdate, UpdateMessage } from "@covenant/sparseloco"
-import { detectCopies, tensorOverlap } from "../src/scoring/copy.ts"
+import { copyBar, detectCopies, tensorOverlap } from "../src/scoring/copy.ts"
 import { syncScore, stepsBehind } from "../src/scoring/sync.ts"
 import { aggregatedPeers, choosePeerList, gatheredUids } from "../src/scoring/peer-list.ts"
 
@@ -28,6 +28,40 @@ describe("copy detection", () => {
     expect(detectCopies([other, copy, a], 0.4).copies).toEqual([2])
     expect(detectCopies([{ ...copy, storeTime: 10 }, a, other], 0.4).copies).toEqual([5])
     expect(detectCopies([a, copy, other], 1.01).copies).toEqual([])
+  })
+
+  // Honest peers of a tiny model share much of their top-k: here every honest pair shares 4 of 10
+  // (0.4, like the scaled main example's 0.32-0.41), which the reference's fixed 0.4 called copies.
+  const honest = (uid: number) => ({ uid, storeTime: uid, message: message(uid, tensor([0, 1, 2, 3, ...[0, 1, 2, 3, 4, 5].map((j) => 10 + 6 * uid + j)], 10)) })
+
+  test("honest peers sharing as much as the threshold are not copies; a re-signed update among them is", () => {
+    const peers = [1, 2, 3, 4].map(honest)
+    expect(detectCopies(peers, 0.4).copies).toEqual([])
+    const copy = { ...peers[1]!, uid: 9, storeTime: 50 }
+    const judged = detectCopies([...peers, copy], 0.4)
+    expect(judged.copies).toEqual([9])
+    expect(judged.bar).toBe(0.7)
+  })
+
+  test("the bar: the threshold below 3 pairs, else never below it nor below halfway from the median pair to 1", () => {
+    expect(copyBar([0.9], 0.4)).toBe(0.4)
+    expect(copyBar([0.1, 0.1, 0.2], 0.8)).toBe(0.8)
+    fc.assert(fc.property(fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 3, maxLength: 30 }), fc.double({ min: 0, max: 1, noNaN: true }), (pairs, threshold) => {
+      const bar = copyBar(pairs, threshold)
+      expect(bar).toBeGreaterThanOrEqual(threshold)
+      expect(bar).toBeLessThanOrEqual(1)
+      // At least half of the window's pairs lie at or below the median, so under the bar unless identical.
+      expect(pairs.filter((o) => o < bar).length + pairs.filter((o) => o === 1).length).toBeGreaterThanOrEqual(Math.ceil(pairs.length / 2))
+    }))
+  })
+
+  test("an identical copy is caught among honest peers of any distinct top-k sets", () => {
+    const index = fc.uniqueArray(fc.integer({ min: 0, max: 63 }), { minLength: 8, maxLength: 8 })
+    fc.assert(fc.property(fc.uniqueArray(index, { minLength: 2, maxLength: 6, selector: (xs) => [...xs].sort((a, b) => a - b).join(",") }), (sets) => {
+      const peers = sets.map((ix, uid) => ({ uid, storeTime: uid, message: message(uid, tensor(ix, 8)) }))
+      const copy = { ...peers[0]!, uid: 99, storeTime: 99 }
+      expect(detectCopies([...peers, copy], 0.4).copies).toContain(99)
+    }))
   })
 })
 
