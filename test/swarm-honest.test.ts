@@ -1,7 +1,7 @@
 /**
  * Honest peers are never judged adversaries: on the main example's spec (Covenant-72B scaled to
  * this machine, as `npm start` runs it), simulated swarms of honest peers with random run seeds
- * never flag a peer as a copy or invalid, the leader lists every peer from its first list on, and
+ * never flag a peer as a copy, a norm outlier or invalid, the leader lists every peer from its first list on, and
  * every window aggregates all of them. This is the calibration that the reference's fixed copy
  * threshold failed on a tiny model: honest peers' top-k sets overlapped 0.32-0.41 against a bar
  * of 0.4, and the peer list was empty or held one peer in 7 of 16 windows.
@@ -32,7 +32,7 @@ test("honest-only swarms of the main example: no peer flagged, every peer listed
         expect(uids.length).toBe(peers)
         const judged = events.filter((e): e is Extract<NodeEvent, { _tag: "Judged" }> => e._tag === "Judged")
         expect(judged.length).toBeGreaterThanOrEqual(rounds - 1)
-        for (const j of judged) expect({ window: j.window, copies: j.copies, invalid: j.invalid }).toEqual({ window: j.window, copies: [], invalid: [] })
+        for (const j of judged) expect({ window: j.window, copies: j.copies, outliers: j.outliers, invalid: j.invalid }).toEqual({ window: j.window, copies: [], outliers: [], invalid: [] })
         const byWindow = validatorRounds(events)
         for (let w = s; w < s + rounds; w++) expect({ window: w, gathered: byWindow.get(w)?.gathered }).toEqual({ window: w, gathered: uids })
       } finally {

@@ -95,14 +95,16 @@ const windowArb = (w: number): fc.Arbitrary<GauntletWindow> =>
     delivered: fc.subarray(UIDS),
     invalidPick: fc.subarray(UIDS, { maxLength: 2 }),
     copyPick: fc.subarray(UIDS, { maxLength: 2 }),
+    outlierPick: fc.subarray(UIDS, { maxLength: 1 }),
     evalPick: fc.subarray(UIDS),
     grads: fc.array(fc.double({ min: -0.5, max: 0.5, noNaN: true }), { minLength: UIDS.length, maxLength: UIDS.length }),
     own: fc.array(fc.double({ min: -0.5, max: 0.5, noNaN: true }), { minLength: UIDS.length, maxLength: UIDS.length }),
     sync: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: UIDS.length, maxLength: UIDS.length }),
-  }).map(({ delivered, invalidPick, copyPick, evalPick, grads, own, sync }) => {
+  }).map(({ delivered, invalidPick, copyPick, outlierPick, evalPick, grads, own, sync }) => {
     const invalid = invalidPick.filter((u) => delivered.includes(u))
     const valid = delivered.filter((u) => !invalid.includes(u))
     const copies = copyPick.filter((u) => valid.includes(u))
+    const outliers = outlierPick.filter((u) => valid.includes(u))
     const evaluated = evalPick.filter((u) => valid.includes(u))
     return {
       window: w,
@@ -110,6 +112,7 @@ const windowArb = (w: number): fc.Arbitrary<GauntletWindow> =>
       delivered,
       invalid,
       copies,
+      outliers,
       evaluations: evaluated.map((uid) => ({ uid, gradientScore: grads[uid - 1]!, ownImprovement: own[uid - 1]!, randomImprovement: grads[uid - 1]! })),
       sync: valid.map((uid) => ({ uid, score: sync[uid - 1]! })),
     }
@@ -125,6 +128,7 @@ const reversed = (o: GauntletWindow): GauntletWindow => ({
   delivered: [...o.delivered].reverse(),
   invalid: [...o.invalid].reverse(),
   copies: [...o.copies].reverse(),
+  outliers: [...o.outliers].reverse(),
   evaluations: [...o.evaluations].reverse(),
   sync: [...o.sync].reverse(),
 })
@@ -159,7 +163,7 @@ describe("Gauntlet", () => {
         evaluations: [...o.evaluations, ...[7, 8].map((uid) => ({ uid, gradientScore: 0.1, ownImprovement: 0.2, randomImprovement: 0.1 }))],
       }))
       const last: GauntletWindow = {
-        window: 200, tracked: [...UIDS, 7, 8], delivered: [7, 8], invalid: [], copies: [],
+        window: 200, tracked: [...UIDS, 7, 8], delivered: [7, 8], invalid: [], copies: [], outliers: [],
         evaluations: [{ uid: 7, gradientScore: good, ownImprovement: good + 0.1, randomImprovement: good }, { uid: 8, gradientScore: bad, ownImprovement: bad + 0.1, randomImprovement: bad }],
         sync: [],
       }
@@ -170,13 +174,15 @@ describe("Gauntlet", () => {
     }), { numRuns: 200 })
   })
 
-  test("penalties are monotone: flagging a peer, or taking its delivery away, never raises its score", () => {
+  test("penalties are monotone: flagging a peer (copy, norm outlier), or taking its delivery away, never raises its score", () => {
     fc.assert(fc.property(historyArb(5), windowArb(300), fc.constantFrom(...UIDS), (ws, o, uid) => {
       const s = run(ws)
       const base = scoreOf(observeWindow(s, o, params), uid)
       const copied = { ...o, copies: o.delivered.includes(uid) && !o.invalid.includes(uid) ? [...new Set([...o.copies, uid])] : o.copies }
       expect(scoreOf(observeWindow(s, copied, params), uid)).toBeLessThanOrEqual(base)
-      const invalid = { ...o, invalid: o.delivered.includes(uid) ? [...new Set([...o.invalid, uid])] : o.invalid, copies: o.copies.filter((u) => u !== uid), evaluations: o.evaluations.filter((e) => e.uid !== uid), sync: o.sync.filter((e) => e.uid !== uid) }
+      const outlier = { ...o, outliers: o.delivered.includes(uid) && !o.invalid.includes(uid) ? [...new Set([...o.outliers, uid])] : o.outliers }
+      expect(scoreOf(observeWindow(s, outlier, params), uid)).toBeLessThanOrEqual(base)
+      const invalid = { ...o, invalid: o.delivered.includes(uid) ? [...new Set([...o.invalid, uid])] : o.invalid, copies: o.copies.filter((u) => u !== uid), outliers: o.outliers.filter((u) => u !== uid), evaluations: o.evaluations.filter((e) => e.uid !== uid), sync: o.sync.filter((e) => e.uid !== uid) }
       expect(scoreOf(observeWindow(s, invalid, params), uid)).toBeLessThanOrEqual(base)
       expect(missFactor(3, [0.75, 0.5, 0])).toBe(0)
     }), { numRuns: 300 })
@@ -185,7 +191,7 @@ describe("Gauntlet", () => {
   test("a peer that misses a window never gains, and one that stops delivering decays to weight 0", () => {
     fc.assert(fc.property(historyArb(6), windowArb(400), fc.constantFrom(...UIDS), (ws, o, uid) => {
       const s = run(ws)
-      const absent = { ...o, delivered: o.delivered.filter((u) => u !== uid), invalid: o.invalid.filter((u) => u !== uid), copies: o.copies.filter((u) => u !== uid), evaluations: o.evaluations.filter((e) => e.uid !== uid), sync: o.sync.filter((e) => e.uid !== uid) }
+      const absent = { ...o, delivered: o.delivered.filter((u) => u !== uid), invalid: o.invalid.filter((u) => u !== uid), copies: o.copies.filter((u) => u !== uid), outliers: o.outliers.filter((u) => u !== uid), evaluations: o.evaluations.filter((e) => e.uid !== uid), sync: o.sync.filter((e) => e.uid !== uid) }
       let t = observeWindow(s, absent, params)
       expect(scoreOf(t, uid)).toBeLessThanOrEqual(scoreOf(s, uid))
       for (let w = 401; w < 401 + params.penalties.consecutiveMissFactors.length + params.activeWindows; w++) {
@@ -201,7 +207,7 @@ describe("Gauntlet", () => {
 
   test("two negatives never make a positive: a worsening update scores 0 whatever its indicator", () => {
     const s = run(Array.from({ length: 24 }, (_, i) => 100 + i).map((w) => ({
-      window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [],
+      window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [], outliers: [],
       evaluations: [{ uid: 1, gradientScore: 0.1, ownImprovement: 0.2, randomImprovement: 0.1 }, { uid: 2, gradientScore: -0.3, ownImprovement: -0.5, randomImprovement: -0.3 }],
       sync: [],
     })))
@@ -217,7 +223,7 @@ describe("Gauntlet", () => {
 
   test("a zero update (free rider) improves nothing: score 0 and off the list, however it ranks", () => {
     const s = run([100, 101].map((w) => ({
-      window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [],
+      window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [], outliers: [],
       evaluations: [{ uid: 1, gradientScore: 0, ownImprovement: 0.1, randomImprovement: 0 }, { uid: 2, gradientScore: -0.2, ownImprovement: 0, randomImprovement: -0.2 }],
       sync: [],
     })))

@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test"
 import { FastCheck as fc } from "effect"
 import type { TensorUpdate, UpdateMessage } from "@covenant/sparseloco"
 import { copyBar, detectCopies, tensorOverlap } from "../src/scoring/copy.ts"
+import { normOutliers, updateNorm } from "../src/scoring/norm.ts"
 import { syncScore, stepsBehind } from "../src/scoring/sync.ts"
 import { aggregatedPeers, choosePeerList, gatheredUids } from "../src/scoring/peer-list.ts"
 
@@ -62,6 +63,39 @@ describe("copy detection", () => {
       const copy = { ...peers[0]!, uid: 99, storeTime: 99 }
       expect(detectCopies([...peers, copy], 0.4).copies).toContain(99)
     }))
+  })
+})
+
+describe("norm outliers", () => {
+  // One tensor, one chunk of k = 2 whose codes pick lookup values: the norm is that of the picked values.
+  const valued = (uid: number, values: [number, number]) => ({
+    uid,
+    message: message(uid, { ...tensor([0, 1], 2), codes: Uint8Array.from([0, 1]), lookup: Float32Array.from([values[0], values[1], 0, 0]) }),
+  })
+
+  test("the norm of an update is that of its dequantized values", () => {
+    expect(updateNorm(valued(1, [3, 4]).message)).toBeCloseTo(5, 6)
+  })
+
+  test("an update far above the median is an outlier; honest spread, zero updates and small windows are not", () => {
+    const honest = [valued(1, [3, 4]), valued(2, [6, 8]), valued(3, [1.5, 2])]
+    expect(normOutliers(honest, 10)).toEqual([])
+    expect(normOutliers([...honest, valued(9, [3000, 4000])], 10)).toEqual([9])
+    // Two free-riders (norm 0) among four: the median is half an honest norm, so no honest peer is an outlier.
+    expect(normOutliers([valued(1, [3, 4]), valued(2, [3, 4]), valued(3, [0, 0]), valued(4, [0, 0])], 10)).toEqual([])
+    expect(normOutliers([valued(1, [3, 4]), valued(9, [3000, 4000])], 10)).toEqual([])
+  })
+
+  test("while honest peers are a strict majority within a factor's spread, none of them is an outlier", () => {
+    fc.assert(fc.property(
+      fc.array(fc.double({ min: 1, max: 9.99, noNaN: true }), { minLength: 2, maxLength: 6 }),
+      fc.array(fc.oneof(fc.constant(0), fc.double({ min: 1e3, max: 1e6, noNaN: true })), { maxLength: 5 }),
+      (honest, hostile) => {
+        fc.pre(honest.length > hostile.length)
+        const ups = [...honest.map((n, i) => valued(i, [n, 0])), ...hostile.map((n, i) => valued(100 + i, [n, 0]))]
+        for (const uid of normOutliers(ups, 10)) expect(uid).toBeGreaterThanOrEqual(100)
+      },
+    ))
   })
 })
 

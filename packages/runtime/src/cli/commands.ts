@@ -100,7 +100,7 @@ const logEvent = (e: NodeEvent) => {
   else if (e._tag === "Notice") console.log(`[${e.name}] ${e.message}`)
   else if (e._tag === "CaughtUp") console.log(`[${e.name}] caught up windows ${e.from}..${e.to}, distance to the leader's debug values ${e.debugDistance ?? "unknown"}`)
   else if (e._tag === "Judged") {
-    const flags = [...e.invalid.map((u) => `${u} invalid`), ...e.copies.map((u) => `${u} copy`)]
+    const flags = [...e.invalid.map((u) => `${u} invalid`), ...e.copies.map((u) => `${u} copy`), ...e.outliers.map((u) => `${u} norm outlier`)]
     console.log(`[${e.name}] judged window ${e.window}: evaluated [${e.evaluated.join(",")}], scores ${e.scores.map((s) => `${s.uid}:${s.score.toPrecision(3)}`).join(" ")}${flags.length > 0 ? `, ${flags.join(", ")}` : ""}`)
   } else if (e._tag === "Weights") console.log(`[${e.name}] weights after window ${e.window}: ${e.weights.map((w) => `${w.uid}:${w.weight.toFixed(3)}`).join(" ") || "none"}`)
 }

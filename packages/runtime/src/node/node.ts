@@ -117,6 +117,7 @@ export type NodeEvent =
       readonly evaluated: ReadonlyArray<number>
       readonly gradientScores: ReadonlyArray<{ readonly uid: number; readonly score: number }>
       readonly copies: ReadonlyArray<number>
+      readonly outliers: ReadonlyArray<number>
       readonly invalid: ReadonlyArray<number>
     }
   /**

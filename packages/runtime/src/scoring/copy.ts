@@ -12,6 +12,7 @@
  * update overlaps 1 and stays above any such bar.
  */
 import type { TensorUpdate, UpdateMessage } from "@covenant/sparseloco"
+import { median } from "./median.ts"
 
 /** Fraction of shared (chunk, index) entries of two updates of one tensor. */
 export const tensorOverlap = (a: TensorUpdate, b: TensorUpdate): number => {
@@ -44,12 +45,6 @@ export interface Upload {
   readonly uid: number
   readonly storeTime: number
   readonly message: UpdateMessage
-}
-
-const median = (xs: ReadonlyArray<number>): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
 /** The overlap at or above which a pair is one update: `threshold`, raised halfway from the window's median pair to 1 once there are 3 pairs. */

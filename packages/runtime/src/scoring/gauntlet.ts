@@ -65,6 +65,8 @@ export interface GauntletWindow {
   readonly invalid: ReadonlyArray<number>
   /** Judged copies of an earlier upload. */
   readonly copies: ReadonlyArray<number>
+  /** Updates whose norm is far above the window's median (norm.ts). */
+  readonly outliers: ReadonlyArray<number>
   readonly evaluations: ReadonlyArray<Evaluation>
   readonly sync: ReadonlyArray<{ readonly uid: number; readonly score: number }>
 }
@@ -118,7 +120,7 @@ export const observeWindow = (state: GauntletState, o: GauntletWindow, p: Gauntl
   for (const [k, r] of Object.entries(state.peers)) peers[k] = { ...r }
   const at = (uid: number): PeerRecord => (peers[String(uid)] ??= newRecord(o.window))
   const delivered = new Set(o.delivered)
-  const flagged = new Set([...o.invalid, ...o.copies])
+  const flagged = new Set([...o.invalid, ...o.copies, ...o.outliers])
   for (const uid of [...o.tracked, ...o.delivered, ...o.invalid]) at(uid)
   for (const [k, r] of Object.entries(peers)) {
     const uid = Number(k)

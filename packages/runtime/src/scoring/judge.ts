@@ -1,7 +1,7 @@
 /**
  * One window of judging, as the validator runs it after gathering: which uploads are invalid
  * (refused at the trust boundary, admission.ts: undecodable, not compressed as the run says, or
- * not trained on the peer's assignment), which are copies, which peers to evaluate and what the
+ * not trained on the peer's assignment), which are copies, which are scaled far beyond the others (norm.ts), which peers to evaluate and what the
  * evaluation measured, and each peer's sync. The result is the `GauntletWindow` the Scoring
  * service folds into its state.
  */
@@ -13,6 +13,7 @@ import type { ShardSet } from "../data/shards.ts"
 import type { RuntimeFailure } from "../errors.ts"
 import { paramSlice } from "../round/params.ts"
 import { detectCopies } from "./copy.ts"
+import { NORM_OUTLIER_FACTOR, normOutliers } from "./norm.ts"
 import { evaluateUpdates, syncOf } from "./evaluate.ts"
 import type { GauntletWindow } from "./gauntlet.ts"
 import { meanAbsDiff } from "./sync.ts"
@@ -60,7 +61,8 @@ export const judgeWindow = (input: JudgeInput): Effect.Effect<GauntletWindow, Ru
       else valid.push({ uid, storeTime, message })
     }
     const copies = window - input.start >= COPY_GRACE_WINDOWS ? detectCopies(valid, spec.participation.penalties.copyOverlapThreshold).copies : []
-    const clean = valid.filter((v) => !copies.includes(v.uid))
+    const outliers = normOutliers(valid, NORM_OUTLIER_FACTOR)
+    const clean = valid.filter((v) => !copies.includes(v.uid) && !outliers.includes(v.uid))
     const chosen = input.engine === undefined ? [] : yield* input.choose(clean.map((v) => v.uid))
     const evaluations = input.engine === undefined
       ? []
@@ -74,6 +76,7 @@ export const judgeWindow = (input: JudgeInput): Effect.Effect<GauntletWindow, Ru
       delivered: input.delivered.map((d) => d.uid).sort((a, b) => a - b),
       invalid,
       copies,
+      outliers,
       evaluations,
       sync,
     }

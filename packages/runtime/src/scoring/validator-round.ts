@@ -62,6 +62,7 @@ export const scoreWindow = (input: ScoreWindowInput): Effect.Effect<void, Runtim
       evaluated: judged.evaluations.map((e) => e.uid),
       gradientScores: judged.evaluations.map((e) => ({ uid: e.uid, score: e.gradientScore })),
       copies: judged.copies,
+      outliers: judged.outliers,
       invalid: judged.invalid,
     })
   })
