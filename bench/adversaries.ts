@@ -3,10 +3,10 @@
  * identities) runs honest-only, then with each catalogue kind alone at 1 of N peers, then with a
  * mix at 3 of N. Per run: windows until every adversary's weight is 0 (as the validator's Scoring
  * sets it: the Gauntlet by default, `--scoring equal` for the equal-weight baseline, under which
- * it never is), the windows in which an adversary was nevertheless paid (weight > 0) and how many
- * honest peers were never paid (the Gauntlet pays its top-ranked peers only), the share of listed windows in which
- * adversaries were aggregated, the final eval loss against the honest run's, and the validator's
- * time per window.
+ * it never is), the windows in which an adversary was nevertheless paid (weight > 0), how many
+ * honest peers were never paid (every peer can be paid in this spec), the windows in which an
+ * adversary's update was aggregated, the final eval loss against the honest run's, and the
+ * validator's time per window.
  *
  * Runs on the simulated clock by default (runSwarm clock: "simulated": reproducible from the seed,
  * compute time only); the validator's time per window is then the wall time its own fibers ran
@@ -50,11 +50,13 @@ for (const k of [...kinds, ...mix]) if (catalogue[k] === undefined) throw new Er
 const spec = await Effect.runPromise(derive(debug(), {
   innerOptimizer: { batchSize: 2, innerSteps: 3, microBatchSize: 2 },
   data: { sampling: { samplesPerWindow: 6 } },
-  // Every peer is listed (the debug preset lists 2 + 1 reserve), and the validator evaluates
-  // `--evaluations` of them each window.
+  // Every peer can be listed (the debug preset lists 2 + 1 reserve) and paid (it pays its top 3),
+  // so an adversary's weight 0 and its absence from the aggregate are the Gauntlet's judgement, not
+  // a lack of slots; the validator evaluates `--evaluations` of them each window.
   participation: {
     blocksPerWindow: blocks, blockTimeMs: blockMs, uploadWindowMs: Math.min(1_000, Math.floor((blocks * blockMs) / 3)),
     peersGathered: peers, reservePeers: 2, evaluationsPerWindow: intArg("evaluations", 4),
+    scoring: { linearWeighted: peers, tailWeighted: 2 },
   },
   infrastructure: { chain: { kind: "local", path: ".covenant/bench/chain", blockTimeMs: blockMs } },
 }))
@@ -101,34 +103,28 @@ const run = async (name: string, assigned: ReadonlyArray<string>, peers = peerCo
   }
 }
 
-/** Windows from the start until every adversary's weight is 0 (or absent) in the weights in force; null: never. */
+/**
+ * Windows from the start (every adversary misbehaves from its first window) until every adversary's
+ * weight is 0 for good: in the weights in force then and in every later window's; null: never.
+ */
 const windowsUntilZero = (o: Outcome): number | null => {
   if (o.adversaries.length === 0) return null
   const first = o.summary.windows[0]?.window ?? 0
-  for (const w of o.summary.windows) {
-    if (Object.keys(w.weights).length === 0) continue
-    if (o.adversaries.every((uid) => (w.weights[String(uid)] ?? 0) === 0)) return w.window - first + 1
-  }
-  return null
+  const weighted = o.summary.windows.filter((w) => Object.keys(w.weights).length > 0)
+  const zero = (w: (typeof weighted)[number]) => o.adversaries.every((uid) => (w.weights[String(uid)] ?? 0) === 0)
+  const from = weighted.findIndex((_, i) => weighted.slice(i).every(zero))
+  return from < 0 ? null : weighted[from]!.window - first + 1
 }
 
-const aggregatedShare = (o: Outcome): number | null => {
-  let listed = 0
-  let aggregated = 0
-  for (const w of o.summary.windows) {
-    for (const uid of o.adversaries) {
-      if (w.aggregated.includes(uid)) aggregated++
-      if (w.aggregated.includes(uid) || w.rejected.some((r) => r.uid === uid)) listed++
-    }
-  }
-  return listed === 0 ? null : aggregated / listed
-}
+/** Windows in which any adversary's update was aggregated (of all windows). */
+const adversaryAggregated = (o: Outcome): number | null =>
+  o.adversaries.length === 0 ? null : o.summary.windows.filter((w) => o.adversaries.some((uid) => w.aggregated.includes(uid))).length
 
 /** Windows (with weights set) in which any adversary had weight > 0: paid despite its attack. */
 const adversaryPaid = (o: Outcome): number | null =>
   o.adversaries.length === 0 ? null : o.summary.windows.filter((w) => Object.keys(w.weights).length > 0 && o.adversaries.some((uid) => (w.weights[String(uid)] ?? 0) > 0)).length
 
-/** Honest peers never paid in the run (the Gauntlet pays its top-ranked peers only, so some honest ones go unpaid anyway). */
+/** Honest peers never paid in the run (every peer can be paid here: a false positive of the Gauntlet). */
 const honestNeverPaid = (o: Outcome): number => {
   const weighted = o.summary.windows.filter((w) => Object.keys(w.weights).length > 0)
   return o.summary.peers.filter((p) => p.behaviour === "honest" && weighted.every((w) => (w.weights[String(p.uid)] ?? 0) === 0)).length
@@ -138,7 +134,7 @@ const finalLoss = (o: Outcome): number | null => [...o.summary.windows].reverse(
 
 console.log(`${peers} peers + 1 validator, ${windows} windows of ${blocks} x ${blockMs} ms (debug model, seed ${spec.seed}), scoring: ${scoring}, clock: ${clock}`)
 const fmt = (x: number | null, d: number) => (x === null ? "-" : x.toFixed(d))
-console.log(`run                                   until weight 0   paid windows   honest never paid   adversary aggregated   final eval loss   vs honest   ${clock === "simulated" ? "validator busy ms/window" : "validator ms/window (outside gather)"}   wall s${clock === "simulated" ? "   simulated s" : ""}`)
+console.log(`run                                   until weight 0   paid windows   honest never paid   aggregated windows   final eval loss   vs honest   ${clock === "simulated" ? "validator busy ms/window" : "validator ms/window (outside gather)"}   wall s${clock === "simulated" ? "   simulated s" : ""}`)
 const outcomes: Outcome[] = []
 // Each row as soon as its run ends (and --out rewritten), so a study cut short keeps what it ran.
 const report = (o: Outcome) => {
@@ -146,11 +142,11 @@ const report = (o: Outcome) => {
   const honestLoss = finalLoss(outcomes[0]!)
   const loss = finalLoss(o)
   const until = windowsUntilZero(o)
-  const share = aggregatedShare(o)
+  const aggregated = adversaryAggregated(o)
   console.log(
-    `${o.name.padEnd(38)} ${(o.adversaries.length === 0 ? "-" : until === null ? "never" : String(until)).padStart(14)}   ${fmt(adversaryPaid(o), 0).padStart(12)}   ${String(honestNeverPaid(o)).padStart(17)}   ${(share === null ? "-" : `${(100 * share).toFixed(0)} %`).padStart(20)}   ${fmt(loss, 4).padStart(15)}   ${(loss === null || honestLoss === null ? "-" : (loss - honestLoss >= 0 ? "+" : "") + (loss - honestLoss).toFixed(4)).padStart(9)}   ${clock === "simulated" ? o.validatorMs.toFixed(0).padStart(24) : `${o.validatorMs.toFixed(0).padStart(19)} (${o.validatorOutsideGatherMs.toFixed(0)})`}   ${o.seconds.toFixed(0).padStart(6)}${o.simulatedS === null ? "" : o.simulatedS.toFixed(0).padStart(14)}`,
+    `${o.name.padEnd(38)} ${(o.adversaries.length === 0 ? "-" : until === null ? "never" : String(until)).padStart(14)}   ${fmt(adversaryPaid(o), 0).padStart(12)}   ${String(honestNeverPaid(o)).padStart(17)}   ${fmt(aggregated, 0).padStart(18)}   ${fmt(loss, 4).padStart(15)}   ${(loss === null || honestLoss === null ? "-" : (loss - honestLoss >= 0 ? "+" : "") + (loss - honestLoss).toFixed(4)).padStart(9)}   ${clock === "simulated" ? o.validatorMs.toFixed(0).padStart(24) : `${o.validatorMs.toFixed(0).padStart(19)} (${o.validatorOutsideGatherMs.toFixed(0)})`}   ${o.seconds.toFixed(0).padStart(6)}${o.simulatedS === null ? "" : o.simulatedS.toFixed(0).padStart(14)}`,
   )
-  if (out !== undefined) writeFileSync(out, JSON.stringify(outcomes.map((x) => ({ ...x, windowsUntilZero: windowsUntilZero(x), adversaryPaid: adversaryPaid(x), honestNeverPaid: honestNeverPaid(x), aggregatedShare: aggregatedShare(x), finalLoss: finalLoss(x) })), null, 2) + "\n")
+  if (out !== undefined) writeFileSync(out, JSON.stringify(outcomes.map((x) => ({ ...x, windowsUntilZero: windowsUntilZero(x), adversaryPaid: adversaryPaid(x), honestNeverPaid: honestNeverPaid(x), adversaryAggregated: adversaryAggregated(x), finalLoss: finalLoss(x) })), null, 2) + "\n")
 }
 report(await run("honest", []))
 // The mix first: with the honest run it answers the issue's goal; then each kind alone.
