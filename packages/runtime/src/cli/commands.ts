@@ -142,7 +142,7 @@ const progressLine = (events: ReadonlyArray<NodeEvent>, window: number, start: n
   return [
     `window ${window} (round ${window - start + 1}/${total})`,
     `loss peers ${s.peerLoss.toFixed(3)} model ${s.validatorLoss?.toFixed(3) ?? "-"}`,
-    `peers ${s.gathered}/${s.expected}${s.rejected > 0 ? ` (${s.rejected} rejected)` : ""}`,
+    `peers ${s.gathered}/${s.expected}${s.expected < s.training ? ` listed of ${s.training} training` : ""}${s.rejected > 0 ? ` (${s.rejected} rejected)` : ""}`,
     `sent ${formatBytes(s.bytesUp)} recv ${formatBytes(s.bytesDown)}`,
     `outside compute ${pct(s.outsideCompute)} (idle ${pct(s.idle)})`,
     s.identical ? "models identical" : "MODELS DIFFER",

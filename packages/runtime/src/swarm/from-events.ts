@@ -10,6 +10,8 @@ export interface WindowSummary {
   readonly validatorLoss: number | null
   readonly gathered: number
   readonly expected: number
+  /** Peers that trained this window: more than `expected` when the peer list left some out. */
+  readonly training: number
   /** Updates the validator rejected at the boundary (admission.ts). */
   readonly rejected: number
   readonly bytesUp: number
@@ -37,6 +39,7 @@ export const summarizeWindow = (events: ReadonlyArray<NodeEvent>, window: number
     validatorLoss: v.loss,
     gathered: v.gathered.length,
     expected: v.expected.length,
+    training: peers.length,
     rejected: v.rejected.length,
     bytesUp: peers.reduce((n, e) => n + e.bytesUp, 0),
     bytesDown: rounds.reduce((n, e) => n + e.bytesDown, 0),
