@@ -43,13 +43,15 @@ test("evaluation: honest update improves, its sign flip worsens, the model is un
           trainer.dispose()
           const wire = yield* compressDelta({ params, ef: null, momentum: null }, pseudoGradient(params, after), modelManifest(spec.model), spec.compression)
           const message: UpdateMessage = { meta: { runId: spec.name, window, uid, hotkey: `hk${uid}`, sampleDigest: data.digest, sampleCount: data.count }, tensors: wire }
-          return message
+          return { message, after }
         })
-      const honest = yield* make(1)
-      const other = yield* make(2)
+      const { message: honest, after: trained } = yield* make(1)
+      const { message: other } = yield* make(2)
       const flipped: UpdateMessage = { ...signFlipped(other), meta: other.meta }
-      const evals = yield* evaluateUpdates({ engine, spec, shards, window, start, params, outerLr: 1, uploads: [{ uid: 1, message: honest }, { uid: 2, message: flipped }], evaluate: [1, 2] })
-      const byUid = new Map(evals.map((e) => [e.uid, e]))
+      // The reference: a model one honest peer's whole local training away (as if its update were the window's step).
+      const { evaluations, reference } = yield* evaluateUpdates({ engine, spec, shards, window, start, params, stepped: trained, outerLr: 1, uploads: [{ uid: 1, message: honest }, { uid: 2, message: flipped }], evaluate: [1, 2] })
+      expect(reference).toBeGreaterThan(0)
+      const byUid = new Map(evaluations.map((e) => [e.uid, e]))
       expect(byUid.get(1)!.gradientScore).toBeGreaterThan(0)
       expect(byUid.get(2)!.gradientScore).toBeLessThan(0)
       expect(byUid.get(1)!.ownImprovement).toBeGreaterThan(byUid.get(1)!.randomImprovement)

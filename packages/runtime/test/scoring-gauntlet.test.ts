@@ -9,7 +9,7 @@ import { defaultRating, ordinal, plackettLuce } from "../src/scoring/openskill.t
 import type { Rating } from "../src/scoring/openskill.ts"
 import { positionWeight, weightsFromScores } from "../src/scoring/weights.ts"
 import {
-  emptyGauntlet, finalScore, gauntletWeights, GauntletStateJson, indicatorWarmup, isPenalised, missFactor, observeWindow, scoresOf, selectForEvaluation,
+  emptyGauntlet, finalScore, gauntletWeights, GauntletStateJson, indicatorWarmup, isPenalised, lastUseful, missFactor, observeWindow, scoresOf, selectForEvaluation, USEFUL_SHARE,
 } from "../src/scoring/gauntlet.ts"
 import type { GauntletParams, GauntletState, GauntletWindow } from "../src/scoring/gauntlet.ts"
 
@@ -96,11 +96,12 @@ const windowArb = (w: number): fc.Arbitrary<GauntletWindow> =>
     invalidPick: fc.subarray(UIDS, { maxLength: 2 }),
     copyPick: fc.subarray(UIDS, { maxLength: 2 }),
     outlierPick: fc.subarray(UIDS, { maxLength: 1 }),
+    reference: fc.option(fc.double({ min: -0.5, max: 0.5, noNaN: true }), { nil: null }),
     evalPick: fc.subarray(UIDS),
     grads: fc.array(fc.double({ min: -0.5, max: 0.5, noNaN: true }), { minLength: UIDS.length, maxLength: UIDS.length }),
     own: fc.array(fc.double({ min: -0.5, max: 0.5, noNaN: true }), { minLength: UIDS.length, maxLength: UIDS.length }),
     sync: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: UIDS.length, maxLength: UIDS.length }),
-  }).map(({ delivered, invalidPick, copyPick, outlierPick, evalPick, grads, own, sync }) => {
+  }).map(({ delivered, invalidPick, copyPick, outlierPick, reference, evalPick, grads, own, sync }) => {
     const invalid = invalidPick.filter((u) => delivered.includes(u))
     const valid = delivered.filter((u) => !invalid.includes(u))
     const copies = copyPick.filter((u) => valid.includes(u))
@@ -113,6 +114,7 @@ const windowArb = (w: number): fc.Arbitrary<GauntletWindow> =>
       invalid,
       copies,
       outliers,
+      reference,
       evaluations: evaluated.map((uid) => ({ uid, gradientScore: grads[uid - 1]!, ownImprovement: own[uid - 1]!, randomImprovement: grads[uid - 1]! })),
       sync: valid.map((uid) => ({ uid, score: sync[uid - 1]! })),
     }
@@ -163,7 +165,7 @@ describe("Gauntlet", () => {
         evaluations: [...o.evaluations, ...[7, 8].map((uid) => ({ uid, gradientScore: 0.1, ownImprovement: 0.2, randomImprovement: 0.1 }))],
       }))
       const last: GauntletWindow = {
-        window: 200, tracked: [...UIDS, 7, 8], delivered: [7, 8], invalid: [], copies: [], outliers: [],
+        window: 200, tracked: [...UIDS, 7, 8], delivered: [7, 8], invalid: [], copies: [], outliers: [], reference: null,
         evaluations: [{ uid: 7, gradientScore: good, ownImprovement: good + 0.1, randomImprovement: good }, { uid: 8, gradientScore: bad, ownImprovement: bad + 0.1, randomImprovement: bad }],
         sync: [],
       }
@@ -207,7 +209,7 @@ describe("Gauntlet", () => {
 
   test("two negatives never make a positive: a worsening update scores 0 whatever its indicator", () => {
     const s = run(Array.from({ length: 24 }, (_, i) => 100 + i).map((w) => ({
-      window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [], outliers: [],
+      window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [], outliers: [], reference: null,
       evaluations: [{ uid: 1, gradientScore: 0.1, ownImprovement: 0.2, randomImprovement: 0.1 }, { uid: 2, gradientScore: -0.3, ownImprovement: -0.5, randomImprovement: -0.3 }],
       sync: [],
     })))
@@ -223,7 +225,7 @@ describe("Gauntlet", () => {
 
   test("a zero update (free rider) improves nothing: score 0 and off the list, however it ranks", () => {
     const s = run([100, 101].map((w) => ({
-      window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [], outliers: [],
+      window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [], outliers: [], reference: null,
       evaluations: [{ uid: 1, gradientScore: 0, ownImprovement: 0.1, randomImprovement: 0 }, { uid: 2, gradientScore: -0.2, ownImprovement: 0, randomImprovement: -0.2 }],
       sync: [],
     })))
@@ -251,5 +253,32 @@ describe("Gauntlet", () => {
       const staleOk = picked.filter((u) => notPicked.every((v) => last(u) <= last(v)))
       if (notPicked.length > 0) expect(staleOk.length).toBeGreaterThanOrEqual(count - 1)
     }))
+  })
+})
+
+describe("useful updates", () => {
+  const base = { tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [], outliers: [], sync: [] }
+  const evaluated = (window: number, reference: number | null, noise: number): GauntletWindow => ({
+    ...base, window, reference,
+    evaluations: [{ uid: 1, gradientScore: 0.2 * (reference ?? 0.01), ownImprovement: 0.1, randomImprovement: 0 }, { uid: 2, gradientScore: noise, ownImprovement: 0.1, randomImprovement: 0 }],
+  })
+
+  test("an update that buys less than USEFUL_SHARE of the window's own step earns nothing and leaves the list; an honest share earns", () => {
+    const s = run([evaluated(10, 0.01, 0.01 * USEFUL_SHARE * 0.5)])
+    expect(scoreOf(s, 1)).toBeGreaterThan(0)
+    expect(scoreOf(s, 2)).toBe(0)
+    expect(isPenalised(s, 2, 10, params)).toBe(true)
+    expect(isPenalised(s, 1, 10, params)).toBe(false)
+    const enough = run([evaluated(10, 0.01, 0.01 * USEFUL_SHARE * 2)])
+    expect(scoreOf(enough, 2)).toBeGreaterThan(0)
+  })
+
+  test("without a reference that improved (none, or a step that did not help), any improvement counts", () => {
+    for (const reference of [null, 0, -0.01]) {
+      const s = run([evaluated(10, reference, 1e-7)])
+      expect(scoreOf(s, 2)).toBeGreaterThan(0)
+      expect(lastUseful(s.peers["2"]!)).toBe(true)
+    }
+    expect(lastUseful(run([evaluated(10, null, 0)]).peers["2"]!)).toBe(false)
   })
 })

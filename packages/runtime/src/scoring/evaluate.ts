@@ -91,16 +91,25 @@ export interface EvaluateInput {
   /** Every valid upload of the window (for the median norm). */
   readonly uploads: ReadonlyArray<{ readonly uid: number; readonly message: UpdateMessage }>
   readonly evaluate: ReadonlyArray<number>
+  /** The model after the window's outer step: the reference an update's improvement is compared with. */
+  readonly stepped: ReadonlyMap<string, Float32Array>
+}
+
+export interface WindowEvaluations {
+  readonly evaluations: ReadonlyArray<Evaluation>
+  /** The gradient score of the window's own outer step taken at the evaluation's scale (null: nothing evaluated). */
+  readonly reference: number | null
 }
 
 /**
  * Loss on `evalSequences` of the peer's assigned samples and of the window's random samples,
- * before and after `params - outerLr x evalLrFactor x clipped update`.
+ * before and after `params - outerLr x evalLrFactor x clipped update`; and, as the reference, the
+ * loss on the random samples after `evalLrFactor` of the window's actual outer step.
  */
-export const evaluateUpdates = (input: EvaluateInput): Effect.Effect<Evaluation[], RuntimeFailure> =>
+export const evaluateUpdates = (input: EvaluateInput): Effect.Effect<WindowEvaluations, RuntimeFailure> =>
   Effect.gen(function* () {
     const { spec, shards, window } = input
-    if (input.evaluate.length === 0) return []
+    if (input.evaluate.length === 0) return { evaluations: [], reference: null }
     const n = Math.min(spec.participation.scoring.evalSequences, shards.totalSamples)
     const randomIds = yield* Effect.mapError(assignedSampleIds(shards, RANDOM_DATA_UID, window, { poolSize: n, samplesPerWindow: n }), dataError)
     const random = yield* rowsOf(shards, randomIds.ids)
@@ -115,6 +124,14 @@ export const evaluateUpdates = (input: EvaluateInput): Effect.Effect<Evaluation[
     const before = yield* lossesOn(input.engine, spec, input.params, [random, ...input.evaluate.map((u) => own.get(u)!)], seqLen)
     const beforeRandom = before[0]!
     const lr = input.outerLr * spec.participation.scoring.evalLrFactor
+    const rel = (b: number, a: number) => (b > 0 && Number.isFinite(a) ? (b - a) / b : Number.NEGATIVE_INFINITY)
+    const factor = spec.participation.scoring.evalLrFactor
+    const partStep = new Map<string, Float32Array>()
+    for (const [name, p] of input.params) {
+      const q = input.stepped.get(name)
+      partStep.set(name, q === undefined || q.length !== p.length ? p : p.map((x, j) => x + factor * (q[j]! - x)))
+    }
+    const [afterStep] = yield* lossesOn(input.engine, spec, partStep, [random], seqLen)
     const updates = clippedUpdates(input.uploads, input.evaluate)
     const out: Evaluation[] = []
     for (let k = 0; k < input.evaluate.length; k++) {
@@ -133,10 +150,10 @@ export const evaluateUpdates = (input: EvaluateInput): Effect.Effect<Evaluation[
       }
       const [afterRandom, afterOwn] = yield* lossesOn(input.engine, spec, stepped, [random, own.get(uid)!], seqLen)
       const beforeOwn = before[k + 1]!
-      const rel = (b: number, a: number) => (b > 0 && Number.isFinite(a) ? (b - a) / b : Number.NEGATIVE_INFINITY)
       out.push({ uid, gradientScore: rel(beforeRandom, afterRandom!), ownImprovement: rel(beforeOwn, afterOwn!), randomImprovement: rel(beforeRandom, afterRandom!) })
     }
-    return out
+    const reference = rel(beforeRandom, afterStep!)
+    return { evaluations: out, reference: Number.isFinite(reference) ? reference : null }
   })
 
 /** Sync of a peer's slice against the validator's (same point), in units of this window's change of the validator's slice. */

@@ -64,9 +64,9 @@ export const judgeWindow = (input: JudgeInput): Effect.Effect<GauntletWindow, Ru
     const outliers = normOutliers(valid, NORM_OUTLIER_FACTOR)
     const clean = valid.filter((v) => !copies.includes(v.uid) && !outliers.includes(v.uid))
     const chosen = input.engine === undefined ? [] : yield* input.choose(clean.map((v) => v.uid))
-    const evaluations = input.engine === undefined
-      ? []
-      : yield* evaluateUpdates({ engine: input.engine, spec, shards: input.shards, window, start: input.start, params: input.before, outerLr: input.outerLr, uploads: valid, evaluate: [...chosen] })
+    const { evaluations, reference } = input.engine === undefined
+      ? { evaluations: [], reference: null }
+      : yield* evaluateUpdates({ engine: input.engine, spec, shards: input.shards, window, start: input.start, params: input.before, stepped: input.after, outerLr: input.outerLr, uploads: valid, evaluate: [...chosen] })
     const mine = paramSlice(input.before)
     const change = meanAbsDiff(paramSlice(input.after), mine)
     const sync = valid.map(({ uid }) => ({ uid, score: syncOf(input.slices.get(uid), mine, change, spec) }))
@@ -78,6 +78,7 @@ export const judgeWindow = (input: JudgeInput): Effect.Effect<GauntletWindow, Ru
       copies,
       outliers,
       evaluations,
+      reference,
       sync,
     }
   })
