@@ -10,7 +10,7 @@ import { join, resolve } from "node:path"
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Layer, Option } from "effect"
 import { Chain, identityFromSecret, layerLocal, layerLocalClient, layerSubtensor, measureBlockTimeMs, readOwnerUrl } from "@covenant/chain"
-import type { Commitment, LocalChain } from "@covenant/chain"
+import type { CommitmentLocation, LocalChain } from "@covenant/chain"
 import { covenant72b, debug, debugSubnet, formatBytes, formatPlan, formatSpecSummary, loadRun, plan as planOf } from "@covenant/dsl"
 import type { RunSpec } from "@covenant/dsl"
 import { EngineCpu, EngineWebGpu, NO_ADAPTER_HELP } from "@covenant/gpu-webgpu"
@@ -295,7 +295,7 @@ const node = (role: "peer" | "validator", spec: RunSpec, flags: NodeFlags) =>
     const bucket = `covenant-${name}`
     let transportLayer: Layer.Layer<Transport>
     const own: BucketLocation = { bucket }
-    let commitment: Commitment
+    let commitment: CommitmentLocation
     if (flags.transport === "s3") {
       const c = yield* s3Config
       transportLayer = layerS3(c)
