@@ -443,7 +443,7 @@ const metagraphCommand = Command.make(
         ...(Option.isSome(o.local) ? { local: o.local.value } : {}),
       })
     }),
-).pipe(Command.withDescription("print a subnet's metagraph and each uid's commitment (location only: not the committed read key pair, which is public on chain anyway)"))
+).pipe(Command.withDescription("print a subnet's metagraph and each uid's commitment (declared role and location only: not the committed read key pair, which is public on chain anyway)"))
 
 const chainCommand = Command.make("chain").pipe(
   Command.withDescription("read the chain"),
