@@ -347,7 +347,7 @@ const nodeCommand = (role: "peer" | "validator", preselected: Option.Option<Run>
   Command.make(role, { run: runOption(preselected), ...nodeOptions }, ({ run, ...flags }) => Effect.flatMap(run, (spec) => node(role, spec, flags))).pipe(
     Command.withDescription(role === "peer"
       ? "one miner: follows the chain's windows, trains H inner steps on its (uid, window) data, publishes its compressed pseudo-gradient, gathers the peer list's updates and takes the outer step; resumes from --state"
-      : "gathers the same updates and applies the same outer step (the canonical model). On the local chain it stakes itself to a validator permit. The leader is the highest-stake permit holder that publishes the run (its bucket holds the start window, re-stored each window as its heartbeat); while none does, the first validator to start publishes it and leads; when the leader's heartbeat is over 3 windows old, the next running validator takes over"),
+      : "gathers the same updates and applies the same outer step (the canonical model). It commits the validator role with its bucket and stops at start without a validator permit (on the local chain it stakes itself to one). The leader is the highest-stake declared validator with a permit that publishes the run (its bucket holds the start window, re-stored each window as its heartbeat); while none does, the first validator to start publishes it and leads; when the leader's heartbeat is over 3 windows old, the next running validator takes over"),
   )
 
 // ---- the peer page ----
