@@ -5,7 +5,8 @@
  * start window, the peer lists in force republished), publishes records and lists from then on,
  * and says so; every peer keeps stepping with validator-1's model, bit for bit; a peer that joins
  * after the takeover is listed and catches up by replaying records of both leaders (and the
- * windows in between from the peers' buckets).
+ * windows in between from the peers' buckets). Neither validator is ever listed as a peer nor
+ * reported missing: each declared its role in its commitment.
  */
 import { expect, test } from "bun:test"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -42,6 +43,15 @@ test("simulated swarm: the leading validator dies, the second takes over within 
     const rs = roundsOf(events)
     const v1 = new Map(rs.filter((e) => e.name === "validator-1").map((e) => [e.window, e]))
     const uidOf = (name: string) => events.find((e): e is Extract<NodeEvent, { _tag: "Joined" }> => e._tag === "Joined" && e.name === name)?.uid
+
+    // Both validators declared the validator role: neither is ever a peer, leading or not (validator-1
+    // before the takeover, validator-0 after its death): on every node, never in the list in force
+    // (`expected`) nor reported missing.
+    const validatorUids = ["validator-0", "validator-1"].map((name) => uidOf(name)!)
+    for (const e of rs) {
+      expect({ name: e.name, window: e.window, listed: e.expected.filter((u) => validatorUids.includes(u)) }).toEqual({ name: e.name, window: e.window, listed: [] })
+      expect({ name: e.name, window: e.window, missing: (e.missing ?? []).filter((m) => validatorUids.includes(m.uid)) }).toEqual({ name: e.name, window: e.window, missing: [] })
+    }
 
     // validator-0 stopped at round 2; validator-1 ran every window to the end.
     expect(Math.max(...rs.filter((e) => e.name === "validator-0").map((e) => e.window))).toBeLessThan(s + killedAt + 1)

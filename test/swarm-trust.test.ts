@@ -23,7 +23,7 @@ import {
 } from "@covenant/runtime"
 import { logEvent, roundsOf, swarmTestSpec, validatorRounds } from "./swarm-support.ts"
 
-/** A participant that registers, commits a bucket and publishes a bad object in every window's upload interval. */
+/** A participant that registers, commits a bucket as a peer and publishes a bad object in every window's upload interval. */
 const rogue = (spec: RunSpec, workDir: string, name: string, payloadFor: (window: number, uid: number, hotkey: string) => Uint8Array) =>
   Effect.gen(function* () {
     const chainDir = join(workDir, "chain")
@@ -35,7 +35,7 @@ const rogue = (spec: RunSpec, workDir: string, name: string, payloadFor: (window
     yield* Effect.provide(
       Effect.gen(function* () {
         const own = { bucket: `covenant-rogue-${name}` }
-        const uid = yield* joinNetwork(own, { _tag: "Filesystem", dir: own.bucket })
+        const uid = yield* joinNetwork(own, { _tag: "Filesystem", dir: own.bucket }, "peer")
         for (;;) {
           const w = yield* currentWindow
           yield* waitForWindow(w + 1, 50)

@@ -1,6 +1,17 @@
 import { Effect, Either, ParseResult, Schema } from "effect";
 import { CommitmentFormatError } from "./errors.ts";
 
+/**
+ * What a node runs, as it declares it: a validator permit is no role (on subtensor any neuron with
+ * enough stake holds one, miners included), so who is listed as a peer and who may lead is read
+ * from this declaration.
+ */
+export const Role = Schema.Literal("peer", "validator");
+export type Role = typeof Role.Type;
+
+// A commitment that declares no role (made without one, or an older one) is a peer's.
+const declaredRole = Schema.optionalWith(Role, { default: () => "peer" as const });
+
 /** An S3-compatible bucket (AWS S3, Cloudflare R2, s3rver) and the read credentials peers use. */
 export const S3Commitment = Schema.TaggedStruct("S3", {
   endpoint: Schema.String,
@@ -8,16 +19,20 @@ export const S3Commitment = Schema.TaggedStruct("S3", {
   region: Schema.String,
   accessKeyId: Schema.String,
   secretAccessKey: Schema.String,
+  role: declaredRole,
 });
 export type S3Commitment = typeof S3Commitment.Type;
 
 /** A directory on a filesystem all participants share (the filesystem transport). */
-export const FilesystemCommitment = Schema.TaggedStruct("Filesystem", { dir: Schema.String });
+export const FilesystemCommitment = Schema.TaggedStruct("Filesystem", { dir: Schema.String, role: declaredRole });
 export type FilesystemCommitment = typeof FilesystemCommitment.Type;
 
-/** Where a participant's uploads live; what a hotkey commits on chain. */
+/** Where a participant's uploads live and the role it runs; what a hotkey commits on chain. */
 export const Commitment = Schema.Union(S3Commitment, FilesystemCommitment);
 export type Commitment = typeof Commitment.Type;
+
+/** A commitment's location alone: what a node is configured with; it commits it with the role it runs. */
+export type CommitmentLocation = Omit<S3Commitment, "role"> | Omit<FilesystemCommitment, "role">;
 
 /** Three `Raw128` fields is the most a commitment may carry on subtensor, so no encoding may exceed it. */
 export const maxCommitmentBytes = 384;
@@ -25,6 +40,8 @@ export const maxCommitmentBytes = 384;
 const compactPrefix = "ct1:";
 
 // The compact wire form: short keys, so a whole S3 location usually fits in two Raw128 fields.
+// `o` is the role ("p" peer, "v" validator); compact commitments made before roles lack it: peers.
+const wireRole = { o: Schema.optional(Schema.Literal("p", "v")) };
 const CompactWire = Schema.Union(
   Schema.Struct({
     v: Schema.Literal(1),
@@ -34,8 +51,9 @@ const CompactWire = Schema.Union(
     r: Schema.String,
     a: Schema.String,
     s: Schema.String,
+    ...wireRole,
   }),
-  Schema.Struct({ v: Schema.Literal(1), t: Schema.Literal("fs"), d: Schema.String }),
+  Schema.Struct({ v: Schema.Literal(1), t: Schema.Literal("fs"), d: Schema.String, ...wireRole }),
 );
 const decodeCompactWire = Schema.decodeUnknownEither(Schema.parseJson(CompactWire));
 
@@ -60,11 +78,14 @@ const base64url = {
 };
 const byteLength = (text: string): number => new TextEncoder().encode(text).length;
 
+const roleOfWire = (o: "p" | "v" | undefined): Role => (o === "v" ? "validator" : "peer");
+
 const fail = (reason: string) => Effect.fail(new CommitmentFormatError({ reason }));
 
 /**
- * Encodes a commitment. `compact` (default) handles every location; `legacy` is the reference's
- * 128-character R2 string and only fits an R2 bucket named after its account id.
+ * Encodes a commitment. `compact` (default) handles every location and role; `legacy` is the
+ * reference's 128-character R2 string: it only fits an R2 bucket named after its account id, and
+ * carries no role, so only a peer's (the reference's miners commit it).
  */
 export const encodeCommitment = (
   commitment: Commitment,
@@ -72,16 +93,18 @@ export const encodeCommitment = (
 ): Effect.Effect<string, CommitmentFormatError> => {
   if (format === "legacy") {
     if (commitment._tag !== "S3") return fail("the legacy format only carries R2 (S3) locations");
+    if (commitment.role !== "peer") return fail("the legacy format carries no role and reads as a peer's: a validator commits the compact format");
     const text = commitment.bucket + commitment.accessKeyId + commitment.secretAccessKey;
     if (!legacyPattern.test(text) || commitment.endpoint !== r2Endpoint(commitment.bucket)) {
       return fail("the legacy format needs an R2 bucket named after its 32-character account id, a 32-character key id and a 64-character secret");
     }
     return Effect.succeed(text);
   }
+  const o = commitment.role === "validator" ? "v" : "p";
   const wire =
     commitment._tag === "S3"
-      ? { v: 1, t: "s3", e: commitment.endpoint, b: commitment.bucket, r: commitment.region, a: commitment.accessKeyId, s: commitment.secretAccessKey }
-      : { v: 1, t: "fs", d: commitment.dir };
+      ? { v: 1, t: "s3", e: commitment.endpoint, b: commitment.bucket, r: commitment.region, a: commitment.accessKeyId, s: commitment.secretAccessKey, o }
+      : { v: 1, t: "fs", d: commitment.dir, o };
   const text = compactPrefix + base64url.encode(JSON.stringify(wire));
   return byteLength(text) > maxCommitmentBytes
     ? fail(`encoded commitment is ${byteLength(text)} bytes; at most ${maxCommitmentBytes} fit on chain`)
@@ -96,17 +119,19 @@ export const decodeCommitment = (text: string): Effect.Effect<Commitment, Commit
       return fail(`malformed compact commitment: ${ParseResult.TreeFormatter.formatErrorSync(wire.left)}`);
     }
     const w = wire.right;
+    const role = roleOfWire(w.o);
     return Effect.succeed(
       w.t === "s3"
-        ? S3Commitment.make({ endpoint: w.e, bucket: w.b, region: w.r, accessKeyId: w.a, secretAccessKey: w.s })
-        : FilesystemCommitment.make({ dir: w.d }),
+        ? S3Commitment.make({ endpoint: w.e, bucket: w.b, region: w.r, accessKeyId: w.a, secretAccessKey: w.s, role })
+        : FilesystemCommitment.make({ dir: w.d, role }),
     );
   }
   const legacy = legacyPattern.exec(text);
   if (legacy !== null) {
     const [, accountId = "", accessKeyId = "", secretAccessKey = ""] = legacy;
+    // The reference's miners commit this format; it has no room for a role: a peer's.
     return Effect.succeed(
-      S3Commitment.make({ endpoint: r2Endpoint(accountId), bucket: accountId, region: "auto", accessKeyId, secretAccessKey }),
+      S3Commitment.make({ endpoint: r2Endpoint(accountId), bucket: accountId, region: "auto", accessKeyId, secretAccessKey, role: "peer" }),
     );
   }
   return fail(`not a known commitment format (${text.length} characters, starts ${JSON.stringify(text.slice(0, 8))})`);

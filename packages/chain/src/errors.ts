@@ -49,9 +49,13 @@ export class WeightsRateLimited extends Schema.TaggedError<WeightsRateLimited>()
   currentBlock: Schema.Number,
 }) {}
 
-/** Only validators (stake above the permit threshold) may set weights (NeuronNoValidatorPermit). */
+/**
+ * Only validators (stake above the permit threshold) may set weights (NeuronNoValidatorPermit); a
+ * node that declares the validator role needs one to lead. `reason` says what lacked it, where known.
+ */
 export class NoValidatorPermit extends Schema.TaggedError<NoValidatorPermit>()("NoValidatorPermit", {
   hotkey: Schema.String,
+  reason: Schema.optional(Schema.String),
 }) {}
 
 /** The weight vector is invalid: length mismatch, unknown uid, duplicate uid, non-finite value. */

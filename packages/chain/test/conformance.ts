@@ -88,8 +88,8 @@ export const chainConformance = (name: string, makeLayer: () => Layer.Layer<Chai
       expect(await run(Effect.flatMap(Chain, (c) => c.uid))).toBe(uid);
     });
 
-    test("commitments round-trip in the compact and the reference's legacy format", async () => {
-      const fsLocation = FilesystemCommitment.make({ dir: "/tmp/covenant/uploads" });
+    test("commitments round-trip in the compact (with the declared role) and the reference's legacy format", async () => {
+      const fsLocation = FilesystemCommitment.make({ dir: "/tmp/covenant/uploads", role: "peer" });
       const account = "a".repeat(32);
       const r2 = S3Commitment.make({
         endpoint: `https://${account}.r2.cloudflarestorage.com`,
@@ -97,8 +97,10 @@ export const chainConformance = (name: string, makeLayer: () => Layer.Layer<Chai
         region: "auto",
         accessKeyId: "K".repeat(32),
         secretAccessKey: "s".repeat(64),
+        role: "peer",
       });
-      for (const [commitment, format] of [[fsLocation, "compact"], [r2, "legacy"], [r2, "compact"]] as const) {
+      const r2Validator = { ...r2, role: "validator" as const };
+      for (const [commitment, format] of [[fsLocation, "compact"], [r2, "legacy"], [r2Validator, "compact"]] as const) {
         const records = await run(
           Effect.gen(function* () {
             const c = yield* Chain;

@@ -78,14 +78,15 @@ describe("chain CLI", () => {
     return { code, out, err };
   };
 
-  test("metagraph --local prints every uid with its commitment location", async () => {
+  test("metagraph --local prints every uid with its declared role and commitment location", async () => {
     const { code, out } = await cli("metagraph", "--local", servedDir, "--blocks-per-window", String(suiteParams.blocksPerWindow));
     expect(code).toBe(0);
     const lines = out.trim().split("\n");
     expect(lines[1]?.split(/\s+/).slice(0, 3)).toEqual(["uid", "hotkey", "coldkey"]);
     const alicesRow = lines.find((l) => l.includes(alice.hotkey.address));
-    // The conformance suite registered Alice on this chain and left an R2 commitment.
+    // The conformance suite registered Alice on this chain and left an R2 commitment, a validator's.
     expect(alicesRow?.split(/\s+/)[0]).toBe("0");
+    expect(alicesRow?.split(/\s+/)[7]).toBe("validator");
     expect(alicesRow).toContain(".r2.cloudflarestorage.com/");
     expect(out).not.toContain("s".repeat(64));
   }, 20_000);

@@ -17,7 +17,7 @@ const WINDOW = 9
 const UIDS = [1, 2, 3, 4, 5, 6]
 /** The chain's view: every uid registered under the one hotkey the updates carry. */
 const dir: Directory = {
-  participants: new Map(UIDS.map((uid): [number, Participant] => [uid, { uid, hotkey: HOTKEY, stake: 0, validatorPermit: false, location: { bucket: `b${uid}` } }])),
+  participants: new Map(UIDS.map((uid): [number, Participant] => [uid, { uid, hotkey: HOTKEY, stake: 0, validatorPermit: false, location: { bucket: `b${uid}` }, role: "peer" }])),
   leader: undefined,
 }
 /** The receiver's boundary (the sample digest check needs data: left out here, covered by node-admission). */

@@ -24,7 +24,7 @@ const TOTAL_SAMPLES = 5000
 const hotkeys = await Effect.runPromise(Effect.forEach(Array.from({ length: 9 }, (_, uid) => uid), (uid) => Effect.map(Effect.orDie(identityFromSecret(`//admission-${uid}`)), (i) => i.hotkey.address)))
 
 const dir: Directory = {
-  participants: new Map(hotkeys.map((hotkey, uid): [number, Participant] => [uid, { uid, hotkey, stake: 0, validatorPermit: false, location: { bucket: `b${uid}` } }])),
+  participants: new Map(hotkeys.map((hotkey, uid): [number, Participant] => [uid, { uid, hotkey, stake: 0, validatorPermit: false, location: { bucket: `b${uid}` }, role: "peer" }])),
   leader: undefined,
 }
 

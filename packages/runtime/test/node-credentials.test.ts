@@ -37,7 +37,7 @@ test("a commitment carries the read pair, never the write key; a read pair that 
     layerS3(write),
   )
   const program = Effect.gen(function* () {
-    const uid = yield* joinNetwork({ bucket: "covenant-cred" }, commitment)
+    const uid = yield* joinNetwork({ bucket: "covenant-cred" }, commitment, "peer")
     const transport = yield* Transport
     yield* transport.put({ bucket: "covenant-cred" }, "hello", new Uint8Array([1, 2, 3]))
     // What every other node sees on chain, and reads the bucket with.

@@ -1,55 +1,91 @@
 import { describe, expect, test } from "bun:test"
 import { FastCheck } from "effect"
 import {
-  chooseFreshLeader, chooseLeader, describeLeadership, leadershipNotice, describeRejections, describeStartWait, isFresh, LEADER_STALE_WINDOWS, leaderCandidates, leadsVacantRun,
-  readSources, rejectionsOf, takesOverRun, waitReportMs,
+  chooseFreshLeader, chooseLeader, describeLeadership, leadershipNotice, describeRejections, describeStartWait, eligibleCandidates, isFresh, LEADER_STALE_WINDOWS, leaderCandidates,
+  leadsVacantRun, readSources, rejectionsOf, takesOverRun, waitReportMs,
 } from "../src/index.ts"
+import type { Admission } from "@covenant/dsl"
 import type { Directory, Participant } from "../src/index.ts"
 
 // The roles/leader logic as pure functions over random metagraphs: any neuron may hold a permit
-// (miners earn stake on a live subnet), any may or may not have committed a bucket, and only
-// nodes that run the validator publish a start window.
+// (miners earn stake on a live subnet), any may or may not have committed a bucket, each declares
+// a role in its commitment (peer or validator), and any may store a start window in its bucket
+// (`runsValidator`: a declared validator's node, or a peer that stores one all the same).
 
 const participant = (uid: number) =>
   FastCheck.record({
     stake: FastCheck.oneof(FastCheck.constant(0), FastCheck.double({ min: 0, max: 1e6, noNaN: true })),
     validatorPermit: FastCheck.boolean(),
     committed: FastCheck.boolean(),
+    role: FastCheck.constantFrom("peer" as const, "validator" as const),
     runsValidator: FastCheck.boolean(),
   }).map((r) => ({
-    p: { uid, hotkey: `5Hotkey${uid}`, stake: r.stake, validatorPermit: r.validatorPermit, location: r.committed ? { bucket: `covenant-${uid}` } : undefined } satisfies Participant,
+    p: { uid, hotkey: `5Hotkey${uid}`, stake: r.stake, validatorPermit: r.validatorPermit, location: r.committed ? { bucket: `covenant-${uid}` } : undefined, role: r.role } satisfies Participant,
     runsValidator: r.runsValidator,
   }))
 
-const metagraph = FastCheck.integer({ min: 0, max: 12 }).chain((n) => FastCheck.tuple(...Array.from({ length: n }, (_, uid) => participant(uid))))
+// Random uids (not 0..n-1): a live subnet's registered uids have gaps.
+const metagraph = FastCheck.uniqueArray(FastCheck.integer({ min: 0, max: 255 }), { maxLength: 12 }).chain((uids) => FastCheck.tuple(...uids.map(participant)))
 
 const directory = (ps: ReadonlyArray<Participant>, leader: Participant | undefined): Directory => ({ participants: new Map(ps.map((p) => [p.uid, p])), leader })
 
-describe("leader (property tests over random metagraphs)", () => {
-  test("the leader is always a node that publishes, with a permit and a bucket, and outranks every other publisher", () => {
+/** What may lead: a declared validator with a permit and a bucket. */
+const mayLead = (p: Participant) => p.role === "validator" && p.validatorPermit && p.location !== undefined
+
+describe("roles (property tests over random metagraphs)", () => {
+  // Any admission: everyone, or an allow-list of some of the hotkeys (and one not registered: a list is never empty).
+  const admission = (nodes: ReadonlyArray<{ p: Participant }>): FastCheck.Arbitrary<Admission | undefined> =>
+    FastCheck.oneof(
+      FastCheck.constant(undefined),
+      FastCheck.constant({ kind: "permissionless" as const }),
+      FastCheck.subarray(nodes.map((n) => n.p.hotkey)).map((some) => {
+        const hotkeys: readonly [string, ...string[]] = ["5NotRegistered", ...some]
+        return { kind: "allowList" as const, hotkeys }
+      }),
+    )
+
+  test("the candidate peers are exactly the admitted declared peers with a bucket: never a declared validator, permit or not, leading or not", () => {
     FastCheck.assert(
-      FastCheck.property(metagraph, (nodes) => {
+      FastCheck.property(metagraph.chain((nodes) => FastCheck.tuple(FastCheck.constant(nodes), admission(nodes))), ([nodes, rule]) => {
         const ps = nodes.map((n) => n.p)
-        // Only candidates running the validator can have published a start window.
-        const publishing = new Set(nodes.filter((n) => n.runsValidator && n.p.validatorPermit && n.p.location !== undefined).map((n) => n.p.uid))
-        const leader = chooseLeader(leaderCandidates(ps), (p) => publishing.has(p.uid))
-        if (publishing.size === 0) return leader === undefined
-        if (leader === undefined || !publishing.has(leader.uid) || !leader.validatorPermit || leader.location === undefined) return false
-        return ps.every((p) => !publishing.has(p.uid) || p.stake < leader.stake || (p.stake === leader.stake && p.uid >= leader.uid))
+        const publishing = new Set(nodes.filter((n) => n.runsValidator).map((n) => n.p.uid))
+        const { leader, publishers } = chooseFreshLeader(leaderCandidates(ps), (p) => (publishing.has(p.uid) ? 0 : undefined), 0)
+        const listed = eligibleCandidates({ ...directory(ps, leader), publishers }, rule).map((c) => c.uid)
+        const admitted = (p: Participant) => rule === undefined || rule.kind === "permissionless" || rule.hotkeys.includes(p.hotkey)
+        const expected = ps.filter((p) => p.role === "peer" && p.location !== undefined && admitted(p)).map((p) => p.uid).sort((a, b) => a - b)
+        // So the list is never empty while an admitted declared peer has a bucket.
+        return JSON.stringify(listed) === JSON.stringify(expected) && listed.every((uid) => ps.find((p) => p.uid === uid)!.role === "peer")
       }),
       { numRuns: 500 },
     )
   })
 
-  test("no stake makes a miner (a node that does not publish) the leader", () => {
+  test("the leader is always a declared validator with a permit and a bucket that publishes, and outranks every other such one", () => {
+    FastCheck.assert(
+      FastCheck.property(metagraph, (nodes) => {
+        const ps = nodes.map((n) => n.p)
+        // Any node may store a start window; only a declared validator with a permit can lead by it.
+        const publishing = new Set(nodes.filter((n) => n.runsValidator).map((n) => n.p.uid))
+        const leader = chooseLeader(leaderCandidates(ps), (p) => publishing.has(p.uid))
+        const eligible = ps.filter((p) => publishing.has(p.uid) && mayLead(p))
+        if (eligible.length === 0) return leader === undefined
+        if (leader === undefined || !publishing.has(leader.uid) || !mayLead(leader)) return false
+        return eligible.every((p) => p.stake < leader.stake || (p.stake === leader.stake && p.uid >= leader.uid))
+      }),
+      { numRuns: 500 },
+    )
+  })
+
+  test("no stake or permit makes a miner (a declared peer, or a node that does not publish) the leader", () => {
     FastCheck.assert(
       FastCheck.property(metagraph, FastCheck.double({ min: 1, max: 1e9, noNaN: true }), (nodes, extra) => {
         const ps = nodes.map((n) => n.p)
         const publishing = new Set(nodes.filter((n) => n.runsValidator).map((n) => n.p.uid))
         // Every miner earns a permit and more stake than anyone.
-        const rich = ps.map((p) => (publishing.has(p.uid) ? p : { ...p, validatorPermit: true, stake: p.stake + extra * 1e6 }))
+        const isMiner = (p: Participant) => !publishing.has(p.uid) || p.role === "peer"
+        const rich = ps.map((p) => (isMiner(p) ? { ...p, validatorPermit: true, stake: p.stake + extra * 1e6 } : p))
         const leader = chooseLeader(leaderCandidates(rich), (p) => publishing.has(p.uid))
-        return leader === undefined || publishing.has(leader.uid)
+        return leader === undefined || (publishing.has(leader.uid) && leader.role === "validator")
       }),
       { numRuns: 300 },
     )
@@ -70,11 +106,15 @@ describe("leader (property tests over random metagraphs)", () => {
   })
 
   test("the subnet owner's hotkey (highest stake, a permit, no node, no bucket) is not the leader", () => {
-    const owner: Participant = { uid: 0, hotkey: "5Owner", stake: 1e6, validatorPermit: true, location: undefined }
-    const validator: Participant = { uid: 1, hotkey: "5Validator", stake: 10, validatorPermit: true, location: { bucket: "covenant-v0" } }
-    const miner: Participant = { uid: 2, hotkey: "5Miner", stake: 50, validatorPermit: true, location: { bucket: "covenant-p0" } }
-    expect(leaderCandidates([owner, validator, miner]).map((p) => p.uid)).toEqual([2, 1])
-    expect(chooseLeader(leaderCandidates([owner, validator, miner]), (p) => p.uid === 1)?.uid).toBe(1)
+    const owner: Participant = { uid: 0, hotkey: "5Owner", stake: 1e6, validatorPermit: true, location: undefined, role: "peer" }
+    const validator: Participant = { uid: 1, hotkey: "5Validator", stake: 10, validatorPermit: true, location: { bucket: "covenant-v0" }, role: "validator" }
+    const miner: Participant = { uid: 2, hotkey: "5Miner", stake: 50, validatorPermit: true, location: { bucket: "covenant-p0" }, role: "peer" }
+    // The staked miner declared the peer role: listed as a peer, never a leader candidate.
+    expect(leaderCandidates([owner, validator, miner]).map((p) => p.uid)).toEqual([1])
+    expect(chooseLeader(leaderCandidates([owner, validator, miner]), () => true)?.uid).toBe(1)
+    expect(eligibleCandidates(directory([owner, validator, miner], validator), undefined).map((c) => c.uid)).toEqual([2])
+    // A declared validator without a permit is no candidate either.
+    expect(leaderCandidates([{ ...validator, validatorPermit: false }, miner])).toEqual([])
   })
 })
 
@@ -93,7 +133,7 @@ const heartbeatsOf = (nodes: ReadonlyArray<readonly [{ p: Participant }, number 
 }
 
 describe("a leader that exists: the highest-ranked fresh publisher (property tests)", () => {
-  test("the leader is always a fresh publisher with a permit and a bucket, and no fresh publisher outranks it", () => {
+  test("the leader is always a fresh publisher that may lead (declared validator, permit, bucket), and no fresh candidate outranks it", () => {
     FastCheck.assert(
       FastCheck.property(publishingGraph, ([nodes, window]) => {
         const { ps, heartbeat } = heartbeatsOf(nodes)
@@ -101,7 +141,7 @@ describe("a leader that exists: the highest-ranked fresh publisher (property tes
         const { leader } = chooseFreshLeader(ranked, heartbeat, window)
         const fresh = ranked.filter((p) => heartbeat(p) !== undefined && isFresh(heartbeat(p)!, window))
         if (fresh.length === 0) return leader === undefined
-        return leader !== undefined && leader.uid === fresh[0]!.uid && heartbeat(leader)! >= window - LEADER_STALE_WINDOWS && leader.validatorPermit && leader.location !== undefined
+        return leader !== undefined && leader.uid === fresh[0]!.uid && heartbeat(leader)! >= window - LEADER_STALE_WINDOWS && mayLead(leader)
       }),
       { numRuns: 500 },
     )
@@ -160,8 +200,8 @@ describe("a leader that exists: the highest-ranked fresh publisher (property tes
   })
 
   test("a node says, each window, which leader went stale since which window, and whom it follows or waits for", () => {
-    const a: Participant = { uid: 1, hotkey: "5A", stake: 20, validatorPermit: true, location: { bucket: "covenant-v0" } }
-    const b: Participant = { uid: 2, hotkey: "5B", stake: 10, validatorPermit: true, location: { bucket: "covenant-v1" } }
+    const a: Participant = { uid: 1, hotkey: "5A", stake: 20, validatorPermit: true, location: { bucket: "covenant-v0" }, role: "validator" }
+    const b: Participant = { uid: 2, hotkey: "5B", stake: 10, validatorPermit: true, location: { bucket: "covenant-v1" }, role: "validator" }
     const ranked = leaderCandidates([a, b])
     // a stopped after window 10; b has not taken over yet.
     const waiting = chooseFreshLeader(ranked, (p) => (p.uid === 1 ? 10 : undefined), 14)
@@ -189,17 +229,21 @@ describe("a leader that exists: the highest-ranked fresh publisher (property tes
 
 describe("a node waiting for the start window says whom it waits for", () => {
   const address = { runId: "debug-subnet", version: "1" }
-  test("no permit holder with a bucket: says so and names the permit holders", () => {
-    const owner: Participant = { uid: 0, hotkey: "5OwnerHotkeyLongEnough", stake: 1000, validatorPermit: true, location: undefined }
-    const text = describeStartWait(directory([owner, { uid: 2, hotkey: "5M", stake: 0, validatorPermit: false, location: { bucket: "b2" } }], undefined), address)
-    expect(text).toContain("start_window_v1.json")
-    expect(text).toContain("no permit holder has committed a bucket")
-    expect(text).toContain("uid 0")
+  test("no declared validator, or none with a permit: says so and names the declared validators", () => {
+    const owner: Participant = { uid: 0, hotkey: "5OwnerHotkeyLongEnough", stake: 1000, validatorPermit: true, location: undefined, role: "peer" }
+    const miner: Participant = { uid: 2, hotkey: "5M", stake: 2000, validatorPermit: true, location: { bucket: "b2" }, role: "peer" }
+    const none = describeStartWait(directory([owner, miner], undefined), address)
+    expect(none).toContain("start_window_v1.json")
+    expect(none).toContain("none of the 2 registered uid(s) has committed the validator role")
+    const unstaked = describeStartWait(directory([owner, miner, { uid: 4, hotkey: "5V", stake: 0, validatorPermit: false, location: { bucket: "b4" }, role: "validator" }], undefined), address)
+    expect(unstaked).toContain("no declared validator holds a validator permit")
+    expect(unstaked).toContain("uid 4")
+    expect(unstaked).not.toContain("uid 2")
   })
   test("candidates that have not published: names them by stake, with their buckets", () => {
     const ps: Participant[] = [
-      { uid: 1, hotkey: "5V", stake: 10, validatorPermit: true, location: { bucket: "covenant-v0" } },
-      { uid: 3, hotkey: "5P", stake: 20, validatorPermit: true, location: { bucket: "covenant-p0" } },
+      { uid: 1, hotkey: "5V", stake: 10, validatorPermit: true, location: { bucket: "covenant-v0" }, role: "validator" },
+      { uid: 3, hotkey: "5P", stake: 20, validatorPermit: true, location: { bucket: "covenant-p0" }, role: "validator" },
     ]
     const text = describeStartWait(directory(ps, undefined), address)
     expect(text).toMatch(/uid 3 .*covenant-p0.*uid 1 .*covenant-v0/)

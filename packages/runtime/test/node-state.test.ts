@@ -63,10 +63,12 @@ describe("node state", () => {
 })
 
 describe("leader", () => {
-  const p = (uid: number, stake: number, validatorPermit: boolean) => ({ uid, hotkey: `h${uid}`, stake, validatorPermit, location: { bucket: `b-${uid}` } })
-  test("is the highest-stake validator, the lowest uid on ties, never a peer without a permit", () => {
+  const p = (uid: number, stake: number, validatorPermit: boolean, role: "peer" | "validator" = "validator") =>
+    ({ uid, hotkey: `h${uid}`, stake, validatorPermit, location: { bucket: `b-${uid}` }, role })
+  test("is the highest-stake declared validator with a permit, the lowest uid on ties, never a peer", () => {
     expect(leaderOf([p(0, 5, true), p(1, 9, true), p(2, 100, false)])?.uid).toBe(1)
     expect(leaderOf([p(3, 9, true), p(1, 9, true)])?.uid).toBe(1)
     expect(leaderOf([p(2, 100, false)])).toBeUndefined()
+    expect(leaderOf([p(0, 5, true), p(4, 100, true, "peer")])?.uid).toBe(0)
   })
 })

@@ -65,11 +65,13 @@ test("a restarted validator resumes the Gauntlet where it was; validators that s
   }
 })
 
-test("eligibility: every registered uid with a bucket except the leader, permit or not, admitted by hotkey", () => {
-  const part = (uid: number, validatorPermit: boolean, stake: number, bucket?: string): Participant =>
-    ({ uid, hotkey: `hk${uid}`, stake, validatorPermit, location: bucket === undefined ? undefined : { bucket } })
-  const ps = [part(0, true, 5000, "v"), part(1, true, 1500, "m1"), part(2, false, 0, "m2"), part(3, false, 0)]
+test("eligibility: every declared peer with a bucket, permit or not, admitted by hotkey; never a declared validator, leading or not", () => {
+  const part = (uid: number, role: "peer" | "validator", validatorPermit: boolean, stake: number, bucket?: string): Participant =>
+    ({ uid, hotkey: `hk${uid}`, stake, validatorPermit, location: bucket === undefined ? undefined : { bucket }, role })
+  // 0 leads, 4 is a validator that does not (yet) lead, 5 one without a permit; 1 is a staked miner.
+  const ps = [part(0, "validator", true, 5000, "v"), part(1, "peer", true, 1500, "m1"), part(2, "peer", false, 0, "m2"), part(3, "peer", false, 0), part(4, "validator", true, 1000, "v2"), part(5, "validator", false, 0, "v3")]
   const dir: Directory = { participants: new Map(ps.map((x) => [x.uid, x])), leader: ps[0] }
   expect(eligiblePeers(dir)).toEqual([1, 2])
+  expect(eligiblePeers({ ...dir, leader: undefined })).toEqual([1, 2])
   expect(eligibleCandidates(dir, { kind: "allowList", hotkeys: ["hk2"] }).map((c) => c.uid)).toEqual([2])
 })

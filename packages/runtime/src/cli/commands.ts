@@ -10,7 +10,7 @@ import { join, resolve } from "node:path"
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Layer, Option } from "effect"
 import { Chain, identityFromSecret, layerLocal, layerLocalClient, layerSubtensor, measureBlockTimeMs, readOwnerUrl } from "@covenant/chain"
-import type { Commitment, LocalChain } from "@covenant/chain"
+import type { CommitmentLocation, LocalChain } from "@covenant/chain"
 import { covenant72b, debug, debugSubnet, formatBytes, formatPlan, formatSpecSummary, loadRun, plan as planOf } from "@covenant/dsl"
 import type { RunSpec } from "@covenant/dsl"
 import { EngineCpu, EngineWebGpu, NO_ADAPTER_HELP } from "@covenant/gpu-webgpu"
@@ -295,7 +295,7 @@ const node = (role: "peer" | "validator", spec: RunSpec, flags: NodeFlags) =>
     const bucket = `covenant-${name}`
     let transportLayer: Layer.Layer<Transport>
     const own: BucketLocation = { bucket }
-    let commitment: Commitment
+    let commitment: CommitmentLocation
     if (flags.transport === "s3") {
       const c = yield* s3Config
       transportLayer = layerS3(c)
@@ -347,7 +347,7 @@ const nodeCommand = (role: "peer" | "validator", preselected: Option.Option<Run>
   Command.make(role, { run: runOption(preselected), ...nodeOptions }, ({ run, ...flags }) => Effect.flatMap(run, (spec) => node(role, spec, flags))).pipe(
     Command.withDescription(role === "peer"
       ? "one miner: follows the chain's windows, trains H inner steps on its (uid, window) data, publishes its compressed pseudo-gradient, gathers the peer list's updates and takes the outer step; resumes from --state"
-      : "gathers the same updates and applies the same outer step (the canonical model). On the local chain it stakes itself to a validator permit. The leader is the highest-stake permit holder that publishes the run (its bucket holds the start window, re-stored each window as its heartbeat); while none does, the first validator to start publishes it and leads; when the leader's heartbeat is over 3 windows old, the next running validator takes over"),
+      : "gathers the same updates and applies the same outer step (the canonical model). It commits the validator role with its bucket and stops at start without a validator permit (on the local chain it stakes itself to one). The leader is the highest-stake declared validator with a permit that publishes the run (its bucket holds the start window, re-stored each window as its heartbeat); while none does, the first validator to start publishes it and leads; when the leader's heartbeat is over 3 windows old, the next running validator takes over"),
   )
 
 // ---- the peer page ----
@@ -443,7 +443,7 @@ const metagraphCommand = Command.make(
         ...(Option.isSome(o.local) ? { local: o.local.value } : {}),
       })
     }),
-).pipe(Command.withDescription("print a subnet's metagraph and each uid's commitment (location only: not the committed read key pair, which is public on chain anyway)"))
+).pipe(Command.withDescription("print a subnet's metagraph and each uid's commitment (declared role and location only: not the committed read key pair, which is public on chain anyway)"))
 
 const chainCommand = Command.make("chain").pipe(
   Command.withDescription("read the chain"),

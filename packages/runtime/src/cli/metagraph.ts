@@ -1,4 +1,4 @@
-/** `covenant chain metagraph`: a subnet's metagraph and each uid's commitment (location only: not the committed read key pair, which is public on chain anyway). */
+/** `covenant chain metagraph`: a subnet's metagraph and each uid's commitment (declared role and location only: not the committed read key pair, which is public on chain anyway). */
 import { Effect, Either, Layer } from "effect"
 import { Chain, describeChainError, identityFromSecret, layerLocalClient, layerSubtensor, readOwnerUrl } from "@covenant/chain"
 import type { ChainShape, Commitment } from "@covenant/chain"
@@ -28,10 +28,11 @@ const print = (chain: ChainShape) =>
     const rows = metagraph.neurons.map((n) => {
       const c = byHotkey.get(n.hotkey)
       const location = c === undefined ? "-" : Either.isRight(c.commitment) ? describeLocation(c.commitment.right) : `unreadable (${c.raw.length} chars)`
-      return [String(n.uid), n.hotkey, n.coldkey, n.stake.toFixed(3), n.validatorPermit ? "yes" : "no", n.incentive.toFixed(4), String(n.lastUpdate), location]
+      const role = c !== undefined && Either.isRight(c.commitment) ? c.commitment.right.role : "-"
+      return [String(n.uid), n.hotkey, n.coldkey, n.stake.toFixed(3), n.validatorPermit ? "yes" : "no", n.incentive.toFixed(4), String(n.lastUpdate), role, location]
     })
     console.log(`block ${head.number} (window ${chain.windowOf(head.number)}, ${new Date(head.timestampMs).toISOString()}), ${metagraph.neurons.length} uids`)
-    console.log(table([["uid", "hotkey", "coldkey", "stake", "permit", "incentive", "last update", "commitment"], ...rows]))
+    console.log(table([["uid", "hotkey", "coldkey", "stake", "permit", "incentive", "last update", "role", "commitment"], ...rows]))
   })
 
 export const printMetagraph = (source: MetagraphSource): Effect.Effect<void, RuntimeFailure> =>

@@ -6,7 +6,7 @@
  * read pair that shares its key id or secret with the write pair is refused.
  */
 import { Data, Either } from "effect"
-import type { Commitment } from "@covenant/chain"
+import type { CommitmentLocation } from "@covenant/chain"
 
 export interface S3Keys {
   readonly accessKeyId: string
@@ -19,13 +19,13 @@ export class WriteKeyCommitted extends Data.TaggedError("WriteKeyCommitted")<{
   readonly reason: string
 }> {}
 
-/** The on-chain commitment of an S3 bucket: endpoint, bucket, region and the read-only key pair. */
+/** The on-chain location of an S3 bucket: endpoint, bucket, region and the read-only key pair (its node adds its role when it commits). */
 export const s3Commitment = (
   store: { readonly endpoint: string; readonly region: string },
   bucket: string,
   read: S3Keys,
   write: S3Keys,
-): Either.Either<Commitment, WriteKeyCommitted> => {
+): Either.Either<CommitmentLocation, WriteKeyCommitted> => {
   if (read.accessKeyId === write.accessKeyId) {
     return Either.left(new WriteKeyCommitted({ accessKeyId: read.accessKeyId, reason: "the read key id is the write key id: make a separate read-only token" }))
   }

@@ -3,8 +3,9 @@
  *
  * A validator permit is the chain's rule for who may set weights, not a role: on a live subtensor
  * miners earn stake and get permits too, and a subnet owner holds one while running no node. So
- * the leader is the highest-stake permit holder that runs this protocol's validator, which it
- * shows by publishing: a committed bucket holding the run's start window. While no candidate has
+ * the role is declared in the commitment, and the leader is the highest-stake permit holder that
+ * declares and runs this protocol's validator, which it shows by publishing: a committed bucket
+ * holding the run's start window. While no candidate has
  * published one, any candidate validator may (the first to start does); from then on the
  * highest-ranked *fresh* publisher leads.
  *
@@ -21,10 +22,13 @@
 import type { Directory, Participant, RunAddress } from "./network.ts"
 import { startWindowKey } from "@covenant/transport"
 
-/** Eligible to lead: a validator permit and a committed bucket; highest stake first, lowest uid on ties. */
+/**
+ * Eligible to lead: a declared validator with a validator permit (the chain lets it set weights)
+ * and a committed bucket; highest stake first, lowest uid on ties. A declared peer never is, whatever its stake.
+ */
 export const leaderCandidates = (ps: Iterable<Participant>): Array<Participant> =>
   [...ps]
-    .filter((p) => p.validatorPermit && p.location !== undefined)
+    .filter((p) => p.role === "validator" && p.validatorPermit && p.location !== undefined)
     .sort((a, b) => b.stake - a.stake || a.uid - b.uid)
 
 /** The leader: the highest-ranked candidate that publishes the run; `undefined` while none does. */
@@ -96,13 +100,13 @@ export const describeStartWait = (dir: Directory, address: RunAddress): string =
   }
   const candidates = leaderCandidates(dir.participants.values())
   if (candidates.length > 0) {
-    return `run ${address.runId}: waiting for a validator to publish ${key}: none of the ${candidates.length} candidate(s) (permit + committed bucket, by stake) has: ${candidates.slice(0, 5).map(who).join("; ")}${candidates.length > 5 ? "; …" : ""}. The first validator node to start publishes it.`
+    return `run ${address.runId}: waiting for a validator to publish ${key}: none of the ${candidates.length} candidate(s) (declared validator + permit + committed bucket, by stake) has: ${candidates.slice(0, 5).map(who).join("; ")}${candidates.length > 5 ? "; …" : ""}. The first validator node to start publishes it.`
   }
-  const permitted = [...dir.participants.values()].filter((p) => p.validatorPermit)
+  const declared = [...dir.participants.values()].filter((p) => p.role === "validator" && p.location !== undefined)
   return `run ${address.runId}: waiting for ${key}, but no validator can lead: ${
-    permitted.length === 0
-      ? `none of the ${dir.participants.size} registered uid(s) has a validator permit`
-      : `no permit holder has committed a bucket (permit holders: ${permitted.slice(0, 5).map(who).join("; ")}${permitted.length > 5 ? "; …" : ""})`
+    declared.length === 0
+      ? `none of the ${dir.participants.size} registered uid(s) has committed the validator role`
+      : `no declared validator holds a validator permit (declared validators: ${declared.slice(0, 5).map(who).join("; ")}${declared.length > 5 ? "; …" : ""})`
   }. A validator needs a permit (stake) and a running node.`
 }
 
@@ -119,7 +123,7 @@ export const describeLeadership = (dir: Directory, window: number): string | und
   if (dir.leader !== undefined) return `window ${window}: following the leader ${who(dir.leader)}, the highest-ranked fresh publisher; stale: ${staleText}`
   const next = leaderCandidates(dir.participants.values()).filter((p) => !publishers.some((q) => q.participant.uid === p.uid))
   return `window ${window}: no fresh leader: ${staleText}; waiting for the next candidate validator to take over (${
-    next.length === 0 ? "no other candidate (permit + committed bucket) is registered" : next.slice(0, 3).map(who).join("; ")
+    next.length === 0 ? "no other candidate (declared validator + permit + committed bucket) is registered" : next.slice(0, 3).map(who).join("; ")
   }); peer lists and records are read from the stale leader meanwhile`
 }
 

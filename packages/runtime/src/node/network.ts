@@ -1,12 +1,12 @@
 /**
  * The run's objects on the transport, addressed through what the chain says: each uid's bucket
- * (its commitment) and hotkey, the leader (leader.ts: the highest-stake permit holder that
- * publishes the run), and the leader's start
+ * and declared role (its commitment) and hotkey, the leader (leader.ts: the highest-stake declared
+ * validator with a permit that publishes the run), and the leader's start
  * window, peer lists, aggregation records and debug slices.
  */
 import { Clock, Duration, Effect, Either, Schema } from "effect"
 import { Chain } from "@covenant/chain"
-import type { Commitment, Identity } from "@covenant/chain"
+import type { Commitment, CommitmentLocation, Identity, Role } from "@covenant/chain"
 import {
   aggregatorKey, fetchSigned, gather, parseKey, peersKey, publishSigned, publishUpdate, startWindowKey, Transport, uploadInterval,
 } from "@covenant/transport"
@@ -31,6 +31,8 @@ export interface Participant {
   readonly stake: number
   readonly validatorPermit: boolean
   readonly location: BucketLocation | undefined
+  /** What its commitment declares it runs; a uid that committed nothing (readable) counts as a peer, as an old commitment does. */
+  readonly role: Role
 }
 
 export interface Directory {
@@ -42,17 +44,17 @@ export interface Directory {
 }
 
 /** A commitment as the transport's bucket location (a filesystem commitment names the bucket folder). */
-export const locationOf = (c: Commitment): BucketLocation =>
+export const locationOf = (c: CommitmentLocation): BucketLocation =>
   c._tag === "Filesystem"
     ? { bucket: c.dir }
     : { bucket: c.bucket, endpoint: c.endpoint, region: c.region, accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, forcePathStyle: true }
 
-/** The highest-stake permit holder with a committed bucket (lowest uid on ties); see leader.ts for who actually leads. */
+/** The highest-stake declared validator with a permit and a committed bucket (lowest uid on ties); see leader.ts for who actually leads. */
 export const leaderOf = (ps: Iterable<Participant>): Participant | undefined => leaderCandidates(ps)[0]
 
 /**
  * The participants, and the leader of `window` (default: the live one): the highest-ranked
- * candidate (permit + committed bucket) whose start window is stored in its bucket and was last
+ * candidate (declared validator + permit + committed bucket) whose start window is stored in its bucket and was last
  * stored (its heartbeat, leader.ts) no more than LEADER_STALE_WINDOWS windows before; `undefined`
  * while none is. A bucket whose store is unavailable counts as fresh, so a store hiccup does not
  * move the lead; one that refuses us or does not exist does not publish.
@@ -61,11 +63,15 @@ export const readDirectoryAt = (window: number): Effect.Effect<Directory, Runtim
   const chain = yield* Chain
   const graph = yield* Effect.mapError(chain.refreshMetagraph, inPhase("metagraph"))
   const commitments = yield* Effect.mapError(chain.commitments, inPhase("commitments"))
-  const byHotkey = new Map<string, BucketLocation>()
-  for (const c of commitments) if (Either.isRight(c.commitment)) byHotkey.set(c.hotkey, locationOf(c.commitment.right))
+  const byHotkey = new Map<string, Commitment>()
+  for (const c of commitments) if (Either.isRight(c.commitment)) byHotkey.set(c.hotkey, c.commitment.right)
   const participants = new Map<number, Participant>()
   for (const n of graph.neurons) {
-    participants.set(n.uid, { uid: n.uid, hotkey: n.hotkey, stake: n.stake, validatorPermit: n.validatorPermit, location: byHotkey.get(n.hotkey) })
+    const committed = byHotkey.get(n.hotkey)
+    participants.set(n.uid, {
+      uid: n.uid, hotkey: n.hotkey, stake: n.stake, validatorPermit: n.validatorPermit,
+      location: committed === undefined ? undefined : locationOf(committed), role: committed?.role ?? "peer",
+    })
   }
   const transport = yield* Transport
   // The window a store time falls in, on the chain's window clock: from the start of `window` and
@@ -102,9 +108,10 @@ export interface RunAddress {
 
 export const runAddress = (spec: RunSpec, version = "1"): RunAddress => ({ runId: spec.name, version })
 
-/** Registers this identity (if needed), makes its bucket and commits its location. Returns its uid. */
-export const joinNetwork = (own: BucketLocation, commitment: Commitment): Effect.Effect<number, RuntimeFailure, Chain | Transport> =>
+/** Registers this identity (if needed), makes its bucket and commits its location with the role it runs. Returns its uid. */
+export const joinNetwork = (own: BucketLocation, location: CommitmentLocation, role: Role): Effect.Effect<number, RuntimeFailure, Chain | Transport> =>
   Effect.gen(function* () {
+    const commitment: Commitment = { ...location, role }
     const chain = yield* Chain
     const transport = yield* Transport
     yield* Effect.mapError(transport.ensureBucket(own), inPhase("bucket"))
@@ -142,7 +149,7 @@ const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
 const decodeJson = <A>(schema: Schema.Schema<A, string>, bytes: Uint8Array, what: string): Either.Either<A, RuntimeFailure> =>
   Either.mapLeft(Schema.decodeUnknownEither(schema)(text(bytes)), (e) => new RuntimeError({ phase: what, reason: e.message }))
 
-const noLeader = () => new RuntimeError({ phase: "leader", reason: "no leader: no validator with a permit and a committed bucket has published the run's start window" })
+const noLeader = () => new RuntimeError({ phase: "leader", reason: "no leader: no declared validator with a permit has published the run's start window" })
 
 /** The leader and the stale publishers it replaced, each with its bucket (leader.ts readSources). */
 const sourcesOf = (dir: Directory) => readSources(dir).flatMap((p) => (p.location === undefined ? [] : [{ ...p, location: p.location }]))

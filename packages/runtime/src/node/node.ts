@@ -3,7 +3,7 @@
  * they find the run's start and initial model, and how a node that fell behind replays windows.
  */
 import { Clock, Duration, Effect, Either } from "effect"
-import type { Chain, Commitment, Identity } from "@covenant/chain"
+import type { Chain, CommitmentLocation, Identity, Role } from "@covenant/chain"
 import type { RunSpec } from "@covenant/dsl"
 import { outerLrAt } from "@covenant/dsl"
 import { initLlamaParameters, llamaParameters } from "@covenant/gpu-webgpu"
@@ -34,9 +34,12 @@ export interface NodeConfig {
   readonly spec: RunSpec
   readonly address: RunAddress
   readonly identity: Identity
-  /** This node's bucket (write access) and the commitment other nodes read it through. */
+  /**
+   * This node's bucket (write access) and the location other nodes read it through: it commits
+   * that with the role it runs (peer or validator: joinNetwork).
+   */
   readonly own: BucketLocation
-  readonly commitment: Commitment
+  readonly commitment: CommitmentLocation
   /** Local state folder (params, EF, AdamW), saved after every outer step. */
   readonly stateDir: string
   /**
@@ -57,7 +60,7 @@ export interface NodeConfig {
   readonly behaviour?: PeerBehaviour
 }
 
-export type Role = "peer" | "validator"
+export type { Role }
 
 export type NoticeKind = "late" | "late-summary" | "on-time-again" | "slow-accepted" | "nothing-to-train" | "took-lead"
 

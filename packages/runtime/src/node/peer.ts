@@ -40,7 +40,7 @@ export const runPeer = (cfg: NodeConfig): Effect.Effect<void, RuntimeFailure, Ch
     const engine = yield* Engine
     // Refuse a run this machine cannot keep up with before joining it (NodeConfig.warmUp).
     yield* checkPace(cfg)
-    const uid = yield* joinNetwork(cfg.own, cfg.commitment)
+    const uid = yield* joinNetwork(cfg.own, cfg.commitment, "peer")
     const me = { identity: cfg.identity, uid, own: cfg.own }
     const start = yield* awaitStart(address, spec)
     const saved = cfg.stateless === true ? undefined : yield* loadNodeState(cfg.stateDir, spec.model)

@@ -8,7 +8,7 @@
  * Weights come from the Scoring service and are set on chain every few windows.
  */
 import { Effect, Option } from "effect"
-import { Chain, LocalChain } from "@covenant/chain"
+import { Chain, LocalChain, NoValidatorPermit } from "@covenant/chain"
 import { Engine } from "@covenant/gpu-webgpu"
 import { Transport } from "@covenant/transport"
 import { assignedSampleIds } from "../data/window-data.ts"
@@ -39,9 +39,9 @@ import { scoreWindow, setWeights } from "../scoring/validator-round.ts"
 import { eligibleCandidates } from "../scoring/eligibility.ts"
 
 /**
- * The peers the leader may list: every registered uid with a committed bucket except the leader
- * (and admitted by the run). A validator permit is no role: on subtensor miners with stake hold
- * permits too; who trains is seen from who publishes updates (the Gauntlet drops the rest).
+ * The peers the leader may list: every registered uid whose commitment declares the peer role and
+ * a bucket (scoring/eligibility.ts). A validator permit is no role: on subtensor miners with stake
+ * hold permits too; who trains is seen from who publishes updates (the Gauntlet drops the rest).
  */
 export const eligiblePeers = (dir: Directory): number[] => eligibleCandidates(dir, undefined).map((c) => c.uid)
 
@@ -51,7 +51,7 @@ export const PEER_LIST_LEAD = 2
 /** On the local chain a validator stakes itself to a validator permit (`stake`, default 1000; subtensor stake is btcli's business). */
 export const ensureValidatorPermit = (cfg: Pick<NodeConfig, "own" | "commitment" | "identity">, stake = 1000): Effect.Effect<void, RuntimeFailure, Chain | LocalChain | Transport> =>
   Effect.gen(function* () {
-    yield* joinNetwork(cfg.own, cfg.commitment)
+    yield* joinNetwork(cfg.own, cfg.commitment, "validator")
     const local = yield* LocalChain
     const graph = yield* Effect.mapError(local.refreshMetagraph, inPhase("metagraph"))
     if (!graph.neurons.some((n) => n.hotkey === cfg.identity.hotkey.address && n.validatorPermit)) {
@@ -59,23 +59,38 @@ export const ensureValidatorPermit = (cfg: Pick<NodeConfig, "own" | "commitment"
     }
   })
 
+/**
+ * A declared validator without a validator permit could never lead nor set weights: it stops at
+ * start rather than run unseen (on the local chain ensureValidatorPermit stakes it first).
+ */
+const requirePermit = (uid: number, hotkey: string): Effect.Effect<void, RuntimeFailure, Chain> =>
+  Effect.gen(function* () {
+    const chain = yield* Chain
+    const graph = yield* Effect.mapError(chain.refreshMetagraph, inPhase("metagraph"))
+    if (graph.neurons.some((n) => n.uid === uid && n.hotkey === hotkey && n.validatorPermit)) return
+    return yield* Effect.fail(inPhase("permit")(new NoValidatorPermit({
+      hotkey,
+      reason: `uid ${uid} runs the validator but the chain shows no validator permit for its hotkey: stake it to a permit (btcli stake add) before it starts`,
+    })))
+  })
+
 export const runValidator = (cfg: NodeConfig): Effect.Effect<void, RuntimeFailure, Chain | Transport | Scoring> =>
   Effect.gen(function* () {
     const { spec, address } = cfg
     const scoring = yield* Scoring
     const engine = Option.getOrUndefined(yield* Effect.serviceOption(Engine))
-    const uid = yield* joinNetwork(cfg.own, cfg.commitment)
+    const uid = yield* joinNetwork(cfg.own, cfg.commitment, "validator")
+    yield* requirePermit(uid, cfg.identity.hotkey.address)
     const me = { identity: cfg.identity, uid, own: cfg.own }
     const isLeader = (dir: Directory) => dir.leader?.uid === uid
     const poll = pollMs(spec)
 
-    // While no validator leads, a candidate (permit + bucket) fixes the start window (the next one)
-    // and the first peer list, and so becomes the leader (leader.ts).
+    // While no validator leads, a candidate (declared validator + permit + bucket) fixes the start
+    // window (the next one) and the first peer list, and so becomes the leader (leader.ts).
     let dir = yield* readDirectory
     if (leadsVacantRun(dir, uid)) {
       const next = (yield* currentWindow) + 1
-      // No leader yet, so eligibleCandidates cannot leave it out: this validator is about to lead, not train.
-      const first = yield* scoring.peerList(next, eligibleCandidates(dir, spec.participation.admission).filter((c) => c.uid !== uid))
+      const first = yield* scoring.peerList(next, eligibleCandidates(dir, spec.participation.admission))
       yield* publishPeerList(me, address, next, first.peers, first.reserve)
       yield* publishStartWindow(me, address, next)
     }

@@ -12,7 +12,7 @@ import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import { Duration, Effect, Either, Exit, Fiber, Layer } from "effect"
 import { Chain, identityFromSecret, layerLocal, layerLocalBackend, layerLocalClient, openMemoryBackend, readOwnerUrl } from "@covenant/chain"
-import type { Commitment, Identity, LocalChain } from "@covenant/chain"
+import type { CommitmentLocation, Identity, LocalChain } from "@covenant/chain"
 import type { RunSpec } from "@covenant/dsl"
 import { EngineCpu, EngineWebGpu } from "@covenant/gpu-webgpu"
 import type { Engine } from "@covenant/gpu-webgpu"
@@ -100,7 +100,7 @@ interface SwarmInfra {
   readonly chainFor: (identity: Identity) => Layer.Layer<Chain | LocalChain, RuntimeFailure>
 }
 
-const bucketOf = (name: string, transport: SwarmTransport): Either.Either<{ own: BucketLocation; commitment: Commitment }, WriteKeyCommitted> => {
+const bucketOf = (name: string, transport: SwarmTransport): Either.Either<{ own: BucketLocation; commitment: CommitmentLocation }, WriteKeyCommitted> => {
   const bucket = `covenant-${name}`
   if (transport.kind === "fs") return Either.right({ own: { bucket }, commitment: { _tag: "Filesystem", dir: bucket } })
   return Either.map(s3Commitment(transport.config, bucket, transport.read, transport.config), (commitment) => ({ own: { bucket }, commitment }))
@@ -129,7 +129,7 @@ const swarmProgram = (options: SwarmOptions): Effect.Effect<Omit<SwarmResult, "s
       const nodeLayer = (identity: Identity) =>
         Layer.mergeAll(transportLayer, infra.chainFor(identity), options.scoring === "equal" ? ScoringEqual : layerGauntlet(spec.participation))
 
-      const configFor = (name: string, identity: Identity, bucket: { own: BucketLocation; commitment: Commitment }): NodeConfig => ({
+      const configFor = (name: string, identity: Identity, bucket: { own: BucketLocation; commitment: CommitmentLocation }): NodeConfig => ({
         name,
         spec,
         address,
