@@ -27,10 +27,11 @@ const events: NodeEvent[] = [
   // The validator's typed rejections come first; listed peers left out without one are "not aggregated".
   round("validator-0", "validator", 0, 6, { gathered: [2, 1], rejected: [{ uid: 4, reason: Rejection.WrongChunk({ tensor: "lm_head.weight", chunk: 32, expected: 64 }) }] }),
   round("validator-0", "validator", 0, 7),
+  { _tag: "Judged", name: "validator-0", window: 7, scores: [], evaluated: [], gradientScores: [], copies: [3], outliers: [4], invalid: [] },
 ]
 
 describe("swarm summary", () => {
-  test("peers with behaviours, per window loss, aggregated, rejected (typed first) and weights in force", () => {
+  test("peers with behaviours, per window loss, aggregated, rejected (typed first), flagged by judging and weights in force", () => {
     const s = swarmSummary(events, { "peer-3": "nan", "peer-2": "examples/behaviours/sign-flip.ts" })
     expect(s.peers).toEqual([
       { uid: 1, name: "peer-1", behaviour: "honest" },
@@ -39,9 +40,9 @@ describe("swarm summary", () => {
       { uid: 4, name: "peer-3", behaviour: "nan" },
     ])
     expect(s.windows).toEqual([
-      { window: 5, evalLoss: null, aggregated: [1, 2], rejected: [{ uid: 3, reason: "not aggregated" }, { uid: 4, reason: "not aggregated" }], weights: {} },
-      { window: 6, evalLoss: 2, aggregated: [1, 2], rejected: [{ uid: 3, reason: "not aggregated" }, { uid: 4, reason: "WrongChunk(lm_head.weight: 32 != 64)" }], weights: { "1": 0.5, "2": 0.5, "4": 0 } },
-      { window: 7, evalLoss: 2, aggregated: [1, 2], rejected: [{ uid: 3, reason: "not aggregated" }, { uid: 4, reason: "not aggregated" }], weights: { "1": 0.5, "2": 0.5, "4": 0 } },
+      { window: 5, evalLoss: null, aggregated: [1, 2], rejected: [{ uid: 3, reason: "not aggregated" }, { uid: 4, reason: "not aggregated" }], flagged: [], weights: {} },
+      { window: 6, evalLoss: 2, aggregated: [1, 2], rejected: [{ uid: 3, reason: "not aggregated" }, { uid: 4, reason: "WrongChunk(lm_head.weight: 32 != 64)" }], flagged: [], weights: { "1": 0.5, "2": 0.5, "4": 0 } },
+      { window: 7, evalLoss: 2, aggregated: [1, 2], rejected: [{ uid: 3, reason: "not aggregated" }, { uid: 4, reason: "not aggregated" }], flagged: [{ uid: 3, reason: "copy" }, { uid: 4, reason: "norm outlier" }], weights: { "1": 0.5, "2": 0.5, "4": 0 } },
     ])
   })
 

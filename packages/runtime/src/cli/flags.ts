@@ -134,7 +134,7 @@ export const clock = oneOf("clock", ["wall", "simulated"] as const).pipe(
   Options.withDescription("wall (default), or simulated: a simulated clock with an in-memory store and chain, reproducible from the run's seed, taking compute time only (not with --transport s3)"),
   Options.withDefault("wall" as "wall" | "simulated"),
 )
-export const summary = text("summary", "file.json").pipe(Options.withDescription("write per window: eval loss, aggregated and rejected uids, weights; and each peer's behaviour"), Options.optional)
+export const summary = text("summary", "file.json").pipe(Options.withDescription("write per window: eval loss, aggregated, rejected and flagged uids, weights; and each peer's behaviour"), Options.optional)
 export const report = text("report", "file.html").pipe(Options.withDescription("the run's HTML report (loss, bytes, peers, phases; each peer's weight by behaviour) (default <dir>/report.html)"), Options.optional)
 
 // ---- the peer page ----

@@ -1,7 +1,7 @@
 /**
  * The swarm's machine-readable outcome (`covenant swarm --summary file.json`): who ran which
  * behaviour, and per window the model's eval loss, whose updates were aggregated, who was
- * rejected and why, and the weights in force. Built from the nodes' events only.
+ * rejected and why, whom the validator's judging flagged, and the weights in force. Built from the nodes' events only.
  */
 import { writeFile } from "node:fs/promises"
 import { Effect, Schema } from "effect"
@@ -32,6 +32,8 @@ export const SwarmSummary = Schema.Struct({
     aggregated: Schema.Array(Uid),
     /** Listed uids left out, with the validator's reason (or "not aggregated" when it gave none). */
     rejected: Schema.Array(SummaryRejection),
+    /** Delivered updates the validator's judging flagged after the step ("copy", "norm outlier"): they cost the peer its pay and its place on the list. */
+    flagged: Schema.Array(SummaryRejection),
     /** The weights the validator last set at or before this window, by uid ({} before the first). */
     weights: Schema.Record({ key: Schema.String, value: Schema.Number }),
   })),
@@ -51,6 +53,7 @@ export const swarmSummary = (events: ReadonlyArray<NodeEvent>, behaviours: Reado
   const validator = events.find((e) => e._tag === "Joined" && e.role === "validator")?.name
   const rounds = events.filter((e): e is Round => e._tag === "Round" && e.role === "validator" && e.name === validator).sort((a, b) => a.window - b.window)
   const weightEvents = events.flatMap((e) => (e._tag === "Weights" && e.name === validator ? [e] : [])).sort((a, b) => a.window - b.window)
+  const judged = new Map(events.flatMap((e) => (e._tag === "Judged" && e.name === validator ? [[e.window, e] as const] : [])))
   return {
     peers: [...peers].map(([name, uid]) => ({ uid, name, behaviour: behaviours[name] ?? "honest" })).sort((a, b) => a.uid - b.uid),
     windows: rounds.map((r) => {
@@ -64,6 +67,10 @@ export const swarmSummary = (events: ReadonlyArray<NodeEvent>, behaviours: Reado
         evalLoss: r.loss !== null && Number.isFinite(r.loss) ? r.loss : null,
         aggregated: [...r.gathered].sort((a, b) => a - b),
         rejected: [...reported, ...unexplained].sort((a, b) => a.uid - b.uid),
+        flagged: [
+          ...(judged.get(r.window)?.copies ?? []).map((uid) => ({ uid, reason: "copy" })),
+          ...(judged.get(r.window)?.outliers ?? []).map((uid) => ({ uid, reason: "norm outlier" })),
+        ].sort((a, b) => a.uid - b.uid),
         weights: Object.fromEntries((set?.weights ?? []).map((w) => [String(w.uid), w.weight])),
       }
     }),
