@@ -55,6 +55,7 @@ test("evaluation: honest update improves, its sign flip worsens, the model is un
       expect(byUid.get(1)!.gradientScore).toBeGreaterThan(0)
       expect(byUid.get(2)!.gradientScore).toBeLessThan(0)
       expect(byUid.get(1)!.ownImprovement).toBeGreaterThan(byUid.get(1)!.randomImprovement)
+      expect(byUid.get(1)!.ownReference).toBeGreaterThan(0)
       expect(paramsDigest(params)).toBe(digest)
     }).pipe(Effect.provide(EngineCpu))))
   } finally {

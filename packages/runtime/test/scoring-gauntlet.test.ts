@@ -9,7 +9,7 @@ import { defaultRating, ordinal, plackettLuce } from "../src/scoring/openskill.t
 import type { Rating } from "../src/scoring/openskill.ts"
 import { positionWeight, weightsFromScores } from "../src/scoring/weights.ts"
 import {
-  emptyGauntlet, finalScore, gauntletWeights, GauntletStateJson, indicatorWarmup, isPenalised, lastUseful, missFactor, observeWindow, scoresOf, selectForEvaluation, USEFUL_SHARE,
+  emptyGauntlet, finalScore, gauntletWeights, GauntletStateJson, indicatorOf, indicatorWarmup, isPenalised, lastUseful, missFactor, observeWindow, scoresOf, selectForEvaluation, USEFUL_SHARE,
 } from "../src/scoring/gauntlet.ts"
 import type { GauntletParams, GauntletState, GauntletWindow } from "../src/scoring/gauntlet.ts"
 
@@ -97,11 +97,12 @@ const windowArb = (w: number): fc.Arbitrary<GauntletWindow> =>
     copyPick: fc.subarray(UIDS, { maxLength: 2 }),
     outlierPick: fc.subarray(UIDS, { maxLength: 1 }),
     reference: fc.option(fc.double({ min: -0.5, max: 0.5, noNaN: true }), { nil: null }),
+    ownRef: fc.array(fc.option(fc.double({ min: -0.5, max: 0.5, noNaN: true }), { nil: null }), { minLength: UIDS.length, maxLength: UIDS.length }),
     evalPick: fc.subarray(UIDS),
     grads: fc.array(fc.double({ min: -0.5, max: 0.5, noNaN: true }), { minLength: UIDS.length, maxLength: UIDS.length }),
     own: fc.array(fc.double({ min: -0.5, max: 0.5, noNaN: true }), { minLength: UIDS.length, maxLength: UIDS.length }),
     sync: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: UIDS.length, maxLength: UIDS.length }),
-  }).map(({ delivered, invalidPick, copyPick, outlierPick, reference, evalPick, grads, own, sync }) => {
+  }).map(({ delivered, invalidPick, copyPick, outlierPick, reference, ownRef, evalPick, grads, own, sync }) => {
     const invalid = invalidPick.filter((u) => delivered.includes(u))
     const valid = delivered.filter((u) => !invalid.includes(u))
     const copies = copyPick.filter((u) => valid.includes(u))
@@ -115,7 +116,7 @@ const windowArb = (w: number): fc.Arbitrary<GauntletWindow> =>
       copies,
       outliers,
       reference,
-      evaluations: evaluated.map((uid) => ({ uid, gradientScore: grads[uid - 1]!, ownImprovement: own[uid - 1]!, randomImprovement: grads[uid - 1]! })),
+      evaluations: evaluated.map((uid) => ({ uid, gradientScore: grads[uid - 1]!, ownImprovement: own[uid - 1]!, randomImprovement: grads[uid - 1]!, ownReference: ownRef[uid - 1]! })),
       sync: valid.map((uid) => ({ uid, score: sync[uid - 1]! })),
     }
   })
@@ -162,11 +163,11 @@ describe("Gauntlet", () => {
         ...o,
         tracked: [...o.tracked, 7, 8],
         delivered: [...o.delivered, 7, 8],
-        evaluations: [...o.evaluations, ...[7, 8].map((uid) => ({ uid, gradientScore: 0.1, ownImprovement: 0.2, randomImprovement: 0.1 }))],
+        evaluations: [...o.evaluations, ...[7, 8].map((uid) => ({ uid, gradientScore: 0.1, ownImprovement: 0.2, randomImprovement: 0.1, ownReference: null }))],
       }))
       const last: GauntletWindow = {
         window: 200, tracked: [...UIDS, 7, 8], delivered: [7, 8], invalid: [], copies: [], outliers: [], reference: null,
-        evaluations: [{ uid: 7, gradientScore: good, ownImprovement: good + 0.1, randomImprovement: good }, { uid: 8, gradientScore: bad, ownImprovement: bad + 0.1, randomImprovement: bad }],
+        evaluations: [{ uid: 7, gradientScore: good, ownImprovement: good + 0.1, randomImprovement: good, ownReference: null }, { uid: 8, gradientScore: bad, ownImprovement: bad + 0.1, randomImprovement: bad, ownReference: null }],
         sync: [],
       }
       const s = run([...twin, last])
@@ -210,7 +211,7 @@ describe("Gauntlet", () => {
   test("two negatives never make a positive: a worsening update scores 0 whatever its indicator", () => {
     const s = run(Array.from({ length: 24 }, (_, i) => 100 + i).map((w) => ({
       window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [], outliers: [], reference: null,
-      evaluations: [{ uid: 1, gradientScore: 0.1, ownImprovement: 0.2, randomImprovement: 0.1 }, { uid: 2, gradientScore: -0.3, ownImprovement: -0.5, randomImprovement: -0.3 }],
+      evaluations: [{ uid: 1, gradientScore: 0.1, ownImprovement: 0.2, randomImprovement: 0.1, ownReference: null }, { uid: 2, gradientScore: -0.3, ownImprovement: -0.5, randomImprovement: -0.3, ownReference: null }],
       sync: [],
     })))
     expect(s.peers["2"]!.indicatorEma).toBeLessThan(0)
@@ -226,7 +227,7 @@ describe("Gauntlet", () => {
   test("a zero update (free rider) improves nothing: score 0 and off the list, however it ranks", () => {
     const s = run([100, 101].map((w) => ({
       window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [], outliers: [], reference: null,
-      evaluations: [{ uid: 1, gradientScore: 0, ownImprovement: 0.1, randomImprovement: 0 }, { uid: 2, gradientScore: -0.2, ownImprovement: 0, randomImprovement: -0.2 }],
+      evaluations: [{ uid: 1, gradientScore: 0, ownImprovement: 0.1, randomImprovement: 0, ownReference: null }, { uid: 2, gradientScore: -0.2, ownImprovement: 0, randomImprovement: -0.2, ownReference: null }],
       sync: [],
     })))
     expect(ordinal(s.peers["1"]!)).toBeGreaterThan(0)
@@ -256,11 +257,28 @@ describe("Gauntlet", () => {
   })
 })
 
+describe("indicator", () => {
+  const e = (own: number, random: number, ownReference: number | null) => ({ uid: 1, gradientScore: random, ownImprovement: own, randomImprovement: random, ownReference })
+
+  test("paired: each improvement as a share of the window's step on the same samples, when that step helped both", () => {
+    // Own samples were easy (the step bought 0.1 there, 0.01 on random ones): 0.02 of 0.1 is less than 0.005 of 0.01.
+    expect(indicatorOf(e(0.02, 0.005, 0.1), 0.01)).toBe(-1)
+    expect(indicatorOf(e(0.02, 0.005, 0.02), 0.01)).toBe(1)
+  })
+
+  test("unpaired when the step did not help one of them, or was not measured", () => {
+    for (const [ownRef, ref] of [[null, 0.01], [0.1, null], [-0.1, 0.01], [0.1, 0], [0.1, -0.01]] as const) {
+      expect(indicatorOf(e(0.02, 0.005, ownRef), ref)).toBe(1)
+      expect(indicatorOf(e(0.005, 0.02, ownRef), ref)).toBe(-1)
+    }
+  })
+})
+
 describe("useful updates", () => {
   const base = { tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [], outliers: [], sync: [] }
   const evaluated = (window: number, reference: number | null, noise: number): GauntletWindow => ({
     ...base, window, reference,
-    evaluations: [{ uid: 1, gradientScore: 0.2 * (reference ?? 0.01), ownImprovement: 0.1, randomImprovement: 0 }, { uid: 2, gradientScore: noise, ownImprovement: 0.1, randomImprovement: 0 }],
+    evaluations: [{ uid: 1, gradientScore: 0.2 * (reference ?? 0.01), ownImprovement: 0.1, randomImprovement: 0, ownReference: null }, { uid: 2, gradientScore: noise, ownImprovement: 0.1, randomImprovement: 0, ownReference: null }],
   })
 
   test("an update that buys less than USEFUL_SHARE of the window's own step earns nothing and leaves the list; an honest share earns", () => {

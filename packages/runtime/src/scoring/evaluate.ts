@@ -104,7 +104,7 @@ export interface WindowEvaluations {
 /**
  * Loss on `evalSequences` of the peer's assigned samples and of the window's random samples,
  * before and after `params - outerLr x evalLrFactor x clipped update`; and, as the reference, the
- * loss on the random samples after `evalLrFactor` of the window's actual outer step.
+ * same losses after `evalLrFactor` of the window's actual outer step.
  */
 export const evaluateUpdates = (input: EvaluateInput): Effect.Effect<WindowEvaluations, RuntimeFailure> =>
   Effect.gen(function* () {
@@ -131,7 +131,7 @@ export const evaluateUpdates = (input: EvaluateInput): Effect.Effect<WindowEvalu
       const q = input.stepped.get(name)
       partStep.set(name, q === undefined || q.length !== p.length ? p : p.map((x, j) => x + factor * (q[j]! - x)))
     }
-    const [afterStep] = yield* lossesOn(input.engine, spec, partStep, [random], seqLen)
+    const [afterStep, ...afterStepOwn] = yield* lossesOn(input.engine, spec, partStep, [random, ...input.evaluate.map((u) => own.get(u)!)], seqLen)
     const updates = clippedUpdates(input.uploads, input.evaluate)
     const out: Evaluation[] = []
     for (let k = 0; k < input.evaluate.length; k++) {
@@ -150,7 +150,14 @@ export const evaluateUpdates = (input: EvaluateInput): Effect.Effect<WindowEvalu
       }
       const [afterRandom, afterOwn] = yield* lossesOn(input.engine, spec, stepped, [random, own.get(uid)!], seqLen)
       const beforeOwn = before[k + 1]!
-      out.push({ uid, gradientScore: rel(beforeRandom, afterRandom!), ownImprovement: rel(beforeOwn, afterOwn!), randomImprovement: rel(beforeRandom, afterRandom!) })
+      const ownReference = rel(beforeOwn, afterStepOwn[k]!)
+      out.push({
+        uid,
+        gradientScore: rel(beforeRandom, afterRandom!),
+        ownImprovement: rel(beforeOwn, afterOwn!),
+        randomImprovement: rel(beforeRandom, afterRandom!),
+        ownReference: Number.isFinite(ownReference) ? ownReference : null,
+      })
     }
     const reference = rel(beforeRandom, afterStep!)
     return { evaluations: out, reference: Number.isFinite(reference) ? reference : null }

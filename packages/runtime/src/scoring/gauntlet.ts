@@ -55,6 +55,8 @@ export interface Evaluation {
   /** Relative improvements on the peer's own assigned data and on random data. */
   readonly ownImprovement: number
   readonly randomImprovement: number
+  /** The window's own outer step's relative improvement on the peer's samples, at the same scale (null: not measured). */
+  readonly ownReference: number | null
 }
 
 export interface GauntletWindow {
@@ -119,6 +121,23 @@ export const inactivityFactor = (record: PeerRecord, window: number, activeWindo
 /** -0 as 0: JSON writes -0 as 0, and the state must round-trip exactly. */
 const plain = (x: number): number => x + 0
 
+/**
+ * One evaluation's indicator: +1 when the update helps the peer's own samples more than random
+ * ones. Each improvement is read as a share of what the window's own outer step bought on the same
+ * samples, when that step helped both (paired, so how easy the samples are cancels out); else as
+ * is. Measured in simulated swarms of 5 peers (debug and scaled main example, 12 and 16 windows,
+ * two seeds each, every peer evaluated each window): honest peers scored +1 in 69-100 % of their
+ * evaluations paired and in 56-92 % unpaired: at 56 % the indicator's EMA settles at 0.12 (sd
+ * about 0.16 with alpha 0.05), so an honest peer would sit under the 0.1 gate about half the time;
+ * paired, the least honest share, 69 %, settles at 0.38. Other data: 42-58 % either way.
+ */
+export const indicatorOf = (e: Evaluation, reference: number | null): 1 | -1 => {
+  const paired = reference !== null && reference > 0 && e.ownReference !== null && e.ownReference > 0
+  const own = paired ? e.ownImprovement / e.ownReference! : e.ownImprovement
+  const random = paired ? e.randomImprovement / reference! : e.randomImprovement
+  return own > random ? 1 : -1
+}
+
 /** Applies one window's observation; returns the new state (the input is not modified). */
 export const observeWindow = (state: GauntletState, o: GauntletWindow, p: GauntletParams): GauntletState => {
   const peers: Record<string, PeerRecord> = {}
@@ -144,7 +163,7 @@ export const observeWindow = (state: GauntletState, o: GauntletWindow, p: Gauntl
     const rated = plackettLuce(match.map((e) => at(e.uid)), ranks, { beta: p.scoring.openSkillBeta, tau: p.scoring.openSkillTau })
     match.forEach((e, i) => {
       const r = at(e.uid)
-      const indicator = e.ownImprovement > e.randomImprovement ? 1 : -1
+      const indicator = indicatorOf(e, o.reference)
       const alpha = p.scoring.indicatorEmaAlpha
       peers[String(e.uid)] = {
         ...r,
