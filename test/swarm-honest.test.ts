@@ -7,6 +7,9 @@
  * of 0.4, and the peer list was empty or held one peer in 7 of 16 windows.
  *
  * Runs are few (numRuns 2, 4 peers, 8 windows, ~15 s each here); FC_SEED=<seed> replays one.
+ *
+ * The second test runs past the indicator gate's warm-up (every peer evaluated each window for 24
+ * windows): the gate, like the copy bar, must not fire on honest peers.
  */
 import { expect, test } from "bun:test"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -16,7 +19,7 @@ import { Effect, FastCheck as fc } from "effect"
 import { covenant72b } from "@covenant/dsl"
 import { runSwarm, scaleToMachine } from "@covenant/runtime"
 import type { NodeEvent } from "@covenant/runtime"
-import { validatorRounds } from "./swarm-support.ts"
+import { gauntletSpec, validatorRounds } from "./swarm-support.ts"
 
 const peers = 4
 const rounds = 8
@@ -41,4 +44,21 @@ test("honest-only swarms of the main example: no peer flagged, every peer listed
     }),
     { numRuns: 2, endOnFailure: true, ...(process.env["FC_SEED"] === undefined ? {} : { seed: Number(process.env["FC_SEED"]) }) },
   )
+}, 240_000)
+
+test("honest peers past the indicator's warm-up (20 evaluations) stay listed and paid: the gate does not fire on them", async () => {
+  const spec = await gauntletSpec()
+  const rounds = 24
+  const workDir = mkdtempSync(join(tmpdir(), "covenant-swarm-honest-long-"))
+  try {
+    const { startWindow: s, events } = await Effect.runPromise(runSwarm({ spec, peers: 3, rounds, workDir, clock: "simulated" }))
+    const uids = events.flatMap((e) => (e._tag === "Joined" && e.name.startsWith("peer-") ? [e.uid] : [])).sort((a, b) => a - b)
+    const byWindow = validatorRounds(events)
+    for (let w = s; w < s + rounds; w++) expect({ window: w, gathered: byWindow.get(w)?.gathered }).toEqual({ window: w, gathered: uids })
+    const weights = events.filter((e): e is Extract<NodeEvent, { _tag: "Weights" }> => e._tag === "Weights" && e.window >= s + 21)
+    expect(weights.length).toBeGreaterThan(0)
+    for (const e of weights) expect({ window: e.window, paid: e.weights.filter((x) => x.weight > 0).map((x) => x.uid).sort((a, b) => a - b) }).toEqual({ window: e.window, paid: uids })
+  } finally {
+    rmSync(workDir, { recursive: true, force: true })
+  }
 }, 240_000)
