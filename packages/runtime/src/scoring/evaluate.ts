@@ -9,7 +9,7 @@ import { Effect, Either } from "effect"
 import type { RunSpec } from "@covenant/dsl"
 import { LlamaModel } from "@covenant/gpu-webgpu"
 import type { Engine } from "@covenant/gpu-webgpu"
-import { clipFactors, decompress, peerNorm } from "@covenant/sparseloco"
+import { clipFactors, decompress } from "@covenant/sparseloco"
 import type { UpdateMessage } from "@covenant/sparseloco"
 import { assignedSampleIds } from "../data/window-data.ts"
 import { sampleRule } from "../node/admission.ts"
@@ -17,6 +17,7 @@ import type { ShardSet } from "../data/shards.ts"
 import { RuntimeError, type RuntimeFailure, awaitEngine, inPhase } from "../errors.ts"
 import type { Params } from "../round/params.ts"
 import type { Evaluation } from "./gauntlet.ts"
+import { tensorNorm } from "./norm.ts"
 import { stepsBehind, syncScore } from "./sync.ts"
 
 /** The uid whose (uid, window) draw is a window's random evaluation data (no peer has it). */
@@ -58,13 +59,7 @@ export const clippedUpdates = (uploads: ReadonlyArray<{ readonly uid: number; re
   for (let t = 0; t < tensors; t++) {
     const first = uploads[0]!.message.tensors[t]!
     const name = first.coding === "f32" ? first.dense.name : first.update.name
-    const norms = uploads.map(({ message }) => {
-      const wt = message.tensors[t]!
-      if (wt.coding !== "f32") return peerNorm(wt.update)
-      let ss = 0
-      for (const v of wt.dense.values) ss += v * v
-      return Math.sqrt(ss)
-    })
+    const norms = uploads.map(({ message }) => tensorNorm(message.tensors[t]!))
     const factors = clipFactors(norms)
     for (const uid of uids) {
       const i = index.get(uid)!

@@ -6,7 +6,7 @@
  * and paid, like an honest one.
  */
 import { peerNorm } from "@covenant/sparseloco"
-import type { UpdateMessage } from "@covenant/sparseloco"
+import type { UpdateMessage, WireTensor } from "@covenant/sparseloco"
 import { median } from "./median.ts"
 
 /**
@@ -16,15 +16,16 @@ import { median } from "./median.ts"
  */
 export const NORM_OUTLIER_FACTOR = 10
 
-/** The L2 norm of a whole update (sparse tensors by their dequantized values). */
-export const updateNorm = (m: UpdateMessage): number => {
+/** The L2 norm of one tensor of an update (a sparse one by its dequantized values). */
+export const tensorNorm = (t: WireTensor): number => {
+  if (t.coding !== "f32") return peerNorm(t.update)
   let ss = 0
-  for (const t of m.tensors) {
-    if (t.coding === "f32") for (const v of t.dense.values) ss += v * v
-    else ss += peerNorm(t.update) ** 2
-  }
+  for (const v of t.dense.values) ss += v * v
   return Math.sqrt(ss)
 }
+
+/** The L2 norm of a whole update. */
+export const updateNorm = (m: UpdateMessage): number => Math.sqrt(m.tensors.reduce((ss, t) => ss + tensorNorm(t) ** 2, 0))
 
 /**
  * The uids whose update norm exceeds `factor` x the window's median. While honest peers are more
