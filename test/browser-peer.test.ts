@@ -1,11 +1,15 @@
 /**
  * A browser tab joins a local run as a peer (issue #20): a validator (owning the local chain) and
- * a node peer, both `covenant` processes over a real S3 server (s3rver on loopback); the peer page
- * served by `serve-peer-page`; headless Chromium opens it, and the tab creates its hotkey, joins,
+ * a node peer, both `covenant` processes over a real S3 server (s3rver on loopback), the run's
+ * corpus in that store (`covenant prepare --out s3://...`, as a public run's would be); the peer
+ * page served by `serve-peer-page`; headless Chromium opens it, and the tab creates its hotkey, joins,
  * trains on the page's WebGPU (SwiftShader here) and takes the outer steps; the tab is reloaded after
  * window 2 (closed and opened again: same hotkey, same uid, caught up with no state of its own). After each outer step
  * the tab's parameters must be bitwise identical to the node peer's and the validator's (the
  * digests each prints/emits per window), and the validator must have aggregated the tab's updates.
+ * The tab talks to the store directly (the buckets' CORS rules): every request it makes goes to the
+ * store's origin or to the page server for the page, the run, its bucket and the chain, and none
+ * for store objects or shards; its shards come from the store, like the nodes'.
  *
  * Timing: 8 s windows (test/fixtures/browser-run.ts); every wait is bounded by a deadline derived
  * from the run's window length, and the run ends at window LAST (the validator, the peer and the
@@ -18,11 +22,12 @@ import { join } from "node:path"
 import { chromium } from "playwright-core"
 import { LocalS3 } from "@covenant/transport/testing"
 import { blockTimeMs } from "./fixtures/browser-run.ts"
+import { CORPUS_URI } from "./fixtures/browser-run-s3.ts"
 
 const CHROMIUM = "/usr/bin/chromium"
 const root = join(import.meta.dir, "..")
 const cli = join(root, "packages", "runtime", "bin", "covenant.ts")
-const runFile = join(root, "test", "fixtures", "browser-run.ts")
+const runFile = join(root, "test", "fixtures", "browser-run-s3.ts")
 const windowMs = 5 * blockTimeMs
 /** The run's last window: the run starts at window 1; the tab joins around window 2 and is listed two windows after it registers. */
 const LAST = 8
@@ -79,10 +84,16 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
   }
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless=new", "--enable-unsafe-webgpu", "--no-sandbox", "--no-first-run"] })
   const pageLog: string[] = []
+  /** Every request the tab made (both sessions), by URL. */
+  const tabRequests: URL[] = []
   let tabEvents: TabEvent[] = []
   let firstSession: TabEvent[] = []
   let outputs = new Map<string, string>()
   try {
+    // The run's corpus, in the run's store: the author's `prepare` (its bucket gets the read-only CORS rule).
+    const prepare = Bun.spawn([process.execPath, cli, "prepare", "--input", join(root, "packages", "runtime", "corpus"), "--out", CORPUS_URI, "--seq-len", "64"], { cwd: root, env, stdout: "pipe", stderr: "pipe" })
+    track("prepare", prepare)
+    if ((await prepare.exited) !== 0) throw new Error(`prepare failed: ${await texts.get("prepare")}`)
     const validator = spawn("validator", "v0", ["--own-chain"])
     track("v0", validator)
     const ownerFile = join(dir, "chain", "owner.json")
@@ -111,6 +122,7 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
     const page = await browser.newPage()
     page.on("console", (m) => pageLog.push(`${m.type()}: ${m.text()}`))
     page.on("pageerror", (e) => pageLog.push(`pageerror: ${e.message}`))
+    page.on("request", (r) => tabRequests.push(new URL(r.url())))
     await page.goto(`${pageUrl}?name=tab&autojoin=1&untilWindow=${LAST}`)
     // The hotkey is made in the page and kept in its storage.
     await page.waitForFunction(() => (globalThis as { covenant?: { hotkey: string | null } }).covenant?.hotkey != null, undefined, { timeout: 30_000 })
@@ -176,6 +188,18 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
       if (p0.has(r.window!)) expect({ window: r.window, tab: r.digest!.slice(0, 12) }).toEqual({ window: r.window, tab: p0.get(r.window!)!.digest })
     }
     expect(tabRounds.filter((r) => p0.has(r.window!)).length).toBeGreaterThanOrEqual(2)
+    // The tab's requests: to the page server only for the page, the run, its bucket (made with a CORS
+    // rule for the page's origin) and the chain; all store traffic straight to the store's origin,
+    // its shards included; nowhere else.
+    const pageOrigin = new URL(pageUrl).origin
+    const storeOrigin = new URL(config.endpoint).origin
+    const toPageServer = tabRequests.filter((u) => u.origin === pageOrigin).map((u) => u.pathname)
+    const toStore = tabRequests.filter((u) => u.origin === storeOrigin)
+    expect(tabRequests.filter((u) => u.origin !== pageOrigin && u.origin !== storeOrigin).map(String)).toEqual([])
+    expect(toPageServer.filter((p) => !(["/", "/app.js", "/run.json", "/bucket", "/favicon.ico"].includes(p) || p.startsWith("/chain/")))).toEqual([])
+    const storeBuckets = new Set(toStore.map((u) => u.pathname.split("/")[1]))
+    // Its own bucket written, the node peer's and the validator's read, the corpus read.
+    for (const bucket of ["covenant-tab", "covenant-p0", "covenant-v0", "covenant-corpus"]) expect({ bucket, requested: storeBuckets.has(bucket) }).toEqual({ bucket, requested: true })
     // The validator aggregated the tab's updates (in some window once the leader listed it).
     expect([...v.values()].filter((r) => r.gathered.includes(tabUid!)).length).toBeGreaterThanOrEqual(1)
     // The page shows its hotkey's weight once the validator has set weights (after windows 3 and 6).
@@ -190,6 +214,7 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a browser tab joins a local 
     })
     const caughtUp = tabEvents.find((e) => e._tag === "CaughtUp") as { from?: number; to?: number } | undefined
     console.log(`tab: reloaded after window ${firstSession.filter((e) => e._tag === "Round").at(-1)?.window}, back ${caughtUp === undefined ? "from the leader's checkpoint" : `replaying windows ${caughtUp.from}..${caughtUp.to}`}, trained ${secondRounds.map((r) => r.window).join(",")}`)
+    console.log(`tab requests: ${toStore.length} to the store (${[...storeBuckets].join(", ")}), ${toPageServer.length} to the page server (${[...new Set(toPageServer.map((p) => (p.startsWith("/chain/") ? "/chain/" : p)))].join(", ")})`)
     console.log(`tab (WebGPU, ${adapter}): windows ${tabRounds.map((r) => r.window).join(",")}, tokens/s ${tabTps.map((x) => x.toFixed(0)).join(",")} (median ${median(tabTps).toFixed(0)}); node peer (cpu): tokens/s ${p0Tps.map((x) => x.toFixed(0)).join(",")} (median ${median(p0Tps).toFixed(0)}); weight ${weight}; test took ${((Date.now() - t0) / 1000).toFixed(1)} s`)
   } catch (e) {
     for (const { p } of procs) if (p.exitCode === null) p.kill()

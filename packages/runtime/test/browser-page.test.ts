@@ -1,7 +1,7 @@
 /**
  * The peer page's parts, without a run: the bundle's sha256 matches node:crypto; shard objects
  * read over HTTP (whole, ranged, sized) match the files; the page server bundles and serves the
- * page, its run and its shards, proxies only the run's store; and in headless Chromium without
+ * page, its run and its shards, proxies no store, and makes a local run's tab bucket with CORS; and in headless Chromium without
  * WebGPU the page says plainly that it cannot train; with WebGPU (SwiftShader) the engine on the
  * page's navigator.gpu trains like the CPU reference. (test/browser-peer.test.ts runs a tab in a run.)
  */
@@ -18,6 +18,7 @@ import { httpObjects } from "../src/data/http-objects.ts"
 import { bundleForBrowser, servePeerPage } from "../src/browser/serve.ts"
 import type { EngineCheck } from "../src/browser/engine-check.ts"
 import { checkAdapter } from "../src/browser/adapter.ts"
+import { LocalS3 } from "@covenant/transport/testing"
 
 const CHROMIUM = "/usr/bin/chromium"
 
@@ -50,14 +51,14 @@ test("no WebGPU, no adapter, or an adapter too small for the kernels or the mode
   expect((await checkAdapter(adapter({}), debug().model))._tag).toBe("Usable")
 })
 
-test("the page server: page, run, ranged shard reads, and a proxy for the run's store only", async () => {
+test("the page server: page, run, ranged shard reads; no store proxy, and no buckets made unless it offers a local run's keys", async () => {
   const dir = mkdtempSync(join(tmpdir(), "covenant-page-"))
   const scope = Effect.runSync(Scope.make())
   try {
     const file = new Uint8Array(1000).map((_, i) => i & 255)
     writeFileSync(join(dir, "shard.npy"), file)
     const url = await Effect.runPromise(
-      Scope.extend(servePeerPage({ spec: debug(), store: { endpoint: "http://127.0.0.1:9", region: "us-east-1" }, chainUrl: async () => "http://127.0.0.1:9", dataDir: dir }), scope),
+      Scope.extend(servePeerPage({ spec: debug(), store: { endpoint: "http://127.0.0.1:9", region: "us-east-1" }, chainUrl: async () => "http://127.0.0.1:9", data: { kind: "dir", dir } }), scope),
     )
     expect(await (await fetch(url)).text()).toContain("covenant")
     expect((await (await fetch(`${url}app.js`)).text()).length).toBeGreaterThan(100_000)
@@ -69,10 +70,37 @@ test("the page server: page, run, ranged shard reads, and a proxy for the run's 
     expect([...(await Effect.runPromise(objects.read("shard.npy")))]).toEqual([...file])
     expect((await Effect.runPromise(Effect.either(objects.read("missing.npy"))))._tag).toBe("Left")
     expect((await fetch(`${url}data/..%2f..%2fetc%2fpasswd`)).status).toBe(403)
-    expect((await fetch(`${url}s3/example.com/bucket/key`)).status).toBe(403)
+    // The page talks to the store itself: nothing here forwards store requests.
+    expect((await fetch(`${url}s3/127.0.0.1:9/bucket/key`)).status).toBe(404)
+    expect((await fetch(`${url}bucket?name=tab`, { method: "POST" })).status).toBe(404)
   } finally {
     await Effect.runPromise(Scope.close(scope, Exit.void))
     rmSync(dir, { recursive: true, force: true })
+  }
+}, 60_000)
+
+test("a local run's page server makes the tab's bucket with a CORS rule for the asking page's origin (and only that origin)", async () => {
+  const s3 = new LocalS3()
+  await s3.start()
+  const scope = Effect.runSync(Scope.make())
+  try {
+    const c = s3.config()
+    const keys = { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey }
+    const url = await Effect.runPromise(
+      Scope.extend(servePeerPage({ spec: debug(), store: { endpoint: c.endpoint, region: c.region }, offerKeys: { write: keys, read: keys }, chainUrl: async () => "http://127.0.0.1:9", data: { kind: "dir", dir: tmpdir() } }), scope),
+    )
+    const page = new URL(url).origin
+    const made = await fetch(`${url}bucket?name=tab`, { method: "POST", headers: { origin: page } })
+    expect(await made.json()).toEqual({ bucket: "covenant-tab", origin: page })
+    const preflight = (origin: string, method: string) =>
+      fetch(`${c.endpoint}/covenant-tab/key`, { method: "OPTIONS", headers: { origin, "access-control-request-method": method, "access-control-request-headers": "authorization,x-amz-date" } }).then((r) => r.status)
+    expect(await preflight(page, "PUT")).toBe(200)
+    expect(await preflight(page, "GET")).toBe(200)
+    expect(await preflight("http://elsewhere.example", "PUT")).toBe(403)
+    expect((await fetch(`${url}bucket?name=tab`)).status).toBe(405)
+  } finally {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    await s3.dispose()
   }
 }, 60_000)
 
@@ -84,7 +112,7 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("in Chromium without WebGPU t
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless=new", "--no-sandbox", "--no-first-run", "--disable-gpu", "--disable-features=WebGPU"] })
   try {
     const url = await Effect.runPromise(
-      Scope.extend(servePeerPage({ spec: debug(), store: { endpoint: "http://127.0.0.1:9", region: "us-east-1" }, chainUrl: async () => "http://127.0.0.1:9", dataDir: dir }), scope),
+      Scope.extend(servePeerPage({ spec: debug(), store: { endpoint: "http://127.0.0.1:9", region: "us-east-1" }, chainUrl: async () => "http://127.0.0.1:9", data: { kind: "dir", dir } }), scope),
     )
     const page = await browser.newPage()
     const errors: string[] = []

@@ -9,10 +9,12 @@ import {
   CreateBucketCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  GetBucketCorsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  PutBucketCorsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -51,12 +53,29 @@ export interface S3TransportConfig {
   readonly requestTimeoutMs?: number
   readonly connectionTimeoutMs?: number
   /**
-   * Where each request is actually sent, after it is signed for the store's own URL: a browser
-   * page that cannot reach the store across origins sends it through its own origin's proxy,
-   * which forwards it unchanged (the signature still names the store's host). Default: the store.
+   * The CORS rule `ensureBucket` gives the bucket, so a browser page can talk to the store
+   * directly (default: none, the bucket's CORS is left alone). CORS grants no access: every
+   * request is still signed with a key the store checks; it only lets a page of another origin
+   * send it and read the answer.
    */
-  readonly route?: (storeUrl: URL) => URL
+  readonly bucketCors?: BucketCors
 }
+
+/**
+ * A bucket's CORS rule: which page origins may read (GET, HEAD) or also write (PUT, POST, DELETE),
+ * with the response headers the SDK reads exposed (ETag, Content-Range, ...). `ifAbsent` (a
+ * node's own bucket) sets it only when the bucket has no CORS configuration, so an operator's
+ * own rules are never overwritten; `replace` (a bucket made for one page, see the page server)
+ * makes it the bucket's only rule.
+ */
+export interface BucketCors {
+  readonly origins: ReadonlyArray<string>
+  readonly write: boolean
+  readonly mode: "ifAbsent" | "replace"
+}
+
+/** The headers a page's SDK must be able to read from the store's answers. */
+export const CORS_EXPOSED_HEADERS = ["ETag", "Content-Length", "Content-Range", "Content-Type", "Last-Modified", "x-amz-request-id", "x-amz-version-id"] as const
 
 const MiB = 1024 * 1024
 
@@ -149,23 +168,6 @@ export const makeS3Transport = (config: S3TransportConfig) =>
           throwOnRequestTimeout: true,
         },
       })
-      const route = config.route
-      if (route !== undefined) {
-        // The deserialize step sits between signing and the HTTP handler: the request is final here.
-        client.middlewareStack.add(
-          (next) => (args) => {
-            const req = args.request as { protocol: string; hostname: string; port?: number; path: string }
-            const to = route(new URL(`${req.protocol}//${req.hostname}${req.port === undefined ? "" : `:${req.port}`}${req.path}`))
-            req.protocol = to.protocol
-            req.hostname = to.hostname
-            if (to.port === "") delete req.port
-            else req.port = Number(to.port)
-            req.path = to.pathname
-            return next(args)
-          },
-          { step: "deserialize", name: "covenantRoute", priority: "low" },
-        )
-      }
       clients.set(id, client)
       return client
     }
@@ -284,6 +286,37 @@ export const makeS3Transport = (config: S3TransportConfig) =>
             : putMultipart(at, key, Stream.concat(Stream.fromChunk(first), rest))),
       )
 
+    /** Gives the bucket `cors` (see BucketCors), unless `ifAbsent` and it has a CORS configuration already. */
+    const ensureCors = (at: BucketLocation, cors: BucketCors): Effect.Effect<void, StoreError> => {
+      const put = callBucket(at, "", (c, abortSignal) =>
+        c.send(
+          new PutBucketCorsCommand({
+            Bucket: at.bucket,
+            CORSConfiguration: {
+              CORSRules: [{
+                AllowedOrigins: [...cors.origins],
+                AllowedMethods: cors.write ? ["GET", "HEAD", "PUT", "POST", "DELETE"] : ["GET", "HEAD"],
+                // The SDK signs its own headers (authorization, x-amz-*, amz-sdk-*, range, content-type).
+                AllowedHeaders: ["*"],
+                ExposeHeaders: [...CORS_EXPOSED_HEADERS],
+                MaxAgeSeconds: 3600,
+              }],
+            },
+          }),
+          { abortSignal },
+        ))
+      if (cors.mode === "replace") return Effect.asVoid(put)
+      return callBucket(at, "", (c, abortSignal) => c.send(new GetBucketCorsCommand({ Bucket: at.bucket }), { abortSignal })).pipe(
+        // NoSuchCORSConfiguration is a 404: the bucket has none yet.
+        Effect.asVoid,
+        Effect.catchTag("NotFound", () => Effect.asVoid(put)),
+        // A key that may write objects but not bucket settings (an R2 "Object Read & Write" token):
+        // the node still works, only browser tabs cannot read this bucket; say so and go on.
+        Effect.catchTag("Unauthorized", (e) =>
+          Effect.logWarning(`bucket ${at.bucket}: the store refused to read or set its CORS rule (${e.reason}); browser tabs cannot read this bucket until it has one (README: the peer page)`)),
+      )
+    }
+
     const invalidRange = (at: BucketLocation, key: string, offset: number, length: number, size: number) =>
       new InvalidRange({ bucket: at.bucket, key, offset, length, size })
 
@@ -294,6 +327,7 @@ export const makeS3Transport = (config: S3TransportConfig) =>
         callBucket(at, "", (c, abortSignal) => c.send(new HeadBucketCommand({ Bucket: at.bucket }), { abortSignal })).pipe(
           Effect.catchTag("NotFound", () =>
             callBucket(at, "", (c, abortSignal) => c.send(new CreateBucketCommand({ Bucket: at.bucket }), { abortSignal }))),
+          Effect.zipRight(config.bucketCors === undefined ? Effect.void : ensureCors(at, config.bucketCors)),
           Effect.asVoid,
         ),
 

@@ -13,40 +13,39 @@ runConformance("S3 (s3rver)", async () => {
   return { layer: layerS3(s3.config()), teardown: () => s3.dispose() }
 })
 
-// The same contract with every request routed after signing through a forwarding proxy on another
-// port (as a browser page sends them through its own origin): the signatures, made for the store's
-// host, must still hold, and ranges, multipart and listings pass through unchanged.
-runConformance("S3 (s3rver) routed through a proxy", async () => {
+// A browser page talks to the store directly: the bucket's CORS rule (set by ensureBucket) must let
+// its preflights through for the methods it grants and no others, and must not overwrite a rule
+// the operator set ("ifAbsent"), unless told to ("replace").
+describe("S3 layer: bucket CORS for browser pages (s3rver)", () => {
   const s3 = new LocalS3()
-  await s3.start()
-  let forwarded = 0
-  const proxy = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch: async (req) => {
-      forwarded++
-      const url = new URL(req.url)
-      const rest = url.pathname.slice("/s3/".length)
-      const headers = new Headers(req.headers)
-      for (const h of ["host", "connection", "content-length", "accept-encoding"]) headers.delete(h)
-      const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.arrayBuffer()
-      const up = await fetch(`http://${rest}${url.search}`, { method: req.method, headers, ...(body === undefined ? {} : { body }), decompress: false } as RequestInit)
-      const out = new Headers(up.headers)
-      for (const h of ["content-encoding", "transfer-encoding", "connection", "content-length"]) out.delete(h)
-      if (req.method === "HEAD") return new Response(null, { status: up.status, headers: { ...Object.fromEntries(out), "content-length": up.headers.get("content-length") ?? "0" } })
-      return new Response(await up.arrayBuffer(), { status: up.status, headers: out })
-    },
+  beforeAll(() => s3.start())
+  afterAll(() => s3.dispose())
+  const preflight = (bucket: string, origin: string, method: string) =>
+    fetch(`${s3.config().endpoint}/${bucket}/some-key`, {
+      method: "OPTIONS",
+      headers: { origin, "access-control-request-method": method, "access-control-request-headers": "authorization,x-amz-date,x-amz-content-sha256" },
+    }).then((r) => ({ status: r.status, origin: r.headers.get("access-control-allow-origin") }))
+  const ensure = (bucket: string, bucketCors: NonNullable<Parameters<typeof layerS3>[0]["bucketCors"]>) =>
+    Effect.runPromise(Effect.scoped(Effect.flatMap(Transport, (t) => t.ensureBucket({ bucket })).pipe(Effect.provide(layerS3({ ...s3.config(), bucketCors })))))
+
+  test("a node's bucket: reads from any origin, no writes; an existing rule is kept unless replaced", async () => {
+    await ensure("cors-node", { origins: ["*"], write: false, mode: "ifAbsent" })
+    expect(await preflight("cors-node", "http://127.0.0.1:5555", "GET")).toEqual({ status: 200, origin: "*" })
+    expect((await preflight("cors-node", "http://127.0.0.1:5555", "PUT")).status).toBe(403)
+    // ifAbsent again with another rule: the first one stays.
+    await ensure("cors-node", { origins: ["http://elsewhere"], write: true, mode: "ifAbsent" })
+    expect((await preflight("cors-node", "http://127.0.0.1:5555", "GET")).status).toBe(200)
+    expect((await preflight("cors-node", "http://elsewhere", "PUT")).status).toBe(403)
+    // replace: only the new rule holds.
+    await ensure("cors-node", { origins: ["http://elsewhere"], write: true, mode: "replace" })
+    expect((await preflight("cors-node", "http://elsewhere", "PUT")).status).toBe(200)
+    expect((await preflight("cors-node", "http://127.0.0.1:5555", "GET")).status).toBe(403)
   })
-  const route = (u: URL) => new URL(`http://127.0.0.1:${proxy.port}/s3/${u.host}${u.pathname}${u.search}`)
-  return {
-    layer: layerS3({ ...s3.config(), route }),
-    teardown: async () => {
-      await proxy.stop(true)
-      await s3.dispose()
-      // Every request went through the proxy (none reached the store directly, or these tests would prove nothing).
-      expect(forwarded).toBeGreaterThan(100)
-    },
-  }
+
+  test("a bucket made without a rule answers no preflight (what a page meets on a store nobody configured)", async () => {
+    await Effect.runPromise(Effect.scoped(Effect.flatMap(Transport, (t) => t.ensureBucket({ bucket: "cors-none" })).pipe(Effect.provide(layerS3(s3.config())))))
+    expect((await preflight("cors-none", "http://127.0.0.1:5555", "GET")).status).toBe(403)
+  })
 })
 
 describe("S3 layer faults (s3rver)", () => {

@@ -140,10 +140,16 @@ const join = async (run: PageRun, gpu: GPU) => {
   const windows = Number(params.get("windows") ?? "0")
   const untilWindow = Number(params.get("untilWindow") ?? "0")
   const origin = location.origin
+  // The local chain's client goes through this page's origin (the owner's loopback port moves; serve.ts).
   const chainUrl = `${origin}/chain`
-  const store = new URL(run.store.endpoint)
   say("joining", "registering the hotkey and committing the bucket")
   $("join").setAttribute("disabled", "true")
+  // A local run's page server makes this tab's bucket with a CORS rule for this origin: a page
+  // cannot make a bucket across origins. On a public store the bucket and its rule are the visitor's.
+  if (run.localBuckets) {
+    const made = await fetch(`${origin}/bucket?name=${encodeURIComponent(name)}`, { method: "POST" })
+    if (!made.ok) return say("failed", `failed: the page server could not make bucket covenant-${name}: ${await made.text()}`)
+  }
   const program: Effect.Effect<void, unknown, Scope.Scope> = Effect.zipRight(
     Effect.forkScoped(Effect.ignore(pollWeight(chainUrl))),
     runBrowserPeer({
@@ -152,11 +158,10 @@ const join = async (run: PageRun, gpu: GPU) => {
       name,
       secret: hotkeySecret(),
       chainUrl,
-      dataUrl: `${origin}/data/`,
+      data: run.data.kind === "http" ? { kind: "http", url: new URL(run.data.path, origin).href } : run.data,
+      // S3 requests go from this page straight to the store, signed here with the visitor's keys.
       store: run.store,
       ...keys,
-      // The store is another origin: requests go through this page's /s3/ proxy, signed for the store.
-      route: (u) => (u.host === store.host ? new URL(`${origin}/s3/${u.host}${u.pathname}${u.search}`) : u),
       events: onEvent(spec),
       ...(untilWindow > 0 ? { stop: StopRule.UntilWindow({ window: untilWindow }) } : windows > 0 ? { stop: StopRule.FromNow({ windows }) } : {}),
     }),
@@ -173,7 +178,11 @@ const join = async (run: PageRun, gpu: GPU) => {
     const text = failure._tag === "Some" && typeof failure.value === "object" && failure.value !== null && "reason" in failure.value
       ? `${String((failure.value as { phase?: unknown }).phase ?? "")}: ${String(failure.value.reason)}`
       : Cause.pretty(exit.cause)
-    say("failed", `failed: ${text}`)
+    // A store the page cannot reach shows as a failed fetch: name the likely cause.
+    const hint = /fetch|network|cors/i.test(text)
+      ? ` (the store must answer this page's origin ${origin}: bucket covenant-${name} needs a CORS rule allowing it to read and write, and every peer's bucket one allowing reads; README: the peer page)`
+      : ""
+    say("failed", `failed: ${text}${hint}`)
   }
 }
 

@@ -1,26 +1,42 @@
 /**
  * A peer in a browser tab: the same `runPeer` loop as a node process, over layers a page can
- * build: the engine on the page's `navigator.gpu`, the S3 transport through the page's origin (a
- * same-origin proxy, see serve.ts), the local chain's client over the page origin's `/chain/`, the
- * run's shards read over HTTP, and no disk (the tab starts from the leader's checkpoint and
- * replays, as any new node does). Nothing here touches Node's APIs.
+ * build: the engine on the page's `navigator.gpu`, the S3 transport straight to the run's store
+ * (signed in the page; the store answers the page's origin by the buckets' CORS rules), the local
+ * chain's client over the page origin's `/chain/` (see serve.ts for why), the run's shards from
+ * the store like a node's (an `s3://` corpus) or over HTTP from the page server (a local folder),
+ * and no disk (the tab starts from the leader's checkpoint and replays, as any new node does).
+ * Nothing here touches Node's APIs.
  */
 import { Effect, Layer, Schema } from "effect"
 import type { Scope } from "effect"
 import { identityFromSecret, layerLocalClient } from "@covenant/chain"
 import { RunSpec } from "@covenant/dsl"
 import { EngineWebGpuFromGpu } from "@covenant/gpu-webgpu"
-import { layerS3 } from "@covenant/transport"
+import { layerS3, makeS3Transport } from "@covenant/transport"
 import type { S3TransportConfig } from "@covenant/transport"
 import { EngineFailure, type RuntimeFailure, inPhase } from "../errors.ts"
 import { httpObjects } from "../data/http-objects.ts"
 import { openObjectShardSet } from "../data/object-shards.ts"
+import { transportObjects } from "../data/objects.ts"
 import { s3Commitment } from "../node/credentials.ts"
 import type { S3Keys } from "../node/credentials.ts"
 import { runAddress } from "../node/network.ts"
 import type { NodeEvent } from "../node/node.ts"
 import { runPeer } from "../node/peer.ts"
 import type { StopRule } from "../node/stop.ts"
+
+const Keys = Schema.Struct({ accessKeyId: Schema.String, secretAccessKey: Schema.String })
+
+/**
+ * Where the tab reads the run's shards: the page server's folder over HTTP (`path`, on the page's
+ * origin), or a corpus in object storage (`s3://bucket/prefix`), read with ranged GETs as a node
+ * reads it; `keys` when the page server may hand them to every visitor, else the page's read keys.
+ */
+export const PageData = Schema.Union(
+  Schema.Struct({ kind: Schema.Literal("http"), path: Schema.String }),
+  Schema.Struct({ kind: Schema.Literal("s3"), endpoint: Schema.String, region: Schema.String, bucket: Schema.String, prefix: Schema.String, keys: Schema.optional(Keys) }),
+)
+export type PageData = typeof PageData.Type
 
 /** What the page server tells a page about its run (GET /run.json). */
 export const PageRun = Schema.Struct({
@@ -29,7 +45,11 @@ export const PageRun = Schema.Struct({
   /** The store everyone's buckets are in: its real endpoint (committed on chain) and region. */
   store: Schema.Struct({ endpoint: Schema.String, region: Schema.String }),
   /** Defaults the page may fill its form with (a local run's test keys); absent on a public run. */
-  keys: Schema.optional(Schema.Struct({ write: Schema.Struct({ accessKeyId: Schema.String, secretAccessKey: Schema.String }), read: Schema.Struct({ accessKeyId: Schema.String, secretAccessKey: Schema.String }) })),
+  keys: Schema.optional(Schema.Struct({ write: Keys, read: Keys })),
+  /** The run's shards. */
+  data: PageData,
+  /** The page server makes the tab's bucket with a CORS rule for the page (`POST /bucket?name=`): a local run. */
+  localBuckets: Schema.Boolean,
 })
 export type PageRun = typeof PageRun.Type
 
@@ -42,13 +62,11 @@ export interface BrowserPeerOptions {
   readonly secret: string
   /** Base URL of the local chain's RPC (the page's `${origin}/chain`). */
   readonly chainUrl: string
-  /** Base URL of the run's shard folder (the page's `${origin}/data/`). */
-  readonly dataUrl: string
+  /** The run's shards: an absolute URL of the served folder, or the corpus in object storage. */
+  readonly data: { readonly kind: "http"; readonly url: string } | Extract<PageData, { kind: "s3" }>
   readonly store: { readonly endpoint: string; readonly region: string }
   readonly write: S3Keys
   readonly read: S3Keys
-  /** Rewrites a store URL to the URL the page can fetch (its origin's `/s3/` proxy). */
-  readonly route?: (storeUrl: URL) => URL
   readonly events: (e: NodeEvent) => void
   readonly stop?: StopRule
 }
@@ -63,14 +81,19 @@ export const runBrowserPeer = (o: BrowserPeerOptions): Effect.Effect<void, Runti
       forcePathStyle: true,
       accessKeyId: o.write.accessKeyId,
       secretAccessKey: o.write.secretAccessKey,
-      ...(o.route === undefined ? {} : { route: o.route }),
     }
     const bucket = `covenant-${o.name}`
     const commitment = yield* Effect.mapError(s3Commitment(o.store, bucket, o.read, o.write), inPhase("credentials"))
-    const shards = yield* Effect.mapError(
-      openObjectShardSet(httpObjects(o.dataUrl)),
-      inPhase("data"),
-    )
+    const data = o.data
+    // An s3:// corpus: its own client (endpoint and read keys), no disk cache in a tab.
+    const objects = data.kind === "http"
+      ? httpObjects(data.url)
+      : transportObjects(
+        yield* makeS3Transport({ endpoint: data.endpoint, region: data.region, forcePathStyle: true, ...(data.keys ?? o.read) }),
+        { bucket: data.bucket },
+        data.prefix,
+      )
+    const shards = yield* Effect.mapError(openObjectShardSet(objects), inPhase("data"))
     // The local chain's client, over the page origin's proxy (a long-polling HTTP client: no WebSocket needed).
     const chainLayer = Layer.mapError(layerLocalClient(o.chainUrl, identity), inPhase("chain"))
     const engine = Layer.mapError(EngineWebGpuFromGpu(o.gpu), (cause) => new EngineFailure({ phase: "engine", cause }))

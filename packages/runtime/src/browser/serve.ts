@@ -1,21 +1,28 @@
 /**
  * Serves the peer page for a running swarm (Bun only): the page, its script (page.ts bundled by
- * Bun's bundler for the browser), the run (`/run.json`), the run's shards (`/data/`, ranged reads),
- * and two same-origin proxies, so the page needs no CORS from anyone:
- *  - `/chain/...` -> the local chain owner's loopback server (its URL read from owner.json per request);
- *  - `/s3/<host:port>/...` -> the run's store, forwarded byte for byte with the page's signature
- *    headers (signed for the store's own host, which the proxy targets); only the run's store host
- *    is forwarded to, so this is no open proxy.
- * A public run's store (R2, S3) would answer the page directly with a CORS rule for its origin;
- * the proxy is what a local run (s3rver, whose buckets the nodes create without CORS) needs.
+ * Bun's bundler for the browser), the run (`/run.json`), and, when the run's shards are a local
+ * folder, the shards (`/data/`, ranged reads). The page talks to the run's store itself: S3
+ * requests signed in the page go straight to the store's endpoint, which answers the page's
+ * origin because every bucket it reads has a CORS rule (nodes set a read-only one on the bucket
+ * they make, `--bucket-cors`). What the page server still does, and why:
+ *  - `/chain/...` -> the local chain owner's loopback server. The owner's URL is read from
+ *    owner.json per request because it changes when another node takes the chain over (a new
+ *    port): the page keeps one stable address for a chain that moves. (A subtensor chain would be
+ *    reached directly over WebSocket; the page does not join one yet.)
+ *  - `POST /bucket?name=<name>` (a local run only, with offerKeys): makes the tab's bucket
+ *    `covenant-<name>` with a CORS rule letting the asking page's origin write it. A page cannot
+ *    make a bucket itself across origins (a bucket that does not exist has no CORS rule to answer
+ *    the preflight), and on a local run the page server holds the write key it already offers.
+ *    On a public store the visitor makes their bucket and its rule (README).
  */
 import { Effect, Schema } from "effect"
 import type { Scope } from "effect"
 import { resolve, sep } from "node:path"
 import { RunSpec } from "@covenant/dsl"
+import { makeS3Transport } from "@covenant/transport"
 import { RuntimeError, type RuntimeFailure } from "../errors.ts"
 import { browserStubs } from "./bundle-stubs.ts"
-import { PageRun } from "./peer.ts"
+import { PageData, PageRun } from "./peer.ts"
 
 export interface PeerPageOptions {
   readonly spec: RunSpec
@@ -25,8 +32,12 @@ export interface PeerPageOptions {
   readonly offerKeys?: PageRun["keys"]
   /** The local chain's URL, read when a request needs it (the owner may restart on a new port). */
   readonly chainUrl: () => Promise<string>
-  /** The run's prepared shard folder. */
-  readonly dataDir: string
+  /**
+   * The run's shards: a prepared folder (served at `/data/`), or a corpus in object storage the
+   * tab reads itself, like a node (with `keys` when they may be given to every visitor: a local
+   * run's, or a corpus' public read-only token; else the page uses its read-key fields).
+   */
+  readonly data: { readonly kind: "dir"; readonly dir: string } | Extract<PageData, { kind: "s3" }>
   readonly port?: number
   readonly hostname?: string
 }
@@ -99,7 +110,7 @@ h1 { font-size: 1.3rem } table { border-collapse: collapse } td { padding: .15re
 </body></html>
 `
 
-/** Headers a browser adds that the store must not see (they are not signed, and some confuse it). */
+/** Headers a browser adds that the chain's server need not see. */
 const DROP_REQUEST = new Set(["host", "origin", "referer", "connection", "cookie", "accept-encoding", "content-length"])
 const DROP_RESPONSE = new Set(["content-encoding", "transfer-encoding", "connection", "content-length"])
 
@@ -146,26 +157,43 @@ export const servePeerPage = (options: PeerPageOptions): Effect.Effect<string, R
       Schema.encodeSync(PageRun)({
         spec: Schema.encodeSync(RunSpec)(options.spec),
         store: options.store,
+        data: options.data.kind === "dir" ? { kind: "http", path: "/data/" } : options.data,
+        localBuckets: options.offerKeys !== undefined,
         ...(options.offerKeys === undefined ? {} : { keys: options.offerKeys }),
       }),
     )
-    const storeHost = new URL(options.store.endpoint).host
-    const storeProtocol = new URL(options.store.endpoint).protocol
+    const offered = options.offerKeys
+    /** The tab's bucket, made on a local run for the asking page's origin (see the module's comment). */
+    const makeBucket = async (req: Request, url: URL): Promise<Response> => {
+      if (offered === undefined) return new Response("this page server makes no buckets (not a local run: --offer-keys)", { status: 404 })
+      if (req.method !== "POST") return new Response("POST /bucket?name=<name>", { status: 405 })
+      const name = url.searchParams.get("name") ?? ""
+      const origin = req.headers.get("origin") ?? url.origin
+      if (!/^https?:\/\/[^/]+$/.test(origin)) return new Response(`not a page origin: ${origin}`, { status: 400 })
+      const bucket = `covenant-${name}`
+      const made = await Effect.runPromise(
+        Effect.either(
+          Effect.scoped(
+            Effect.flatMap(
+              makeS3Transport({ ...options.store, forcePathStyle: true, ...offered.write, bucketCors: { origins: [origin], write: true, mode: "replace" } }),
+              (t) => t.ensureBucket({ bucket }),
+            ),
+          ),
+        ),
+      )
+      return made._tag === "Right"
+        ? Response.json({ bucket, origin })
+        : new Response(`${bucket}: ${made.left._tag}${"reason" in made.left ? `: ${made.left.reason}` : ""}`, { status: 502 })
+    }
     const handle = async (req: Request): Promise<Response> => {
       const url = new URL(req.url)
       const path = url.pathname
       if (path === "/" || path === "/index.html") return new Response(html, { headers: { "content-type": "text/html; charset=utf-8" } })
       if (path === "/app.js") return new Response(js, { headers: { "content-type": "text/javascript; charset=utf-8" } })
       if (path === "/run.json") return new Response(runJson, { headers: { "content-type": "application/json" } })
-      if (path.startsWith("/data/")) return serveFile(options.dataDir, path.slice("/data/".length), req)
+      if (path === "/bucket") return makeBucket(req, url)
+      if (path.startsWith("/data/") && options.data.kind === "dir") return serveFile(options.data.dir, path.slice("/data/".length), req)
       if (path.startsWith("/chain/")) return forward(req, `${(await options.chainUrl()).replace(/\/$/, "")}/${path.slice("/chain/".length)}${url.search}`)
-      if (path.startsWith("/s3/")) {
-        const rest = path.slice("/s3/".length)
-        const slash = rest.indexOf("/")
-        const host = slash < 0 ? rest : rest.slice(0, slash)
-        if (host !== storeHost) return new Response(`only the run's store (${storeHost}) is proxied`, { status: 403 })
-        return forward(req, `${storeProtocol}//${host}${slash < 0 ? "/" : rest.slice(slash)}${url.search}`)
-      }
       return new Response("not found", { status: 404 })
     }
     const server = yield* Effect.acquireRelease(

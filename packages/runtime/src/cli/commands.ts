@@ -76,8 +76,13 @@ const runOption = (preselected: Option.Option<Run>): Options.Options<Effect.Effe
 
 const env = (name: string) => Effect.fromNullable(process.env[name]).pipe(Effect.mapError(() => new RuntimeError({ phase: "s3", reason: `${name} is not set` })))
 
-const s3Config: Effect.Effect<S3TransportConfig, RuntimeFailure> = Effect.gen(function* () {
+/** `--bucket-cors`: the read-only rule a node (or prepare) gives the bucket it makes, unless it has one (or "none"). */
+const readCors = (origin: string): Pick<S3TransportConfig, "bucketCors"> =>
+  origin.trim() === "none" ? {} : { bucketCors: { origins: [origin.trim()], write: false, mode: "ifAbsent" } }
+
+const s3Config = (bucketCors: string): Effect.Effect<S3TransportConfig, RuntimeFailure> => Effect.gen(function* () {
   return {
+    ...readCors(bucketCors),
     endpoint: yield* env("S3_ENDPOINT"),
     region: process.env["S3_REGION"] ?? "auto",
     forcePathStyle: true,
@@ -271,6 +276,7 @@ const nodeOptions = {
   fitToChain: F.fitToChain,
   transport: F.transport,
   store: F.store,
+  bucketCors: F.bucketCors,
   backend: F.nodeBackend,
 }
 type NodeFlags = Values<typeof nodeOptions>
@@ -297,7 +303,7 @@ const node = (role: "peer" | "validator", spec: RunSpec, flags: NodeFlags) =>
     const own: BucketLocation = { bucket }
     let commitment: CommitmentLocation
     if (flags.transport === "s3") {
-      const c = yield* s3Config
+      const c = yield* s3Config(flags.bucketCors)
       transportLayer = layerS3(c)
       // The chain is public: commit the read-only pair, never the write key the layer uses.
       const read = { accessKeyId: yield* env("S3_READ_ACCESS_KEY_ID"), secretAccessKey: yield* env("S3_READ_SECRET_ACCESS_KEY") }
@@ -361,13 +367,25 @@ const servePeerPageCommand = (preselected: Option.Option<Run>) =>
         const spec = yield* run
         const endpoint = yield* Effect.mapError(env("S3_ENDPOINT"), () => new RuntimeError({ phase: "flags", reason: "S3_ENDPOINT is not set: the page joins a run whose nodes use --transport s3" }))
         const chainDir = resolve(Option.getOrElse(o.chainDir, () => join(".covenant", spec.name, "chain")))
-        const dataDir = yield* prepareRunData(spec, resolve(Option.getOrElse(o.data, () => join(".covenant", spec.name, "page-data"))))
         const keyOf = (n: string) => process.env[n] ?? ""
+        // An s3:// corpus is read by the tab from its store, like a node reads it (DATA_S3_* or S3_*);
+        // its keys go to the page only with --offer-keys (a local run), else the page's read keys read it.
+        const source = spec.data.source
+        let data: Parameters<typeof servePeerPage>[0]["data"]
+        if (source.kind === "shards" && isObjectStoreUri(source.uri)) {
+          const { bucket, prefix } = yield* Effect.mapError(parseShardUri(source.uri), inPhase("data"))
+          const corpus = dataS3ConfigFromEnv(process.env)
+          const endpointOf = corpus?.endpoint ?? endpoint
+          data = {
+            kind: "s3", endpoint: endpointOf, region: corpus?.region ?? process.env["S3_REGION"] ?? "auto", bucket, prefix,
+            ...(o.offerKeys && corpus !== undefined ? { keys: { accessKeyId: corpus.accessKeyId, secretAccessKey: corpus.secretAccessKey } } : {}),
+          }
+        } else data = { kind: "dir", dir: yield* prepareRunData(spec, resolve(Option.getOrElse(o.data, () => join(".covenant", spec.name, "page-data")))) }
         const url = yield* servePeerPage({
           spec,
           store: { endpoint, region: process.env["S3_REGION"] ?? "auto" },
           chainUrl: () => Effect.runPromise(readOwnerUrl(chainDir)),
-          dataDir,
+          data,
           ...(o.offerKeys
             ? { offerKeys: { write: { accessKeyId: keyOf("S3_ACCESS_KEY_ID"), secretAccessKey: keyOf("S3_SECRET_ACCESS_KEY") }, read: { accessKeyId: keyOf("S3_READ_ACCESS_KEY_ID"), secretAccessKey: keyOf("S3_READ_SECRET_ACCESS_KEY") } } }
             : {}),
@@ -383,7 +401,7 @@ const servePeerPageCommand = (preselected: Option.Option<Run>) =>
 
 const prepareCommand = Command.make(
   "prepare",
-  { input: F.input, more: Args.text({ name: "input" }).pipe(Args.repeated), out: F.out, tokenizer: F.tokenizer, eosToken: F.eosToken, eosId: F.eosId, seqLen: F.seqLen, shardTokens: F.shardTokens, partMib: F.partMib },
+  { input: F.input, more: Args.text({ name: "input" }).pipe(Args.repeated), out: F.out, tokenizer: F.tokenizer, eosToken: F.eosToken, eosId: F.eosId, seqLen: F.seqLen, shardTokens: F.shardTokens, partMib: F.partMib, bucketCors: F.bucketCors },
   (o) =>
     Effect.gen(function* () {
       // Further arguments are more inputs, so shell globs after --input work.
@@ -402,7 +420,7 @@ const prepareCommand = Command.make(
         const { bucket, prefix } = yield* parseShardUri(o.out)
         const config = dataS3ConfigFromEnv(process.env)
         if (config === undefined) return yield* new DataIoError({ path: o.out, reason: "set DATA_S3_ENDPOINT, DATA_S3_ACCESS_KEY_ID and DATA_S3_SECRET_ACCESS_KEY (or S3_*) to write to object storage" })
-        const transport = yield* makeS3Transport({ ...config, multipartThreshold: partBytes, partSize: partBytes })
+        const transport = yield* makeS3Transport({ ...config, ...readCors(o.bucketCors), multipartThreshold: partBytes, partSize: partBytes })
         yield* Effect.mapError(transport.ensureBucket({ bucket }), (e) => new DataIoError({ path: o.out, reason: `bucket: ${e._tag}` }))
         sink = transportSink(transport, { bucket }, prefix)
       }

@@ -94,6 +94,14 @@ export const transport = oneOf("transport", ["fs", "s3"] as const).pipe(
   ),
   Options.withDefault("fs" as "fs" | "s3"),
 )
+export const bucketCors = text("bucket-cors", "origin|none").pipe(
+  Options.withDescription(
+    "with --transport s3 (and prepare's s3:// output): the CORS rule this node gives its bucket when it has none, so browser tabs " +
+      "(the peer page) can read it directly: GET and HEAD from this page origin, default * (any). CORS grants no access, every " +
+      "read is still signed with the read key committed on chain. A rule already on the bucket is kept; none: leave the bucket's CORS alone",
+  ),
+  Options.withDefault("*"),
+)
 export const chain = text("chain", "local|ws-url").pipe(
   Options.withDescription(
     "local (default): the embedded local chain (--chain-dir; --own-chain serves it). ws(s)://...: a subtensor node, with " +
