@@ -79,7 +79,7 @@ test("the page server: page, run, ranged shard reads; no store proxy, and no buc
   }
 }, 60_000)
 
-test("a local run's page server makes the tab's bucket with a CORS rule for the asking page's origin (and only that origin)", async () => {
+test("a local run's page server makes the tab's bucket with a CORS rule for its own page's origin (and only that origin)", async () => {
   const s3 = new LocalS3()
   await s3.start()
   const scope = Effect.runSync(Scope.make())
@@ -98,6 +98,8 @@ test("a local run's page server makes the tab's bucket with a CORS rule for the 
     expect(await preflight(page, "GET")).toBe(200)
     expect(await preflight("http://elsewhere.example", "PUT")).toBe(403)
     expect((await fetch(`${url}bucket?name=tab`)).status).toBe(405)
+    // Another site's page cannot have a bucket made for its origin.
+    expect((await fetch(`${url}bucket?name=evil`, { method: "POST", headers: { origin: "http://elsewhere.example" } })).status).toBe(403)
   } finally {
     await Effect.runPromise(Scope.close(scope, Exit.void))
     await s3.dispose()

@@ -168,8 +168,11 @@ export const servePeerPage = (options: PeerPageOptions): Effect.Effect<string, R
       if (offered === undefined) return new Response("this page server makes no buckets (not a local run: --offer-keys)", { status: 404 })
       if (req.method !== "POST") return new Response("POST /bucket?name=<name>", { status: 405 })
       const name = url.searchParams.get("name") ?? ""
+      // Only this server's own pages: a page of another site may send a POST here (no preflight for
+      // a bodyless POST), and must not get a bucket rule for its origin. url.origin is the server as
+      // the page addressed it (127.0.0.1 or localhost alike).
       const origin = req.headers.get("origin") ?? url.origin
-      if (!/^https?:\/\/[^/]+$/.test(origin)) return new Response(`not a page origin: ${origin}`, { status: 400 })
+      if (origin !== url.origin) return new Response(`buckets are made for this server's own pages (${url.origin}), not ${origin}`, { status: 403 })
       const bucket = `covenant-${name}`
       const made = await Effect.runPromise(
         Effect.either(

@@ -151,7 +151,7 @@ export const pageData = text("data", "dir").pipe(Options.withDescription("where 
 export const port = integer("port", 0, 65535).pipe(Options.withDescription("the page server's port (default: any free port)"), Options.optional)
 export const host = text("host", "addr").pipe(Options.withDescription("the page server's address (default 127.0.0.1)"), Options.optional)
 export const offerKeys = Options.boolean("offer-keys").pipe(
-  Options.withDescription("fill the page's form with this environment's S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY and S3_READ_* (a local run only: anyone who loads the page sees them)"),
+  Options.withDescription("fill the page's form with this environment's S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY and S3_READ_* (and an s3:// corpus' DATA_S3_* keys), and make each tab's bucket covenant-<name> with a CORS rule letting this server's pages write it (a local run only: anyone who loads the page sees the keys)"),
 )
 
 // ---- prepare ----
