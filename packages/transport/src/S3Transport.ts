@@ -310,10 +310,11 @@ export const makeS3Transport = (config: S3TransportConfig) =>
         // NoSuchCORSConfiguration is a 404: the bucket has none yet.
         Effect.asVoid,
         Effect.catchTag("NotFound", () => Effect.asVoid(put)),
-        // A key that may write objects but not bucket settings (an R2 "Object Read & Write" token):
-        // the node still works, only browser tabs cannot read this bucket; say so and go on.
-        Effect.catchTag("Unauthorized", (e) =>
-          Effect.logWarning(`bucket ${at.bucket}: the store refused to read or set its CORS rule (${e.reason}); browser tabs cannot read this bucket until it has one (README: the peer page)`)),
+        // A key that may write objects but not bucket settings (an R2 "Object Read & Write" token),
+        // or a store without the CORS API (MinIO answers 501): the node still works, only browser
+        // tabs cannot read this bucket; say so and go on.
+        Effect.catchAll((e) =>
+          Effect.logWarning(`bucket ${at.bucket}: the store did not read or set its CORS rule (${e._tag}${"reason" in e ? `: ${e.reason}` : ""}); browser tabs cannot read this bucket until it has one (README: the peer page)`)),
       )
     }
 

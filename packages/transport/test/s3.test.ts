@@ -42,6 +42,35 @@ describe("S3 layer: bucket CORS for browser pages (s3rver)", () => {
     expect((await preflight("cors-node", "http://127.0.0.1:5555", "GET")).status).toBe(403)
   })
 
+  test("a store without the CORS API (MinIO answers 501): a node's bucket is still made, with a warning; a page's bucket (replace) fails", async () => {
+    // s3rver behind a front that answers every ?cors request as a store without the API does.
+    const front = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: async (req) => {
+        const url = new URL(req.url)
+        if (url.searchParams.has("cors")) return new Response("<Error><Code>NotImplemented</Code><Message>not implemented</Message></Error>", { status: 501, headers: { "content-type": "application/xml" } })
+        const headers = new Headers(req.headers)
+        for (const h of ["connection", "content-length", "accept-encoding"]) headers.delete(h)
+        const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.arrayBuffer()
+        const up = await fetch(`${s3.config().endpoint}${url.pathname}${url.search}`, { method: req.method, headers, ...(body === undefined ? {} : { body }), decompress: false } as RequestInit)
+        const out = new Headers(up.headers)
+        for (const h of ["content-encoding", "transfer-encoding", "connection"]) out.delete(h)
+        return new Response(req.method === "HEAD" ? null : await up.arrayBuffer(), { status: up.status, headers: out })
+      },
+    })
+    try {
+      const at = { endpoint: `http://127.0.0.1:${front.port}` }
+      const ensureVia = (bucket: string, mode: "ifAbsent" | "replace") =>
+        Effect.runPromise(Effect.either(Effect.scoped(Effect.flatMap(Transport, (t) => t.ensureBucket({ bucket, ...at })).pipe(Effect.provide(layerS3({ ...s3.config(), bucketCors: { origins: ["*"], write: mode === "replace", mode } }))))))
+      expect((await ensureVia("cors-unsupported", "ifAbsent"))._tag).toBe("Right")
+      expect((await fetch(`${s3.config().endpoint}/cors-unsupported`, { method: "HEAD" })).status).not.toBe(404)
+      expect((await ensureVia("cors-unsupported-page", "replace"))._tag).toBe("Left")
+    } finally {
+      await front.stop(true)
+    }
+  })
+
   test("a bucket made without a rule answers no preflight (what a page meets on a store nobody configured)", async () => {
     await Effect.runPromise(Effect.scoped(Effect.flatMap(Transport, (t) => t.ensureBucket({ bucket: "cors-none" })).pipe(Effect.provide(layerS3(s3.config())))))
     expect((await preflight("cors-none", "http://127.0.0.1:5555", "GET")).status).toBe(403)
