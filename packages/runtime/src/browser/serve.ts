@@ -10,7 +10,7 @@
  *    port): the page keeps one stable address for a chain that moves. (A subtensor chain would be
  *    reached directly over WebSocket; the page does not join one yet.)
  *  - `POST /bucket?name=<name>` (a local run only, with offerKeys): makes the tab's bucket
- *    `covenant-<name>` with a CORS rule letting the asking page's origin write it. A page cannot
+ *    `covenant-<name>` with a CORS rule letting this server's own pages write it (no other site's). A page cannot
  *    make a bucket itself across origins (a bucket that does not exist has no CORS rule to answer
  *    the preflight), and on a local run the page server holds the write key it already offers.
  *    On a public store the visitor makes their bucket and its rule (README).
