@@ -4,7 +4,8 @@
  * exportable), join, and watch the window, loss, bytes and this hotkey's weight.
  *
  * Link parameters: `name` (bucket covenant-<name>), `autojoin=1`, `windows=N` (leave after N
- * windows) or `untilWindow=N` (leave after window N), and the store keys `key`, `secret`, `readKey`, `readSecret` when the run gives none.
+ * windows) or `untilWindow=N` (leave after window N), and the store keys `key`, `secret`, `readKey`, `readSecret` when the run gives none;
+ * an `s3://` corpus is read with the keys the run gives, else `dataKey`/`dataSecret`, else the read keys.
  * For tests and tools the page exposes `window.covenant` (`events`, `status`, `hotkey`, `leave()`).
  */
 import { Cause, Effect, Exit, Fiber, Schema } from "effect"
@@ -137,6 +138,10 @@ const join = async (run: PageRun, gpu: GPU) => {
     read: { accessKeyId: $("read-key").value, secretAccessKey: $("read-secret").value },
   }
   const name = $("name").value.trim() || "tab"
+  // A corpus' own read-only token, from the link, when the page server gives none.
+  const dataKey = params.get("dataKey")
+  const dataSecret = params.get("dataSecret")
+  const dataKeys = dataKey !== null && dataSecret !== null ? { accessKeyId: dataKey, secretAccessKey: dataSecret } : undefined
   const windows = Number(params.get("windows") ?? "0")
   const untilWindow = Number(params.get("untilWindow") ?? "0")
   const origin = location.origin
@@ -158,7 +163,9 @@ const join = async (run: PageRun, gpu: GPU) => {
       name,
       secret: hotkeySecret(),
       chainUrl,
-      data: run.data.kind === "http" ? { kind: "http", url: new URL(run.data.path, origin).href } : run.data,
+      data: run.data.kind === "http"
+        ? { kind: "http", url: new URL(run.data.path, origin).href }
+        : { ...run.data, ...(run.data.keys === undefined && dataKeys !== undefined ? { keys: dataKeys } : {}) },
       // S3 requests go from this page straight to the store, signed here with the visitor's keys.
       store: run.store,
       ...keys,
