@@ -16,6 +16,7 @@ import { covenant72b, debug } from "@covenant/dsl"
 import { createHash as pageHash } from "../src/browser/sha256.ts"
 import { httpObjects } from "../src/data/http-objects.ts"
 import { bundleForBrowser, servePeerPage } from "../src/browser/serve.ts"
+import { prepareRunData } from "../src/swarm/data.ts"
 import type { EngineCheck } from "../src/browser/engine-check.ts"
 import { checkAdapter } from "../src/browser/adapter.ts"
 import { LocalS3 } from "@covenant/transport/testing"
@@ -58,7 +59,7 @@ test("the page server: page, run, ranged shard reads; no store proxy, and no buc
     const file = new Uint8Array(1000).map((_, i) => i & 255)
     writeFileSync(join(dir, "shard.npy"), file)
     const url = await Effect.runPromise(
-      Scope.extend(servePeerPage({ spec: debug(), store: { endpoint: "http://127.0.0.1:9", region: "us-east-1" }, chainUrl: async () => "http://127.0.0.1:9", data: { kind: "dir", dir } }), scope),
+      Scope.extend(servePeerPage({ spec: debug(), store: { endpoint: "http://127.0.0.1:9", region: "us-east-1" }, chain: { kind: "local", url: async () => "http://127.0.0.1:9" }, data: { kind: "dir", dir } }), scope),
     )
     expect(await (await fetch(url)).text()).toContain("covenant")
     expect((await (await fetch(`${url}app.js`)).text()).length).toBeGreaterThan(100_000)
@@ -87,7 +88,7 @@ test("a local run's page server makes the tab's bucket with a CORS rule for its 
     const c = s3.config()
     const keys = { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey }
     const url = await Effect.runPromise(
-      Scope.extend(servePeerPage({ spec: debug(), store: { endpoint: c.endpoint, region: c.region }, offerKeys: { write: keys, read: keys }, chainUrl: async () => "http://127.0.0.1:9", data: { kind: "dir", dir: tmpdir() } }), scope),
+      Scope.extend(servePeerPage({ spec: debug(), store: { endpoint: c.endpoint, region: c.region }, offerKeys: { write: keys, read: keys }, chain: { kind: "local", url: async () => "http://127.0.0.1:9" }, data: { kind: "dir", dir: tmpdir() } }), scope),
     )
     const page = new URL(url).origin
     const made = await fetch(`${url}bucket?name=tab`, { method: "POST", headers: { origin: page } })
@@ -114,7 +115,7 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("in Chromium without WebGPU t
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless=new", "--no-sandbox", "--no-first-run", "--disable-gpu", "--disable-features=WebGPU"] })
   try {
     const url = await Effect.runPromise(
-      Scope.extend(servePeerPage({ spec: debug(), store: { endpoint: "http://127.0.0.1:9", region: "us-east-1" }, chainUrl: async () => "http://127.0.0.1:9", data: { kind: "dir", dir } }), scope),
+      Scope.extend(servePeerPage({ spec: debug(), store: { endpoint: "http://127.0.0.1:9", region: "us-east-1" }, chain: { kind: "local", url: async () => "http://127.0.0.1:9" }, data: { kind: "dir", dir } }), scope),
     )
     const page = await browser.newPage()
     const errors: string[] = []
@@ -167,3 +168,44 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("the engine on Chromium's nav
     await server.stop(true)
   }
 }, 60_000)
+
+test.skipIf(!existsSync(CHROMIUM) && allowMissing)("a subtensor run: the tab connects to the node itself over WebSocket, checks its runtime, and says in words when it is no subtensor", async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/ensure-system.sh (or set COVENANT_ALLOW_NO_CHROMIUM=1 to skip)`)
+  // A real Substrate runtime on loopback (chopsticks: Rococo Asset Hub). No subtensor runtime runs on
+  // this machine, so this checks everything up to Bittensor's own pallets: the page's bundle of the
+  // subtensor client, its WebSocket straight to the node, and the runtime check's typed refusal.
+  process.env.LOG_LEVEL = "error"
+  const { setupWithServer } = await import("@acala-network/chopsticks")
+  const { chainSpec } = await import("@substrate/connect-known-chains/rococo_v2_2_asset_hub")
+  const node = await setupWithServer({ genesis: JSON.parse(chainSpec), port: 0, host: "127.0.0.1", "build-block-mode": "Manual" } as Parameters<typeof setupWithServer>[0])
+  const ws = `ws://127.0.0.1:${node.addr.split(":").pop()}`
+  const dir = mkdtempSync(join(tmpdir(), "covenant-page-"))
+  const scope = Effect.runSync(Scope.make())
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless=new", "--enable-unsafe-webgpu", "--no-sandbox", "--no-first-run"] })
+  try {
+    const spec = debug()
+    const data = await Effect.runPromise(prepareRunData(spec, dir))
+    const url = await Effect.runPromise(
+      Scope.extend(servePeerPage({ spec, store: { endpoint: "http://127.0.0.1:9", region: "us-east-1" }, chain: { kind: "subtensor", endpoint: ws, netuid: 3 }, data: { kind: "dir", dir: data } }), scope),
+    )
+    expect(await (await fetch(`${url}run.json`)).json()).toMatchObject({ chain: { kind: "subtensor", endpoint: ws, netuid: 3 } })
+    // No chain proxy on a subtensor run.
+    expect((await fetch(`${url}chain/rpc`)).status).toBe(404)
+    const page = await browser.newPage()
+    const sockets: string[] = []
+    page.on("websocket", (s) => sockets.push(s.url()))
+    await page.goto(`${url}?autojoin=1&name=sub&key=writer&secret=write-secret&readKey=reader&readSecret=read-secret`)
+    await page.waitForFunction(() => (globalThis as { covenant?: { status: string } }).covenant?.status === "failed", undefined, { timeout: 90_000 })
+    const status = await page.textContent("#status")
+    console.log(`the page on a runtime without subtensor's pallets: ${status}`)
+    expect(status).toContain("chain: RuntimeMismatch")
+    expect(status).toContain("subtensorModule.setWeights")
+    expect(status).not.toContain("CORS")
+    expect(sockets.some((s) => s.startsWith(ws))).toBe(true)
+  } finally {
+    await browser.close()
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    await node.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}, 180_000)

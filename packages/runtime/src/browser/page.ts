@@ -11,7 +11,8 @@
 import { Cause, Effect, Exit, Fiber, Schema } from "effect"
 import type { Scope } from "effect"
 import { mnemonicGenerate } from "@polkadot/util-crypto"
-import { connectBackend, identityFromSecret } from "@covenant/chain"
+import { describeChainError, identityFromSecret } from "@covenant/chain"
+import type { ChainError } from "@covenant/chain"
 import { RunSpec } from "@covenant/dsl"
 import type { NodeEvent } from "../node/node.ts"
 import { StopRule } from "../node/stop.ts"
@@ -111,25 +112,14 @@ const onEvent = (spec: RunSpec) => (e: NodeEvent) => {
   }
 }
 
-/** This hotkey's weight: the highest-stake validator's latest weights, normalised to sum 1. */
-const pollWeight = (chainUrl: string) =>
-  Effect.gen(function* () {
-    const backend = yield* connectBackend(chainUrl)
-    for (;;) {
-      const view = yield* Effect.either(backend.view)
-      if (view._tag === "Right" && api.uid !== null) {
-        const uid = api.uid
-        const shown = view.right.weights
-          .map((w) => {
-            const total = w.weights.reduce((s, [, v]) => s + v, 0)
-            const mine = w.weights.find(([u]) => u === uid)?.[1] ?? 0
-            return total === 0 ? 0 : mine / total
-          })
-        setText("weight", shown.length === 0 ? "no weights yet" : Math.max(...shown).toFixed(3))
-      }
-      yield* Effect.sleep("3 seconds")
-    }
-  })
+/** A runtime failure in one line: its phase, then its reason, or its chain error's tag and fields. */
+const describeFailure = (f: unknown): string | undefined => {
+  if (typeof f !== "object" || f === null) return undefined
+  const { phase, reason, cause, _tag } = f as { phase?: unknown; reason?: unknown; cause?: unknown; _tag?: unknown }
+  if (reason !== undefined) return `${String(phase ?? "")}: ${String(reason)}`
+  if (_tag === "ChainFailure") return `${String(phase ?? "")}: ${describeChainError(cause as ChainError)}`
+  return undefined
+}
 
 const join = async (run: PageRun, gpu: GPU) => {
   const spec = Schema.decodeUnknownSync(RunSpec)(run.spec)
@@ -145,9 +135,7 @@ const join = async (run: PageRun, gpu: GPU) => {
   const windows = Number(params.get("windows") ?? "0")
   const untilWindow = Number(params.get("untilWindow") ?? "0")
   const origin = location.origin
-  // The local chain's client goes through this page's origin (the owner's loopback port moves; serve.ts).
-  const chainUrl = `${origin}/chain`
-  say("joining", "registering the hotkey and committing the bucket")
+  say("joining", run.chain.kind === "local" ? "registering the hotkey and committing the bucket" : `connecting to ${run.chain.endpoint} (subnet ${run.chain.netuid}); committing the bucket`)
   $("join").setAttribute("disabled", "true")
   // A local run's page server makes this tab's bucket with a CORS rule for this origin: a page
   // cannot make a bucket across origins. On a public store the bucket and its rule are the visitor's.
@@ -155,14 +143,13 @@ const join = async (run: PageRun, gpu: GPU) => {
     const made = await fetch(`${origin}/bucket?name=${encodeURIComponent(name)}`, { method: "POST" })
     if (!made.ok) return say("failed", `failed: the page server could not make bucket covenant-${name}: ${await made.text()}`)
   }
-  const program: Effect.Effect<void, unknown, Scope.Scope> = Effect.zipRight(
-    Effect.forkScoped(Effect.ignore(pollWeight(chainUrl))),
-    runBrowserPeer({
+  const program: Effect.Effect<void, unknown, Scope.Scope> = runBrowserPeer({
       gpu,
       spec,
       name,
       secret: hotkeySecret(),
-      chainUrl,
+      // The local chain's client goes through this page's origin (the owner's loopback port moves; serve.ts).
+      chain: run.chain.kind === "local" ? { kind: "local", url: `${origin}/chain` } : run.chain,
       data: run.data.kind === "http"
         ? { kind: "http", url: new URL(run.data.path, origin).href }
         : { ...run.data, ...(run.data.keys === undefined && dataKeys !== undefined ? { keys: dataKeys } : {}) },
@@ -170,9 +157,9 @@ const join = async (run: PageRun, gpu: GPU) => {
       store: run.store,
       ...keys,
       events: onEvent(spec),
+      weight: (share) => setText("weight", share === null ? "no weights yet" : share.toFixed(3)),
       ...(untilWindow > 0 ? { stop: StopRule.UntilWindow({ window: untilWindow }) } : windows > 0 ? { stop: StopRule.FromNow({ windows }) } : {}),
-    }),
-  )
+    })
   const fiber = Effect.runFork(Effect.scoped(program))
   api.leave = () => void Effect.runFork(Fiber.interrupt(fiber))
   // Closing or leaving the page stops the peer; the run sees one missed window, nothing more.
@@ -182,11 +169,10 @@ const join = async (run: PageRun, gpu: GPU) => {
   else if (Exit.isInterrupted(exit)) say("stopped", "left the run")
   else {
     const failure = Cause.failureOption(exit.cause)
-    const text = failure._tag === "Some" && typeof failure.value === "object" && failure.value !== null && "reason" in failure.value
-      ? `${String((failure.value as { phase?: unknown }).phase ?? "")}: ${String(failure.value.reason)}`
-      : Cause.pretty(exit.cause)
+    const text = failure._tag === "Some" ? describeFailure(failure.value) ?? Cause.pretty(exit.cause) : Cause.pretty(exit.cause)
     // A store the page cannot reach shows as a failed fetch: name the likely cause.
-    const hint = /fetch|network|cors/i.test(text)
+    const storeFault = failure._tag === "Some" && (failure.value as { _tag?: unknown })._tag === "StoreFailure"
+    const hint = storeFault && /failed to fetch|networkerror|cors/i.test(text)
       ? ` (the store must answer this page's origin ${origin}: bucket covenant-${name} needs a CORS rule allowing it to read and write, and every peer's bucket one allowing reads; README: the peer page)`
       : ""
     say("failed", `failed: ${text}${hint}`)

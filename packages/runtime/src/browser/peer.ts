@@ -1,15 +1,16 @@
 /**
  * A peer in a browser tab: the same `runPeer` loop as a node process, over layers a page can
  * build: the engine on the page's `navigator.gpu`, the S3 transport straight to the run's store
- * (signed in the page; the store answers the page's origin by the buckets' CORS rules), the local
- * chain's client over the page origin's `/chain/` (see serve.ts for why), the run's shards from
+ * (signed in the page; the store answers the page's origin by the buckets' CORS rules), the chain
+ * (the local chain's client over the page origin's `/chain/`, see serve.ts for why, or a subtensor
+ * node over WebSocket, as the CLI's `--chain ws://...` connects), the run's shards from
  * the store like a node's (an `s3://` corpus) or over HTTP from the page server (a local folder),
  * and no disk (the tab starts from the leader's checkpoint and replays, as any new node does).
  * Nothing here touches Node's APIs.
  */
 import { Effect, Layer, Schema } from "effect"
 import type { Scope } from "effect"
-import { identityFromSecret, layerLocalClient } from "@covenant/chain"
+import { Chain, identityFromSecret, layerLocalClient, layerSubtensor, measureBlockTimeMs } from "@covenant/chain"
 import { RunSpec } from "@covenant/dsl"
 import { EngineWebGpuFromGpu } from "@covenant/gpu-webgpu"
 import { layerS3, makeS3Transport } from "@covenant/transport"
@@ -24,6 +25,7 @@ import { runAddress } from "../node/network.ts"
 import type { NodeEvent } from "../node/node.ts"
 import { runPeer } from "../node/peer.ts"
 import type { StopRule } from "../node/stop.ts"
+import { runTimingFor } from "../timing.ts"
 
 const Keys = Schema.Struct({ accessKeyId: Schema.String, secretAccessKey: Schema.String })
 
@@ -38,6 +40,17 @@ export const PageData = Schema.Union(
 )
 export type PageData = typeof PageData.Type
 
+/**
+ * The run's chain as the page reaches it: the local chain through the page server's `/chain/`, or
+ * a subtensor node's WebSocket and the subnet (the tab's hotkey registered there with btcli first:
+ * a page holds no coldkey).
+ */
+export const PageChain = Schema.Union(
+  Schema.Struct({ kind: Schema.Literal("local") }),
+  Schema.Struct({ kind: Schema.Literal("subtensor"), endpoint: Schema.String, netuid: Schema.NonNegativeInt }),
+)
+export type PageChain = typeof PageChain.Type
+
 /** What the page server tells a page about its run (GET /run.json). */
 export const PageRun = Schema.Struct({
   /** The run spec, encoded. */
@@ -48,6 +61,7 @@ export const PageRun = Schema.Struct({
   keys: Schema.optional(Schema.Struct({ write: Keys, read: Keys })),
   /** The run's shards. */
   data: PageData,
+  chain: Schema.optionalWith(PageChain, { default: () => ({ kind: "local" as const }) }),
   /** The page server makes the tab's bucket with a CORS rule for the page (`POST /bucket?name=`): a local run. */
   localBuckets: Schema.Boolean,
 })
@@ -60,16 +74,30 @@ export interface BrowserPeerOptions {
   readonly name: string
   /** The hotkey's secret (a mnemonic or 0x seed kept by the page). */
   readonly secret: string
-  /** Base URL of the local chain's RPC (the page's `${origin}/chain`). */
-  readonly chainUrl: string
+  /** The local chain's RPC base URL (the page's `${origin}/chain`), or a subtensor node and subnet. */
+  readonly chain: { readonly kind: "local"; readonly url: string } | Extract<PageChain, { kind: "subtensor" }>
   /** The run's shards: an absolute URL of the served folder, or the corpus in object storage. */
   readonly data: { readonly kind: "http"; readonly url: string } | Extract<PageData, { kind: "s3" }>
   readonly store: { readonly endpoint: string; readonly region: string }
   readonly write: S3Keys
   readonly read: S3Keys
   readonly events: (e: NodeEvent) => void
+  /** This hotkey's weight, read from the chain every few seconds: the largest share any validator gives it (null: no weights yet). */
+  readonly weight?: (share: number | null) => void
   readonly stop?: StopRule
 }
+
+/** The largest share of its weights any validator gives `uid` (weights normalised to sum 1); null when none set any. */
+const weightShare = Effect.gen(function* () {
+  const chain = yield* Chain
+  const uid = yield* chain.uid
+  const rows = yield* chain.weights
+  if (uid === undefined || rows.length === 0) return null
+  return Math.max(...rows.map((w) => {
+    const total = w.weights.reduce((s, [, v]) => s + v, 0)
+    return total === 0 ? 0 : (w.weights.find(([u]) => u === uid)?.[1] ?? 0) / total
+  }))
+})
 
 /** Runs one peer until its stop rule (or forever); interrupt it to leave (the run sees a missed window). */
 export const runBrowserPeer = (o: BrowserPeerOptions): Effect.Effect<void, RuntimeFailure, Scope.Scope> =>
@@ -94,13 +122,22 @@ export const runBrowserPeer = (o: BrowserPeerOptions): Effect.Effect<void, Runti
         data.prefix,
       )
     const shards = yield* Effect.mapError(openObjectShardSet(objects), inPhase("data"))
-    // The local chain's client, over the page origin's proxy (a long-polling HTTP client: no WebSocket needed).
-    const chainLayer = Layer.mapError(layerLocalClient(o.chainUrl, identity), inPhase("chain"))
+    const spec = o.spec
+    // The local chain's client over the page origin's proxy (long-polling HTTP), or subtensor over WebSocket.
+    const chainLayer = o.chain.kind === "local"
+      ? Layer.mapError(layerLocalClient(o.chain.url, identity), inPhase("chain"))
+      : Layer.mapError(layerSubtensor({ endpoint: o.chain.endpoint, netuid: o.chain.netuid, identity, blocksPerWindow: spec.participation.blocksPerWindow, connectTimeoutMs: 30_000 }), inPhase("chain"))
     const engine = Layer.mapError(EngineWebGpuFromGpu(o.gpu), (cause) => new EngineFailure({ phase: "engine", cause }))
-    yield* Effect.provide(
-      runPeer({
+    const onWeight = o.weight
+    const peer = Effect.gen(function* () {
+      // Windows are blocks, upload windows ms: a run that cannot fit this chain's measured blocks is refused, as by the CLI.
+      if (o.chain.kind === "subtensor") yield* runTimingFor(spec, yield* Effect.mapError(Effect.flatMap(Chain, measureBlockTimeMs), inPhase("chain")), false)
+      if (onWeight !== undefined) {
+        yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.ignore(Effect.map(weightShare, onWeight)), Effect.sleep("3 seconds"))))
+      }
+      yield* runPeer({
         name: o.name,
-        spec: o.spec,
+        spec,
         address: runAddress(o.spec),
         identity,
         own: { bucket },
@@ -111,7 +148,7 @@ export const runBrowserPeer = (o: BrowserPeerOptions): Effect.Effect<void, Runti
         events: o.events,
         warmUp: "warn",
         ...(o.stop === undefined ? {} : { stop: o.stop }),
-      }),
-      Layer.mergeAll(layerS3(s3), engine, chainLayer),
-    )
+      })
+    })
+    yield* Effect.provide(peer, Layer.mergeAll(layerS3(s3), engine, chainLayer))
   })

@@ -7,8 +7,8 @@
  * they make, `--bucket-cors`). What the page server still does, and why:
  *  - `/chain/...` -> the local chain owner's loopback server. The owner's URL is read from
  *    owner.json per request because it changes when another node takes the chain over (a new
- *    port): the page keeps one stable address for a chain that moves. (A subtensor chain would be
- *    reached directly over WebSocket; the page does not join one yet.)
+ *    port): the page keeps one stable address for a chain that moves. A subtensor chain is reached
+ *    by the page itself over WebSocket (its endpoint and netuid are in `/run.json`): no proxy.
  *  - `POST /bucket?name=<name>` (a local run only, with offerKeys): makes the tab's bucket
  *    `covenant-<name>` with a CORS rule letting this server's own pages write it (no other site's). A page cannot
  *    make a bucket itself across origins (a bucket that does not exist has no CORS rule to answer
@@ -22,7 +22,7 @@ import { RunSpec } from "@covenant/dsl"
 import { makeS3Transport } from "@covenant/transport"
 import { RuntimeError, type RuntimeFailure } from "../errors.ts"
 import { browserStubs } from "./bundle-stubs.ts"
-import { PageData, PageRun } from "./peer.ts"
+import { PageChain, PageData, PageRun } from "./peer.ts"
 
 export interface PeerPageOptions {
   readonly spec: RunSpec
@@ -30,8 +30,11 @@ export interface PeerPageOptions {
   readonly store: { readonly endpoint: string; readonly region: string }
   /** Store keys the page fills in for the visitor (a local run only: they are served to anyone who loads the page). */
   readonly offerKeys?: PageRun["keys"]
-  /** The local chain's URL, read when a request needs it (the owner may restart on a new port). */
-  readonly chainUrl: () => Promise<string>
+  /**
+   * The local chain (its owner's URL, read when a request needs it: the owner may restart on a
+   * new port), or a subtensor node the page connects to itself.
+   */
+  readonly chain: { readonly kind: "local"; readonly url: () => Promise<string> } | Extract<PageChain, { kind: "subtensor" }>
   /**
    * The run's shards: a prepared folder (served at `/data/`), or a corpus in object storage the
    * tab reads itself, like a node (with `keys` when they may be given to every visitor: a local
@@ -159,6 +162,7 @@ export const servePeerPage = (options: PeerPageOptions): Effect.Effect<string, R
         store: options.store,
         data: options.data.kind === "dir" ? { kind: "http", path: "/data/" } : options.data,
         localBuckets: options.offerKeys !== undefined,
+        chain: options.chain.kind === "local" ? { kind: "local" } : options.chain,
         ...(options.offerKeys === undefined ? {} : { keys: options.offerKeys }),
       }),
     )
@@ -196,7 +200,8 @@ export const servePeerPage = (options: PeerPageOptions): Effect.Effect<string, R
       if (path === "/run.json") return new Response(runJson, { headers: { "content-type": "application/json" } })
       if (path === "/bucket") return makeBucket(req, url)
       if (path.startsWith("/data/") && options.data.kind === "dir") return serveFile(options.data.dir, path.slice("/data/".length), req)
-      if (path.startsWith("/chain/")) return forward(req, `${(await options.chainUrl()).replace(/\/$/, "")}/${path.slice("/chain/".length)}${url.search}`)
+      const chain = options.chain
+      if (path.startsWith("/chain/") && chain.kind === "local") return forward(req, `${(await chain.url()).replace(/\/$/, "")}/${path.slice("/chain/".length)}${url.search}`)
       return new Response("not found", { status: 404 })
     }
     const server = yield* Effect.acquireRelease(

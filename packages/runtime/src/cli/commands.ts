@@ -361,12 +361,17 @@ const nodeCommand = (role: "peer" | "validator", preselected: Option.Option<Run>
 const servePeerPageCommand = (preselected: Option.Option<Run>) =>
   Command.make(
     "serve-peer-page",
-    { run: runOption(preselected), chainDir: F.chainDir, data: F.pageData, port: F.port, host: F.host, offerKeys: F.offerKeys },
+    { run: runOption(preselected), chain: F.chain, netuid: F.netuid, chainDir: F.chainDir, data: F.pageData, port: F.port, host: F.host, offerKeys: F.offerKeys },
     ({ run, ...o }) =>
       Effect.gen(function* () {
         const spec = yield* run
         const endpoint = yield* Effect.mapError(env("S3_ENDPOINT"), () => new RuntimeError({ phase: "flags", reason: "S3_ENDPOINT is not set: the page joins a run whose nodes use --transport s3" }))
         const chainDir = resolve(Option.getOrElse(o.chainDir, () => join(".covenant", spec.name, "chain")))
+        // A subtensor run: the page connects to the node itself (its hotkey registered with btcli first).
+        if (o.chain !== "local" && Option.isNone(o.netuid)) return yield* new FlagError({ reason: "--netuid <n> is required with a subtensor endpoint" })
+        const chain: Parameters<typeof servePeerPage>[0]["chain"] = o.chain === "local" || Option.isNone(o.netuid)
+          ? { kind: "local", url: () => Effect.runPromise(readOwnerUrl(chainDir)) }
+          : { kind: "subtensor", endpoint: o.chain, netuid: o.netuid.value }
         const keyOf = (n: string) => process.env[n] ?? ""
         // An s3:// corpus is read by the tab from its store, like a node reads it (DATA_S3_* or S3_*);
         // its keys go to the page only with --offer-keys (a local run), else the page's read keys read it.
@@ -384,7 +389,7 @@ const servePeerPageCommand = (preselected: Option.Option<Run>) =>
         const url = yield* servePeerPage({
           spec,
           store: { endpoint, region: process.env["S3_REGION"] ?? "auto" },
-          chainUrl: () => Effect.runPromise(readOwnerUrl(chainDir)),
+          chain,
           data,
           ...(o.offerKeys
             ? { offerKeys: { write: { accessKeyId: keyOf("S3_ACCESS_KEY_ID"), secretAccessKey: keyOf("S3_SECRET_ACCESS_KEY") }, read: { accessKeyId: keyOf("S3_READ_ACCESS_KEY_ID"), secretAccessKey: keyOf("S3_READ_SECRET_ACCESS_KEY") } } }
@@ -395,7 +400,7 @@ const servePeerPageCommand = (preselected: Option.Option<Run>) =>
         console.log(`peer page: ${url}`)
         return yield* Effect.never
       }).pipe(Effect.scoped),
-  ).pipe(Command.withDescription("serve the page a browser tab joins the run from, as a peer on its WebGPU (the run's store from S3_ENDPOINT / S3_REGION; the chain through --chain-dir's owner.json); prints `peer page: <url>`"))
+  ).pipe(Command.withDescription("serve the page a browser tab joins the run from, as a peer on its WebGPU (the run's store from S3_ENDPOINT / S3_REGION; the local chain through --chain-dir's owner.json, or with --chain ws://... --netuid a subtensor node the page connects to itself); prints `peer page: <url>`"))
 
 // ---- prepare ----
 
