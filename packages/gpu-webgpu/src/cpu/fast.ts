@@ -7,9 +7,11 @@
  * Fast kernels: every matmul variant through a gemm: the machine's OpenBLAS via bun:ffi where it
  * loads (src/cpu/blasGemm.ts), else a WebAssembly SIMD micro-kernel on packed panels split over
  * worker threads (src/cpu/wasmGemm.ts); the three attention kernels as gemms over [T,T] score blocks
- * (src/cpu/fastAttention.ts), and straight loops for the hottest element-wise kernels
- * (src/cpu/fastElementwise.ts, bitwise equal to their references). Matmul and attention agree with the reference to fp32 rounding (summation
- * order differs), not bitwise.
+ * (src/cpu/fastAttention.ts), straight loops for the hottest element-wise kernels
+ * (src/cpu/fastElementwise.ts, bitwise equal to their references), and the exp-bound kernels
+ * (swiglu, cross-entropy; attention's softmax too) around a WebAssembly SIMD exp
+ * (src/cpu/fastExpKernels.ts, src/cpu/wasmExp.ts). Matmul, attention and the exp-bound kernels
+ * agree with the reference to fp32 rounding (summation order differs, the exp is f32), not bitwise.
  */
 import { availableParallelism } from "node:os"
 import type { CpuViews, Dispatch, KernelParams } from "../backend.ts"
@@ -20,6 +22,8 @@ import { elementwiseFast } from "./fastElementwise.ts"
 import { type FastKernel, fastFor } from "./fastKernel.ts"
 import { attentionFast, attentionGradKVFast, attentionGradQFast } from "./fastAttention.ts"
 import { WasmGemm } from "./wasmGemm.ts"
+import { WasmExp } from "./wasmExp.ts"
+import { expKernelsFast } from "./fastExpKernels.ts"
 import { BlasGemm, type Gemm } from "./blasGemm.ts"
 
 const matmulFast = (gemm: Gemm) => (views: CpuViews, p: KernelParams<MatmulParam>): void => {
@@ -38,12 +42,14 @@ const matmulFast = (gemm: Gemm) => (views: CpuViews, p: KernelParams<MatmulParam
 
 export const fastKernels = (gemm: Gemm): Map<string, FastKernel> => {
   const mm = matmulFast(gemm)
+  const exp = new WasmExp()
   return new Map([
     ...matmulKernels.map((k) => fastFor(k, mm)),
-    fastFor(attentionKernel, attentionFast(gemm)),
-    fastFor(attentionGradQKernel, attentionGradQFast(gemm)),
-    fastFor(attentionGradKVKernel, attentionGradKVFast(gemm)),
-    ...elementwiseFast()
+    fastFor(attentionKernel, attentionFast(gemm, exp)),
+    fastFor(attentionGradQKernel, attentionGradQFast(gemm, exp)),
+    fastFor(attentionGradKVKernel, attentionGradKVFast(gemm, exp)),
+    ...elementwiseFast(),
+    ...expKernelsFast(exp)
   ])
 }
 

@@ -7,6 +7,7 @@
  * Bindings, params and outputs are those of the reference kernels.
  */
 import type { Gemm } from "./blasGemm.ts"
+import type { WasmExp } from "./wasmExp.ts"
 import type { CpuViews, KernelParams } from "../backend.ts"
 import type { AttentionDims, AttentionParam } from "../ops/attention.ts"
 
@@ -53,40 +54,54 @@ class Scratch {
 }
 
 /**
- * S = scale·Q_h·K_kvhᵀ for one (b, h), then P = exp(S - lse) in place for s <= t, 0 beyond.
- * With `L` given the row lse is read from it; otherwise computed and written to `Lout`.
+ * S = scale·Q_h·K_kvhᵀ for one (b, h), then P = exp(S - lse) in place for s <= t, 0 beyond, the
+ * exps in one SIMD call over the [T,T] block (masked entries get a finite dummy, then zeroed).
+ * With `computeL` the row lse is computed (P as exp(S - max) / sum) and written to `L`, else read.
  */
 const probabilities = (
-  gemm: Gemm, d: Dims, q: Float32Array, k: Float32Array, b: number, h: number,
+  gemm: Gemm, exp: WasmExp, d: Dims, q: Float32Array, k: Float32Array, b: number, h: number,
   S: Float32Array, L: Float32Array, computeL: boolean
 ): void => {
   const { T, H, scale } = d
   headByKv(gemm, d, q, k, b, h, S)
+  const e = exp.view(T * T)
+  const maxes = new Float64Array(computeL ? T : 0)
   for (let t = 0; t < T; t++) {
     const row = t * T
     const r = (b * T + t) * H + h
-    let lse: number
     if (computeL) {
       let m = -Infinity
       for (let s = 0; s <= t; s++) {
         const x = S[row + s]! * scale
-        S[row + s] = x
+        e[row + s] = x
         if (x > m) m = x
       }
-      let l = 0
-      for (let s = 0; s <= t; s++) l += Math.exp(S[row + s]! - m)
-      lse = m + Math.log(l)
-      L[r] = lse
-      for (let s = 0; s <= t; s++) S[row + s] = Math.exp(S[row + s]! - lse)
+      maxes[t] = m
+      for (let s = 0; s <= t; s++) e[row + s] = e[row + s]! - m
     } else {
-      lse = L[r]!
-      for (let s = 0; s <= t; s++) S[row + s] = Math.exp(scale * S[row + s]! - lse)
+      const lse = L[r]!
+      for (let s = 0; s <= t; s++) e[row + s] = scale * S[row + s]! - lse
+    }
+    e.fill(0, row + t + 1, row + T)
+  }
+  exp.exp(T * T)
+  for (let t = 0; t < T; t++) {
+    const row = t * T
+    if (computeL) {
+      const r = (b * T + t) * H + h
+      let l = 0
+      for (let s = 0; s <= t; s++) l += e[row + s]!
+      L[r] = maxes[t]! + Math.log(l)
+      const inv = 1 / l
+      for (let s = 0; s <= t; s++) S[row + s] = e[row + s]! * inv
+    } else {
+      for (let s = 0; s <= t; s++) S[row + s] = e[row + s]!
     }
     S.fill(0, row + t + 1, row + T)
   }
 }
 
-export const attentionFast = (gemm: Gemm) => {
+export const attentionFast = (gemm: Gemm, exp: WasmExp) => {
   const scratch = new Scratch()
   return (views: CpuViews, p: Params): void => {
     const d = dimsOf(p)
@@ -96,7 +111,7 @@ export const attentionFast = (gemm: Gemm) => {
     const [S] = scratch.get(T * T)
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < H; h++) {
-        probabilities(gemm, d, q, k, b, h, S, L, true)
+        probabilities(gemm, exp, d, q, k, b, h, S, L, true)
         mixKv(gemm, d, S, v, b, h, out)
       }
     }
@@ -118,7 +133,7 @@ const scoreGrad = (
   }
 }
 
-export const attentionGradQFast = (gemm: Gemm) => {
+export const attentionGradQFast = (gemm: Gemm, exp: WasmExp) => {
   const scratch = new Scratch()
   return (views: CpuViews, p: Params): void => {
     const d = dimsOf(p)
@@ -138,7 +153,7 @@ export const attentionGradQFast = (gemm: Gemm) => {
     const [P, dS] = scratch.get(T * T)
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < H; h++) {
-        probabilities(gemm, d, q, k, b, h, P, L, false)
+        probabilities(gemm, exp, d, q, k, b, h, P, L, false)
         scoreGrad(gemm, d, dO, v, Drow, b, h, P, dS)
         // dq[t] = sum_s dS[t,s] k[s]
         mixKv(gemm, d, dS, k, b, h, dq)
@@ -147,7 +162,7 @@ export const attentionGradQFast = (gemm: Gemm) => {
   }
 }
 
-export const attentionGradKVFast = (gemm: Gemm) => {
+export const attentionGradKVFast = (gemm: Gemm, exp: WasmExp) => {
   const scratch = new Scratch()
   return (views: CpuViews, p: Params): void => {
     const d = dimsOf(p)
@@ -165,7 +180,7 @@ export const attentionGradKVFast = (gemm: Gemm) => {
         for (let hh = 0; hh < group; hh++) {
           const h = kvh * group + hh
           const qOff = headOffset(d, b, h)
-          probabilities(gemm, d, q, k, b, h, P, L, false)
+          probabilities(gemm, exp, d, q, k, b, h, P, L, false)
           // dv[s] += sum_t P[t,s] dO[t]
           gemm.gemm(P, 0, 1, T, dO, qOff, H * hd, 1, dv, kvOff, Hkv * hd, T, hd, T, hh > 0)
           scoreGrad(gemm, d, dO, v, Drow, b, h, P, dS)

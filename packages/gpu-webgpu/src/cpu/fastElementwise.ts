@@ -1,12 +1,11 @@
 /**
- * Straight-loop versions of the hottest element-wise kernels (and rope, and the cross-entropy
- * gradient, row by row). The references go through
+ * Straight-loop versions of the hottest element-wise kernels (and rope, row by row; the
+ * exp-bound ones, cross-entropy and swiglu, are in src/cpu/fastExpKernels.ts). The references go through
  * `mapKernel`'s per-element callback with named-view lookups; these are the same arithmetic in
  * the same order (so results are bitwise equal), without the per-element indirection.
  */
 import type { CpuViews, KernelParams } from "../backend.ts"
 import { addKernel, mulKernel, subKernel } from "../ops/binary.ts"
-import { ceGradKernel } from "../ops/crossEntropy.ts"
 import { ropeKernel } from "../ops/rope.ts"
 import { axpbyKernel, fillKernel } from "../ops/util.ts"
 import { adamwKernel } from "../optim/adamw.ts"
@@ -98,27 +97,6 @@ export const elementwiseFast = (): ReadonlyArray<readonly [string, FastKernel]> 
         const s = table[sinAt + tb + j]! * sign
         out[i] = d < half ? x[i]! * c - x[i + half]! * s : x[i]! * c + x[i - half]! * s
       }
-    }
-  }),
-  fastFor(ceGradKernel, (views, p) => {
-    const x = views.f32("x")
-    const t = views.i32("t")
-    const lse = views.f32("lse")
-    const g = views.f32("g")[0]!
-    const count = Math.max(views.f32("count")[0]!, 1)
-    const dx = views.f32("dx")
-    const n = p.n
-    const row0 = p.row0
-    const V = p.V
-    for (let i0 = 0, gr = row0; i0 < n; i0 += V, gr++) {
-      const end = Math.min(V, n - i0)
-      const tg = t[gr]!
-      if (tg < 0 || tg >= V) {
-        dx.fill(0, i0, i0 + end)
-        continue
-      }
-      const l = lse[gr]!
-      for (let j = 0; j < end; j++) dx[i0 + j] = ((Math.exp(x[i0 + j]! - l) - (tg === j ? 1 : 0)) * g) / count
     }
   })
 ]

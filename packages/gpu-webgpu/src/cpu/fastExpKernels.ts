@@ -1,0 +1,110 @@
+/**
+ * Fast versions of the exp-bound kernels: swiglu and its gradient (a sigmoid per element), the
+ * cross-entropy's row log-sum-exp and its gradient (an exp per logit). Each is a straight loop
+ * around the SIMD exp / sigmoid of src/cpu/wasmExp.ts: the arguments are written to its scratch
+ * array, mapped in one call, and the rest of the reference's arithmetic follows in JavaScript.
+ * Results agree with the references to fp32 rounding (the exp is f32, ~1-2 ulp), not bitwise.
+ */
+import type { CpuViews, KernelParams } from "../backend.ts"
+import { ceGradKernel, ceRowsKernel } from "../ops/crossEntropy.ts"
+import { swigluGradKernel, swigluKernel } from "../ops/swiglu.ts"
+import { type FastKernel, fastFor } from "./fastKernel.ts"
+import type { WasmExp } from "./wasmExp.ts"
+
+/** sigmoid(gate[0..n)) in the scratch array. */
+const sigmoidOf = (w: WasmExp, gate: Float32Array, n: number): Float32Array => {
+  const s = w.view(n)
+  s.set(gate.subarray(0, n))
+  w.sigmoid(n)
+  return s
+}
+
+export const swigluFast = (w: WasmExp) => (views: CpuViews, p: KernelParams<"n" | "bcast">): void => {
+  const gate = views.f32("gate")
+  const up = views.f32("up")
+  const out = views.f32("out")
+  const n = p.n
+  const s = sigmoidOf(w, gate, n)
+  for (let i = 0; i < n; i++) out[i] = gate[i]! * s[i]! * up[i]!
+}
+
+export const swigluGradFast = (w: WasmExp) => (views: CpuViews, p: KernelParams<"n" | "bcast">): void => {
+  const gate = views.f32("gate")
+  const up = views.f32("up")
+  const g = views.f32("g")
+  const dgate = views.f32("dgate")
+  const dup = views.f32("dup")
+  const n = p.n
+  const sg = sigmoidOf(w, gate, n)
+  for (let i = 0; i < n; i++) {
+    const x = gate[i]!
+    const s = sg[i]!
+    const gi = g[i]!
+    dup[i] = gi * x * s
+    dgate[i] = gi * up[i]! * s * (1 + x * (1 - s))
+  }
+}
+
+/** lse, loss and valid of `rows` rows of V logits: max per row, one exp over all of x - max, sums. */
+export const ceRowsFast = (w: WasmExp) => (views: CpuViews, p: KernelParams<"rows" | "row0" | "V">): void => {
+  const x = views.f32("x")
+  const t = views.i32("t")
+  const lse = views.f32("lse")
+  const loss = views.f32("loss")
+  const valid = views.f32("valid")
+  const { rows, row0, V } = p
+  const e = w.view(rows * V)
+  const maxes = new Float64Array(rows)
+  for (let n = 0, base = 0; n < rows; n++, base += V) {
+    let m = -Infinity
+    for (let j = 0; j < V; j++) m = Math.max(m, x[base + j]!)
+    maxes[n] = m
+    for (let j = 0; j < V; j++) e[base + j] = x[base + j]! - m
+  }
+  w.exp(rows * V)
+  for (let n = 0, base = 0; n < rows; n++, base += V) {
+    let s = 0
+    for (let j = 0; j < V; j++) s += e[base + j]!
+    const l = maxes[n]! + Math.log(s)
+    const gr = row0 + n
+    const tg = t[gr]!
+    lse[gr] = l
+    const ok = tg >= 0 && tg < V
+    loss[gr] = ok ? l - x[base + tg]! : 0
+    valid[gr] = ok ? 1 : 0
+  }
+}
+
+/** dx = (softmax - onehot) * g / count over n logits (whole rows of V from row0). */
+export const ceGradFast = (w: WasmExp) => (views: CpuViews, p: KernelParams<"n" | "row0" | "V">): void => {
+  const x = views.f32("x")
+  const t = views.i32("t")
+  const lse = views.f32("lse")
+  const g = views.f32("g")[0]!
+  const count = Math.max(views.f32("count")[0]!, 1)
+  const dx = views.f32("dx")
+  const { n, row0, V } = p
+  const e = w.view(n)
+  for (let i0 = 0, gr = row0; i0 < n; i0 += V, gr++) {
+    const end = Math.min(V, n - i0)
+    const l = lse[gr]!
+    for (let j = 0; j < end; j++) e[i0 + j] = x[i0 + j]! - l
+  }
+  w.exp(n)
+  for (let i0 = 0, gr = row0; i0 < n; i0 += V, gr++) {
+    const end = Math.min(V, n - i0)
+    const tg = t[gr]!
+    if (tg < 0 || tg >= V) {
+      dx.fill(0, i0, i0 + end)
+      continue
+    }
+    for (let j = 0; j < end; j++) dx[i0 + j] = ((e[i0 + j]! - (tg === j ? 1 : 0)) * g) / count
+  }
+}
+
+export const expKernelsFast = (w: WasmExp): ReadonlyArray<readonly [string, FastKernel]> => [
+  fastFor(swigluKernel, swigluFast(w)),
+  fastFor(swigluGradKernel, swigluGradFast(w)),
+  fastFor(ceRowsKernel, ceRowsFast(w)),
+  fastFor(ceGradKernel, ceGradFast(w))
+]
