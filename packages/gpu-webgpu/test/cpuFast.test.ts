@@ -28,6 +28,7 @@ import { ropeKernel } from "../src/ops/rope.ts"
 import { ceGradKernel, ceRowsKernel } from "../src/ops/crossEntropy.ts"
 import { swigluGradKernel, swigluKernel } from "../src/ops/swiglu.ts"
 import { WasmExp } from "../src/cpu/wasmExp.ts"
+import { attentionGradKVKernel, attentionGradQKernel, attentionKernel } from "../src/ops/attention.ts"
 import { agreesWith, cases, expectClose, rng } from "./opsCases.ts"
 import { debugSpec, randomIds } from "./model-engines.ts"
 
@@ -288,4 +289,37 @@ describe("exp-bound fast kernels (SIMD exp) agree with their references to fp32 
       expect(got[4]).toBeNaN()
     }
   })
+})
+
+describe("attention backward: gradKV reuses gradQ's score blocks only when its inputs are unchanged", () => {
+  // [B 2, T 12, H 4, Hkv 2, hd 8]: forward for L and o, then gradQ, then (maybe something) gradKV
+  const [B, T, H, Hkv, hd] = [2, 12, 4, 2, 8]
+  const params = { rows: B * T * H, T, H, Hkv, hd, scale: 1 / Math.sqrt(hd) }
+  const rand = rng(21)
+  const data = (len: number) => Float32Array.from({ length: len }, () => rand() * 2 - 1)
+  const q = data(B * T * H * hd)
+  const k = data(B * T * Hkv * hd)
+  const v = data(B * T * Hkv * hd)
+  const dO = data(B * T * H * hd)
+  const dO2 = data(B * T * H * hd)
+  const run = async (backend: CpuBackend, between: "nothing" | "upload dO" | "a dispatch") => {
+    const sizes = { q: q.length, k: k.length, v: v.length, out: q.length, L: B * T * H, dO: q.length, Drow: B * T * H, dq: q.length, dk: k.length, dv: v.length, x: 4 }
+    const bufs = Object.fromEntries(Object.entries(sizes).map(([name, n]) => [name, backend.alloc(n * 4)]))
+    for (const [name, d] of [["q", q], ["k", k], ["v", v], ["dO", dO]] as const) backend.upload(bufs[name]!, d)
+    const dispatch = (kernel: Kernel, names: readonly string[], rename: Readonly<Record<string, string>> = {}, p: Readonly<Record<string, number>> = params) =>
+      backend.run({ kernel, bindings: Object.fromEntries(names.map((n) => [n, { buf: bufs[rename[n] ?? n]!, chunk: 0 }])), params: p, workgroups: [1, 1, 1] })
+    dispatch(attentionKernel, ["q", "k", "v", "out", "L"])
+    dispatch(attentionGradQKernel, ["q", "k", "v", "o", "dO", "L", "Drow", "dq"], { o: "out" })
+    if (between === "upload dO") backend.upload(bufs["dO"]!, dO2)
+    if (between === "a dispatch") dispatch(scaleInPlaceKernel, ["y"], { y: "dO" }, { n: dO.length, bcast: 0, s: -0.5 })
+    dispatch(attentionGradKVKernel, ["q", "k", "v", "dO", "L", "Drow", "dk", "dv"])
+    return Promise.all(["dq", "dk", "dv"].map(async (n) => new Float32Array(await backend.download(bufs[n]!))))
+  }
+  for (const between of ["nothing", "upload dO", "a dispatch"] as const) {
+    test(`with ${between} between gradQ and gradKV`, async () => {
+      const want = await run(new CpuBackend(), between)
+      const got = await run(new FastCpuBackend(undefined, 1), between)
+      want.forEach((w, i) => close(["dq", "dk", "dv"][i]!, got[i]!, w))
+    })
+  }
 })

@@ -14,13 +14,13 @@
  * agree with the reference to fp32 rounding (summation order differs, the exp is f32), not bitwise.
  */
 import { availableParallelism } from "node:os"
-import type { CpuViews, Dispatch, KernelParams } from "../backend.ts"
+import type { BufferId, CpuViews, Dispatch, KernelParams } from "../backend.ts"
 import { attentionGradKVKernel, attentionGradQKernel, attentionKernel } from "../ops/attention.ts"
 import { matmulKernels, type MatmulParam } from "../ops/matmul.ts"
 import { CpuBackend } from "./backend.ts"
 import { elementwiseFast } from "./fastElementwise.ts"
 import { type FastKernel, fastFor } from "./fastKernel.ts"
-import { attentionFast, attentionGradKVFast, attentionGradQFast } from "./fastAttention.ts"
+import { attentionFast, attentionGradFast, DispatchClock } from "./fastAttention.ts"
 import { WasmGemm } from "./wasmGemm.ts"
 import { WasmExp } from "./wasmExp.ts"
 import { expKernelsFast } from "./fastExpKernels.ts"
@@ -40,14 +40,15 @@ const matmulFast = (gemm: Gemm) => (views: CpuViews, p: KernelParams<MatmulParam
   }
 }
 
-export const fastKernels = (gemm: Gemm): Map<string, FastKernel> => {
+export const fastKernels = (gemm: Gemm, clock: DispatchClock): Map<string, FastKernel> => {
   const mm = matmulFast(gemm)
   const exp = new WasmExp()
+  const grad = attentionGradFast(gemm, exp, clock)
   return new Map([
     ...matmulKernels.map((k) => fastFor(k, mm)),
     fastFor(attentionKernel, attentionFast(gemm, exp)),
-    fastFor(attentionGradQKernel, attentionGradQFast(gemm, exp)),
-    fastFor(attentionGradKVKernel, attentionGradKVFast(gemm, exp)),
+    fastFor(attentionGradQKernel, grad.q),
+    fastFor(attentionGradKVKernel, grad.kv),
     ...elementwiseFast(),
     ...expKernelsFast(exp)
   ])
@@ -63,6 +64,8 @@ export class FastCpuBackend extends CpuBackend {
   override readonly name: string
   private readonly fast: Map<string, FastKernel>
   private readonly gemm: Gemm
+  /** Bumped on every dispatch, upload and free (the attention backward's cache checks it). */
+  private readonly clock = new DispatchClock()
 
   /** Whether this JavaScript engine can run the fast kernels (WebAssembly SIMD). */
   static supported(): boolean {
@@ -80,7 +83,7 @@ export class FastCpuBackend extends CpuBackend {
     const t = !useBlas && threads > 1 && WasmGemm.supported(threads) ? threads : 1
     const wasm = new WasmGemm(t)
     this.gemm = useBlas ? new BlasGemm(threads, wasm) : wasm
-    this.fast = fastKernels(this.gemm)
+    this.fast = fastKernels(this.gemm, this.clock)
     this.name = `cpu-fast (${this.gemm.label})`
   }
 
@@ -89,7 +92,18 @@ export class FastCpuBackend extends CpuBackend {
     super.destroy()
   }
 
+  override upload(buf: BufferId, data: Float32Array | Int32Array | Uint32Array, byteOffset = 0): void {
+    this.clock.n++
+    super.upload(buf, data, byteOffset)
+  }
+
+  override free(buf: BufferId): void {
+    this.clock.n++
+    super.free(buf)
+  }
+
   override run(d: Dispatch): void {
+    this.clock.n++
     const f = this.fast.get(d.kernel.name)
     if (f === undefined) super.run(d)
     else f(this.views(d), d.params)

@@ -133,7 +133,63 @@ const scoreGrad = (
   }
 }
 
-export const attentionGradQFast = (gemm: Gemm, exp: WasmExp) => {
+/** Counts the fast backend's dispatches, uploads and frees (src/cpu/fast.ts bumps it before each). */
+export class DispatchClock {
+  n = 0
+}
+
+/** Floats of P (and again of dS) the backward keeps between its two kernels: 2 x 32 MiB. */
+const MAX_CACHED = 1 << 23
+
+/**
+ * P and dS of every (b, h), kept by attentionGradQ for the attentionGradKV that the attention rule
+ * dispatches right after it with the same q, k, v, L, dO and Drow (src/ops/attention.ts), so the
+ * backward forms each score block once instead of twice. Used only when the clock moved by exactly
+ * that one dispatch (nothing else ran, was uploaded or freed in between) and gradKV binds the same
+ * chunks with the same dims: then its inputs are the ones gradQ saw. Otherwise gradKV recomputes.
+ */
+class GradCache {
+  P = new Float32Array(0)
+  dS = new Float32Array(0)
+  private at = -1
+  private key: ReadonlyArray<unknown> = []
+
+  constructor(private readonly clock: DispatchClock) {}
+
+  static keyOf(views: CpuViews, d: Dims): ReadonlyArray<unknown> {
+    return [...["q", "k", "v", "L", "dO", "Drow"].map((n) => views.f32(n).buffer), d.B, d.T, d.H, d.Hkv, d.hd, d.scale]
+  }
+
+  /** Room for n floats of each, or false when n is over the limit (nothing is kept then). */
+  reserve(n: number): boolean {
+    this.at = -1
+    if (n > MAX_CACHED) return false
+    if (this.P.length < n) {
+      this.P = new Float32Array(n)
+      this.dS = new Float32Array(n)
+    }
+    return true
+  }
+
+  keep(key: ReadonlyArray<unknown>): void {
+    this.at = this.clock.n
+    this.key = key
+  }
+
+  /** Whether P and dS hold what gradKV with `key`, dispatched now, would compute. */
+  valid(key: ReadonlyArray<unknown>): boolean {
+    const ok = this.at === this.clock.n - 1 && key.length === this.key.length && key.every((x, i) => x === this.key[i])
+    this.at = -1
+    return ok
+  }
+}
+
+export const attentionGradFast = (gemm: Gemm, exp: WasmExp, clock: DispatchClock) => {
+  const cache = new GradCache(clock)
+  return { q: attentionGradQFast(gemm, exp, cache), kv: attentionGradKVFast(gemm, exp, cache) }
+}
+
+const attentionGradQFast = (gemm: Gemm, exp: WasmExp, cache: GradCache) => {
   const scratch = new Scratch()
   return (views: CpuViews, p: Params): void => {
     const d = dimsOf(p)
@@ -150,19 +206,24 @@ export const attentionGradQFast = (gemm: Gemm, exp: WasmExp) => {
       for (let i = 0; i < hd; i++) D += dO[base + i]! * o[base + i]!
       Drow[r] = D
     }
-    const [P, dS] = scratch.get(T * T)
+    const keep = cache.reserve(B * H * T * T)
+    const [P0, dS0] = scratch.get(T * T)
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < H; h++) {
+        const at = (b * H + h) * T * T
+        const P = keep ? cache.P.subarray(at, at + T * T) : P0
+        const dS = keep ? cache.dS.subarray(at, at + T * T) : dS0
         probabilities(gemm, exp, d, q, k, b, h, P, L, false)
         scoreGrad(gemm, d, dO, v, Drow, b, h, P, dS)
         // dq[t] = sum_s dS[t,s] k[s]
         mixKv(gemm, d, dS, k, b, h, dq)
       }
     }
+    if (keep) cache.keep(GradCache.keyOf(views, d))
   }
 }
 
-export const attentionGradKVFast = (gemm: Gemm, exp: WasmExp) => {
+const attentionGradKVFast = (gemm: Gemm, exp: WasmExp, cache: GradCache) => {
   const scratch = new Scratch()
   return (views: CpuViews, p: Params): void => {
     const d = dimsOf(p)
@@ -173,17 +234,21 @@ export const attentionGradKVFast = (gemm: Gemm, exp: WasmExp) => {
     const dk = views.f32("dk")
     const dv = views.f32("dv")
     const group = H / Hkv
-    const [P, dS] = scratch.get(T * T)
+    const cached = cache.valid(GradCache.keyOf(views, d))
+    const [P0, dS0] = scratch.get(T * T)
     for (let b = 0; b < B; b++) {
       for (let kvh = 0; kvh < Hkv; kvh++) {
         const kvOff = kvOffset(d, b, kvh)
         for (let hh = 0; hh < group; hh++) {
           const h = kvh * group + hh
           const qOff = headOffset(d, b, h)
-          probabilities(gemm, exp, d, q, k, b, h, P, L, false)
+          const at = (b * H + h) * T * T
+          const P = cached ? cache.P.subarray(at, at + T * T) : P0
+          const dS = cached ? cache.dS.subarray(at, at + T * T) : dS0
+          if (!cached) probabilities(gemm, exp, d, q, k, b, h, P, L, false)
           // dv[s] += sum_t P[t,s] dO[t]
           gemm.gemm(P, 0, 1, T, dO, qOff, H * hd, 1, dv, kvOff, Hkv * hd, T, hd, T, hh > 0)
-          scoreGrad(gemm, d, dO, v, Drow, b, h, P, dS)
+          if (!cached) scoreGrad(gemm, d, dO, v, Drow, b, h, P, dS)
           // dk[s] += sum_t dS[t,s] q[t]
           gemm.gemm(dS, 0, 1, T, q, qOff, H * hd, 1, dk, kvOff, Hkv * hd, T, hd, T, hh > 0)
         }
