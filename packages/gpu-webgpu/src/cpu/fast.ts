@@ -60,6 +60,9 @@ export const defaultCpuThreads = (): number => {
   return Number.isInteger(env) && env >= 1 ? env : Math.min(8, availableParallelism())
 }
 
+/** Bytes of freed chunks the fast backend keeps for reuse. */
+const MAX_POOLED_BYTES = 256 * 1024 * 1024
+
 export class FastCpuBackend extends CpuBackend {
   override readonly name: string
   private readonly fast: Map<string, FastKernel>
@@ -90,6 +93,29 @@ export class FastCpuBackend extends CpuBackend {
   override destroy(): void {
     this.gemm.close()
     super.destroy()
+    this.pool.clear()
+    this.pooledBytes = 0
+  }
+
+  /** Chunks given back, by byte size, for the next alloc of that size (as the WebGPU backend pools). */
+  private readonly pool = new Map<number, ArrayBuffer[]>()
+  private pooledBytes = 0
+
+  /** A pooled chunk of that size when there is one: contents are what it held (`empty` is uninitialised). */
+  protected override makeChunk(bytes: number): ArrayBuffer {
+    const free = this.pool.get(bytes)
+    const chunk = free?.pop()
+    if (chunk === undefined) return super.makeChunk(bytes)
+    this.pooledBytes -= bytes
+    return chunk
+  }
+
+  protected override dropChunk(chunk: ArrayBuffer): void {
+    if (this.pooledBytes + chunk.byteLength > MAX_POOLED_BYTES) return
+    const free = this.pool.get(chunk.byteLength)
+    if (free === undefined) this.pool.set(chunk.byteLength, [chunk])
+    else free.push(chunk)
+    this.pooledBytes += chunk.byteLength
   }
 
   override upload(buf: BufferId, data: Float32Array | Int32Array | Uint32Array, byteOffset = 0): void {
