@@ -57,7 +57,10 @@ export const ceRowsFast = (w: WasmExp) => (views: CpuViews, p: KernelParams<"row
   const maxes = new Float64Array(rows)
   for (let n = 0, base = 0; n < rows; n++, base += V) {
     let m = -Infinity
-    for (let j = 0; j < V; j++) m = Math.max(m, x[base + j]!)
+    for (let j = 0; j < V; j++) {
+      const v = x[base + j]!
+      if (v > m || v !== v) m = v
+    }
     maxes[n] = m
     for (let j = 0; j < V; j++) e[base + j] = x[base + j]! - m
   }
@@ -98,7 +101,8 @@ export const ceGradFast = (w: WasmExp) => (views: CpuViews, p: KernelParams<"n" 
       dx.fill(0, i0, i0 + end)
       continue
     }
-    for (let j = 0; j < end; j++) dx[i0 + j] = ((e[i0 + j]! - (tg === j ? 1 : 0)) * g) / count
+    for (let j = 0; j < end; j++) dx[i0 + j] = (e[i0 + j]! * g) / count
+    if (tg < end) dx[i0 + tg] = ((e[i0 + tg]! - 1) * g) / count
   }
 }
 
