@@ -55,7 +55,7 @@ class Scratch {
 
 /**
  * S = scale·Q_h·K_kvhᵀ for one (b, h), then P = exp(S - lse) in place for s <= t, 0 beyond, the
- * exps in one SIMD call over the [T,T] block (masked entries get a finite dummy, then zeroed).
+ * exps in one SIMD call over the causal triangle packed row after row (row t at t(t+1)/2).
  * With `computeL` the row lse is computed (P as exp(S - max) / sum) and written to `L`, else read.
  */
 const probabilities = (
@@ -64,38 +64,35 @@ const probabilities = (
 ): void => {
   const { T, H, scale } = d
   headByKv(gemm, d, q, k, b, h, S)
-  const e = exp.view(T * T)
+  const tri = (T * (T + 1)) / 2
+  const e = exp.view(tri)
   const maxes = new Float64Array(computeL ? T : 0)
-  for (let t = 0; t < T; t++) {
+  for (let t = 0, at = 0; t < T; at += ++t) {
     const row = t * T
-    const r = (b * T + t) * H + h
     if (computeL) {
       let m = -Infinity
       for (let s = 0; s <= t; s++) {
         const x = S[row + s]! * scale
-        e[row + s] = x
-        if (x > m) m = x
+        if (x > m || x !== x) m = x
       }
       maxes[t] = m
-      for (let s = 0; s <= t; s++) e[row + s] = e[row + s]! - m
+      for (let s = 0; s <= t; s++) e[at + s] = S[row + s]! * scale - m
     } else {
-      const lse = L[r]!
-      for (let s = 0; s <= t; s++) e[row + s] = scale * S[row + s]! - lse
+      const lse = L[(b * T + t) * H + h]!
+      for (let s = 0; s <= t; s++) e[at + s] = scale * S[row + s]! - lse
     }
-    e.fill(0, row + t + 1, row + T)
   }
-  exp.exp(T * T)
-  for (let t = 0; t < T; t++) {
+  exp.exp(tri)
+  for (let t = 0, at = 0; t < T; at += ++t) {
     const row = t * T
     if (computeL) {
-      const r = (b * T + t) * H + h
       let l = 0
-      for (let s = 0; s <= t; s++) l += e[row + s]!
-      L[r] = maxes[t]! + Math.log(l)
+      for (let s = 0; s <= t; s++) l += e[at + s]!
+      L[(b * T + t) * H + h] = maxes[t]! + Math.log(l)
       const inv = 1 / l
-      for (let s = 0; s <= t; s++) S[row + s] = e[row + s]! * inv
+      for (let s = 0; s <= t; s++) S[row + s] = e[at + s]! * inv
     } else {
-      for (let s = 0; s <= t; s++) S[row + s] = e[row + s]!
+      for (let s = 0; s <= t; s++) S[row + s] = e[at + s]!
     }
     S.fill(0, row + t + 1, row + T)
   }
