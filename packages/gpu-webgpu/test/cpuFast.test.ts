@@ -6,7 +6,8 @@
  *    attention run different code, the rest checks the dispatch falls through untouched);
  *  - the SIMD gemm directly on strided, transposed, offset, accumulating, ragged operands, and
  *    its threaded form (bitwise equal to one thread);
- *  - matmul and attention at model-sized shapes, including operands split over several chunks;
+ *  - matmul and attention at model-sized shapes, including operands split over several chunks,
+ *    and T both a multiple of 4 (attention's SIMD block softmax) and not (its JavaScript loops);
  *  - three training steps of a LLaMA (loss and every parameter after the steps);
  *  - the straight-loop element-wise kernels, bitwise (same arithmetic, same order);
  *  - the exp-bound kernels (swiglu, cross-entropy) around the SIMD exp, to 1e-6 + 1e-5 * |ref|,
@@ -161,6 +162,9 @@ describe("model-sized shapes", () => {
     for (const limit of [1 << 27, 48 * 6 * 32 * 4]) {
       await both(limit, [[2, 48, 6, 32], [2, 48, 2, 32], [2, 48, 2, 32]], (e, [q, k, v]) => e.attention(q!, k!, v!))
     }
+  }, 60_000)
+  test("attention [2,50,4,16] with 2 kv heads: T not a multiple of 4 (the JavaScript softmax, not the SIMD block one)", async () => {
+    await both(1 << 27, [[2, 50, 4, 16], [2, 50, 2, 16], [2, 50, 2, 16]], (e, [q, k, v]) => e.attention(q!, k!, v!))
   }, 60_000)
 })
 

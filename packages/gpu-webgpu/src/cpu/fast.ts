@@ -23,6 +23,7 @@ import { type FastKernel, fastFor } from "./fastKernel.ts"
 import { attentionFast, attentionGradFast, DispatchClock } from "./fastAttention.ts"
 import { WasmGemm } from "./wasmGemm.ts"
 import { WasmExp } from "./wasmExp.ts"
+import { WasmSoftmax } from "./wasmSoftmax.ts"
 import { expKernelsFast } from "./fastExpKernels.ts"
 import { BlasGemm, type Gemm } from "./blasGemm.ts"
 
@@ -43,10 +44,11 @@ const matmulFast = (gemm: Gemm) => (views: CpuViews, p: KernelParams<MatmulParam
 export const fastKernels = (gemm: Gemm, clock: DispatchClock): Map<string, FastKernel> => {
   const mm = matmulFast(gemm)
   const exp = new WasmExp()
-  const grad = attentionGradFast(gemm, exp, clock)
+  const simd = { exp, softmax: new WasmSoftmax() }
+  const grad = attentionGradFast(gemm, simd, clock)
   return new Map([
     ...matmulKernels.map((k) => fastFor(k, mm)),
-    fastFor(attentionKernel, attentionFast(gemm, exp)),
+    fastFor(attentionKernel, attentionFast(gemm, simd)),
     fastFor(attentionGradQKernel, grad.q),
     fastFor(attentionGradKVKernel, grad.kv),
     ...elementwiseFast(),

@@ -8,6 +8,13 @@
  */
 import type { Gemm } from "./blasGemm.ts"
 import type { WasmExp } from "./wasmExp.ts"
+import { WasmSoftmax } from "./wasmSoftmax.ts"
+
+/** The SIMD helpers: the exp, and the block softmax (used where T is a multiple of 4). */
+export interface AttentionSimd {
+  readonly exp: WasmExp
+  readonly softmax: WasmSoftmax
+}
 import type { CpuViews, KernelParams } from "../backend.ts"
 import type { AttentionDims, AttentionParam } from "../ops/attention.ts"
 
@@ -59,11 +66,26 @@ class Scratch {
  * With `computeL` the row lse is computed (P as exp(S - max) / sum) and written to `L`, else read.
  */
 const probabilities = (
-  gemm: Gemm, exp: WasmExp, d: Dims, q: Float32Array, k: Float32Array, b: number, h: number,
+  gemm: Gemm, simd: AttentionSimd, d: Dims, q: Float32Array, k: Float32Array, b: number, h: number,
   S: Float32Array, L: Float32Array, computeL: boolean
 ): void => {
   const { T, H, scale } = d
   headByKv(gemm, d, q, k, b, h, S)
+  if (WasmSoftmax.fits(T)) {
+    const f = simd.softmax.use(T)
+    const TT = T * T
+    f.set(S.subarray(0, TT))
+    if (computeL) {
+      simd.softmax.forward(scale)
+      for (let t = 0; t < T; t++) L[(b * T + t) * H + h] = f[2 * TT + t]! + Math.log(f[2 * TT + T + t]!)
+    } else {
+      for (let t = 0; t < T; t++) f[2 * TT + t] = L[(b * T + t) * H + h]!
+      simd.softmax.backward(scale)
+    }
+    S.set(f.subarray(0, TT))
+    return
+  }
+  const exp = simd.exp
   const tri = (T * (T + 1)) / 2
   const e = exp.view(tri)
   const maxes = new Float64Array(computeL ? T : 0)
@@ -98,7 +120,7 @@ const probabilities = (
   }
 }
 
-export const attentionFast = (gemm: Gemm, exp: WasmExp) => {
+export const attentionFast = (gemm: Gemm, simd: AttentionSimd) => {
   const scratch = new Scratch()
   return (views: CpuViews, p: Params): void => {
     const d = dimsOf(p)
@@ -108,7 +130,7 @@ export const attentionFast = (gemm: Gemm, exp: WasmExp) => {
     const [S] = scratch.get(T * T)
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < H; h++) {
-        probabilities(gemm, exp, d, q, k, b, h, S, L, true)
+        probabilities(gemm, simd, d, q, k, b, h, S, L, true)
         mixKv(gemm, d, S, v, b, h, out)
       }
     }
@@ -117,11 +139,21 @@ export const attentionFast = (gemm: Gemm, exp: WasmExp) => {
 
 /** dS = scale·P∘(dO·Vᵀ - D) in place of dP, for one (b, h); P in `P`, dO·Vᵀ computed into `dS`. */
 const scoreGrad = (
-  gemm: Gemm, d: Dims, dO: Float32Array, v: Float32Array, Drow: Float32Array, b: number, h: number,
+  gemm: Gemm, simd: AttentionSimd, d: Dims, dO: Float32Array, v: Float32Array, Drow: Float32Array, b: number, h: number,
   P: Float32Array, dS: Float32Array
 ): void => {
   const { T, H, scale } = d
   headByKv(gemm, d, dO, v, b, h, dS)
+  if (WasmSoftmax.fits(T)) {
+    const f = simd.softmax.use(T)
+    const TT = T * T
+    f.set(dS.subarray(0, TT))
+    f.set(P.subarray(0, TT), TT)
+    for (let t = 0; t < T; t++) f[2 * TT + t] = Drow[(b * T + t) * H + h]!
+    simd.softmax.scoreGrad(scale)
+    dS.set(f.subarray(0, TT))
+    return
+  }
   for (let t = 0; t < T; t++) {
     const row = t * T
     const D = Drow[(b * T + t) * H + h]!
@@ -181,12 +213,12 @@ class GradCache {
   }
 }
 
-export const attentionGradFast = (gemm: Gemm, exp: WasmExp, clock: DispatchClock) => {
+export const attentionGradFast = (gemm: Gemm, simd: AttentionSimd, clock: DispatchClock) => {
   const cache = new GradCache(clock)
-  return { q: attentionGradQFast(gemm, exp, cache), kv: attentionGradKVFast(gemm, exp, cache) }
+  return { q: attentionGradQFast(gemm, simd, cache), kv: attentionGradKVFast(gemm, simd, cache) }
 }
 
-const attentionGradQFast = (gemm: Gemm, exp: WasmExp, cache: GradCache) => {
+const attentionGradQFast = (gemm: Gemm, simd: AttentionSimd, cache: GradCache) => {
   const scratch = new Scratch()
   return (views: CpuViews, p: Params): void => {
     const d = dimsOf(p)
@@ -210,8 +242,8 @@ const attentionGradQFast = (gemm: Gemm, exp: WasmExp, cache: GradCache) => {
         const at = (b * H + h) * T * T
         const P = keep ? cache.P.subarray(at, at + T * T) : P0
         const dS = keep ? cache.dS.subarray(at, at + T * T) : dS0
-        probabilities(gemm, exp, d, q, k, b, h, P, L, false)
-        scoreGrad(gemm, d, dO, v, Drow, b, h, P, dS)
+        probabilities(gemm, simd, d, q, k, b, h, P, L, false)
+        scoreGrad(gemm, simd, d, dO, v, Drow, b, h, P, dS)
         // dq[t] = sum_s dS[t,s] k[s]
         mixKv(gemm, d, dS, k, b, h, dq)
       }
@@ -220,7 +252,7 @@ const attentionGradQFast = (gemm: Gemm, exp: WasmExp, cache: GradCache) => {
   }
 }
 
-const attentionGradKVFast = (gemm: Gemm, exp: WasmExp, cache: GradCache) => {
+const attentionGradKVFast = (gemm: Gemm, simd: AttentionSimd, cache: GradCache) => {
   const scratch = new Scratch()
   return (views: CpuViews, p: Params): void => {
     const d = dimsOf(p)
@@ -242,10 +274,10 @@ const attentionGradKVFast = (gemm: Gemm, exp: WasmExp, cache: GradCache) => {
           const at = (b * H + h) * T * T
           const P = cached ? cache.P.subarray(at, at + T * T) : P0
           const dS = cached ? cache.dS.subarray(at, at + T * T) : dS0
-          if (!cached) probabilities(gemm, exp, d, q, k, b, h, P, L, false)
+          if (!cached) probabilities(gemm, simd, d, q, k, b, h, P, L, false)
           // dv[s] += sum_t P[t,s] dO[t]
           gemm.gemm(P, 0, 1, T, dO, qOff, H * hd, 1, dv, kvOff, Hkv * hd, T, hd, T, hh > 0)
-          if (!cached) scoreGrad(gemm, d, dO, v, Drow, b, h, P, dS)
+          if (!cached) scoreGrad(gemm, simd, d, dO, v, Drow, b, h, P, dS)
           // dk[s] += sum_t dS[t,s] q[t]
           gemm.gemm(dS, 0, 1, T, q, qOff, H * hd, 1, dk, kvOff, Hkv * hd, T, hd, T, hh > 0)
         }

@@ -13,31 +13,31 @@
  */
 import { I32, V128, add, block, brIf, end, get, i32c, loop, mul, section, set, simd, str, uleb, v128load, v128store, vec } from "./wasmGemm.ts"
 
-const f32x4 = (v: number): number[] => {
+export const f32x4 = (v: number): number[] => {
   const b = new Uint8Array(16)
   const f = new Float32Array(b.buffer)
   f.fill(v)
   return [...simd(0x0c), ...b]
 }
-const i32x4 = (v: number): number[] => {
+export const i32x4 = (v: number): number[] => {
   const b = new Uint8Array(16)
   new Int32Array(b.buffer).fill(v)
   return [...simd(0x0c), ...b]
 }
-const fadd = simd(0xe4)
-const fsub = simd(0xe5)
-const fmul = simd(0xe6)
-const fdiv = simd(0xe7)
+export const fadd = simd(0xe4)
+export const fsub = simd(0xe5)
+export const fmul = simd(0xe6)
+export const fdiv = simd(0xe7)
 // pmin/pmax (b < a ? b : a): one minps/maxps on x86, where min/max need NaN fix-ups
-const fmin = simd(0xea)
-const fmax = simd(0xeb)
-const fneg = simd(0xe1)
+export const fmin = simd(0xea)
+export const fmax = simd(0xeb)
+export const fneg = simd(0xe1)
 const iadd = simd(0xae)
 const ishl = simd(0xab)
-const geU = [0x4f]
+export const geU = [0x4f]
 
 /** exp of the v128 in local `x` (clobbered), left on the stack; locals fx, r, t are scratch. */
-const expOf = (x: number, fx: number, r: number, t: number): number[] => [
+export const expOf = (x: number, fx: number, r: number, t: number): number[] => [
   ...get(x), ...f32x4(88.3762626647949), ...fmin, ...f32x4(-87.3365447504019), ...fmax, ...set(x),
   // t = x·log2 e + 1.5·2^23 rounds to an integer n in t's low mantissa bits: fx = t - 1.5·2^23
   ...get(x), ...f32x4(Math.LOG2E), ...fmul, ...f32x4(12582912), ...fadd, ...set(t),
