@@ -251,8 +251,10 @@ describe("exp-bound fast kernels (SIMD exp) agree with their references to fp32 
   const kernels: ReadonlyArray<KernelCase> = [
     [swigluKernel, { gate: n, up: n, out: n }, { n, bcast: 0 }],
     [swigluGradKernel, { gate: n, up: n, g: n, dgate: n, dup: n }, { n, bcast: 0 }],
-    // 10 rows of V 100 from row 2 (a later chunk's rows); targets (i32 slot t) include ignored ones
+    // 10 rows of V 100 from row 2 (a later chunk's rows); targets (i32 slot t) include ignored ones;
+    // V 100 runs the SIMD rows (V a multiple of 4), V 99 the loops around the SIMD exp
     [ceRowsKernel, { x: 1000, t: 12, lse: 12, loss: 12, valid: 12 }, { rows: 10, row0: 2, V: 100 }],
+    [ceRowsKernel, { x: 990, t: 12, lse: 12, loss: 12, valid: 12 }, { rows: 10, row0: 1, V: 99 }],
     [ceGradKernel, { x: 1000, t: 12, lse: 12, g: 1, count: 1, dx: 1000 }, { n: 1000, row0: 2, V: 100 }],
     [ceGradKernel, { x: 1000, t: 12, lse: 12, g: 1, count: 1, dx: 1000 }, { n: 1000, row0: 0, V: 99 }]
   ]

@@ -52,7 +52,7 @@ export const fastKernels = (gemm: Gemm, clock: DispatchClock): Map<string, FastK
     fastFor(attentionGradQKernel, grad.q),
     fastFor(attentionGradKVKernel, grad.kv),
     ...elementwiseFast(),
-    ...expKernelsFast(exp)
+    ...expKernelsFast(exp, simd.softmax)
   ])
 }
 

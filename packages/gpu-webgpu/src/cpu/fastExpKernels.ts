@@ -2,7 +2,9 @@
  * Fast versions of the exp-bound kernels: swiglu and its gradient (a sigmoid per element), the
  * cross-entropy's row log-sum-exp and its gradient (an exp per logit). Each is a straight loop
  * around the SIMD exp / sigmoid of src/cpu/wasmExp.ts: the arguments are written to its scratch
- * array, mapped in one call, and the rest of the reference's arithmetic follows in JavaScript.
+ * array, mapped in one call, and the rest of the reference's arithmetic follows in JavaScript;
+ * the cross-entropy's, where V is a multiple of 4, run wholly in SIMD (src/cpu/wasmSoftmax.ts)
+ * with only the log and the one-hot here.
  * Results agree with the references to fp32 rounding (the exp is f32, ~1-2 ulp), not bitwise.
  */
 import type { CpuViews, KernelParams } from "../backend.ts"
@@ -10,6 +12,7 @@ import { ceGradKernel, ceRowsKernel } from "../ops/crossEntropy.ts"
 import { swigluGradKernel, swigluKernel } from "../ops/swiglu.ts"
 import { type FastKernel, fastFor } from "./fastKernel.ts"
 import type { WasmExp } from "./wasmExp.ts"
+import type { WasmSoftmax } from "./wasmSoftmax.ts"
 
 /** sigmoid(gate[0..n)) in the scratch array. */
 const sigmoidOf = (w: WasmExp, gate: Float32Array, n: number): Float32Array => {
@@ -46,13 +49,30 @@ export const swigluGradFast = (w: WasmExp) => (views: CpuViews, p: KernelParams<
 }
 
 /** lse, loss and valid of `rows` rows of V logits: max per row, one exp over all of x - max, sums. */
-export const ceRowsFast = (w: WasmExp) => (views: CpuViews, p: KernelParams<"rows" | "row0" | "V">): void => {
+export const ceRowsFast = (w: WasmExp, sm: WasmSoftmax) => (views: CpuViews, p: KernelParams<"rows" | "row0" | "V">): void => {
   const x = views.f32("x")
   const t = views.i32("t")
   const lse = views.f32("lse")
   const loss = views.f32("loss")
   const valid = views.f32("valid")
   const { rows, row0, V } = p
+  if (V % 4 === 0) {
+    // max and sum of exps per row wholly in SIMD (src/cpu/wasmSoftmax.ts)
+    const f = sm.useRows(rows, V)
+    f.set(x.subarray(0, rows * V))
+    sm.ceRows(rows, V)
+    const aux = rows * V
+    for (let n = 0; n < rows; n++) {
+      const l = f[aux + n]! + Math.log(f[aux + rows + n]!)
+      const gr = row0 + n
+      const tg = t[gr]!
+      lse[gr] = l
+      const ok = tg >= 0 && tg < V
+      loss[gr] = ok ? l - x[n * V + tg]! : 0
+      valid[gr] = ok ? 1 : 0
+    }
+    return
+  }
   const e = w.view(rows * V)
   const maxes = new Float64Array(rows)
   for (let n = 0, base = 0; n < rows; n++, base += V) {
@@ -79,7 +99,7 @@ export const ceRowsFast = (w: WasmExp) => (views: CpuViews, p: KernelParams<"row
 }
 
 /** dx = (softmax - onehot) * g / count over n logits (whole rows of V from row0). */
-export const ceGradFast = (w: WasmExp) => (views: CpuViews, p: KernelParams<"n" | "row0" | "V">): void => {
+export const ceGradFast = (w: WasmExp, sm: WasmSoftmax) => (views: CpuViews, p: KernelParams<"n" | "row0" | "V">): void => {
   const x = views.f32("x")
   const t = views.i32("t")
   const lse = views.f32("lse")
@@ -87,6 +107,22 @@ export const ceGradFast = (w: WasmExp) => (views: CpuViews, p: KernelParams<"n" 
   const count = Math.max(views.f32("count")[0]!, 1)
   const dx = views.f32("dx")
   const { n, row0, V } = p
+  if (V % 4 === 0 && n % V === 0) {
+    // exp(x - lse) · g / count in SIMD, then the one-hot and the ignored rows here
+    const rows = n / V
+    const f = sm.useRows(rows, V)
+    f.set(x.subarray(0, n))
+    for (let r = 0; r < rows; r++) f[n + r] = lse[row0 + r]!
+    const gc = g / count
+    sm.ceGrad(rows, V, gc)
+    dx.set(f.subarray(0, n))
+    for (let r = 0, i0 = 0; r < rows; r++, i0 += V) {
+      const tg = t[row0 + r]!
+      if (tg < 0 || tg >= V) dx.fill(0, i0, i0 + V)
+      else dx[i0 + tg] = dx[i0 + tg]! - gc
+    }
+    return
+  }
   const e = w.view(n)
   for (let i0 = 0, gr = row0; i0 < n; i0 += V, gr++) {
     const end = Math.min(V, n - i0)
@@ -106,9 +142,9 @@ export const ceGradFast = (w: WasmExp) => (views: CpuViews, p: KernelParams<"n" 
   }
 }
 
-export const expKernelsFast = (w: WasmExp): ReadonlyArray<readonly [string, FastKernel]> => [
+export const expKernelsFast = (w: WasmExp, sm: WasmSoftmax): ReadonlyArray<readonly [string, FastKernel]> => [
   fastFor(swigluKernel, swigluFast(w)),
   fastFor(swigluGradKernel, swigluGradFast(w)),
-  fastFor(ceRowsKernel, ceRowsFast(w)),
-  fastFor(ceGradKernel, ceGradFast(w))
+  fastFor(ceRowsKernel, ceRowsFast(w, sm)),
+  fastFor(ceGradKernel, ceGradFast(w, sm))
 ]

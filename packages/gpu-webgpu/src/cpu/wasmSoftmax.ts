@@ -1,5 +1,6 @@
 /**
- * The causal softmax of attention's [T,T] score blocks in WebAssembly SIMD (emitted as bytes like
+ * The causal softmax of attention's [T,T] score blocks (and the cross-entropy's row log-sum-exp
+ * and gradient, further down) in WebAssembly SIMD (emitted as bytes like
  * src/cpu/wasmExp.ts, whose exp it uses): the passes src/cpu/fastAttention.ts otherwise makes in
  * JavaScript (~1 ns an element each) over row t's first t+1 scores. Rows are processed in whole
  * 4-float vectors up to ceil((t+1)/4)*4, so T must be a multiple of 4 (fastAttention falls back to
@@ -112,17 +113,70 @@ const func = (code: number[]): number[] => {
   return [...uleb(body.length), ...body]
 }
 
-/** The module's bytes: imports memory env.mem, exports forward, backward and scoreGrad (p, T, scale, aux, q). */
+/*
+ * The cross-entropy's rows (src/cpu/fastExpKernels.ts), V a multiple of 4: functions
+ * (p, rows, V, aux, g) over a [rows, V] block of logits at p:
+ *  - ceRows: aux[r] = m_r = max_j x, aux[rows + r] = l_r = Σ_j exp(x - m_r) (x unchanged)
+ *  - ceGrad: x = exp(x - aux[r]) · g (aux holds the rows' lse)
+ */
+const [cP, cRows, cV, cAux, cG] = [0, 1, 2, 3, 4]
+const [cr, cRowp, cv, cRowEnd] = [5, 6, 7, 8]
+const [cm, cl] = [9, 10]
+const [cX, cFX, cR, cTT, cA, cVM, cVS, cCM, cGV] = [11, 12, 13, 14, 15, 16, 17, 18, 19]
+const cAt = [...get(cRowp), ...get(cv), ...add]
+const ceRowLoop = (body: number[]): number[] => [
+  ...get(cV), ...i32c(4), ...mul, ...set(cRowEnd),
+  ...forLoop(cr, i32c(0), cRows, 1, [
+    ...get(cP), ...get(cr), ...get(cRowEnd), ...mul, ...add, ...set(cRowp),
+    ...body
+  ])
+]
+const ceVectors = (body: number[]): number[] => forLoop(cv, i32c(0), cRowEnd, 16, body)
+const ceAux = (offsetFloats: number[]) => [...get(cAux), ...offsetFloats, ...i32c(4), ...mul, ...add]
+
+const ceRows = ceRowLoop([
+  ...f32x4(-Infinity), ...set(cVM),
+  ...ceVectors([...get(cVM), ...cAt, ...v128load(0), ...fmax, ...set(cVM)]),
+  ...hmax(cVM), ...set(cm),
+  ...get(cm), ...splat, ...set(cCM),
+  ...f32x4(0), ...set(cVS),
+  ...ceVectors([...cAt, ...v128load(0), ...get(cCM), ...fsub, ...set(cA), ...get(cVS), ...expOf(cA, cFX, cR, cTT), ...fadd, ...set(cVS)]),
+  ...hsum(cVS), ...set(cl),
+  ...ceAux(get(cr)), ...get(cm), ...f32store,
+  ...ceAux([...get(cRows), ...get(cr), ...add]), ...get(cl), ...f32store
+])
+
+const ceGrad = [
+  ...get(cG), ...splat, ...set(cGV),
+  ...ceRowLoop([
+    ...ceAux(get(cr)), ...f32load, ...splat, ...set(cCM),
+    ...ceVectors([...cAt, ...cAt, ...v128load(0), ...get(cCM), ...fsub, ...set(cA), ...expOf(cA, cFX, cR, cTT), ...get(cGV), ...fmul, ...v128store(0)])
+  ])
+]
+
+const ceFunc = (code: number[]): number[] => {
+  const body = [...vec([[4, I32], [2, F32], [9, V128]]), ...code, ...end]
+  return [...uleb(body.length), ...body]
+}
+
+/**
+ * The module's bytes: imports memory env.mem, exports forward, backward and scoreGrad (p, T,
+ * scale, aux, q), ceRows and ceGrad (p, rows, V, aux, g).
+ */
 export const softmaxModuleBytes = (): Uint8Array => new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-  ...section(1, vec([[0x60, ...vec([[I32], [I32], [F32], [I32], [I32]]), 0x00]])),
+  ...section(1, vec([[0x60, ...vec([[I32], [I32], [F32], [I32], [I32]]), 0x00], [0x60, ...vec([[I32], [I32], [I32], [I32], [F32]]), 0x00]])),
   ...section(2, vec([[...str("env"), ...str("mem"), 0x02, 0x00, ...uleb(1)]])),
-  ...section(3, vec([[0x00], [0x00], [0x00]])),
-  ...section(7, vec([[...str("forward"), 0x00, 0x00], [...str("backward"), 0x00, 0x01], [...str("scoreGrad"), 0x00, 0x02]])),
-  ...section(10, vec([func(forward), func(backward), func(scoreGrad)]))
+  ...section(3, vec([[0x00], [0x00], [0x00], [0x01], [0x01]])),
+  ...section(7, vec([
+    [...str("forward"), 0x00, 0x00], [...str("backward"), 0x00, 0x01], [...str("scoreGrad"), 0x00, 0x02],
+    [...str("ceRows"), 0x00, 0x03], [...str("ceGrad"), 0x00, 0x04]
+  ])),
+  ...section(10, vec([func(forward), func(backward), func(scoreGrad), ceFunc(ceRows), ceFunc(ceGrad)]))
 ])
 
 type BlockFn = (p: number, T: number, scale: number, aux: number, q: number) => void
+type RowsFn = (p: number, rows: number, V: number, aux: number, g: number) => void
 
 /**
  * The three block functions with their memory: copy a block into `block()` (and P into `second()`,
@@ -130,7 +184,7 @@ type BlockFn = (p: number, T: number, scale: number, aux: number, q: number) => 
  */
 export class WasmSoftmax {
   private readonly memory = new WebAssembly.Memory({ initial: 1 })
-  private readonly fns: { forward: BlockFn; backward: BlockFn; scoreGrad: BlockFn }
+  private readonly fns: { forward: BlockFn; backward: BlockFn; scoreGrad: BlockFn; ceRows: RowsFn; ceGrad: RowsFn }
   private f32 = new Float32Array(0)
   private T = 0
 
@@ -154,6 +208,26 @@ export class WasmSoftmax {
     }
     this.T = T
     return this.f32
+  }
+
+  /** Sizes the memory for `rows` rows of V logits: the whole f32 view (block at 0, aux at rows·V). */
+  useRows(rows: number, V: number): Float32Array {
+    const need = rows * V + 2 * rows
+    if (this.f32.length < need) {
+      this.memory.grow(Math.ceil((need * 4 - this.memory.buffer.byteLength) / 65536))
+      this.f32 = new Float32Array(this.memory.buffer)
+    }
+    return this.f32
+  }
+
+  /** aux[r] = max of row r, aux[rows + r] = Σ exp(x - max) (V a multiple of 4) */
+  ceRows(rows: number, V: number): void {
+    this.fns.ceRows(0, rows, V, 4 * rows * V, 0)
+  }
+
+  /** x = exp(x - aux[r]) · g over the rows (aux holds their lse) */
+  ceGrad(rows: number, V: number, g: number): void {
+    this.fns.ceGrad(0, rows, V, 4 * rows * V, g)
   }
 
   forward(scale: number): void {
