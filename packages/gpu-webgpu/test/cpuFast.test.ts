@@ -10,7 +10,8 @@
  *    and T both a multiple of 4 (attention's SIMD block softmax) and not (its JavaScript loops);
  *  - three training steps of a LLaMA (loss and every parameter after the steps);
  *  - the straight-loop element-wise kernels, bitwise (same arithmetic, same order);
- *  - the exp-bound kernels (swiglu, cross-entropy) around the SIMD exp, to 1e-6 + 1e-5 * |ref|,
+ *  - the exp-bound kernels (swiglu, cross-entropy) around the SIMD exp and rmsnorm in SIMD, to
+ *    1e-6 + 1e-5 * |ref|,
  *    and that exp itself within 4 ulp of Math.exp.
  * Tolerance (fp32, different summation order): |fast - ref| <= 1e-4 + 1e-3 * |ref| per element,
  * 2e-4 + 2e-3 * |ref| for parameters after three AdamW steps.
@@ -29,6 +30,7 @@ import { ropeKernel } from "../src/ops/rope.ts"
 import { ceGradKernel, ceRowsKernel } from "../src/ops/crossEntropy.ts"
 import { swigluGradKernel, swigluKernel } from "../src/ops/swiglu.ts"
 import { WasmExp } from "../src/cpu/wasmExp.ts"
+import { rmsnormGradKernel, rmsnormKernel } from "../src/ops/rmsnorm.ts"
 import { attentionGradKVKernel, attentionGradQKernel, attentionKernel } from "../src/ops/attention.ts"
 import { agreesWith, cases, expectClose, rng } from "./opsCases.ts"
 import { debugSpec, randomIds } from "./model-engines.ts"
@@ -243,7 +245,7 @@ describe("element-wise fast kernels are bitwise equal to their references", () =
   }
 })
 
-describe("exp-bound fast kernels (SIMD exp) agree with their references to fp32 rounding", () => {
+describe("exp-bound and SIMD fast kernels agree with their references to fp32 rounding", () => {
   const rand = rng(12)
   // wide logits/gates (-30..30), so the exp sees large and tiny values; sizes not multiples of 4
   const data = (len: number) => Float32Array.from({ length: len }, () => (rand() * 2 - 1) * 30)
@@ -256,7 +258,11 @@ describe("exp-bound fast kernels (SIMD exp) agree with their references to fp32 
     [ceRowsKernel, { x: 1000, t: 12, lse: 12, loss: 12, valid: 12 }, { rows: 10, row0: 2, V: 100 }],
     [ceRowsKernel, { x: 990, t: 12, lse: 12, loss: 12, valid: 12 }, { rows: 10, row0: 1, V: 99 }],
     [ceGradKernel, { x: 1000, t: 12, lse: 12, g: 1, count: 1, dx: 1000 }, { n: 1000, row0: 2, V: 100 }],
-    [ceGradKernel, { x: 1000, t: 12, lse: 12, g: 1, count: 1, dx: 1000 }, { n: 1000, row0: 0, V: 99 }]
+    [ceGradKernel, { x: 1000, t: 12, lse: 12, g: 1, count: 1, dx: 1000 }, { n: 1000, row0: 0, V: 99 }],
+    // rmsnorm in SIMD (D a multiple of 4; rstd written / read from row 2), and D 50 (the reference)
+    [rmsnormKernel, { x: 1000, w: 100, out: 1000, rstd: 12 }, { rows: 10, row0: 2, D: 100, eps: 1e-5 }],
+    [rmsnormGradKernel, { x: 1000, w: 100, g: 1000, rstd: 12, dx: 1000, gxr: 1000 }, { rows: 10, row0: 2, D: 100 }],
+    [rmsnormKernel, { x: 1000, w: 50, out: 1000, rstd: 22 }, { rows: 20, row0: 2, D: 50, eps: 1e-5 }]
   ]
   for (const [kernel, sizes, params] of kernels) {
     test(`${kernel.name} ${JSON.stringify(params)}`, async () => {

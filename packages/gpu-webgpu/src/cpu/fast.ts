@@ -24,6 +24,7 @@ import { attentionFast, attentionGradFast, DispatchClock } from "./fastAttention
 import { WasmGemm } from "./wasmGemm.ts"
 import { WasmExp } from "./wasmExp.ts"
 import { WasmSoftmax } from "./wasmSoftmax.ts"
+import { rmsnormKernelsFast, WasmRmsnorm } from "./wasmRmsnorm.ts"
 import { expKernelsFast } from "./fastExpKernels.ts"
 import { BlasGemm, type Gemm } from "./blasGemm.ts"
 
@@ -52,7 +53,8 @@ export const fastKernels = (gemm: Gemm, clock: DispatchClock): Map<string, FastK
     fastFor(attentionGradQKernel, grad.q),
     fastFor(attentionGradKVKernel, grad.kv),
     ...elementwiseFast(),
-    ...expKernelsFast(exp, simd.softmax)
+    ...expKernelsFast(exp, simd.softmax),
+    ...rmsnormKernelsFast(new WasmRmsnorm())
   ])
 }
 

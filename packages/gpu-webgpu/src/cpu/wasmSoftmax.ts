@@ -16,14 +16,14 @@
 import { I32, V128, add, block, brIf, end, get, i32c, loop, mul, section, set, simd, str, tee, uleb, v128load, v128store, vec } from "./wasmGemm.ts"
 import { expOf, f32x4, fadd, fmax, fmul, fsub, geU } from "./wasmExp.ts"
 
-const F32 = 0x7d
-const f32load = [0x2a, 2, 0]
-const f32store = [0x38, 2, 0]
-const f32c = (v: number): number[] => [0x43, ...new Uint8Array(Float32Array.of(v).buffer)]
+export const F32 = 0x7d
+export const f32load = [0x2a, 2, 0]
+export const f32store = [0x38, 2, 0]
+export const f32c = (v: number): number[] => [0x43, ...new Uint8Array(Float32Array.of(v).buffer)]
 const f32max = [0x97]
-const f32add = [0x92]
-const f32div = [0x95]
-const splat = simd(0x13)
+export const f32add = [0x92]
+export const f32div = [0x95]
+export const splat = simd(0x13)
 const lane = (i: number) => [...simd(0x1f), i]
 const shl = [0x74]
 const shrU = [0x76]
@@ -39,7 +39,7 @@ const [m, l, c] = [13, 14, 15]
 const [X, FX, R, TT, A, VM, VS, SC, CM] = [16, 17, 18, 19, 20, 21, 22, 23, 24]
 
 /** for (i = from; i < to; i += step) body, all i32 locals / code */
-const forLoop = (i: number, from: number[], to: number, stepBytes: number, body: number[]): number[] => [
+export const forLoop = (i: number, from: number[], to: number, stepBytes: number, body: number[]): number[] => [
   ...from, ...set(i),
   ...block, ...loop,
   ...get(i), ...get(to), ...geU, ...brIf(1),
@@ -71,7 +71,7 @@ const vectors = (body: number[]): number[] => forLoop(v, i32c(0), rowEnd, 16, bo
 
 /** horizontal max / sum of a v128 local */
 const hmax = (x: number) => [...get(x), ...lane(0), ...get(x), ...lane(1), ...f32max, ...get(x), ...lane(2), ...get(x), ...lane(3), ...f32max, ...f32max]
-const hsum = (x: number) => [...get(x), ...lane(0), ...get(x), ...lane(1), ...f32add, ...get(x), ...lane(2), ...f32add, ...get(x), ...lane(3), ...f32add]
+export const hsum = (x: number) => [...get(x), ...lane(0), ...get(x), ...lane(1), ...f32add, ...get(x), ...lane(2), ...f32add, ...get(x), ...lane(3), ...f32add]
 
 const auxAt = (offsetFloats: number[]) => [...get(AUX), ...offsetFloats, ...i32c(4), ...mul, ...add]
 
