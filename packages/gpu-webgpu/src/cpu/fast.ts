@@ -25,6 +25,7 @@ import { WasmGemm } from "./wasmGemm.ts"
 import { WasmExp } from "./wasmExp.ts"
 import { WasmSoftmax } from "./wasmSoftmax.ts"
 import { rmsnormKernelsFast, WasmRmsnorm } from "./wasmRmsnorm.ts"
+import { adamwFast, WasmAdamw } from "./wasmAdamw.ts"
 import { expKernelsFast } from "./fastExpKernels.ts"
 import { BlasGemm, type Gemm } from "./blasGemm.ts"
 
@@ -54,7 +55,8 @@ export const fastKernels = (gemm: Gemm, clock: DispatchClock): Map<string, FastK
     fastFor(attentionGradKVKernel, grad.kv),
     ...elementwiseFast(),
     ...expKernelsFast(exp, simd.softmax),
-    ...rmsnormKernelsFast(new WasmRmsnorm())
+    ...rmsnormKernelsFast(new WasmRmsnorm()),
+    adamwFast(new WasmAdamw())
   ])
 }
 

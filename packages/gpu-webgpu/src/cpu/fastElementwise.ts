@@ -8,7 +8,6 @@ import type { CpuViews, KernelParams } from "../backend.ts"
 import { addKernel, mulKernel, subKernel } from "../ops/binary.ts"
 import { ropeKernel } from "../ops/rope.ts"
 import { axpbyKernel, fillKernel } from "../ops/util.ts"
-import { adamwKernel } from "../optim/adamw.ts"
 import { scaleInPlaceKernel } from "../optim/clip.ts"
 import { type FastKernel, fastFor } from "./fastKernel.ts"
 
@@ -47,31 +46,6 @@ export const elementwiseFast = (): ReadonlyArray<readonly [string, FastKernel]> 
     const n = p.n
     const s = p.s
     for (let i = 0; i < n; i++) y[i] = y[i]! * s
-  }),
-  fastFor(adamwKernel, (views, q) => {
-    const f = Math.fround
-    const g = views.f32("g")
-    const P = views.f32("p")
-    const m = views.f32("m")
-    const v = views.f32("v")
-    const n = q.n
-    const decay = f(1 - f(q.lr * q.wd))
-    const b1 = q.beta1
-    const b2 = q.beta2
-    const c1 = f(1 - b1)
-    const c2 = f(1 - b2)
-    const step = f(q.lr / q.bc1)
-    const sqrtBc2 = q.sqrtBc2
-    const eps = q.eps
-    for (let i = 0; i < n; i++) {
-      const gi = g[i]!
-      const pi = f(P[i]! * decay)
-      const mi = f(f(b1 * m[i]!) + f(c1 * gi))
-      const vi = f(f(b2 * v[i]!) + f(f(c2 * gi) * gi))
-      m[i] = mi
-      v[i] = vi
-      P[i] = pi - (step * mi) / (f(Math.sqrt(vi)) / sqrtBc2 + eps)
-    }
   }),
   fastFor(ropeKernel, (views, p) => {
     const x = views.f32("x")
