@@ -220,7 +220,10 @@ describe("element-wise fast kernels are bitwise equal to their references", () =
   const rand = rng(11)
   const data = (len: number) => Float32Array.from({ length: len }, () => rand() * 2 - 1)
   const kernels: ReadonlyArray<KernelCase> = [
+    // add/sub/mul without broadcast: SIMD from 64 elements (999: not a multiple of 4), loops below
     [addKernel, { a: n, b: n, out: n }, { n, bcast: 0 }],
+    [subKernel, { a: n, b: n, out: n }, { n: 999, bcast: 0 }],
+    [addKernel, { a: 50, b: 50, out: 50 }, { n: 50, bcast: 0 }],
     [addKernel, { a: n, b: 40, out: n }, { n, bcast: 40 }],
     [subKernel, { a: n, b: 40, out: n }, { n, bcast: 40 }],
     [mulKernel, { a: n, b: n, out: n }, { n, bcast: 0 }],

@@ -25,6 +25,7 @@ import { WasmGemm } from "./wasmGemm.ts"
 import { WasmExp } from "./wasmExp.ts"
 import { WasmSoftmax } from "./wasmSoftmax.ts"
 import { rmsnormKernelsFast, WasmRmsnorm } from "./wasmRmsnorm.ts"
+import { WasmBinary } from "./wasmBinary.ts"
 import { adamwFast, WasmAdamw } from "./wasmAdamw.ts"
 import { expKernelsFast } from "./fastExpKernels.ts"
 import { BlasGemm, type Gemm } from "./blasGemm.ts"
@@ -53,7 +54,7 @@ export const fastKernels = (gemm: Gemm, clock: DispatchClock): Map<string, FastK
     fastFor(attentionKernel, attentionFast(gemm, simd)),
     fastFor(attentionGradQKernel, grad.q),
     fastFor(attentionGradKVKernel, grad.kv),
-    ...elementwiseFast(),
+    ...elementwiseFast(new WasmBinary()),
     ...expKernelsFast(exp, simd.softmax),
     ...rmsnormKernelsFast(new WasmRmsnorm()),
     adamwFast(new WasmAdamw())

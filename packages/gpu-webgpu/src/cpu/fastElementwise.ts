@@ -10,14 +10,18 @@ import { ropeKernel } from "../ops/rope.ts"
 import { axpbyKernel, fillKernel } from "../ops/util.ts"
 import { scaleInPlaceKernel } from "../optim/clip.ts"
 import { type FastKernel, fastFor } from "./fastKernel.ts"
+import type { BinaryOp, WasmBinary } from "./wasmBinary.ts"
 
-const binary = (op: (x: number, y: number) => number) => (views: CpuViews, p: KernelParams<"n" | "bcast">): void => {
+/** Without broadcast (and above a few vectors) in SIMD, src/cpu/wasmBinary.ts: bitwise the same. */
+const binary = (op: (x: number, y: number) => number, simd: BinaryOp, w: WasmBinary) => (views: CpuViews, p: KernelParams<"n" | "bcast">): void => {
   const a = views.f32("a")
   const b = views.f32("b")
   const out = views.f32("out")
   const n = p.n
   const bc = p.bcast
-  if (bc === 0) {
+  if (bc === 0 && n >= 64) {
+    w.run(simd, a, b, out, n)
+  } else if (bc === 0) {
     for (let i = 0; i < n; i++) out[i] = op(a[i]!, b[i]!)
   } else {
     for (let r = 0; r < n; r += bc) {
@@ -27,10 +31,10 @@ const binary = (op: (x: number, y: number) => number) => (views: CpuViews, p: Ke
   }
 }
 
-export const elementwiseFast = (): ReadonlyArray<readonly [string, FastKernel]> => [
-  fastFor(addKernel, binary((x, y) => x + y)),
-  fastFor(subKernel, binary((x, y) => x - y)),
-  fastFor(mulKernel, binary((x, y) => x * y)),
+export const elementwiseFast = (w: WasmBinary): ReadonlyArray<readonly [string, FastKernel]> => [
+  fastFor(addKernel, binary((x, y) => x + y, "add", w)),
+  fastFor(subKernel, binary((x, y) => x - y, "sub", w)),
+  fastFor(mulKernel, binary((x, y) => x * y, "mul", w)),
   fastFor(fillKernel, (views, p) => views.f32("out").fill(p.value, 0, p.n)),
   fastFor(axpbyKernel, (views, p) => {
     const x = views.f32("x")
