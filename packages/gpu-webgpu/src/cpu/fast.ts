@@ -7,11 +7,13 @@
  * Fast kernels: every matmul variant through a gemm: the machine's OpenBLAS via bun:ffi where it
  * loads (src/cpu/blasGemm.ts), else a WebAssembly SIMD micro-kernel on packed panels split over
  * worker threads (src/cpu/wasmGemm.ts); the three attention kernels as gemms over [T,T] score blocks
- * (src/cpu/fastAttention.ts), straight loops for the hottest element-wise kernels
- * (src/cpu/fastElementwise.ts, bitwise equal to their references), and the exp-bound kernels
- * (swiglu, cross-entropy; attention's softmax too) around a WebAssembly SIMD exp
- * (src/cpu/fastExpKernels.ts, src/cpu/wasmExp.ts). Matmul, attention and the exp-bound kernels
- * agree with the reference to fp32 rounding (summation order differs, the exp is f32), not bitwise.
+ * with their softmax in WebAssembly SIMD (src/cpu/fastAttention.ts, src/cpu/wasmSoftmax.ts),
+ * straight loops and SIMD add/sub/mul for the hottest element-wise kernels
+ * (src/cpu/fastElementwise.ts, src/cpu/wasmBinary.ts, bitwise equal to their references), the
+ * exp-bound kernels (swiglu, cross-entropy) around a WebAssembly SIMD exp (src/cpu/fastExpKernels.ts,
+ * src/cpu/wasmExp.ts), and rmsnorm and AdamW in SIMD (src/cpu/wasmRmsnorm.ts, src/cpu/wasmAdamw.ts).
+ * Matmul, attention, the exp-bound kernels, rmsnorm and AdamW agree with the reference to fp32
+ * rounding (summation order differs, the arithmetic is f32), not bitwise.
  */
 import { availableParallelism } from "node:os"
 import type { BufferId, CpuViews, Dispatch, KernelParams } from "../backend.ts"
