@@ -9,12 +9,19 @@ export class CpuBackend implements Backend {
   readonly name: string = "cpu"
   // The CPU backend runs each kernel's CPU reference; the variant only selects which kernel name.
   readonly kernelFamily = "blocked"
-  // Chunks are plain memory: nothing to give back, the garbage collector takes them.
   private readonly buffers: ChunkedBufferTable<ArrayBuffer>
 
   constructor(readonly maxBindingBytes: number = 128 * 1024 * 1024) {
-    this.buffers = new ChunkedBufferTable(maxBindingBytes, (bytes) => new ArrayBuffer(bytes), () => {})
+    this.buffers = new ChunkedBufferTable(maxBindingBytes, (bytes) => this.makeChunk(bytes), (chunk) => this.dropChunk(chunk))
   }
+
+  /** A chunk of `bytes` (here a fresh, zeroed ArrayBuffer). */
+  protected makeChunk(bytes: number): ArrayBuffer {
+    return new ArrayBuffer(bytes)
+  }
+
+  /** A chunk given back (here: nothing to do, the garbage collector takes it). */
+  protected dropChunk(_chunk: ArrayBuffer): void {}
 
   alloc(bytes: number, chunkBytes?: number): BufferId {
     return this.buffers.alloc(Math.max(4, bytes), chunkBytes)

@@ -7,12 +7,16 @@
  *
  * COVENANT_BLAS_LIB names the library; COVENANT_BLAS=0 turns this path off.
  *
- * Products under COVENANT_BLAS_SMALL multiply-adds (default 2^22) run on one OpenBLAS thread:
+ * Products under COVENANT_BLAS_SMALL multiply-adds (default 2^24) run on one OpenBLAS thread:
  * OpenBLAS threads every product above ~2^18, and at the debug model's sizes waking its threads
  * can cost more than the arithmetic; on a shared machine, where they spin for a core, one debug
  * step took 395 ms with 2 threads against 117 ms with one (bench/profile-cpu.ts, same sitting,
- * loaded). 2^24 was too high: it put the 25 M model's per-head attention products (256x256x64 =
- * 2^22) on one thread, and 25 M trained at 107-111 tokens/s against 123-165 with them threaded.
+ * loaded). The default was 2^22 until 2026-12-03: then its 2-thread lm_head products (2^23) were
+ * what kept the debug model under PyTorch on the issue #15 command (2-thread: 0.86x best, 0.65x
+ * median of 21 repeats; one thread below 2^24: 1.10x / 1.04x, bench/RESULTS.md), while the 25 M
+ * model, whose per-head attention products (2^22) 2^24 puts on one thread, measured 483-530
+ * tokens/s best against 437-590 at 2^22 (3 alternating runs each, load 1-2): no difference shown.
+ * (On 2026-12-02, before the attention kernels changed, 2^24 had measured 107-111 against 123-165.)
  */
 import { WasmGemm } from "./wasmGemm.ts"
 
@@ -58,7 +62,7 @@ let blasThreads = -1
 
 const smallProduct = (): number => {
   const env = Number(process.env["COVENANT_BLAS_SMALL"])
-  return Number.isFinite(env) && env >= 0 ? env : 2 ** 22
+  return Number.isFinite(env) && env >= 0 ? env : 2 ** 24
 }
 
 /** OpenBLAS through bun:ffi, or null (not Bun, no library, or COVENANT_BLAS=0). */

@@ -1,25 +1,27 @@
 /**
- * Straight-loop versions of the hottest element-wise kernels (and rope, and the cross-entropy
- * gradient, row by row). The references go through
+ * Straight-loop versions of the hottest element-wise kernels (and rope, row by row; the
+ * exp-bound ones, cross-entropy and swiglu, are in src/cpu/fastExpKernels.ts). The references go through
  * `mapKernel`'s per-element callback with named-view lookups; these are the same arithmetic in
  * the same order (so results are bitwise equal), without the per-element indirection.
  */
 import type { CpuViews, KernelParams } from "../backend.ts"
 import { addKernel, mulKernel, subKernel } from "../ops/binary.ts"
-import { ceGradKernel } from "../ops/crossEntropy.ts"
 import { ropeKernel } from "../ops/rope.ts"
 import { axpbyKernel, fillKernel } from "../ops/util.ts"
-import { adamwKernel } from "../optim/adamw.ts"
 import { scaleInPlaceKernel } from "../optim/clip.ts"
 import { type FastKernel, fastFor } from "./fastKernel.ts"
+import type { BinaryOp, WasmBinary } from "./wasmBinary.ts"
 
-const binary = (op: (x: number, y: number) => number) => (views: CpuViews, p: KernelParams<"n" | "bcast">): void => {
+/** Without broadcast (and above a few vectors) in SIMD, src/cpu/wasmBinary.ts: bitwise the same. */
+const binary = (op: (x: number, y: number) => number, simd: BinaryOp, w: WasmBinary) => (views: CpuViews, p: KernelParams<"n" | "bcast">): void => {
   const a = views.f32("a")
   const b = views.f32("b")
   const out = views.f32("out")
   const n = p.n
   const bc = p.bcast
-  if (bc === 0) {
+  if (bc === 0 && n >= 64) {
+    w.run(simd, a, b, out, n)
+  } else if (bc === 0) {
     for (let i = 0; i < n; i++) out[i] = op(a[i]!, b[i]!)
   } else {
     for (let r = 0; r < n; r += bc) {
@@ -29,10 +31,10 @@ const binary = (op: (x: number, y: number) => number) => (views: CpuViews, p: Ke
   }
 }
 
-export const elementwiseFast = (): ReadonlyArray<readonly [string, FastKernel]> => [
-  fastFor(addKernel, binary((x, y) => x + y)),
-  fastFor(subKernel, binary((x, y) => x - y)),
-  fastFor(mulKernel, binary((x, y) => x * y)),
+export const elementwiseFast = (w: WasmBinary): ReadonlyArray<readonly [string, FastKernel]> => [
+  fastFor(addKernel, binary((x, y) => x + y, "add", w)),
+  fastFor(subKernel, binary((x, y) => x - y, "sub", w)),
+  fastFor(mulKernel, binary((x, y) => x * y, "mul", w)),
   fastFor(fillKernel, (views, p) => views.f32("out").fill(p.value, 0, p.n)),
   fastFor(axpbyKernel, (views, p) => {
     const x = views.f32("x")
@@ -49,31 +51,6 @@ export const elementwiseFast = (): ReadonlyArray<readonly [string, FastKernel]> 
     const s = p.s
     for (let i = 0; i < n; i++) y[i] = y[i]! * s
   }),
-  fastFor(adamwKernel, (views, q) => {
-    const f = Math.fround
-    const g = views.f32("g")
-    const P = views.f32("p")
-    const m = views.f32("m")
-    const v = views.f32("v")
-    const n = q.n
-    const decay = f(1 - f(q.lr * q.wd))
-    const b1 = q.beta1
-    const b2 = q.beta2
-    const c1 = f(1 - b1)
-    const c2 = f(1 - b2)
-    const step = f(q.lr / q.bc1)
-    const sqrtBc2 = q.sqrtBc2
-    const eps = q.eps
-    for (let i = 0; i < n; i++) {
-      const gi = g[i]!
-      const pi = f(P[i]! * decay)
-      const mi = f(f(b1 * m[i]!) + f(c1 * gi))
-      const vi = f(f(b2 * v[i]!) + f(f(c2 * gi) * gi))
-      m[i] = mi
-      v[i] = vi
-      P[i] = pi - (step * mi) / (f(Math.sqrt(vi)) / sqrtBc2 + eps)
-    }
-  }),
   fastFor(ropeKernel, (views, p) => {
     const x = views.f32("x")
     const table = views.f32("table")
@@ -86,11 +63,24 @@ export const elementwiseFast = (): ReadonlyArray<readonly [string, FastKernel]> 
     const row0 = p.row0
     const half = hd / 2
     const sinAt = T * half
-    // rows of hd: the reference's per-element index arithmetic hoisted out of the inner loops
+    // rows of hd: the reference's per-element index arithmetic hoisted out of the inner loops,
+    // each row's two halves in their own loop (no branch per element)
     for (let r = 0, i0 = 0; i0 < n; r++, i0 += hd) {
       const t = Math.floor((row0 + r) / H) % T
       const tb = t * half
-      const end = Math.min(hd, n - i0)
+      if (n - i0 >= hd) {
+        const i1 = i0 + half
+        for (let j = 0; j < half; j++) {
+          const c = table[tb + j]!
+          const s = table[sinAt + tb + j]! * sign
+          const a = x[i0 + j]!
+          const b = x[i1 + j]!
+          out[i0 + j] = a * c - b * s
+          out[i1 + j] = b * c + a * s
+        }
+        continue
+      }
+      const end = n - i0
       for (let d = 0; d < end; d++) {
         const i = i0 + d
         const j = d < half ? d : d - half
@@ -98,27 +88,6 @@ export const elementwiseFast = (): ReadonlyArray<readonly [string, FastKernel]> 
         const s = table[sinAt + tb + j]! * sign
         out[i] = d < half ? x[i]! * c - x[i + half]! * s : x[i]! * c + x[i - half]! * s
       }
-    }
-  }),
-  fastFor(ceGradKernel, (views, p) => {
-    const x = views.f32("x")
-    const t = views.i32("t")
-    const lse = views.f32("lse")
-    const g = views.f32("g")[0]!
-    const count = Math.max(views.f32("count")[0]!, 1)
-    const dx = views.f32("dx")
-    const n = p.n
-    const row0 = p.row0
-    const V = p.V
-    for (let i0 = 0, gr = row0; i0 < n; i0 += V, gr++) {
-      const end = Math.min(V, n - i0)
-      const tg = t[gr]!
-      if (tg < 0 || tg >= V) {
-        dx.fill(0, i0, i0 + end)
-        continue
-      }
-      const l = lse[gr]!
-      for (let j = 0; j < end; j++) dx[i0 + j] = ((Math.exp(x[i0 + j]! - l) - (tg === j ? 1 : 0)) * g) / count
     }
   })
 ]

@@ -15,7 +15,7 @@
  */
 import type { Gemm } from "./blasGemm.ts"
 
-const uleb = (n: number): number[] => {
+export const uleb = (n: number): number[] => {
   const out: number[] = []
   do {
     let byte = n & 0x7f
@@ -26,7 +26,7 @@ const uleb = (n: number): number[] => {
   return out
 }
 
-const sleb = (n: number): number[] => {
+export const sleb = (n: number): number[] => {
   const out: number[] = []
   for (;;) {
     const byte = n & 0x7f
@@ -39,31 +39,31 @@ const sleb = (n: number): number[] => {
   }
 }
 
-const str = (s: string): number[] => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))]
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body]
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()]
+export const str = (s: string): number[] => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))]
+export const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body]
+export const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()]
 
 // opcodes
-const I32 = 0x7f
-const V128 = 0x7b
-const get = (i: number) => [0x20, ...uleb(i)]
-const set = (i: number) => [0x21, ...uleb(i)]
-const tee = (i: number) => [0x22, ...uleb(i)]
-const i32c = (n: number) => [0x41, ...sleb(n)]
-const add = [0x6a]
-const sub = [0x6b]
-const mul = [0x6c]
+export const I32 = 0x7f
+export const V128 = 0x7b
+export const get = (i: number) => [0x20, ...uleb(i)]
+export const set = (i: number) => [0x21, ...uleb(i)]
+export const tee = (i: number) => [0x22, ...uleb(i)]
+export const i32c = (n: number) => [0x41, ...sleb(n)]
+export const add = [0x6a]
+export const sub = [0x6b]
+export const mul = [0x6c]
 const ltU = [0x49]
-const loop = [0x03, 0x40]
-const block = [0x02, 0x40]
-const end = [0x0b]
-const brIf = (d: number) => [0x0d, ...uleb(d)]
+export const loop = [0x03, 0x40]
+export const block = [0x02, 0x40]
+export const end = [0x0b]
+export const brIf = (d: number) => [0x0d, ...uleb(d)]
 const ifThen = [0x04, 0x40]
 const elseOp = [0x05]
-const simd = (op: number) => [0xfd, ...uleb(op)]
+export const simd = (op: number) => [0xfd, ...uleb(op)]
 const f32load = (offset: number) => [0x2a, 2, ...uleb(offset)]
-const v128load = (offset: number) => [...simd(0x00), 4, ...uleb(offset)]
-const v128store = (offset: number) => [...simd(0x0b), 4, ...uleb(offset)]
+export const v128load = (offset: number) => [...simd(0x00), 4, ...uleb(offset)]
+export const v128store = (offset: number) => [...simd(0x0b), 4, ...uleb(offset)]
 const v128zero = [...simd(0x0c), ...new Array<number>(16).fill(0)]
 const f32x4splat = simd(0x13)
 const f32x4add = simd(0xe4)
