@@ -144,22 +144,22 @@ const join = async (run: PageRun, gpu: GPU) => {
     if (!made.ok) return say("failed", `failed: the page server could not make bucket covenant-${name}: ${await made.text()}`)
   }
   const program: Effect.Effect<void, unknown, Scope.Scope> = runBrowserPeer({
-      gpu,
-      spec,
-      name,
-      secret: hotkeySecret(),
-      // The local chain's client goes through this page's origin (the owner's loopback port moves; serve.ts).
-      chain: run.chain.kind === "local" ? { kind: "local", url: `${origin}/chain` } : run.chain,
-      data: run.data.kind === "http"
-        ? { kind: "http", url: new URL(run.data.path, origin).href }
-        : { ...run.data, ...(run.data.keys === undefined && dataKeys !== undefined ? { keys: dataKeys } : {}) },
-      // S3 requests go from this page straight to the store, signed here with the visitor's keys.
-      store: run.store,
-      ...keys,
-      events: onEvent(spec),
-      weight: (share) => setText("weight", share === null ? "no weights yet" : share.toFixed(3)),
-      ...(untilWindow > 0 ? { stop: StopRule.UntilWindow({ window: untilWindow }) } : windows > 0 ? { stop: StopRule.FromNow({ windows }) } : {}),
-    })
+    gpu,
+    spec,
+    name,
+    secret: hotkeySecret(),
+    // The local chain's client goes through this page's origin (the owner's loopback port moves; serve.ts).
+    chain: run.chain.kind === "local" ? { kind: "local", url: `${origin}/chain` } : run.chain,
+    data: run.data.kind === "http"
+      ? { kind: "http", url: new URL(run.data.path, origin).href }
+      : { ...run.data, ...(run.data.keys === undefined && dataKeys !== undefined ? { keys: dataKeys } : {}) },
+    // S3 requests go from this page straight to the store, signed here with the visitor's keys.
+    store: run.store,
+    ...keys,
+    events: onEvent(spec),
+    weight: (share) => setText("weight", share === null ? "no weights yet" : share.toFixed(3)),
+    ...(untilWindow > 0 ? { stop: StopRule.UntilWindow({ window: untilWindow }) } : windows > 0 ? { stop: StopRule.FromNow({ windows }) } : {}),
+  })
   const fiber = Effect.runFork(Effect.scoped(program))
   api.leave = () => void Effect.runFork(Fiber.interrupt(fiber))
   // Closing or leaving the page stops the peer; the run sees one missed window, nothing more.

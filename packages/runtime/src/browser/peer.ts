@@ -82,7 +82,7 @@ export interface BrowserPeerOptions {
   readonly write: S3Keys
   readonly read: S3Keys
   readonly events: (e: NodeEvent) => void
-  /** This hotkey's weight, read from the chain every few seconds: the largest share any validator gives it (null: no weights yet). */
+  /** This hotkey's weight, read from the chain once a window: the largest share any validator gives it (null: no weights yet). */
   readonly weight?: (share: number | null) => void
   readonly stop?: StopRule
 }
@@ -133,7 +133,9 @@ export const runBrowserPeer = (o: BrowserPeerOptions): Effect.Effect<void, Runti
       // Windows are blocks, upload windows ms: a run that cannot fit this chain's measured blocks is refused, as by the CLI.
       if (o.chain.kind === "subtensor") yield* runTimingFor(spec, yield* Effect.mapError(Effect.flatMap(Chain, measureBlockTimeMs), inPhase("chain")), false)
       if (onWeight !== undefined) {
-        yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.ignore(Effect.map(weightShare, onWeight)), Effect.sleep("3 seconds"))))
+        // Weights change at most once a window: read them that often (a subnet's weights are a large query).
+        const every = Math.max(3_000, spec.participation.blocksPerWindow * spec.participation.blockTimeMs)
+        yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.ignore(Effect.map(weightShare, onWeight)), Effect.sleep(every))))
       }
       yield* runPeer({
         name: o.name,
