@@ -147,7 +147,9 @@ export const makeFileSystemTransport = (root: string): TransportService => {
     }, (error: unknown) => (errorCode(error) === "ENOENT" || errorCode(error) === "ENOTDIR" ? [] : Promise.reject(error)))
 
   const service: TransportService = {
-    timeResolutionMs: 1,
+    // mtime is stamped from the kernel's coarse clock (one tick: 1-10 ms by CONFIG_HZ), which trails
+    // Date.now(): measured, a file written just after a block stamped by Date.now() read 1 ms before it.
+    timeResolutionMs: 10,
 
     ensureBucket: (at) =>
       Effect.flatMap(bucketDir(at), (dir) => attempt(at.bucket, "", () => fs.mkdir(dir, { recursive: true }))).pipe(Effect.asVoid),

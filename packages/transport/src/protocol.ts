@@ -24,10 +24,14 @@ export const uploadInterval = (windowStartMs: number, uploadWindowMs: number): U
   end: windowStartMs + uploadWindowMs,
 })
 
-/** Store timestamps are only as fine as the store's resolution: compare the start at that resolution. */
+/**
+ * A store's timestamp may trail the true time by up to its resolution (S3 truncates to the second; a
+ * file's mtime comes from the kernel's coarse clock, one tick behind at most): an object stamped
+ * less than one resolution before the start may have landed on time, so only a stamp a whole
+ * resolution or more before it is too early.
+ */
 export const checkStoreTime = (key: string, storeTime: number, interval: UploadInterval, resolutionMs: number): Either.Either<number, TooEarly | TooLate> => {
-  const start = Math.floor(interval.start / resolutionMs) * resolutionMs
-  if (storeTime < start) return Either.left(new TooEarly({ key, storeTime, start: interval.start }))
+  if (storeTime <= interval.start - resolutionMs) return Either.left(new TooEarly({ key, storeTime, start: interval.start }))
   if (storeTime > interval.end) return Either.left(new TooLate({ key, storeTime, end: interval.end }))
   return Either.right(storeTime)
 }

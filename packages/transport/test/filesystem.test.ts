@@ -22,7 +22,8 @@ describe("filesystem layer specifics", () => {
       const window = 12
       const windowStart = 1_800_000_000_000
       const interval = { start: windowStart, end: windowStart + 70_000 }
-      const stamps = [windowStart - 1, windowStart + 35_000, windowStart + 70_001]
+      // windowStart - 10: a whole resolution (10 ms, the kernel's coarse clock) before the start.
+      const stamps = [windowStart - 10, windowStart + 35_000, windowStart + 70_001]
       const locations = new Map([0, 1, 2].map((uid) => [uid, { bucket: `peer-${uid}` }] as const))
       for (const uid of [0, 1, 2]) {
         await runtime.runPromise(Effect.flatMap(Transport, (t) => t.ensureBucket(locations.get(uid)!)))
