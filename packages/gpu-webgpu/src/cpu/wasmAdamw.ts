@@ -5,9 +5,7 @@
  * the WGSL's uniforms are, and its last expression in f32 too (the reference's is a double
  * rounded once), so results agree with it to fp32 rounding, not bitwise.
  */
-import { I32, V128, add, end, get, i32c, section, set, simd, str, uleb, v128load, v128store, vec } from "./wasmGemm.ts"
-import { fadd, fdiv, fmul, fsub } from "./wasmExp.ts"
-import { F32, forLoop, splat } from "./wasmSoftmax.ts"
+import { uleb, str, section, vec, I32, F32, V128, get, set, i32c, add, end, simd, v128load, v128store, splat, fadd, fsub, fmul, fdiv, forLoop, WasmInstance } from "./wasmEncoding.ts"
 import { adamwKernel } from "../optim/adamw.ts"
 import { type FastKernel, fastFor } from "./fastKernel.ts"
 
@@ -50,15 +48,7 @@ export const adamwModuleBytes = (): Uint8Array => new Uint8Array([
 
 /** The function with its memory: g, p, m, v copied in, p, m, v out. Not reentrant. */
 export class WasmAdamw {
-  private readonly memory = new WebAssembly.Memory({ initial: 1 })
-  private readonly fn: (...args: number[]) => void
-  private f32 = new Float32Array(0)
-
-  constructor() {
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(adamwModuleBytes()), { env: { mem: this.memory } })
-    this.fn = instance.exports["adamw"] as (...args: number[]) => void
-    this.f32 = new Float32Array(this.memory.buffer)
-  }
+  private readonly wasm = new WasmInstance<{ adamw: (...args: number[]) => void }>(adamwModuleBytes())
 
   step(
     g: Float32Array, p: Float32Array, m: Float32Array, v: Float32Array, n: number,
@@ -66,18 +56,14 @@ export class WasmAdamw {
   ): void {
     const f = Math.fround
     const N = Math.ceil(n / 4) * 4
-    if (this.f32.length < 4 * N) {
-      this.memory.grow(Math.ceil((16 * N - this.memory.buffer.byteLength) / 65536))
-      this.f32 = new Float32Array(this.memory.buffer)
-    }
-    const a = this.f32
+    const a = this.wasm.floats(4 * N)
     a.set(g.subarray(0, n), 0)
     a.set(p.subarray(0, n), N)
     a.set(m.subarray(0, n), 2 * N)
     a.set(v.subarray(0, n), 3 * N)
     const b1 = f(h.beta1)
     const b2 = f(h.beta2)
-    this.fn(0, 4 * N, 8 * N, 12 * N, 4 * N, f(1 - f(f(h.lr) * f(h.wd))), b1, b2, f(1 - b1), f(1 - b2), f(f(h.lr) / f(h.bc1)), h.sqrtBc2, h.eps)
+    this.wasm.fns.adamw(0, 4 * N, 8 * N, 12 * N, 4 * N, f(1 - f(f(h.lr) * f(h.wd))), b1, b2, f(1 - b1), f(1 - b2), f(f(h.lr) / f(h.bc1)), h.sqrtBc2, h.eps)
     p.set(a.subarray(N, N + n))
     m.set(a.subarray(2 * N, 2 * N + n))
     v.set(a.subarray(3 * N, 3 * N + n))

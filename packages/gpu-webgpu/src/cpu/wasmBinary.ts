@@ -5,9 +5,7 @@
  * f32 (a double holds more than twice f32's precision), so these are bitwise equal to the
  * references.
  */
-import { I32, add, end, get, i32c, section, set, str, uleb, v128load, v128store, vec } from "./wasmGemm.ts"
-import { fadd, fmul, fsub } from "./wasmExp.ts"
-import { forLoop } from "./wasmSoftmax.ts"
+import { uleb, str, section, vec, I32, get, i32c, add, end, v128load, v128store, fadd, fsub, fmul, forLoop, WasmInstance } from "./wasmEncoding.ts"
 
 // params a, b, out (byte addresses), bytes; i32 o
 const [pa, pb, po, bytes, o] = [0, 1, 2, 3, 4]
@@ -35,27 +33,15 @@ export type BinaryOp = "add" | "sub" | "mul"
 
 /** The three functions with their memory: a and b copied in, out copied back. Not reentrant. */
 export class WasmBinary {
-  private readonly memory = new WebAssembly.Memory({ initial: 1 })
-  private readonly fns: Record<BinaryOp, (a: number, b: number, out: number, bytes: number) => void>
-  private f32 = new Float32Array(0)
-
-  constructor() {
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(binaryModuleBytes()), { env: { mem: this.memory } })
-    this.fns = instance.exports as unknown as typeof this.fns
-    this.f32 = new Float32Array(this.memory.buffer)
-  }
+  private readonly wasm = new WasmInstance<Record<BinaryOp, (a: number, b: number, out: number, bytes: number) => void>>(binaryModuleBytes())
 
   /** out[0..n) = a op b */
   run(op: BinaryOp, a: Float32Array, b: Float32Array, out: Float32Array, n: number): void {
     const N = Math.ceil(n / 4) * 4
-    if (this.f32.length < 3 * N) {
-      this.memory.grow(Math.ceil((12 * N - this.memory.buffer.byteLength) / 65536))
-      this.f32 = new Float32Array(this.memory.buffer)
-    }
-    const f = this.f32
+    const f = this.wasm.floats(3 * N)
     f.set(a.subarray(0, n), 0)
     f.set(b.subarray(0, n), N)
-    this.fns[op](0, 4 * N, 8 * N, 4 * N)
+    this.wasm.fns[op](0, 4 * N, 8 * N, 4 * N)
     out.set(f.subarray(2 * N, 2 * N + n))
   }
 }

@@ -11,30 +11,8 @@
  * the kernels using it agree with their references to fp32 rounding, not bitwise. Below the clamp
  * the result is ~1.2e-38 instead of 0 (or a denormal); NaN stays NaN.
  */
-import { I32, V128, add, block, brIf, end, get, i32c, loop, mul, section, set, simd, str, uleb, v128load, v128store, vec } from "./wasmGemm.ts"
+import { uleb, str, section, vec, I32, V128, get, set, i32c, add, mul, geU, loop, block, end, brIf, v128load, v128store, f32x4, i32x4, fadd, fsub, fmul, fdiv, fmin, fmax, fneg, iadd, ishl, WasmInstance } from "./wasmEncoding.ts"
 
-export const f32x4 = (v: number): number[] => {
-  const b = new Uint8Array(16)
-  const f = new Float32Array(b.buffer)
-  f.fill(v)
-  return [...simd(0x0c), ...b]
-}
-export const i32x4 = (v: number): number[] => {
-  const b = new Uint8Array(16)
-  new Int32Array(b.buffer).fill(v)
-  return [...simd(0x0c), ...b]
-}
-export const fadd = simd(0xe4)
-export const fsub = simd(0xe5)
-export const fmul = simd(0xe6)
-export const fdiv = simd(0xe7)
-// pmin/pmax (b < a ? b : a): one minps/maxps on x86, where min/max need NaN fix-ups
-export const fmin = simd(0xea)
-export const fmax = simd(0xeb)
-export const fneg = simd(0xe1)
-const iadd = simd(0xae)
-const ishl = simd(0xab)
-export const geU = [0x4f]
 
 /** exp of the v128 in local `x` (clobbered), left on the stack; locals fx, r, t are scratch. */
 export const expOf = (x: number, fx: number, r: number, t: number): number[] => [
@@ -96,33 +74,20 @@ export const expModuleBytes = (): Uint8Array => new Uint8Array([
  * values, call `exp(n)` or `sigmoid(n)`, read them back. Not reentrant; one per kernel user.
  */
 export class WasmExp {
-  private readonly memory = new WebAssembly.Memory({ initial: 1 })
-  private readonly fns: { exp: (ptr: number, n: number) => void; sigmoid: (ptr: number, n: number) => void }
-  private f32 = new Float32Array(0)
-
-  constructor() {
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(expModuleBytes()), { env: { mem: this.memory } })
-    this.fns = instance.exports as unknown as typeof this.fns
-    this.f32 = new Float32Array(this.memory.buffer)
-  }
+  private readonly wasm = new WasmInstance<{ exp: (ptr: number, n: number) => void; sigmoid: (ptr: number, n: number) => void }>(expModuleBytes())
 
   /** The scratch array, at least n values (rounded up to STEP); valid until the next `view`. */
   view(n: number): Float32Array {
-    const need = Math.ceil(n / STEP) * STEP
-    if (this.f32.length < need) {
-      this.memory.grow(Math.ceil((need * 4 - this.memory.buffer.byteLength) / 65536))
-      this.f32 = new Float32Array(this.memory.buffer)
-    }
-    return this.f32
+    return this.wasm.floats(Math.ceil(n / STEP) * STEP)
   }
 
   /** view[0..n) = exp(view[0..n)) */
   exp(n: number): void {
-    this.fns.exp(0, Math.ceil(n / STEP) * STEP)
+    this.wasm.fns.exp(0, Math.ceil(n / STEP) * STEP)
   }
 
   /** view[0..n) = 1 / (1 + exp(-view[0..n))) */
   sigmoid(n: number): void {
-    this.fns.sigmoid(0, Math.ceil(n / STEP) * STEP)
+    this.wasm.fns.sigmoid(0, Math.ceil(n / STEP) * STEP)
   }
 }

@@ -14,60 +14,8 @@
  * rounding, not bitwise.
  */
 import type { Gemm } from "./blasGemm.ts"
+import { uleb, str, section, vec, I32, V128, get, set, tee, i32c, add, sub, mul, ltU, loop, block, end, brIf, ifThen, elseOp, f32load, v128load, v128store, v128zero, splat, fadd, fmul } from "./wasmEncoding.ts"
 
-export const uleb = (n: number): number[] => {
-  const out: number[] = []
-  do {
-    let byte = n & 0x7f
-    n >>>= 7
-    if (n !== 0) byte |= 0x80
-    out.push(byte)
-  } while (n !== 0)
-  return out
-}
-
-export const sleb = (n: number): number[] => {
-  const out: number[] = []
-  for (;;) {
-    const byte = n & 0x7f
-    n >>= 7
-    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) {
-      out.push(byte)
-      return out
-    }
-    out.push(byte | 0x80)
-  }
-}
-
-export const str = (s: string): number[] => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))]
-export const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body]
-export const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()]
-
-// opcodes
-export const I32 = 0x7f
-export const V128 = 0x7b
-export const get = (i: number) => [0x20, ...uleb(i)]
-export const set = (i: number) => [0x21, ...uleb(i)]
-export const tee = (i: number) => [0x22, ...uleb(i)]
-export const i32c = (n: number) => [0x41, ...sleb(n)]
-export const add = [0x6a]
-export const sub = [0x6b]
-export const mul = [0x6c]
-const ltU = [0x49]
-export const loop = [0x03, 0x40]
-export const block = [0x02, 0x40]
-export const end = [0x0b]
-export const brIf = (d: number) => [0x0d, ...uleb(d)]
-const ifThen = [0x04, 0x40]
-const elseOp = [0x05]
-export const simd = (op: number) => [0xfd, ...uleb(op)]
-const f32load = (offset: number) => [0x2a, 2, ...uleb(offset)]
-export const v128load = (offset: number) => [...simd(0x00), 4, ...uleb(offset)]
-export const v128store = (offset: number) => [...simd(0x0b), 4, ...uleb(offset)]
-const v128zero = [...simd(0x0c), ...new Array<number>(16).fill(0)]
-const f32x4splat = simd(0x13)
-const f32x4add = simd(0xe4)
-const f32x4mul = simd(0xe6)
 
 const MR = 4
 const NR = 8
@@ -115,9 +63,9 @@ export const gemmModuleBytes = (shared = false): Uint8Array => {
     ...get(pb), ...v128load(0), ...set(bv(0)),
     ...get(pb), ...v128load(16), ...set(bv(1)),
     ...Array.from({ length: MR }, (_, r) => [
-      ...get(pa), ...f32load(r * 4), ...f32x4splat, ...set(av),
-      ...get(acc(r, 0)), ...get(av), ...get(bv(0)), ...f32x4mul, ...f32x4add, ...set(acc(r, 0)),
-      ...get(acc(r, 1)), ...get(av), ...get(bv(1)), ...f32x4mul, ...f32x4add, ...set(acc(r, 1))
+      ...get(pa), ...f32load(r * 4), ...splat, ...set(av),
+      ...get(acc(r, 0)), ...get(av), ...get(bv(0)), ...fmul, ...fadd, ...set(acc(r, 0)),
+      ...get(acc(r, 1)), ...get(av), ...get(bv(1)), ...fmul, ...fadd, ...set(acc(r, 1))
     ]).flat(),
     ...get(pa), ...i32c(MR * 4), ...add, ...set(pa),
     ...get(pb), ...i32c(32), ...add, ...set(pb),

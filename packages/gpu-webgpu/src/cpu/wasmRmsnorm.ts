@@ -8,15 +8,12 @@
  *  - backward(x, g, w, rstd, rows, D): m = Σ(g·w·x)/D; x = r·w·g - x·r·r·r·m (dx) and
  *    g = g·x·r (gxr), in place
  */
-import { I32, V128, add, end, get, i32c, mul, section, set, str, tee, uleb, v128load, v128store, vec } from "./wasmGemm.ts"
-import { f32x4, fadd, fmul, fsub } from "./wasmExp.ts"
-import { F32, f32div, f32load, f32store, forLoop, hsum, splat } from "./wasmSoftmax.ts"
+import { uleb, str, section, vec, I32, F32, V128, get, set, tee, i32c, add, mul, end, f32load, f32store, f32c, f32add, f32div, v128load, v128store, f32x4, splat, fadd, fsub, fmul, forLoop, hsum, WasmInstance } from "./wasmEncoding.ts"
 import { rmsnormGradKernel, rmsnormKernel } from "../ops/rmsnorm.ts"
 import { type FastKernel, fastFor } from "./fastKernel.ts"
 
 const f32sqrt = [0x91]
 const f32fromU32 = [0xb3]
-const f32add = [0x92]
 
 // forward: params x, w, rstd, rows, D, eps; i32 n, rowp, j, rowEnd; f32 ss, r; v128 VS, X, RV
 const forward = (() => {
@@ -33,7 +30,7 @@ const forward = (() => {
       ...f32x4(0), ...set(VS),
       ...forLoop(j, i32c(0), rowEnd, 16, [...at, ...v128load(0), ...tee(X), ...get(X), ...fmul, ...get(VS), ...fadd, ...set(VS)]),
       ...hsum(VS), ...set(ss),
-      ...[0x43, ...new Uint8Array(Float32Array.of(1).buffer)], ...get(ss), ...get(D), ...f32fromU32, ...f32div, ...get(eps), ...f32add, ...f32sqrt, ...f32div, ...set(r),
+      ...f32c(1), ...get(ss), ...get(D), ...f32fromU32, ...f32div, ...get(eps), ...f32add, ...f32sqrt, ...f32div, ...set(r),
       ...get(prstd), ...get(n), ...i32c(4), ...mul, ...add, ...get(r), ...f32store,
       ...get(r), ...splat, ...set(RV),
       ...forLoop(j, i32c(0), rowEnd, 16, [...at, ...at, ...v128load(0), ...get(RV), ...fmul, ...get(pw), ...get(j), ...add, ...v128load(0), ...fmul, ...v128store(0)])
@@ -57,7 +54,7 @@ const backward = (() => {
     ...forLoop(n, i32c(0), rows, 1, [
       ...get(px), ...get(n), ...get(rowEnd), ...mul, ...add, ...set(rowp),
       ...get(pg), ...get(n), ...get(rowEnd), ...mul, ...add, ...set(rowg),
-      ...get(prstd), ...get(n), ...i32c(4), ...mul, ...add, ...f32load, ...set(r),
+      ...get(prstd), ...get(n), ...i32c(4), ...mul, ...add, ...f32load(), ...set(r),
       ...f32x4(0), ...set(VS),
       // Σ (g·w)·x
       ...forLoop(j, i32c(0), rowEnd, 16, [...atG, ...v128load(0), ...atW, ...v128load(0), ...fmul, ...atX, ...v128load(0), ...fmul, ...get(VS), ...fadd, ...set(VS)]),
@@ -93,38 +90,22 @@ export const rmsnormModuleBytes = (): Uint8Array => new Uint8Array([
 
 /** The two functions with their memory; the arrays are copied in and the results out. Not reentrant. */
 export class WasmRmsnorm {
-  private readonly memory = new WebAssembly.Memory({ initial: 1 })
-  private readonly fns: {
+  private readonly wasm = new WasmInstance<{
     forward: (x: number, w: number, rstd: number, rows: number, D: number, eps: number) => void
     backward: (x: number, g: number, w: number, rstd: number, rows: number, D: number) => void
-  }
-  private f32 = new Float32Array(0)
-
-  constructor() {
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(rmsnormModuleBytes()), { env: { mem: this.memory } })
-    this.fns = instance.exports as unknown as typeof this.fns
-    this.f32 = new Float32Array(this.memory.buffer)
-  }
+  }>(rmsnormModuleBytes())
 
   static fits(D: number): boolean {
     return D % 4 === 0 && D > 0
   }
 
-  private use(n: number): Float32Array {
-    if (this.f32.length < n) {
-      this.memory.grow(Math.ceil((n * 4 - this.memory.buffer.byteLength) / 65536))
-      this.f32 = new Float32Array(this.memory.buffer)
-    }
-    return this.f32
-  }
-
   /** out = x·r·w per row, rstd[row0 + n] = r (rows of D from the start of x and out). */
   forward(x: Float32Array, w: Float32Array, out: Float32Array, rstd: Float32Array, rows: number, row0: number, D: number, eps: number): void {
     const N = rows * D
-    const f = this.use(N + D + rows)
+    const f = this.wasm.floats(N + D + rows)
     f.set(x.subarray(0, N))
     f.set(w.subarray(0, D), N)
-    this.fns.forward(0, 4 * N, 4 * (N + D), rows, D, eps)
+    this.wasm.fns.forward(0, 4 * N, 4 * (N + D), rows, D, eps)
     out.set(f.subarray(0, N))
     rstd.set(f.subarray(N + D, N + D + rows), row0)
   }
@@ -135,12 +116,12 @@ export class WasmRmsnorm {
     rows: number, row0: number, D: number
   ): void {
     const N = rows * D
-    const f = this.use(2 * N + D + rows)
+    const f = this.wasm.floats(2 * N + D + rows)
     f.set(x.subarray(0, N))
     f.set(g.subarray(0, N), N)
     f.set(w.subarray(0, D), 2 * N)
     f.set(rstd.subarray(row0, row0 + rows), 2 * N + D)
-    this.fns.backward(0, 4 * N, 8 * N, 4 * (2 * N + D), rows, D)
+    this.wasm.fns.backward(0, 4 * N, 8 * N, 4 * (2 * N + D), rows, D)
     dx.set(f.subarray(0, N))
     gxr.set(f.subarray(N, 2 * N))
   }

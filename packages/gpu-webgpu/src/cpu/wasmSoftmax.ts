@@ -13,21 +13,9 @@
  *  - backward(S): S = exp(scale·S - aux[t]) (aux holds the rows' lse)
  *  - scoreGrad(dS at p, P at q): dS = scale·P·(dS - aux[t]) (aux holds the rows' D)
  */
-import { I32, V128, add, block, brIf, end, get, i32c, loop, mul, section, set, simd, str, tee, uleb, v128load, v128store, vec } from "./wasmGemm.ts"
-import { expOf, f32x4, fadd, fmax, fmul, fsub, geU } from "./wasmExp.ts"
+import { uleb, str, section, vec, I32, F32, V128, get, set, tee, i32c, add, mul, shl, shrU, end, f32load, f32store, f32c, f32div, f32max, v128load, v128store, f32x4, splat, lane, fadd, fsub, fmul, fmax, forLoop, hsum, WasmInstance } from "./wasmEncoding.ts"
+import { expOf } from "./wasmExp.ts"
 
-export const F32 = 0x7d
-export const f32load = [0x2a, 2, 0]
-export const f32store = [0x38, 2, 0]
-export const f32c = (v: number): number[] => [0x43, ...new Uint8Array(Float32Array.of(v).buffer)]
-const f32max = [0x97]
-export const f32add = [0x92]
-export const f32div = [0x95]
-export const splat = simd(0x13)
-const lane = (i: number) => [...simd(0x1f), i]
-const shl = [0x74]
-const shrU = [0x76]
-const br0 = [0x0c, 0]
 
 // params
 const [P, T, SCALE, AUX, Q] = [0, 1, 2, 3, 4]
@@ -38,16 +26,6 @@ const [m, l, c] = [13, 14, 15]
 // v128 locals
 const [X, FX, R, TT, A, VM, VS, SC, CM] = [16, 17, 18, 19, 20, 21, 22, 23, 24]
 
-/** for (i = from; i < to; i += step) body, all i32 locals / code */
-export const forLoop = (i: number, from: number[], to: number, stepBytes: number, body: number[]): number[] => [
-  ...from, ...set(i),
-  ...block, ...loop,
-  ...get(i), ...get(to), ...geU, ...brIf(1),
-  ...body,
-  ...get(i), ...i32c(stepBytes), ...add, ...set(i),
-  ...br0,
-  ...end, ...end
-]
 
 /** address rowp + v (the current vector of the row) */
 const at = [...get(rowp), ...get(v), ...add]
@@ -69,9 +47,8 @@ const rows = (body: number[]): number[] => [
 /** the row's vectors up to rowEnd */
 const vectors = (body: number[]): number[] => forLoop(v, i32c(0), rowEnd, 16, body)
 
-/** horizontal max / sum of a v128 local */
+/** horizontal max of a v128 local */
 const hmax = (x: number) => [...get(x), ...lane(0), ...get(x), ...lane(1), ...f32max, ...get(x), ...lane(2), ...get(x), ...lane(3), ...f32max, ...f32max]
-export const hsum = (x: number) => [...get(x), ...lane(0), ...get(x), ...lane(1), ...f32add, ...get(x), ...lane(2), ...f32add, ...get(x), ...lane(3), ...f32add]
 
 const auxAt = (offsetFloats: number[]) => [...get(AUX), ...offsetFloats, ...i32c(4), ...mul, ...add]
 
@@ -92,12 +69,12 @@ const forward = rows([
 ])
 
 const backward = rows([
-  ...auxAt(get(t)), ...f32load, ...splat, ...set(CM),
+  ...auxAt(get(t)), ...f32load(), ...splat, ...set(CM),
   ...vectors([...at, ...v128load(0), ...get(SC), ...fmul, ...get(CM), ...fsub, ...set(A), ...at, ...expOf(A, FX, R, TT), ...v128store(0)])
 ])
 
 const scoreGrad = rows([
-  ...auxAt(get(t)), ...f32load, ...splat, ...set(CM),
+  ...auxAt(get(t)), ...f32load(), ...splat, ...set(CM),
   ...get(Q), ...get(t), ...get(Tb), ...mul, ...add, ...set(rowq),
   // dS = (scale·P)·(dS - D)
   ...vectors([
@@ -149,7 +126,7 @@ const ceRows = ceRowLoop([
 const ceGrad = [
   ...get(cG), ...splat, ...set(cGV),
   ...ceRowLoop([
-    ...ceAux(get(cr)), ...f32load, ...splat, ...set(cCM),
+    ...ceAux(get(cr)), ...f32load(), ...splat, ...set(cCM),
     ...ceVectors([...cAt, ...cAt, ...v128load(0), ...get(cCM), ...fsub, ...set(cA), ...expOf(cA, cFX, cR, cTT), ...get(cGV), ...fmul, ...v128store(0)])
   ])
 ]
@@ -183,16 +160,8 @@ type RowsFn = (p: number, rows: number, V: number, aux: number, g: number) => vo
  * per-row values into `aux()`), call, copy back. Not reentrant; one per kernel user.
  */
 export class WasmSoftmax {
-  private readonly memory = new WebAssembly.Memory({ initial: 1 })
-  private readonly fns: { forward: BlockFn; backward: BlockFn; scoreGrad: BlockFn; ceRows: RowsFn; ceGrad: RowsFn }
-  private f32 = new Float32Array(0)
+  private readonly wasm = new WasmInstance<{ forward: BlockFn; backward: BlockFn; scoreGrad: BlockFn; ceRows: RowsFn; ceGrad: RowsFn }>(softmaxModuleBytes())
   private T = 0
-
-  constructor() {
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(softmaxModuleBytes()), { env: { mem: this.memory } })
-    this.fns = instance.exports as unknown as typeof this.fns
-    this.f32 = new Float32Array(this.memory.buffer)
-  }
 
   /** Whether blocks of T rows can run here (T a multiple of 4). */
   static fits(T: number): boolean {
@@ -201,47 +170,37 @@ export class WasmSoftmax {
 
   /** Sizes the memory for [T,T] blocks; returns the whole f32 view (block at 0, P at T², aux at 2T²). */
   use(T: number): Float32Array {
-    const need = 2 * T * T + 2 * T
-    if (this.f32.length < need) {
-      this.memory.grow(Math.ceil((need * 4 - this.memory.buffer.byteLength) / 65536))
-      this.f32 = new Float32Array(this.memory.buffer)
-    }
     this.T = T
-    return this.f32
+    return this.wasm.floats(2 * T * T + 2 * T)
   }
 
   /** Sizes the memory for `rows` rows of V logits: the whole f32 view (block at 0, aux at rows·V). */
   useRows(rows: number, V: number): Float32Array {
-    const need = rows * V + 2 * rows
-    if (this.f32.length < need) {
-      this.memory.grow(Math.ceil((need * 4 - this.memory.buffer.byteLength) / 65536))
-      this.f32 = new Float32Array(this.memory.buffer)
-    }
-    return this.f32
+    return this.wasm.floats(rows * V + 2 * rows)
   }
 
   /** aux[r] = max of row r, aux[rows + r] = Σ exp(x - max) (V a multiple of 4) */
   ceRows(rows: number, V: number): void {
-    this.fns.ceRows(0, rows, V, 4 * rows * V, 0)
+    this.wasm.fns.ceRows(0, rows, V, 4 * rows * V, 0)
   }
 
   /** x = exp(x - aux[r]) · g over the rows (aux holds their lse) */
   ceGrad(rows: number, V: number, g: number): void {
-    this.fns.ceGrad(0, rows, V, 4 * rows * V, g)
+    this.wasm.fns.ceGrad(0, rows, V, 4 * rows * V, g)
   }
 
   forward(scale: number): void {
     const T = this.T
-    this.fns.forward(0, T, scale, 8 * T * T, 0)
+    this.wasm.fns.forward(0, T, scale, 8 * T * T, 0)
   }
 
   backward(scale: number): void {
     const T = this.T
-    this.fns.backward(0, T, scale, 8 * T * T, 0)
+    this.wasm.fns.backward(0, T, scale, 8 * T * T, 0)
   }
 
   scoreGrad(scale: number): void {
     const T = this.T
-    this.fns.scoreGrad(0, T, scale, 8 * T * T, 4 * T * T)
+    this.wasm.fns.scoreGrad(0, T, scale, 8 * T * T, 4 * T * T)
   }
 }
