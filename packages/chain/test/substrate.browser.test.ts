@@ -35,6 +35,7 @@ afterAll(async () => {
 })
 
 test.skipIf(!existsSync(CHROMIUM) && allowMissing)("the substrate chain client bundles for the browser; in Chromium it connects over WebSocket, signs and gets an extrinsic included", async () => {
+  const deadline = Date.now() + 170_000
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/ensure-system.sh (or set COVENANT_ALLOW_NO_CHROMIUM=1 to skip)`)
   const built = await Bun.build({ entrypoints: [`${import.meta.dir}/fixtures/substrate-page.ts`], target: "browser", format: "esm" })
   expect(built.logs.map(String)).toEqual([])
@@ -55,7 +56,9 @@ test.skipIf(!existsSync(CHROMIUM) && allowMissing)("the substrate chain client b
     await tab.goto(`http://127.0.0.1:${page.port}/?ws=${encodeURIComponent(`ws://127.0.0.1:${port}`)}`)
     // Connected and signed: the page waits for inclusion; a block is made whenever it asks (chopsticks builds on demand).
     await tab.waitForFunction(() => (globalThis as { substrateCheck?: unknown }).substrateCheck !== undefined, undefined, { timeout: 90_000 })
-    for (let i = 0; i < 50 && (await tab.evaluate(() => (globalThis as { substrateCheck?: unknown }).substrateCheck)) === "submitting"; i++) {
+    // Blocks until the page sees its extrinsic included: bounded by the test's own 180 s (less 10 s for
+    // the checks and teardown), not by a count of tries, which a busy machine can exhaust.
+    while (Date.now() < deadline && (await tab.evaluate(() => (globalThis as { substrateCheck?: unknown }).substrateCheck)) === "submitting") {
       await Bun.sleep(200)
       await devRpc("dev_newBlock", [{ count: 1 }])
     }
