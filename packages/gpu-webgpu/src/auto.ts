@@ -41,8 +41,8 @@ export const EngineCpuFast: Layer.Layer<Engine> = EngineCpuFastWith()
 const pickBackend = Effect.gen(function*() {
   const gpu = yield* Effect.either(acquireDevice)
   if (gpu._tag === "Right" && !isCpuEmulation(gpu.right.adapterDescription)) {
-    const { device, adapterDescription } = gpu.right
-    return { backend: new WebGpuBackend(device, adapterDescription) as Backend, device: device as GPUDevice | null }
+    const { device, adapterDescription, features } = gpu.right
+    return { backend: new WebGpuBackend(device, adapterDescription, undefined, undefined, features) as Backend, device: device as GPUDevice | null }
   }
   if (gpu._tag === "Right") gpu.right.device.destroy()
   return { backend: makeCpuBackend(), device: null }

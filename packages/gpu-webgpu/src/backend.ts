@@ -11,8 +11,36 @@ import { Data } from "effect"
 
 export type BufferId = number & { readonly BufferId: unique symbol }
 
-/** Element type of a storage binding; "vec4<f32>" is f32 data read four at a time (CPU: f32 view). */
-export type ElemType = "f32" | "i32" | "vec4<f32>"
+/**
+ * Element type of a storage binding; "vec4<f32>" is f32 data read four at a time (CPU: f32 view);
+ * "f16" needs the kernel to `enable` "f16" (CPU: the half floats' bits, `CpuViews.f16bits`).
+ */
+export type ElemType = "f32" | "i32" | "vec4<f32>" | "f16"
+
+/** A WGSL extension a kernel enables; the backend must have the matching `BackendFeatures` flag. */
+export type WgslExtension = "f16" | "subgroups"
+
+/**
+ * Optional capabilities, beyond WebGPU's core, that a backend runs kernels for. WebGPU: what the
+ * adapter offered and the device was created with; CPU: what its kernels' references emulate.
+ */
+export interface BackendFeatures {
+  /** WebGPU "shader-f16": f16 storage and arithmetic (`enable f16;`). */
+  readonly shaderF16: boolean
+  /** WebGPU "subgroups" with the subgroup_id builtin (`enable subgroups;`). */
+  readonly subgroups: boolean
+}
+
+const featureOf: Readonly<Record<WgslExtension, keyof BackendFeatures>> = { f16: "shaderF16", subgroups: "subgroups" }
+
+/** Fails with a BackendError naming the feature when `kernel` enables an extension the backend lacks. */
+export const requireFeatures = (kernel: Kernel, backendName: string, features: BackendFeatures): void => {
+  for (const ext of kernel.enable ?? []) {
+    if (!features[featureOf[ext]]) {
+      throw new BackendError({ message: `${kernel.name} needs the ${featureOf[ext]} feature, which ${backendName} does not have` })
+    }
+  }
+}
 
 export interface KernelBindingSpec {
   readonly name: string
@@ -26,6 +54,8 @@ export type ParamType = "u32" | "i32" | "f32"
 export interface CpuViews {
   f32(name: string): Float32Array
   i32(name: string): Int32Array
+  /** An "f16" binding: IEEE half-precision bit patterns (src/f16.ts converts them). */
+  f16bits(name: string): Uint16Array
 }
 
 /** The values of a kernel's parameters, by name: what `cpu` receives and a dispatch must supply. */
@@ -44,6 +74,8 @@ export interface Kernel<P extends string = string> {
   readonly bindings: readonly KernelBindingSpec[]
   readonly params: readonly (readonly [P, ParamType])[]
   readonly wgsl: string
+  /** WGSL extensions the kernel enables (the backend puts the `enable` directives first). */
+  readonly enable?: readonly WgslExtension[]
   // A method, so a Kernel<"rows" | "D"> is also a Kernel: backends pass it the dispatch's params,
   // which Runtime.run has checked against P.
   cpu(views: CpuViews, p: KernelParams<P>): void
@@ -77,6 +109,8 @@ export interface Backend {
    * emulations such as lavapipe, where workgroup memory only adds copies).
    */
   readonly kernelFamily: "tiled" | "blocked"
+  /** Optional capabilities; ops pick kernels that need one only where it is present. */
+  readonly features: BackendFeatures
   /** `chunkBytes` defaults to one chunk when `bytes` fits, else it must be given by the caller. */
   alloc(bytes: number, chunkBytes?: number): BufferId
   chunkBytes(buf: BufferId): number

@@ -2,13 +2,15 @@
  * CPU reference backend: plain typed arrays, chunked exactly like the WebGPU backend so the
  * chunk-slicing logic of the ops is exercised (and testable with a lowered binding limit) here too.
  */
-import { BackendError, chunkPieces, type Backend, type BufferId, type CpuViews, type Dispatch } from "../backend.ts"
+import { BackendError, chunkPieces, requireFeatures, type Backend, type BackendFeatures, type BufferId, type CpuViews, type Dispatch } from "../backend.ts"
 import { ChunkedBufferTable } from "../chunkedBuffers.ts"
 
 export class CpuBackend implements Backend {
   readonly name: string = "cpu"
   // The CPU backend runs each kernel's CPU reference; the variant only selects which kernel name.
   readonly kernelFamily = "blocked"
+  /** Every kernel's reference runs here: f16 kernels round through src/f16.ts, subgroup kernels reduce rows as the others do. */
+  readonly features: BackendFeatures = { shaderF16: true, subgroups: true }
   private readonly buffers: ChunkedBufferTable<ArrayBuffer>
 
   constructor(readonly maxBindingBytes: number = 128 * 1024 * 1024) {
@@ -54,6 +56,7 @@ export class CpuBackend implements Backend {
   }
 
   run(d: Dispatch): void {
+    requireFeatures(d.kernel, this.name, this.features)
     d.kernel.cpu(this.views(d), d.params)
   }
 
@@ -68,7 +71,8 @@ export class CpuBackend implements Backend {
     }
     return {
       f32: (name) => new Float32Array(chunkOf(name)),
-      i32: (name) => new Int32Array(chunkOf(name))
+      i32: (name) => new Int32Array(chunkOf(name)),
+      f16bits: (name) => new Uint16Array(chunkOf(name))
     }
   }
 

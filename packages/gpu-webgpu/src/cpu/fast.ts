@@ -16,7 +16,7 @@
  * rounding (summation order differs, the arithmetic is f32), not bitwise.
  */
 import { availableParallelism } from "node:os"
-import type { BufferId, CpuViews, Dispatch, KernelParams } from "../backend.ts"
+import type { BackendFeatures, BufferId, CpuViews, Dispatch, KernelParams } from "../backend.ts"
 import { attentionGradKVKernel, attentionGradQKernel, attentionKernel } from "../ops/attention.ts"
 import { matmulKernels, type MatmulParam } from "../ops/matmul.ts"
 import { CpuBackend } from "./backend.ts"
@@ -74,6 +74,11 @@ const MAX_POOLED_BYTES = 256 * 1024 * 1024
 
 export class FastCpuBackend extends CpuBackend {
   override readonly name: string
+  /**
+   * None: its fast kernels replace the f32 and shared-memory kernels, so the f16 and subgroup
+   * variants would run only as slow references (the ops keep to the fast ones).
+   */
+  override readonly features: BackendFeatures = { shaderF16: false, subgroups: false }
   private readonly fast: Map<string, FastKernel>
   private readonly gemm: Gemm
   /** Bumped on every dispatch, upload and free (the attention backward's cache checks it). */

@@ -6,7 +6,7 @@
  * sync, or when the uniform arena fills). Kernel parameters go to a uniform arena bound with a
  * dynamic offset, which lets bind groups be cached per (kernel, storage buffers).
  */
-import { BackendError, chunkPieces, type Backend, type BufferId, type Dispatch, type Kernel } from "../backend.ts"
+import { BackendError, chunkPieces, requireFeatures, type Backend, type BackendFeatures, type BufferId, type Dispatch, type Kernel } from "../backend.ts"
 import { ChunkedBufferTable } from "../chunkedBuffers.ts"
 
 interface CompiledKernel {
@@ -29,10 +29,10 @@ interface Profiler {
 const ARENA_SLOTS = 1024
 const POOL_ALIGN = 256
 
-/** The WGSL prelude the backend adds to every kernel: storage bindings and the params uniform. */
+/** The WGSL prelude the backend adds to every kernel: enable directives, storage bindings and the params uniform. */
 export const kernelHeader = (k: Kernel): string => {
   const fields = k.params.length === 0 ? ["_unused: u32"] : k.params.map(([n, t]) => `${n}: ${t}`)
-  const lines = [`struct Params { ${fields.join(", ")} }`]
+  const lines = [...(k.enable ?? []).map((ext) => `enable ${ext};`), `struct Params { ${fields.join(", ")} }`]
   k.bindings.forEach((b, i) => {
     lines.push(`@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: array<${b.type}>;`)
   })
@@ -44,6 +44,7 @@ export class WebGpuBackend implements Backend {
   readonly name: string
   readonly maxBindingBytes: number
   readonly kernelFamily: "tiled" | "blocked"
+  readonly features: BackendFeatures
   private readonly buffers: ChunkedBufferTable<GPUBuffer>
   private readonly pool = new Map<number, GPUBuffer[]>()
   private readonly kernels = new Map<Kernel, CompiledKernel>()
@@ -62,10 +63,16 @@ export class WebGpuBackend implements Backend {
     readonly device: GPUDevice,
     adapterDescription: string,
     maxBindingBytes?: number,
-    kernelFamily?: "tiled" | "blocked"
+    kernelFamily?: "tiled" | "blocked",
+    /** At most what the device was created with (default: what it has, subgroups only with subgroup_id). */
+    features?: BackendFeatures
   ) {
     this.name = `webgpu (${adapterDescription})`
     this.kernelFamily = kernelFamily ?? (/llvmpipe|lavapipe|swiftshader/i.test(adapterDescription) ? "blocked" : "tiled")
+    this.features = features ?? { shaderF16: device.features.has("shader-f16"), subgroups: false }
+    if ((this.features.shaderF16 && !device.features.has("shader-f16")) || (this.features.subgroups && !device.features.has("subgroups"))) {
+      throw new BackendError({ message: `features ${JSON.stringify(this.features)} exceed the device's (${[...device.features].join(", ")})` })
+    }
     const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize)
     this.maxBindingBytes = Math.floor(Math.min(limit, maxBindingBytes ?? limit) / 4) * 4
     // Freed chunks go back to the pool for reuse, not to the device.
@@ -149,6 +156,7 @@ export class WebGpuBackend implements Backend {
   private compile(k: Kernel): CompiledKernel {
     const hit = this.kernels.get(k)
     if (hit !== undefined) return hit
+    requireFeatures(k, this.name, this.features)
     const module = this.device.createShaderModule({ label: k.name, code: `${kernelHeader(k)}\n${k.wgsl}` })
     const layout = this.device.createBindGroupLayout({
       label: k.name,

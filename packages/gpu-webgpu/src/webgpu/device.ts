@@ -3,8 +3,13 @@
  * package (the only choice under Node). `bun-webgpu` 0.1.x rejects `requiredLimits`, which we
  * need to raise the binding size on real GPUs, so there it usually falls through to `webgpu`.
  * Set COVENANT_WEBGPU_BINDING=webgpu (or bun-webgpu) to force one.
+ *
+ * The device is created with "shader-f16" and "subgroups" where the adapter offers them (subgroups
+ * also need WGSL's subgroup_id builtin); COVENANT_WEBGPU_DISABLE=shader-f16,subgroups (either or
+ * both) leaves them off, so the f32-only and shared-memory paths can be run on any device.
  */
 import { Data, Effect } from "effect"
+import type { BackendFeatures } from "../backend.ts"
 
 export class NoAdapterError extends Data.TaggedError("NoAdapterError")<{ readonly message: string }> {}
 
@@ -18,6 +23,8 @@ export interface AcquiredDevice {
   readonly adapterDescription: string
   /** Where the device came from: a Dawn binding, or a page's `navigator.gpu` (`deviceFromGpu`). */
   readonly binding: "bun-webgpu" | "webgpu" | "navigator"
+  /** The optional features the device was created with. */
+  readonly features: BackendFeatures
   /**
    * The object `webgpu`'s create() returned: it must stay referenced for the life of the process
    * or Dawn is torn down under live devices (random crashes). Held here and by a module global.
@@ -41,13 +48,24 @@ const describe = (adapter: GPUAdapter): string => {
   return info.description !== "" ? info.description : `${info.vendor} ${info.architecture} ${info.device}`.trim()
 }
 
+/** The features COVENANT_WEBGPU_DISABLE names (comma-separated WebGPU feature names). */
+const disabledFeatures = (): ReadonlySet<string> =>
+  new Set((process.env["COVENANT_WEBGPU_DISABLE"] ?? "").split(",").map((f) => f.trim()).filter((f) => f !== ""))
+
 const fromGpu = async (gpu: GPU, binding: AcquiredDevice["binding"], instance: unknown): Promise<AcquiredDevice | null> => {
   const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" })
   if (adapter === null) return null
+  const disabled = typeof process === "undefined" ? new Set<string>() : disabledFeatures()
+  const offered = (f: string) => adapter.features.has(f) && !disabled.has(f)
+  const shaderF16 = offered("shader-f16")
+  // the subgroup reductions index partials by subgroup_id, a WGSL language feature of its own
+  const subgroups = offered("subgroups") && (gpu.wgslLanguageFeatures?.has("subgroup_id") ?? false)
   const features: GPUFeatureName[] = []
   if (adapter.features.has("timestamp-query")) features.push("timestamp-query")
+  if (shaderF16) features.push("shader-f16")
+  if (subgroups) features.push("subgroups" as GPUFeatureName)
   const device = await adapter.requestDevice({ requiredLimits: limitsFor(adapter), requiredFeatures: features })
-  return { device, adapterDescription: describe(adapter), binding, instance }
+  return { device, adapterDescription: describe(adapter), binding, instance, features: { shaderF16, subgroups } }
 }
 
 /**

@@ -4,6 +4,7 @@
  * engines (e.g. with different binding limits) can share one device through `WebGpuDevice`.
  */
 import { Context, Effect, Layer } from "effect"
+import type { BackendFeatures } from "../backend.ts"
 import { Engine, makeEngine } from "../engine.ts"
 import { WebGpuBackend } from "./backend.ts"
 import { acquireDevice, deviceFromGpu, type AcquiredDevice, type NoAdapterError } from "./device.ts"
@@ -20,6 +21,8 @@ export interface WebGpuOptions {
   readonly maxBindingBytes?: number
   /** Force a kernel family for matmul and attention (default: "blocked" on CPU emulations, else "tiled"). */
   readonly kernels?: "tiled" | "blocked"
+  /** Turn off features the device has (e.g. `{ subgroups: false }` to run the shared-memory reductions). */
+  readonly features?: Partial<BackendFeatures>
 }
 
 export const EngineWebGpuOn = (opts: WebGpuOptions = {}): Layer.Layer<Engine, never, WebGpuDevice> =>
@@ -27,7 +30,12 @@ export const EngineWebGpuOn = (opts: WebGpuOptions = {}): Layer.Layer<Engine, ne
     Engine,
     Effect.flatMap(WebGpuDevice, (d) =>
       Effect.acquireRelease(
-        Effect.sync(() => makeEngine(new WebGpuBackend(d.device, d.adapterDescription, opts.maxBindingBytes, opts.kernels))),
+        Effect.sync(() => makeEngine(
+          new WebGpuBackend(d.device, d.adapterDescription, opts.maxBindingBytes, opts.kernels, {
+            shaderF16: d.features.shaderF16 && opts.features?.shaderF16 !== false,
+            subgroups: d.features.subgroups && opts.features?.subgroups !== false
+          })
+        )),
         (e) => Effect.sync(() => e.backend.destroy())
       )
     )
