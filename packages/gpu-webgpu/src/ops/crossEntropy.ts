@@ -6,16 +6,14 @@
 import { defineKernel, type Kernel } from "../backend.ts"
 import { grid1d } from "../backend.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
-import { binding, main1d, requireShape, rowMain, rowReduceWgsl, RW, shapeStr } from "./kernel.ts"
+import { binding, main1d, requireShape, pickRowKernel, rowKernels, RW, shapeStr } from "./kernel.ts"
 import { sumAllInto } from "./util.ts"
 
-export const ceRowsKernel = defineKernel({
+export const ceRowsKernels = rowKernels({
   name: "crossEntropyRows",
   bindings: [binding("x"), binding("t", "read", "i32"), binding("lse", "read_write"), binding("loss", "read_write"), binding("valid", "read_write")],
   params: [["rows", "u32"], ["row0", "u32"], ["V", "u32"]],
-  wgsl: `${rowReduceWgsl}
-${rowMain}
-  let base = row * P.V;
+  body: `  let base = row * P.V;
   var m = -3.4e38;
   for (var j = lid; j < P.V; j += ${RW}u) { m = max(m, x[base + j]); }
   m = rowMax(m, lid);
@@ -57,6 +55,9 @@ ${rowMain}
     }
   }
 })
+
+/** The shared-memory variant (also what the fast CPU backend replaces). */
+export const ceRowsKernel = ceRowsKernels.shared
 
 /** out[0] = sum[0] / max(count[0], 1) */
 export const divideKernel = defineKernel({
@@ -120,7 +121,7 @@ export const crossEntropy = (rt: Runtime, logits: Tensor, targets: Tensor, ignor
   for (let c = 0; c < logits.chunks; c++) {
     const rows = logits.chunkSize(c) / V
     rt.run(
-      ceRowsKernel,
+      pickRowKernel(rt, ceRowsKernels),
       { x: logits.binding(c), t: targets.binding(), lse: lse.binding(), loss: rowLoss.binding(), valid: valid.binding() },
       { rows, row0: (c * logits.chunkElems) / V, V },
       grid1d(rows, 1)

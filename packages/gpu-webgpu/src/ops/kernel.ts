@@ -3,7 +3,7 @@
  * shape checks shared by the ops.
  */
 import type { ElemType, Kernel, KernelBindingSpec, KernelParams, ParamType } from "../backend.ts"
-import { ShapeError, type Tensor } from "../tensor.ts"
+import { ShapeError, type Runtime, type Tensor } from "../tensor.ts"
 
 export const WG = 256
 
@@ -105,3 +105,63 @@ export const rowMain = `@compute @workgroup_size(${RW}) fn main(@builtin(workgro
   let row = wid.x + wid.y * nwg.x;
   let lid = lidv.x;
   if (row >= P.rows) { return; }`
+
+/**
+ * rowSum/rowMax over subgroups: each subgroup reduces in registers (subgroupAdd/Max), its lane 0
+ * stores the partial at its subgroup_id, and every invocation combines the partials. The subgroup
+ * size varies by device (and may exceed RW, giving one subgroup); WebGPU's minimum of 4 lanes
+ * bounds the partials to RW / 4. Needs `rowMainSubgroup`, which sets the private subgroup ids.
+ */
+const rowReduceSubgroupWgsl = `var<workgroup> red: array<f32, ${RW / 4}>;
+var<private> sgLane: u32;
+var<private> sgId: u32;
+var<private> sgCount: u32;
+fn rowSum(v: f32, lid: u32) -> f32 {
+  let s = subgroupAdd(v);
+  if (sgLane == 0u) { red[sgId] = s; }
+  workgroupBarrier();
+  var r = red[0];
+  for (var i = 1u; i < ${RW / 4}u; i++) { if (i < sgCount) { r += red[i]; } }
+  workgroupBarrier();
+  return r;
+}
+fn rowMax(v: f32, lid: u32) -> f32 {
+  let s = subgroupMax(v);
+  if (sgLane == 0u) { red[sgId] = s; }
+  workgroupBarrier();
+  var r = red[0];
+  for (var i = 1u; i < ${RW / 4}u; i++) { if (i < sgCount) { r = max(r, red[i]); } }
+  workgroupBarrier();
+  return r;
+}`
+
+/** `rowMain` with the subgroup builtins the subgroup reductions read. */
+const rowMainSubgroup = `@compute @workgroup_size(${RW}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lidv: vec3<u32>, @builtin(subgroup_invocation_id) sgLaneIn: u32, @builtin(subgroup_id) sgIdIn: u32, @builtin(num_subgroups) sgCountIn: u32) {
+  sgLane = sgLaneIn;
+  sgId = sgIdIn;
+  sgCount = sgCountIn;
+  let row = wid.x + wid.y * nwg.x;
+  let lid = lidv.x;
+  if (row >= P.rows) { return; }`
+
+/** A row kernel in its two reductions: shared memory (every device) and subgroups (where the backend has them). */
+export interface RowKernels<P extends string> {
+  readonly shared: Kernel<P>
+  readonly subgroup: Kernel<P>
+}
+
+/**
+ * Both reductions of a row kernel whose `body` follows `rowMain` (it reads `row`, `lid` and calls
+ * rowSum/rowMax). The two share the CPU reference; the subgroup one is named `<name>_subgroup`.
+ */
+export const rowKernels = <const P extends string>(spec: Omit<Kernel<P>, "wgsl" | "enable"> & { readonly body: string }): RowKernels<P> => {
+  const { body, ...kernel } = spec
+  return {
+    shared: { ...kernel, wgsl: `${rowReduceWgsl}\n${rowMain}\n${body}` },
+    subgroup: { ...kernel, name: `${kernel.name}_subgroup`, enable: ["subgroups"], wgsl: `${rowReduceSubgroupWgsl}\n${rowMainSubgroup}\n${body}` }
+  }
+}
+
+/** The subgroup variant where the backend has subgroups, else the shared-memory one. */
+export const pickRowKernel = <P extends string>(rt: Runtime, k: RowKernels<P>): Kernel<P> =>
+  rt.backend.features.subgroups ? k.subgroup : k.shared

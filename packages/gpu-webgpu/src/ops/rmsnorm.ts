@@ -2,19 +2,16 @@
  * RMSNorm as in Hugging Face LlamaRMSNorm: y = x * rsqrt(mean(x^2) + eps) * w over the last dim.
  * Backward: with r = rsqrt(mean(x^2)+eps), dx = r*w*g - x * r^3 * mean(g*w*x), dw = sum_rows(g*x*r).
  */
-import { defineKernel, type Kernel } from "../backend.ts"
 import { grid1d } from "../backend.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
-import { binding, requireF32, requireShape, rowMain, rowReduceWgsl, RW, shapeStr } from "./kernel.ts"
+import { binding, requireF32, requireShape, pickRowKernel, rowKernels, RW, shapeStr } from "./kernel.ts"
 import { sumRows, withLayoutOf } from "./util.ts"
 
-export const rmsnormKernel = defineKernel({
+export const rmsnormKernels = rowKernels({
   name: "rmsnorm",
   bindings: [binding("x"), binding("w"), binding("out", "read_write"), binding("rstd", "read_write")],
   params: [["rows", "u32"], ["row0", "u32"], ["D", "u32"], ["eps", "f32"]],
-  wgsl: `${rowReduceWgsl}
-${rowMain}
-  let base = row * P.D;
+  body: `  let base = row * P.D;
   var ss = 0.0;
   for (var j = lid; j < P.D; j += ${RW}u) { let v = x[base + j]; ss += v * v; }
   let r = inverseSqrt(rowSum(ss, lid) / f32(P.D) + P.eps);
@@ -37,13 +34,14 @@ ${rowMain}
   }
 })
 
-export const rmsnormGradKernel = defineKernel({
+/** The shared-memory variant (also what the fast CPU backend replaces). */
+export const rmsnormKernel = rmsnormKernels.shared
+
+export const rmsnormGradKernels = rowKernels({
   name: "rmsnormGrad",
   bindings: [binding("x"), binding("w"), binding("g"), binding("rstd"), binding("dx", "read_write"), binding("gxr", "read_write")],
   params: [["rows", "u32"], ["row0", "u32"], ["D", "u32"]],
-  wgsl: `${rowReduceWgsl}
-${rowMain}
-  let base = row * P.D;
+  body: `  let base = row * P.D;
   let r = rstd[P.row0 + row];
   var dot = 0.0;
   for (var j = lid; j < P.D; j += ${RW}u) { dot += g[base + j] * w[j] * x[base + j]; }
@@ -76,6 +74,9 @@ ${rowMain}
   }
 })
 
+/** The shared-memory variant (also what the fast CPU backend replaces). */
+export const rmsnormGradKernel = rmsnormGradKernels.shared
+
 export const rmsnorm = (rt: Runtime, x: Tensor, w: Tensor, eps: number): Tensor => {
   requireF32("rmsnorm", x, w)
   requireShape(
@@ -89,7 +90,7 @@ export const rmsnorm = (rt: Runtime, x: Tensor, w: Tensor, eps: number): Tensor 
     for (let c = 0; c < x.chunks; c++) {
       const rows = x.chunkSize(c) / D
       rt.run(
-        rmsnormKernel,
+        pickRowKernel(rt, rmsnormKernels),
         { x: x.binding(c), w: w.binding(), out: out.binding(c), rstd: rstd.binding() },
         { rows, row0: (c * x.chunkElems) / D, D, eps },
         grid1d(rows, 1)
@@ -109,7 +110,7 @@ export const rmsnormRule: DerivativeRule = (rt, g, node) => {
     for (let c = 0; c < x.chunks; c++) {
       const rows = x.chunkSize(c) / D
       rt.run(
-        rmsnormGradKernel,
+        pickRowKernel(rt, rmsnormGradKernels),
         { x: x.binding(c), w: w.binding(), g: gg!.binding(c), rstd: rstd.binding(), dx: dx.binding(c), gxr: gxr.binding(c) },
         { rows, row0: (c * x.chunkElems) / D, D },
         grid1d(rows, 1)

@@ -1,17 +1,14 @@
 /** softmax over the last dim; backward dx = y * (g - sum(g*y)). */
-import { defineKernel, type Kernel } from "../backend.ts"
 import { grid1d } from "../backend.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
-import { binding, requireF32, requireShape, rowMain, rowReduceWgsl, RW } from "./kernel.ts"
+import { binding, requireF32, requireShape, pickRowKernel, rowKernels, RW } from "./kernel.ts"
 import { withLayoutOf } from "./util.ts"
 
-export const softmaxKernel = defineKernel({
+export const softmaxKernels = rowKernels({
   name: "softmax",
   bindings: [binding("x"), binding("out", "read_write")],
   params: [["rows", "u32"], ["D", "u32"]],
-  wgsl: `${rowReduceWgsl}
-${rowMain}
-  let base = row * P.D;
+  body: `  let base = row * P.D;
   var m = -3.4e38;
   for (var j = lid; j < P.D; j += ${RW}u) { m = max(m, x[base + j]); }
   m = rowMax(m, lid);
@@ -34,13 +31,14 @@ ${rowMain}
   }
 })
 
-export const softmaxGradKernel = defineKernel({
+/** The shared-memory variant (also what the fast CPU backend replaces). */
+export const softmaxKernel = softmaxKernels.shared
+
+export const softmaxGradKernels = rowKernels({
   name: "softmaxGrad",
   bindings: [binding("y"), binding("g"), binding("dx", "read_write")],
   params: [["rows", "u32"], ["D", "u32"]],
-  wgsl: `${rowReduceWgsl}
-${rowMain}
-  let base = row * P.D;
+  body: `  let base = row * P.D;
   var dot = 0.0;
   for (var j = lid; j < P.D; j += ${RW}u) { dot += g[base + j] * y[base + j]; }
   dot = rowSum(dot, lid);
@@ -59,6 +57,9 @@ ${rowMain}
   }
 })
 
+/** The shared-memory variant (also what the fast CPU backend replaces). */
+export const softmaxGradKernel = softmaxGradKernels.shared
+
 export const softmax = (rt: Runtime, x: Tensor): Tensor => {
   requireF32("softmax", x)
   requireShape(x.shape.length >= 1, "softmax: needs at least one dimension")
@@ -67,7 +68,7 @@ export const softmax = (rt: Runtime, x: Tensor): Tensor => {
   if (D > 0) {
     for (let c = 0; c < x.chunks; c++) {
       const rows = x.chunkSize(c) / D
-      rt.run(softmaxKernel, { x: x.binding(c), out: out.binding(c) }, { rows, D }, grid1d(rows, 1))
+      rt.run(pickRowKernel(rt, softmaxKernels), { x: x.binding(c), out: out.binding(c) }, { rows, D }, grid1d(rows, 1))
     }
   }
   return rt.record(out, "softmax", [x])
@@ -79,7 +80,7 @@ export const softmaxRule: DerivativeRule = (rt, g, _node, y) => {
   withLayoutOf(rt, [g], y, ([gg]) => {
     for (let c = 0; c < y.chunks; c++) {
       const rows = y.chunkSize(c) / D
-      rt.run(softmaxGradKernel, { y: y.binding(c), g: gg!.binding(c), dx: dx.binding(c) }, { rows, D }, grid1d(rows, 1))
+      rt.run(pickRowKernel(rt, softmaxGradKernels), { y: y.binding(c), g: gg!.binding(c), dx: dx.binding(c) }, { rows, D }, grid1d(rows, 1))
     }
   })
   return [dx]
