@@ -13,7 +13,7 @@ import { add, mul, sub } from "./ops/binary.ts"
 import { scale } from "./ops/scale.ts"
 import { mean, sum } from "./ops/reduce.ts"
 import { reshape } from "./ops/reshape.ts"
-import { matmul } from "./ops/matmul.ts"
+import { matmul, type MatmulPrecision } from "./ops/matmul.ts"
 import { embedding } from "./ops/embedding.ts"
 import { rmsnorm } from "./ops/rmsnorm.ts"
 import { rope } from "./ops/rope.ts"
@@ -37,7 +37,11 @@ export interface Engine {
   readonly backend: Backend
   fromArray(data: Float32Array | Int32Array, shape: readonly number[], opts?: TensorOpts): Tensor
   zeros(shape: readonly number[], opts?: TensorOpts): Tensor
-  matmul(a: Tensor, b: Tensor, opts?: { readonly transA?: boolean; readonly transB?: boolean }): Tensor
+  /**
+   * op(a)·op(b). `precision: "f16"` (backends with `features.shaderF16`) multiplies f16 copies of
+   * a and b with f32 accumulation, in the backward too; a, b, the result and the gradients stay f32.
+   */
+  matmul(a: Tensor, b: Tensor, opts?: { readonly transA?: boolean; readonly transB?: boolean; readonly precision?: MatmulPrecision }): Tensor
   add(a: Tensor, b: Tensor): Tensor
   sub(a: Tensor, b: Tensor): Tensor
   mul(a: Tensor, b: Tensor): Tensor
@@ -96,7 +100,7 @@ export const makeEngine = (backend: Backend): Engine => {
       fill(rt, t, 0)
       return t
     },
-    matmul: (a, b, opts) => matmul(rt, a, b, opts?.transA === true, opts?.transB === true),
+    matmul: (a, b, opts) => matmul(rt, a, b, opts?.transA === true, opts?.transB === true, opts?.precision ?? "f32"),
     add: (a, b) => add(rt, a, b),
     sub: (a, b) => sub(rt, a, b),
     mul: (a, b) => mul(rt, a, b),

@@ -7,6 +7,7 @@
  * projection is `x @ W^T`.
  */
 import type { Engine } from "../engine.ts"
+import type { MatmulPrecision } from "../ops/matmul.ts"
 import type { Tensor } from "../tensor.ts"
 import { Data } from "effect"
 import { llamaParameters } from "./parameters.ts"
@@ -33,16 +34,30 @@ export const shiftedTargets = (ids: Int32Array, batch: number, seqLen: number): 
   return targets
 }
 
+export interface LlamaOptions {
+  /**
+   * Operand precision of the linear layers' matmuls (projections, MLP, lm_head), forward and
+   * backward: "f16" needs a backend with `features.shaderF16`. Parameters, activations between
+   * ops, gradients and attention stay f32. Default "f32".
+   */
+  readonly precision?: MatmulPrecision
+}
+
 export class LlamaModel {
   private constructor(
     readonly engine: Engine,
     readonly spec: LlamaSpec,
     readonly infos: ReadonlyArray<ParameterInfo>,
-    private readonly tensors: ReadonlyMap<string, Tensor>
+    private readonly tensors: ReadonlyMap<string, Tensor>,
+    readonly precision: MatmulPrecision
   ) {}
 
   /** Uploads `parameters` (HF names, as from `initLlamaParameters` or a checkpoint) as trainable leaves. */
-  static create(engine: Engine, spec: LlamaSpec, parameters: ReadonlyMap<string, Float32Array>): LlamaModel {
+  static create(engine: Engine, spec: LlamaSpec, parameters: ReadonlyMap<string, Float32Array>, options: LlamaOptions = {}): LlamaModel {
+    const precision = options.precision ?? "f32"
+    if (precision === "f16" && !engine.backend.features.shaderF16) {
+      throw new ModelInputError({ reason: `precision f16 needs the shaderF16 feature, which ${engine.backend.name} does not have` })
+    }
     const infos = llamaParameters(spec)
     const tensors = new Map<string, Tensor>()
     for (const { name, shape } of infos) {
@@ -54,7 +69,7 @@ export class LlamaModel {
       }
       tensors.set(name, engine.fromArray(data, shape, { requiresGrad: true }))
     }
-    return new LlamaModel(engine, spec, infos, tensors)
+    return new LlamaModel(engine, spec, infos, tensors, precision)
   }
 
   /** The trainable tensors in `llamaParameters` order. */
@@ -91,7 +106,7 @@ export class LlamaModel {
     const hd = headDim(s)
     const n = batch * seqLen
     const w = (name: string) => this.parameter(name)
-    const linear = (x: Tensor, name: string) => e.matmul(x, w(name), { transB: true })
+    const linear = (x: Tensor, name: string) => e.matmul(x, w(name), { transB: true, precision: this.precision })
     const idTensor = e.fromArray(ids, [n])
     let x = e.embedding(w("model.embed_tokens.weight"), idTensor)
     for (let i = 0; i < s.nLayers; i++) {

@@ -6,11 +6,29 @@
  * accumulators, reading A and B through general (row, column, batch) strides so that transposes
  * and chunk slices are just different strides and offsets. Operands larger than one binding are
  * cut into sub-matmuls along M, N and K at their chunk (row) boundaries; K pieces accumulate.
+ *
+ * Half precision (`precision: "f16"`, backends with shaderF16): A and B are first cast to f16
+ * copies (round to nearest even, src/ops/cast.ts) and the f16 kernels read them, widening each
+ * element to f32 and accumulating in f32 (C stays f32). The product of two halves is exact in
+ * f32, so the result differs from the f32 kernels' only by the operands' rounding, not by an f16
+ * accumulator whose 11-bit significand would lose the small terms of a long K sum. This is the
+ * arithmetic of PyTorch's bf16 autocast matmuls (bf16 operands, fp32 accumulation), with f16's
+ * 3 more significand bits and narrower range (|x| <= 65504, normals from 6.1e-5).
  */
-import { defineKernel, type Binding, type Kernel, type KernelParams } from "../backend.ts"
+import { defineKernel, type Binding, type CpuViews, type Kernel, type KernelParams } from "../backend.ts"
+import { f16BitsToF32 } from "../f16.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
+import { halfCopy, type HalfCopy } from "./cast.ts"
 import { binding, requireF32, requireShape, shapeStr } from "./kernel.ts"
 import { fill } from "./util.ts"
+
+/** Operand precision of a matmul: f32, or f16 copies of A and B with f32 accumulation. */
+export type MatmulPrecision = "f32" | "f16"
+
+/** WGSL reading element `index` of binding `name` as f32: as is, or widened from f16. */
+type Load = (name: string, index: string) => string
+const loadF32: Load = (name, index) => `${name}[${index}]`
+const loadF16: Load = (name, index) => `f32(${name}[${index}])`
 
 const TILE = 32 // 8x8 invocations x 4x4 outputs each
 
@@ -43,18 +61,42 @@ const blockPreamble = `${STORE_ROW}@compute @workgroup_size(8, 8, 1) fn main(@bu
   let mx = P.M - 1u;
   let nx = P.N - 1u;`
 
-export const matmulKernel = defineKernel({
-  name: "matmul",
-  bindings: [binding("A"), binding("B"), binding("C", "read_write")],
-  params: [
-    ["M", "u32"], ["N", "u32"], ["K", "u32"],
-    ["offA", "u32"], ["rsA", "u32"], ["csA", "u32"], ["bsA", "u32"],
-    ["offB", "u32"], ["rsB", "u32"], ["csB", "u32"], ["bsB", "u32"],
-    ["offC", "u32"], ["ldc", "u32"], ["bsC", "u32"], ["acc", "u32"],
-    // read by the CPU reference only; the WebGPU dispatch carries batches as workgroups.z
-    ["batches", "u32"]
-  ],
-  wgsl: `${blockPreamble}
+const matmulParams = [
+  ["M", "u32"], ["N", "u32"], ["K", "u32"],
+  ["offA", "u32"], ["rsA", "u32"], ["csA", "u32"], ["bsA", "u32"],
+  ["offB", "u32"], ["rsB", "u32"], ["csB", "u32"], ["bsB", "u32"],
+  ["offC", "u32"], ["ldc", "u32"], ["bsC", "u32"], ["acc", "u32"],
+  // read by the CPU reference only; the WebGPU dispatch carries batches as workgroups.z
+  ["batches", "u32"]
+] as const
+
+type MatmulParams = KernelParams<(typeof matmulParams)[number][0]>
+
+/** The CPU reference of every matmul kernel, on operands already widened to f32. */
+const matmulReference = (A: Float32Array, B: Float32Array, C: Float32Array, p: MatmulParams): void => {
+  const { M, N, K, offA, rsA, csA, offB, rsB, csB, offC, ldc, acc } = p
+  const batches = p.batches
+  for (let bt = 0; bt < batches; bt++) {
+    const a0 = offA + bt * p.bsA
+    const b0 = offB + bt * p.bsB
+    const c0 = offC + bt * p.bsC
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let s = 0
+        for (let q = 0; q < K; q++) s += A[a0 + i * rsA + q * csA]! * B[b0 + q * rsB + j * csB]!
+        const idx = c0 + i * ldc + j
+        C[idx] = (acc !== 0 ? C[idx]! : 0) + s
+      }
+    }
+  }
+}
+
+/** The f16 kernels' reference: the f32 one on the halves' exact f32 values. */
+const matmulF16Reference = (views: CpuViews, p: MatmulParams): void =>
+  matmulReference(Float32Array.from(views.f16bits("A"), f16BitsToF32), Float32Array.from(views.f16bits("B"), f16BitsToF32), views.f32("C"), p)
+
+/** The register-blocked kernel for any strides, reading its operands through `load`. */
+const blockedWgsl = (load: Load) => `${blockPreamble}
   // Edge blocks clamp their reads to the last row/column and skip those stores.
   let ra = vec4<u32>(min(row0, mx), min(row0 + 1u, mx), min(row0 + 2u, mx), min(row0 + 3u, mx)) * P.rsA + vec4<u32>(P.offA + bt * P.bsA);
   let cb = vec4<u32>(min(col0, nx), min(col0 + 1u, nx), min(col0 + 2u, nx), min(col0 + 3u, nx)) * P.csB + vec4<u32>(P.offB + bt * P.bsB);
@@ -67,8 +109,8 @@ export const matmulKernel = defineKernel({
     let pb = vec4<u32>(p * P.rsB);
     let ia = ra + pa;
     let ib = cb + pb;
-    let av = vec4<f32>(A[ia.x], A[ia.y], A[ia.z], A[ia.w]);
-    let bv = vec4<f32>(B[ib.x], B[ib.y], B[ib.z], B[ib.w]);
+    let av = vec4<f32>(${load("A", "ia.x")}, ${load("A", "ia.y")}, ${load("A", "ia.z")}, ${load("A", "ia.w")});
+    let bv = vec4<f32>(${load("B", "ib.x")}, ${load("B", "ib.y")}, ${load("B", "ib.z")}, ${load("B", "ib.w")});
     acc0 += av.x * bv;
     acc1 += av.y * bv;
     acc2 += av.z * bv;
@@ -76,27 +118,24 @@ export const matmulKernel = defineKernel({
   }
   let cbase = P.offC + bt * P.bsC;
 ${storeBlock((r) => `acc${r}`)}
-}`,
-  cpu: (views, p) => {
-    const A = views.f32("A")
-    const B = views.f32("B")
-    const C = views.f32("C")
-    const { M, N, K, offA, rsA, csA, offB, rsB, csB, offC, ldc, acc } = p
-    const batches = p.batches
-    for (let bt = 0; bt < batches; bt++) {
-      const a0 = offA + bt * p.bsA
-      const b0 = offB + bt * p.bsB
-      const c0 = offC + bt * p.bsC
-      for (let i = 0; i < M; i++) {
-        for (let j = 0; j < N; j++) {
-          let s = 0
-          for (let q = 0; q < K; q++) s += A[a0 + i * rsA + q * csA]! * B[b0 + q * rsB + j * csB]!
-          const idx = c0 + i * ldc + j
-          C[idx] = (acc !== 0 ? C[idx]! : 0) + s
-        }
-      }
-    }
-  }
+}`
+
+export const matmulKernel = defineKernel({
+  name: "matmul",
+  bindings: [binding("A"), binding("B"), binding("C", "read_write")],
+  params: matmulParams,
+  wgsl: blockedWgsl(loadF32),
+  cpu: (views, p) => matmulReference(views.f32("A"), views.f32("B"), views.f32("C"), p)
+})
+
+/** The register-blocked kernel on f16 operands (f32 accumulation). */
+export const matmulF16Kernel = defineKernel({
+  name: "matmul_f16",
+  bindings: [binding("A", "read", "f16"), binding("B", "read", "f16"), binding("C", "read_write")],
+  params: matmulParams,
+  enable: ["f16"],
+  wgsl: blockedWgsl(loadF16),
+  cpu: matmulF16Reference
 })
 
 /** The parameter names every matmul kernel (scalar, vec4, tiled) takes. */
@@ -154,9 +193,6 @@ const vec4Kernels = {
   mk: vec4Kernel("m", "k")
 } as const
 
-/** Every matmul kernel (scalar, vec4, tiled) takes the scalar kernel's parameters. */
-type MatmulParams = KernelParams<MatmulParam>
-
 const aligned = (...xs: number[]) => xs.every((x) => x % 4 === 0)
 
 /** Whether the vec4 kernel can read A and B (K % 4 is split off by the caller). */
@@ -179,12 +215,8 @@ const BK = 16
  * accumulates a 4x4 block from them. Any shape, stride or offset; out-of-range reads are zeros.
  * (On lavapipe staging through workgroup memory is slower than the register-blocked kernels.)
  */
-export const matmulTiledKernel = defineKernel({
-  name: "matmul_tiled",
-  bindings: [binding("A"), binding("B"), binding("C", "read_write")],
-  params: matmulKernel.params,
-  // tiles stored as vec4 along M (A) and N (B) so the inner loop reads one vec4 of each
-  wgsl: `var<workgroup> As: array<vec4<f32>, ${(BM * BK) / 4}>;
+// tiles stored as vec4 along M (A) and N (B) so the inner loop reads one vec4 of each
+const tiledWgsl = (load: Load) => `var<workgroup> As: array<vec4<f32>, ${(BM * BK) / 4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(BM * BK) / 4}>;
 ${STORE_ROW}@compute @workgroup_size(16, 16, 1) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let tileRow = wid.y * ${BM}u;
@@ -205,14 +237,14 @@ ${STORE_ROW}@compute @workgroup_size(16, 16, 1) fn main(@builtin(workgroup_id) w
       var kk = e % ${BK}u;
       if (P.csA != 1u) { i = e % ${BM}u; kk = e / ${BM}u; }
       var av = 0.0;
-      if (tileRow + i < P.M && k0 + kk < P.K) { av = A[aBase + (tileRow + i) * P.rsA + (k0 + kk) * P.csA]; }
+      if (tileRow + i < P.M && k0 + kk < P.K) { av = ${load("A", "aBase + (tileRow + i) * P.rsA + (k0 + kk) * P.csA")}; }
       As[kk * ${BM / 4}u + i / 4u][i % 4u] = av;
       // B tile element (k kk, column j)
       var j = e % ${BM}u;
       var kb = e / ${BM}u;
       if (P.csB != 1u) { j = e / ${BK}u; kb = e % ${BK}u; }
       var bv = 0.0;
-      if (tileCol + j < P.N && k0 + kb < P.K) { bv = B[bBase + (k0 + kb) * P.rsB + (tileCol + j) * P.csB]; }
+      if (tileCol + j < P.N && k0 + kb < P.K) { bv = ${load("B", "bBase + (k0 + kb) * P.rsB + (tileCol + j) * P.csB")}; }
       Bs[kb * ${BM / 4}u + j / 4u][j % 4u] = bv;
     }
     workgroupBarrier();
@@ -231,27 +263,51 @@ ${STORE_ROW}@compute @workgroup_size(16, 16, 1) fn main(@builtin(workgroup_id) w
   if (col0 >= P.N) { return; }
   let cbase = P.offC + bt * P.bsC;
 ${storeBlock((r) => `acc${r}`)}
-}`,
+}`
+
+export const matmulTiledKernel = defineKernel({
+  name: "matmul_tiled",
+  bindings: [binding("A"), binding("B"), binding("C", "read_write")],
+  params: matmulParams,
+  wgsl: tiledWgsl(loadF32),
   cpu: matmulKernel.cpu
 })
 
-/** Every matmul kernel: one meaning and one parameter list (a fast backend can run them all alike). */
+/** The tiled kernel on f16 operands (the tiles hold them widened to f32). */
+export const matmulTiledF16Kernel = defineKernel({
+  name: "matmul_tiled_f16",
+  bindings: [binding("A", "read", "f16"), binding("B", "read", "f16"), binding("C", "read_write")],
+  params: matmulParams,
+  enable: ["f16"],
+  wgsl: tiledWgsl(loadF16),
+  cpu: matmulF16Reference
+})
+
+/** Every f32 matmul kernel: one meaning and one parameter list (a fast backend can run them all alike). */
 export const matmulKernels: ReadonlyArray<Kernel<MatmulParam>> = [matmulKernel, ...Object.values(vec4Kernels), matmulTiledKernel]
 
-/** One matmul dispatch: vec4 kernel for the largest multiple of 4 of K, scalar kernel for the rest. */
+/**
+ * One matmul dispatch: vec4 kernel for the largest multiple of 4 of K, scalar kernel for the rest;
+ * with f16 operands the scalar (blocked) or tiled f16 kernel for all of it.
+ */
 const dispatchMatmul = (
   rt: Runtime,
   bindings: Record<string, Binding>,
   p: MatmulParams,
   transA: boolean,
   transB: boolean,
-  batches: number
+  batches: number,
+  precision: MatmulPrecision
 ): void => {
   if (rt.backend.kernelFamily === "tiled") {
-    rt.run(matmulTiledKernel, bindings, p, [Math.ceil(p.N / BM), Math.ceil(p.M / BM), batches])
+    rt.run(precision === "f16" ? matmulTiledF16Kernel : matmulTiledKernel, bindings, p, [Math.ceil(p.N / BM), Math.ceil(p.M / BM), batches])
     return
   }
   const groups: readonly [number, number, number] = [Math.ceil(p.N / TILE), Math.ceil(p.M / TILE), batches]
+  if (precision === "f16") {
+    rt.run(matmulF16Kernel, bindings, p, groups)
+    return
+  }
   const K4 = p.K - (p.K % 4)
   if (K4 > 0 && vec4Eligible(p, transA, transB)) {
     const k = vec4Kernels[`${transA ? "m" : "k"}${transB ? "k" : "n"}`]
@@ -263,9 +319,12 @@ const dispatchMatmul = (
   rt.run(matmulKernel, bindings, p, groups)
 }
 
-/** A 2-D row-major matrix inside a (possibly chunked) tensor, starting at global row `rowBase`. */
+/** What a matmul reads an operand from: a tensor, or its f16 copy (same chunks, same element offsets). */
+type Operand = Pick<Tensor, "chunkElems" | "chunks" | "binding"> | HalfCopy
+
+/** A 2-D row-major matrix inside a (possibly chunked) operand, starting at global row `rowBase`. */
 interface Mat {
-  readonly t: Tensor
+  readonly t: Operand
   readonly ld: number
   readonly rowBase: number
 }
@@ -302,7 +361,7 @@ const matmul2d = (
   rt: Runtime,
   A: Mat, B: Mat, C: Mat,
   M: number, N: number, K: number,
-  transA: boolean, transB: boolean, accumulate: boolean
+  transA: boolean, transB: boolean, accumulate: boolean, precision: MatmulPrecision
 ): void => {
   const mR = ranges(M, [...(transA ? [] : [A]), C])
   const nR = ranges(N, transB ? [B] : [])
@@ -328,7 +387,8 @@ const matmul2d = (
           },
           transA,
           transB,
-          1
+          1,
+          precision
         )
       })
     }
@@ -368,7 +428,9 @@ const plan = (a: Tensor, b: Tensor, transA: boolean, transB: boolean): Plan => {
 }
 
 /** Writes (or adds, with `accumulate`) op(a)·op(b) into `out` without recording a graph node. */
-export const matmulInto = (rt: Runtime, a: Tensor, b: Tensor, out: Tensor, transA: boolean, transB: boolean, accumulate: boolean): void => {
+export const matmulInto = (
+  rt: Runtime, a: Tensor, b: Tensor, out: Tensor, transA: boolean, transB: boolean, accumulate: boolean, precision: MatmulPrecision = "f32"
+): void => {
   const p = plan(a, b, transA, transB)
   const { M, N, K } = p
   if (M === 0 || N === 0) return
@@ -376,12 +438,31 @@ export const matmulInto = (rt: Runtime, a: Tensor, b: Tensor, out: Tensor, trans
     if (!accumulate) fill(rt, out, 0)
     return
   }
-  const ldA = a.rowLength
-  const ldB = b.rowLength
+  if (precision === "f16") {
+    const a16 = halfCopy(rt, a)
+    const b16 = halfCopy(rt, b)
+    try {
+      matmulOperands(rt, p, a16, b16, a.rowLength, b.rowLength, out, transA, transB, accumulate, precision)
+    } finally {
+      // the dispatches that read them are recorded: a backend reuses freed memory only after them
+      a16.dispose()
+      b16.dispose()
+    }
+    return
+  }
+  matmulOperands(rt, p, a, b, a.rowLength, b.rowLength, out, transA, transB, accumulate, precision)
+}
+
+/** The dispatches of `matmulInto` on operands (tensors or their f16 copies) with row lengths ldA, ldB. */
+const matmulOperands = (
+  rt: Runtime, p: Plan, a: Operand, b: Operand, ldA: number, ldB: number, out: Tensor,
+  transA: boolean, transB: boolean, accumulate: boolean, precision: MatmulPrecision
+): void => {
+  const { M, N, K } = p
   if (p.shared) {
     // [..., m, k] x [k, n]: one 2-D product over all rows of a.
     const rows = p.batches * M
-    matmul2d(rt, { t: a, ld: ldA, rowBase: 0 }, { t: b, ld: ldB, rowBase: 0 }, { t: out, ld: N, rowBase: 0 }, rows, N, K, false, transB, accumulate)
+    matmul2d(rt, { t: a, ld: ldA, rowBase: 0 }, { t: b, ld: ldB, rowBase: 0 }, { t: out, ld: N, rowBase: 0 }, rows, N, K, false, transB, accumulate, precision)
     return
   }
   if (a.chunks === 1 && b.chunks === 1 && out.chunks === 1 && p.batches <= 65535) {
@@ -397,7 +478,8 @@ export const matmulInto = (rt: Runtime, a: Tensor, b: Tensor, out: Tensor, trans
       },
       transA,
       transB,
-      p.batches
+      p.batches,
+      precision
     )
     return
   }
@@ -409,7 +491,7 @@ export const matmulInto = (rt: Runtime, a: Tensor, b: Tensor, out: Tensor, trans
       { t: a, ld: ldA, rowBase: bt * aRows },
       { t: b, ld: ldB, rowBase: bt * bRows },
       { t: out, ld: N, rowBase: bt * M },
-      M, N, K, transA, transB, accumulate
+      M, N, K, transA, transB, accumulate, precision
     )
   }
 }
@@ -419,15 +501,16 @@ const matmulShape = (a: Tensor, b: Tensor, transA: boolean, transB: boolean): nu
   return [...p.batch, p.M, p.N]
 }
 
-const matmulNew = (rt: Runtime, a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor => {
+const matmulNew = (rt: Runtime, a: Tensor, b: Tensor, transA: boolean, transB: boolean, precision: MatmulPrecision): Tensor => {
   const out = rt.empty(matmulShape(a, b, transA, transB))
-  matmulInto(rt, a, b, out, transA, transB, false)
+  matmulInto(rt, a, b, out, transA, transB, false, precision)
   return out
 }
 
-export const matmul = (rt: Runtime, a: Tensor, b: Tensor, transA = false, transB = false): Tensor => {
-  const out = matmulNew(rt, a, b, transA, transB)
-  return rt.record(out, "matmul", [a, b], [], { transA, transB })
+/** op(a)·op(b); with precision "f16" its backward's matmuls take f16 operands too. */
+export const matmul = (rt: Runtime, a: Tensor, b: Tensor, transA = false, transB = false, precision: MatmulPrecision = "f32"): Tensor => {
+  const out = matmulNew(rt, a, b, transA, transB, precision)
+  return rt.record(out, "matmul", [a, b], [], precision === "f16" ? { transA, transB, f16: true } : { transA, transB })
 }
 
 /** Flattens [..., r, c] to [prod(...)*r, c] as a view (caller disposes). */
@@ -437,21 +520,22 @@ export const matmulRule: DerivativeRule = (rt, g, node) => {
   const [A, B] = node.inputs as [Tensor, Tensor]
   const transA = node.attrs["transA"] === true
   const transB = node.attrs["transB"] === true
+  const precision: MatmulPrecision = node.attrs["f16"] === true ? "f16" : "f32"
   const shared = B.shape.length === 2 && A.shape.length > 2
   let dA: Tensor | null = null
   let dB: Tensor | null = null
   if (A.requiresGrad) {
-    dA = transA ? matmulNew(rt, B, g, transB, true) : matmulNew(rt, g, B, false, !transB)
+    dA = transA ? matmulNew(rt, B, g, transB, true, precision) : matmulNew(rt, g, B, false, !transB, precision)
   }
   if (B.requiresGrad) {
     if (shared) {
       const A2 = flatten2d(rt, A)
       const g2 = flatten2d(rt, g)
-      dB = transB ? matmulNew(rt, g2, A2, true, false) : matmulNew(rt, A2, g2, true, false)
+      dB = transB ? matmulNew(rt, g2, A2, true, false, precision) : matmulNew(rt, A2, g2, true, false, precision)
       A2.dispose()
       g2.dispose()
     } else {
-      dB = transB ? matmulNew(rt, g, A, true, transA) : matmulNew(rt, A, g, !transA, false)
+      dB = transB ? matmulNew(rt, g, A, true, transA, precision) : matmulNew(rt, A, g, !transA, false, precision)
     }
   }
   return [dA, dB]

@@ -11,6 +11,7 @@ import type { Engine } from "../engine.ts"
 import { AdamWState } from "../optim/adamw.ts"
 import type { Tensor } from "../tensor.ts"
 import { LlamaModel } from "../model/llama.ts"
+import type { MatmulPrecision } from "../ops/matmul.ts"
 import { isNormWeight } from "@covenant/dsl"
 import type { ParameterInfo } from "../model/parameters.ts"
 import type { LlamaSpec } from "../model/spec.ts"
@@ -34,6 +35,12 @@ export interface TrainerOptions {
   readonly weightDecay?: number
   /** global L2 norm the gradients are clipped to; Infinity turns clipping off */
   readonly maxGradNorm?: number
+  /**
+   * "f16": the linear layers' matmuls, forward and backward, take f16 operands (f32 accumulation)
+   * on a backend with `features.shaderF16`; master weights, gradients and AdamW moments stay f32.
+   * Default "f32".
+   */
+  readonly precision?: MatmulPrecision
 }
 
 export interface StepStats {
@@ -69,7 +76,10 @@ export class Trainer {
     if (!Number.isInteger(options.microBatch) || options.microBatch < 1) {
       throw new TrainerInputError({ reason: `microBatch must be a positive integer, got ${options.microBatch}` })
     }
-    return new Trainer(engine, LlamaModel.create(engine, spec, parameters), options)
+    if (options.precision === "f16" && !engine.backend.features.shaderF16) {
+      throw new TrainerInputError({ reason: `precision f16 needs the shaderF16 feature, which ${engine.backend.name} does not have` })
+    }
+    return new Trainer(engine, LlamaModel.create(engine, spec, parameters, { precision: options.precision ?? "f32" }), options)
   }
 
   get spec(): LlamaSpec {
