@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The GPU measurements of issue #15 in one prepared script: the matmul sweep, training of the
 # 25 M, ~150 M and ~1 B LLaMAs on WebGPU beside the device's PyTorch (eager fp32 and bf16), and
-# codec-gpu, each under its own time limit so the whole run stays under 8 minutes.
+# codec-gpu, each under its own time limit so the whole run stays under 8 minutes. Matmul and
+# training run on WebGPU in f32 and, where the device has shader-f16, with f16 operands
+# (--precision f16), paired with PyTorch fp32 and bf16 respectively. Within the train part's
+# limit each model trains four times (PyTorch fp32, bf16; ours f32, f16), models in order of
+# size, so if the limit is hit it is the 1 B model's last runs that are cut.
 #
 # The GPU machine has no network, no Bun and no Node (../shared/reference/toolchain.md), so:
 #
@@ -122,9 +126,9 @@ status=()
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"; } | sed 's/^/gpu: /' | tee -a "$log"
 "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())' 2>&1 | sed 's/^/pytorch: /' | tee -a "$log"
 
-run matmul "${limits[0]}" "$DIR/matmul.mjs" --backends=webgpu --sizes=$msizes --max=$mmax --min-seconds=0.5 \
+run matmul "${limits[0]}" "$DIR/matmul.mjs" --backends=webgpu --sizes=$msizes --max=$mmax --min-seconds=0.5 --precision=f16 \
   --vs-torch --torch-device=$tdev --torch-dtypes=fp32,bf16 --torch-threads=$tthreads
-run train "${limits[1]}" "$DIR/train.mjs" --backends webgpu --models $models --steps $steps \
+run train "${limits[1]}" "$DIR/train.mjs" --backends webgpu --models $models --steps $steps --precision f16 \
   --vs-torch --torch-device $tdev --torch-dtypes fp32,bf16 --torch-threads $tthreads
 run codec-gpu "${limits[2]}" "$DIR/codec-gpu.mjs" "${codec[@]}"
 
@@ -141,11 +145,11 @@ run codec-gpu "${limits[2]}" "$DIR/codec-gpu.mjs" "${codec[@]}"
   echo "|---|---|---|"
   printf '%s\n' "${status[@]}"
   echo
-  echo "## matmul (GFLOP/s; ratio to PyTorch on the same device, same run)"
+  echo "## matmul (GFLOP/s; ratio to PyTorch on the same device, same run: f32 to fp32, f16 to bf16)"
   echo '```'
   sed -n '/^=== matmul (/,/^=== matmul:/p' "$log" | grep -E 'n=|^matmul on|ratio|PyTorch:' || true
   echo '```'
-  echo "## train (tokens/s; forward + backward + clip + AdamW)"
+  echo "## train (tokens/s; forward + backward + clip + AdamW; f16: linear layers on f16 operands, ratio to PyTorch bf16 autocast)"
   echo '```'
   sed -n '/^=== train (/,/^=== train:/p' "$log" | grep -E 'tokens/s|^  [a-z0-9]+: |PyTorch:' || true
   echo '```'

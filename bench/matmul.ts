@@ -11,8 +11,11 @@
  * run (bench/torch_train.py, `--torch-threads=1,2`; `--install-torch` installs it) and prints
  * the ratio against PyTorch's best thread count.
  * `--sizes=512,...` picks the sizes; `--torch-device=cuda` and `--torch-dtypes=fp32,bf16` time
- * PyTorch on a GPU and in bf16 too.
- *   bun bench/matmul.ts --max=1024 --backends=cpu-fast,webgpu --vs-torch
+ * PyTorch on a GPU and in bf16 too. `--precision=f16` also times each backend that has shaderF16
+ * with f16 operands (the f32 -> f16 casts of A and B included, f32 accumulation), beside f32 in
+ * the same run, and PyTorch in bf16 beside fp32; the ratios pair our f16 with PyTorch bf16 and our
+ * f32 with fp32 (an unpaired one is compared with every PyTorch precision measured).
+ *   bun bench/matmul.ts --max=1024 --backends=cpu-fast,webgpu --vs-torch [--precision=f16]
  */
 import { Context, Effect, Layer } from "effect"
 import { Engine, EngineCpu, EngineCpuFast, EngineWebGpuWith, FastCpuBackend, makeEngine, WebGpuBackend } from "@covenant/gpu-webgpu"
@@ -30,24 +33,35 @@ const kernels = kernelsArg === "tiled" || kernelsArg === "blocked" ? kernelsArg 
 const backends = (arg("backends") ?? "webgpu").split(",")
 const vsTorch = process.argv.includes("--vs-torch")
 const torchThreads = (arg("torch-threads") ?? "1,2").split(",").map(Number)
+/** Our precisions: f32, and with `--precision=f16` f16 beside it. */
+const precisionArg = arg("precision") ?? "f32"
+if (precisionArg !== "f32" && precisionArg !== "f16") throw new RangeError("--precision must be f32 or f16")
+const precisions: ReadonlyArray<"f32" | "f16"> = precisionArg === "f16" ? ["f32", "f16"] : ["f32"]
+/** The PyTorch precision each of ours is compared with. */
+const torchPair = { f32: "fp32", f16: "bf16" } as const
 /** PyTorch's device (`cuda` on a GPU machine) and precisions (fp32; bf16 for the half-precision yardstick). */
 const torchDevice = arg("torch-device") ?? "cpu"
-const torchDtypes = (arg("torch-dtypes") ?? "fp32").split(",")
+const torchDtypes = (arg("torch-dtypes") ?? precisions.map((p) => torchPair[p]).join(",")).split(",")
 
 const key = (n: number, transB: boolean) => `${n}${transB ? "T" : ""}`
-const ours = new Map<string, Map<string, number>>()
+/** Our GFLOP/s by "backend name, precision", then size. */
+const ours = new Map<string, { precision: "f32" | "f16"; table: Map<string, number> }>()
 
-const program = Effect.gen(function* () {
+const program = (precision: "f32" | "f16") => Effect.gen(function* () {
   const e = yield* Engine
-  console.log(`matmul on ${e.backend.name}, ${e.backend.kernelFamily} kernels`)
+  if (precision === "f16" && !e.backend.features.shaderF16) {
+    console.log(`matmul on ${e.backend.name}: no shaderF16, no f16 run`)
+    return
+  }
+  console.log(`matmul on ${e.backend.name}, ${e.backend.kernelFamily} kernels, ${precision} operands`)
   const table = new Map<string, number>()
-  ours.set(e.backend.name, table)
+  ours.set(`${e.backend.name}, ${precision}`, { precision, table })
   for (const n of sizes) {
     for (const transB of variants) {
       const data = Float32Array.from({ length: n * n }, (_, i) => ((i * 2654435761) % 1000) / 1000 - 0.5)
       const a = e.fromArray(data, [n, n])
       const b = e.fromArray(data, [n, n])
-      const once = () => e.noGrad(() => e.matmul(a, b, { transB })).dispose()
+      const once = () => e.noGrad(() => e.matmul(a, b, { transB, precision })).dispose()
       yield* Effect.promise(async () => {
         once() // compile + warm up
         await e.sync()
@@ -105,16 +119,17 @@ if (python !== null) {
     }
   }
 }
-for (const backend of backends) {
+for (const backend of backends) for (const precision of precisions) {
   await Effect.runPromise(
-    Effect.scoped(Effect.flatMap(Layer.build(layerFor(backend)), (ctx) => Effect.provideService(program, Engine, Context.get(ctx, Engine)))).pipe(
+    Effect.scoped(Effect.flatMap(Layer.build(layerFor(backend)), (ctx) => Effect.provideService(program(precision), Engine, Context.get(ctx, Engine)))).pipe(
       Effect.catchAll((err) => Effect.sync(() => console.log(`${backend}: ${String(err)}`)))
     )
   )
 }
 for (const [dtype, table] of torch) {
   console.log(`\nratio to PyTorch ${dtype} on ${torchDevice} (its best thread count), same run`)
-  for (const [name, mine] of ours) {
+  for (const [name, { precision, table: mine }] of ours) {
+    if (torch.has(torchPair[precision]) && dtype !== torchPair[precision]) continue
     for (const [k, g] of mine) {
       const t = table.get(k)
       if (t !== undefined) console.log(`  ${name} n=${k.replace("T", " (B transposed)")}: ${g.toFixed(2)} vs ${t.gflops.toFixed(2)} GFLOP/s (${t.threads} thread(s)) = ${(g / t.gflops).toFixed(3)}x`)

@@ -11,8 +11,14 @@
  * of `--torch-threads` and the ratio ours/PyTorch is printed (best vs best and median vs
  * median, PyTorch's best thread count). Prints numbers; asserts nothing.
  *
+ * `--precision f16` also trains each backend that has shaderF16 with the linear layers' matmuls
+ * on f16 operands (Trainer's `precision: "f16"`), beside its f32 run in the same process, and then
+ * PyTorch trains under bf16 autocast beside its fp32: our f16 is compared with PyTorch bf16, our
+ * f32 with PyTorch fp32 (`--torch-dtypes` overrides which PyTorch runs; an unpaired run is
+ * compared with every PyTorch precision measured).
+ *
  *   bun bench/train.ts [--backends cpu-fast,webgpu] [--models debug,25m] [--steps 3] [--repeat 1]
- *                      [--vs-torch] [--torch-threads 1,2] [--install-torch]
+ *                      [--precision f32|f16] [--vs-torch] [--torch-threads 1,2] [--install-torch]
  *                      [--torch-device cpu|cuda] [--torch-dtypes fp32,bf16]
  *
  * Tokens/s counts batch * seqLen tokens per optimizer step, over the timed steps after one
@@ -41,9 +47,15 @@ const timedSteps = Number(stringArg("steps", "3"))
 const repeat = Number(stringArg("repeat", "1"))
 const vsTorch = process.argv.includes("--vs-torch")
 const torchThreads = stringArg("torch-threads", "1,2").split(",").map(Number)
+/** Our precisions: f32, and with `--precision f16` f16 beside it. */
+const precisionArg = stringArg("precision", "f32")
+if (precisionArg !== "f32" && precisionArg !== "f16") throw new RangeError("--precision must be f32 or f16")
+const precisions: ReadonlyArray<"f32" | "f16"> = precisionArg === "f16" ? ["f32", "f16"] : ["f32"]
+/** The PyTorch precision each of ours is compared with: f16 operands against bf16 autocast. */
+const torchPair = { f32: "fp32", f16: "bf16" } as const
 /** Where PyTorch trains (`cuda` on a GPU machine) and in which precisions (fp32, bf16 = autocast). */
 const torchDevice = stringArg("torch-device", "cpu")
-const torchDtypes = stringArg("torch-dtypes", "fp32").split(",")
+const torchDtypes = stringArg("torch-dtypes", precisions.map((p) => torchPair[p]).join(",")).split(",")
 
 /** The fast CPU backend with its WebAssembly gemm even where OpenBLAS loads. */
 const EngineCpuWasm: Layer.Layer<Engine> = Layer.scoped(
@@ -61,11 +73,12 @@ const engineFor = (backend: string): Effect.Effect<Engine, unknown, Scope.Scope>
   return Effect.map(Layer.build(layer), (ctx) => Context.get(ctx, Engine))
 }
 
-const bench = (backend: string, name: string) =>
+const bench = (backend: string, name: string, precision: "f32" | "f16") =>
   Effect.gen(function*() {
     const { spec, batch, microBatch } = models[name]!
     const engine = yield* engineFor(backend)
-    const trainer = Trainer.create(engine, spec, initLlamaParameters(spec, 1), { microBatch, lr: 1e-4 })
+    if (precision === "f16" && !engine.backend.features.shaderF16) return yield* Effect.fail(`${engine.backend.name} has no shaderF16`)
+    const trainer = Trainer.create(engine, spec, initLlamaParameters(spec, 1), { microBatch, lr: 1e-4, precision })
     const ids = new Int32Array(batch * spec.seqLen).map((_, i) => (i * 7919) % spec.vocabSize)
     const step = () => Effect.promise(() => trainer.step(ids, [batch, spec.seqLen]))
     const warm0 = performance.now()
@@ -79,7 +92,7 @@ const bench = (backend: string, name: string) =>
     console.log(
       `${name.padEnd(6)} ${(parameterCount(spec) / 1e6).toFixed(2).padStart(6)}M  batch ${batch}x${spec.seqLen} (micro ${microBatch})  ` +
         `${(tokens / seconds).toFixed(1).padStart(9)} tokens/s  ${(seconds / timedSteps * 1000).toFixed(0).padStart(7)} ms/step  ` +
-        `first step ${warmMs.toFixed(0)} ms  loss ${loss.toFixed(3)}  live buffers ${engine.backend.liveBuffers()}  [${engine.backend.name}]`
+        `first step ${warmMs.toFixed(0)} ms  loss ${loss.toFixed(3)}  live buffers ${engine.backend.liveBuffers()}  [${engine.backend.name}, ${precision}]`
     )
     trainer.dispose()
     return { tokensPerSecond: tokens / seconds, name: engine.backend.name }
@@ -92,7 +105,7 @@ for (const name of modelNames) {
   if (m === undefined) throw new Error(`unknown model ${name}; have ${Object.keys(models).join(", ")}`)
   /** PyTorch's tokens/s per precision and thread count. */
   const torchRuns = new Map<string, Map<number, number[]>>()
-  const ours = new Map<string, { name: string; runs: number[] }>()
+  const ours = new Map<string, { name: string; precision: "f32" | "f16"; runs: number[] }>()
   for (let r = 0; r < repeat; r++) {
     if (python !== null) {
       for (const dtype of torchDtypes) for (const threads of torchThreads) {
@@ -114,21 +127,23 @@ for (const name of modelNames) {
         torchRuns.set(dtype, byThreads)
       }
     }
-    for (const backend of backends) {
-      const res = await Effect.runPromise(bench(backend, name).pipe(
-        Effect.catchAll((e) => Effect.sync(() => { console.log(`${name} on ${backend}: ${String(e)}`); return null }))
+    for (const backend of backends) for (const precision of precisions) {
+      const res = await Effect.runPromise(bench(backend, name, precision).pipe(
+        Effect.catchAll((e) => Effect.sync(() => { console.log(`${name} on ${backend} ${precision}: ${String(e)}`); return null }))
       ))
       if (res !== null) {
-        const o = ours.get(backend) ?? { name: res.name, runs: [] }
+        const o = ours.get(`${backend} ${precision}`) ?? { name: res.name, precision, runs: [] }
         o.runs.push(res.tokensPerSecond)
-        ours.set(backend, o)
+        ours.set(`${backend} ${precision}`, o)
       }
     }
   }
-  for (const [backend, { name: bname, runs }] of ours) {
+  for (const [backend, { name: bname, precision, runs }] of ours) {
     const bm = bestMedian(runs)
     let line = `${name}: ${backend} [${bname}] best ${bm.best.toFixed(1)} / median ${bm.median.toFixed(1)} tokens/s over ${runs.length} run(s)`
+    const paired = torchRuns.has(torchPair[precision])
     for (const [dtype, byThreads] of torchRuns) {
+      if (paired && dtype !== torchPair[precision]) continue
       let torchBest: { threads: number; best: number; median: number } | null = null
       for (const [threads, tr] of byThreads) {
         const t = bestMedian(tr)
