@@ -18,7 +18,7 @@
 import { defineKernel, type Binding, type CpuViews, type Kernel, type KernelParams } from "../backend.ts"
 import { f16BitsToF32 } from "../f16.ts"
 import type { DerivativeRule, Runtime, Tensor } from "../tensor.ts"
-import { halfCopy, type HalfCopy } from "./cast.ts"
+import { halfCopy } from "./cast.ts"
 import { binding, requireF32, requireShape, shapeStr } from "./kernel.ts"
 import { fill } from "./util.ts"
 
@@ -320,7 +320,7 @@ const dispatchMatmul = (
 }
 
 /** What a matmul reads an operand from: a tensor, or its f16 copy (same chunks, same element offsets). */
-type Operand = Pick<Tensor, "chunkElems" | "chunks" | "binding"> | HalfCopy
+type Operand = Pick<Tensor, "chunkElems" | "chunks" | "binding">
 
 /** A 2-D row-major matrix inside a (possibly chunked) operand, starting at global row `rowBase`. */
 interface Mat {
@@ -444,7 +444,7 @@ export const matmulInto = (
     try {
       matmulOperands(rt, p, a16, b16, a.rowLength, b.rowLength, out, transA, transB, accumulate, precision)
     } finally {
-      // the dispatches that read them are recorded: a backend reuses freed memory only after them
+      // freed once the dispatches reading them are recorded; a later dispatch reusing the memory runs after those
       a16.dispose()
       b16.dispose()
     }

@@ -64,7 +64,10 @@ export class WebGpuBackend implements Backend {
     adapterDescription: string,
     maxBindingBytes?: number,
     kernelFamily?: "tiled" | "blocked",
-    /** At most what the device was created with (default: what it has, subgroups only with subgroup_id). */
+    /**
+     * At most what the device was created with (AcquiredDevice.features). Default: shader-f16 where
+     * the device has it, subgroups off (whether WGSL has subgroup_id is not visible from the device).
+     */
     features?: BackendFeatures
   ) {
     this.name = `webgpu (${adapterDescription})`

@@ -63,7 +63,7 @@ const fromGpu = async (gpu: GPU, binding: AcquiredDevice["binding"], instance: u
   const features: GPUFeatureName[] = []
   if (adapter.features.has("timestamp-query")) features.push("timestamp-query")
   if (shaderF16) features.push("shader-f16")
-  if (subgroups) features.push("subgroups" as GPUFeatureName)
+  if (subgroups) features.push("subgroups")
   const device = await adapter.requestDevice({ requiredLimits: limitsFor(adapter), requiredFeatures: features })
   return { device, adapterDescription: describe(adapter), binding, instance, features: { shaderF16, subgroups } }
 }
