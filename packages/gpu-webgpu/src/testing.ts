@@ -6,6 +6,7 @@
  */
 import { test } from "bun:test"
 import { Cause, Context, Effect, Exit, Layer, Scope } from "effect"
+import type { BackendFeatures } from "./backend.ts"
 import { Engine } from "./engine.ts"
 import type { NoAdapterError } from "./webgpu/device.ts"
 import { EngineWebGpu } from "./webgpu/layer.ts"
@@ -37,4 +38,18 @@ export const webgpuTest = (engine: EngineOrError) =>
       if ("_tag" in engine) throw new Error(`${engine._tag}: ${engine.message}`)
       await fn(engine)
     }, timeout)
+  }
+
+/**
+ * `webgpuTest` for tests of an optional feature: skipped, saying so, where the engine lacks it
+ * (a device without it, or COVENANT_WEBGPU_DISABLE); whether an adapter that offers a feature
+ * gets it is test/features.test.ts's to check.
+ */
+export const webgpuFeatureTest = (engine: EngineOrError, feature: keyof BackendFeatures) =>
+  (name: string, fn: (e: Engine) => Promise<void>, timeout?: number): void => {
+    if (!("_tag" in engine) && !engine.backend.features[feature]) {
+      test.skip(`${name} (skipped: ${engine.backend.name} has no ${feature})`, () => {})
+      return
+    }
+    webgpuTest(engine)(name, fn, timeout)
   }

@@ -10,7 +10,7 @@ import { FastCheck as fc } from "effect"
 import { CpuBackend, f16BitsToF32, f16round, f32ToF16Bits, grid1d, makeEngine, type Backend, type Engine } from "../src/index.ts"
 import { castF16Kernel } from "../src/ops/cast.ts"
 import { agreesWith, expectClose, rng, type OpCase } from "./opsCases.ts"
-import { gpuEngine, gpuTest } from "./opsGpuEngine.ts"
+import { gpuEngine, gpuFeatureTest } from "./opsGpuEngine.ts"
 
 const cpu = makeEngine(new CpuBackend())
 const gpu = await gpuEngine()
@@ -42,7 +42,7 @@ describe("cast f32 -> f16", () => {
     x.forEach((v, i) => expect(f16BitsToF32(bits[i]!)).toBe(f16round(v)))
   })
 
-  gpuTest(gpu)("WebGPU gives the reference's half, or (where WGSL allows) the other half next to x", async (e) => {
+  gpuFeatureTest(gpu, "shaderF16")("WebGPU gives the reference's half, or (where WGSL allows) the other half next to x", async (e) => {
     const got = await castOn(e.backend, x)
     let exact = 0
     x.forEach((v, i) => {
@@ -88,9 +88,9 @@ const f16Cases: readonly OpCase<unknown>[] = [
 
 describe("f16 matmul (forward and backward) equals the CPU reference", () => {
   for (const c of f16Cases) {
-    gpuTest(gpu)(`${c.name}, blocked kernel`, agreesWith(cpu, c, ["webgpu f16", "cpu f16"]), 60_000)
-    gpuTest(gpuTiled)(`${c.name}, tiled kernel`, agreesWith(cpu, c, ["webgpu tiled f16", "cpu f16"]), 60_000)
-    gpuTest(gpuChunked)(`${c.name}, operands in 4 KiB chunks`, agreesWith(cpu, c, ["webgpu chunked f16", "cpu f16"]), 60_000)
+    gpuFeatureTest(gpu, "shaderF16")(`${c.name}, blocked kernel`, agreesWith(cpu, c, ["webgpu f16", "cpu f16"]), 60_000)
+    gpuFeatureTest(gpuTiled, "shaderF16")(`${c.name}, tiled kernel`, agreesWith(cpu, c, ["webgpu tiled f16", "cpu f16"]), 60_000)
+    gpuFeatureTest(gpuChunked, "shaderF16")(`${c.name}, operands in 4 KiB chunks`, agreesWith(cpu, c, ["webgpu chunked f16", "cpu f16"]), 60_000)
   }
 })
 
@@ -112,7 +112,7 @@ describe("what the f16 matmul computes", () => {
     expectClose(["f16", "f32"], "product", half, full, 1e-2, 0)
   })
 
-  gpuTest(gpu)("WebGPU: the same, within f32 summation order", async (e) => {
+  gpuFeatureTest(gpu, "shaderF16")("WebGPU: the same, within f32 summation order", async (e) => {
     const half = await product(e, a, b, "f16")
     expectClose(["webgpu f16", "cpu f32 of halves"], "product", half, await product(cpu, a.map(f16round), b.map(f16round), "f32"))
   })

@@ -11,7 +11,7 @@ import { FastCheck as fc } from "effect"
 import { BackendError, CpuBackend, FastCpuBackend, makeEngine, WebGpuBackend, type Engine } from "../src/index.ts"
 import { defineKernel } from "../src/backend.ts"
 import { agreesWith, cases, expectClose, makeData, rng, runCase, type OpCase } from "./opsCases.ts"
-import { gpuEngine, gpuTest } from "./opsGpuEngine.ts"
+import { gpuEngine, gpuFeatureTest, gpuTest } from "./opsGpuEngine.ts"
 
 const cpu = makeEngine(new CpuBackend())
 const gpu = await gpuEngine()
@@ -74,17 +74,14 @@ describe("features", () => {
 
 describe("row reductions with and without subgroups equal the CPU reference", () => {
   for (const c of rowCases) {
-    gpuTest(gpu)(`${c.name}, subgroup kernels`, async (e) => {
-      expect(features(e).subgroups).toBe(true)
-      await agreesWith(cpu, c, ["webgpu subgroups", "cpu"])(e)
-    }, 60_000)
+    gpuFeatureTest(gpu, "subgroups")(`${c.name}, subgroup kernels`, agreesWith(cpu, c, ["webgpu subgroups", "cpu"]), 60_000)
     gpuTest(gpuShared)(`${c.name}, shared-memory kernels`, agreesWith(cpu, c, ["webgpu shared", "cpu"]), 60_000)
   }
 })
 
 describe("subgroup and shared-memory kernels agree on one device", () => {
   for (const c of wideRowCases) {
-    gpuTest(gpu)(c.name, async (e) => {
+    gpuFeatureTest(gpu, "subgroups")(c.name, async (e) => {
       if ("_tag" in gpuShared) throw new Error(gpuShared.message)
       const shared = gpuShared
       await fc.assert(

@@ -5,7 +5,7 @@
  */
 import { Context, Effect, Layer, Scope } from "effect"
 import { Engine, EngineWebGpuOn, WebGpuDeviceLive, type WebGpuOptions } from "../src/index.ts"
-import { engineOrError, type EngineOrError, webgpuTest } from "../src/testing.ts"
+import { engineOrError, type EngineOrError, webgpuFeatureTest, webgpuTest } from "../src/testing.ts"
 
 export { allowNoGpu } from "../src/testing.ts"
 
@@ -22,3 +22,6 @@ export const gpuEngine = (opts: WebGpuOptions = {}): Promise<EngineOrError> =>
 
 /** `test` that needs the GPU engine: fails with the acquisition error, or skips when allowed. */
 export const gpuTest = webgpuTest
+
+/** `gpuTest` for an optional feature: skipped where the engine lacks it. */
+export const gpuFeatureTest = webgpuFeatureTest

@@ -13,10 +13,11 @@
  */
 import { describe, expect, test } from "bun:test"
 import { CpuBackend, f16round, initLlamaParameters, makeEngine, Trainer, type Engine } from "../src/index.ts"
-import { cpuEngine, debugSpec, randomIds, thrown, webgpuEngine, webgpuTest } from "./model-engines.ts"
+import { webgpuFeatureTest } from "../src/testing.ts"
+import { cpuEngine, debugSpec, randomIds, thrown, webgpuEngine } from "./model-engines.ts"
 
 const gpu = await webgpuEngine()
-const gpuTest = webgpuTest(gpu)
+const gpuTest = webgpuFeatureTest(gpu, "shaderF16")
 
 const STEPS = 8
 const ids = randomIds(2 * 32, debugSpec.vocabSize, 31)
