@@ -14,8 +14,14 @@
  * the loopback chain, where it is the validator's round time (all of it, and outside the gather's
  * wait for the upload interval).
  *
+ * The Gauntlet's data check (runtime scoring/data-check.ts; off in the presets) is on unless
+ * `--data-check off`: 16 random batches, the own samples of each peer's last 4 windows, every peer
+ * checked every window. Nodes train and evaluate on `--backend` (default cpu-fast: the check's
+ * backward passes on the reference CPU engine would take most of the run).
+ *
  *   bun bench/adversaries.ts [--peers 10] [--windows 20] [--block-ms 500] [--blocks 8] [--scoring gauntlet|equal] [--evaluations 4]
  *                            [--kinds sign-flip,scaled,...] [--mix sign-flip,copycat,noise] [--clock simulated|wall] [--out results.json]
+ *                            [--data-check on|off] [--backend cpu-fast|cpu]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -43,6 +49,14 @@ if (scoring !== "gauntlet" && scoring !== "equal") throw new Error(`--scoring ta
 const clockIndex = process.argv.indexOf("--clock")
 const clock = clockIndex >= 0 ? process.argv[clockIndex + 1] : "simulated"
 if (clock !== "simulated" && clock !== "wall") throw new Error(`--clock takes simulated or wall, got ${clock}`)
+const argOf = (name: string, fallback: string): string => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback
+}
+const dataCheck = argOf("data-check", "on")
+if (dataCheck !== "on" && dataCheck !== "off") throw new Error(`--data-check takes on or off, got ${dataCheck}`)
+const backend = argOf("backend", "cpu-fast")
+if (backend !== "cpu-fast" && backend !== "cpu") throw new Error(`--backend takes cpu-fast or cpu, got ${backend}`)
 const outIndex = process.argv.indexOf("--out")
 const out = outIndex >= 0 ? process.argv[outIndex + 1] : undefined
 for (const k of [...kinds, ...mix]) if (catalogue[k] === undefined) throw new Error(`unknown behaviour ${k} (known: ${Object.keys(catalogue).join(", ")})`)
@@ -56,7 +70,10 @@ const spec = await Effect.runPromise(derive(debug(), {
   participation: {
     blocksPerWindow: blocks, blockTimeMs: blockMs, uploadWindowMs: Math.min(1_000, Math.floor((blocks * blockMs) / 3)),
     peersGathered: peers, reservePeers: 2, evaluationsPerWindow: intArg("evaluations", 4),
-    scoring: { linearWeighted: peers, tailWeighted: 2 },
+    scoring: {
+      linearWeighted: peers, tailWeighted: 2,
+      dataCheck: { randomBatches: dataCheck === "on" ? 16 : 0, windows: 4, peersPerWindow: peers, memory: 6, threshold: 0.5 },
+    },
   },
   infrastructure: { chain: { kind: "local", path: ".covenant/bench/chain", blockTimeMs: blockMs } },
 }))
@@ -83,7 +100,7 @@ const run = async (name: string, assigned: ReadonlyArray<string>, peers = peerCo
   const workDir = mkdtempSync(join(tmpdir(), "covenant-bench-adv-"))
   const began = performance.now()
   try {
-    const { events, simulated } = await Effect.runPromise(runSwarm({ spec, peers, rounds: windows, workDir, behaviours, scoring, clock }))
+    const { events, simulated } = await Effect.runPromise(runSwarm({ spec, peers, rounds: windows, workDir, behaviours, scoring, clock, backend }))
     const summary = swarmSummary(events, labels)
     type Round = Extract<NodeEvent, { _tag: "Round" }>
     const v = events.filter((e): e is Round => e._tag === "Round" && e.role === "validator")
@@ -132,7 +149,7 @@ const honestNeverPaid = (o: Outcome): number => {
 
 const finalLoss = (o: Outcome): number | null => [...o.summary.windows].reverse().find((w) => w.evalLoss !== null)?.evalLoss ?? null
 
-console.log(`${peers} peers + 1 validator, ${windows} windows of ${blocks} x ${blockMs} ms (debug model, seed ${spec.seed}), scoring: ${scoring}, clock: ${clock}`)
+console.log(`${peers} peers + 1 validator, ${windows} windows of ${blocks} x ${blockMs} ms (debug model, seed ${spec.seed}), scoring: ${scoring}, data check: ${dataCheck}, clock: ${clock}, engine: ${backend}`)
 const fmt = (x: number | null, d: number) => (x === null ? "-" : x.toFixed(d))
 console.log(`run                                   until weight 0   paid windows   honest never paid   aggregated windows   final eval loss   vs honest   ${clock === "simulated" ? "validator busy ms/window" : "validator ms/window (outside gather)"}   wall s${clock === "simulated" ? "   simulated s" : ""}`)
 const outcomes: Outcome[] = []

@@ -21,6 +21,24 @@ export const GatherSpec = Schema.Struct({
   }),
 )
 
+/**
+ * The data check (the runtime's scoring/data-check.ts): the signs of a peer's update against the
+ * gradient on its own recent samples and on random ones, as a z-score per check.
+ */
+export const DataCheckSpec = Schema.Struct({
+  /** Random batches whose agreement is the null (shared by the window's checks); 0 turns the check off. */
+  randomBatches: NonNegativeInt,
+  /** The own samples come from this many of the peer's latest windows (error feedback carries earlier ones). */
+  windows: PositiveInt,
+  /** Peers checked per window, least recently checked first. */
+  peersPerWindow: PositiveInt,
+  /** The gate reads the mean z of a peer's last `memory` checks. */
+  memory: PositiveInt,
+  /** A mean z below this (from a peer's second check on) zeroes its score and keeps it off the peer list. */
+  threshold: Schema.Number.pipe(Schema.finite()),
+})
+export type DataCheckSpec = typeof DataCheckSpec.Type
+
 /** The Gauntlet: how a validator turns one evaluation into a miner's score. */
 export const ScoringSpec = Schema.Struct({
   /** Sequences of own and of random data the loss is measured on, before and after the update. */
@@ -42,6 +60,7 @@ export const ScoringSpec = Schema.Struct({
   /** The top scores share weight on a linear profile, the next ones on a geometric tail. */
   linearWeighted: PositiveInt,
   tailWeighted: NonNegativeInt,
+  dataCheck: DataCheckSpec,
 })
 export type ScoringSpec = typeof ScoringSpec.Type
 

@@ -112,6 +112,10 @@ export const covenant72b = (): RunSpec =>
           minScore: 1e-4,
           linearWeighted: 20,
           tailWeighted: 10,
+          // Not the reference's (it has none). Off: it reads evalSequences of a window's 5,760 samples, too
+          // few to show, and costs (randomBatches + peers) backward passes a window. The values are those
+          // measured on the debug swarm (runtime scoring/data-check.ts, bench/adversaries.ts turns it on).
+          dataCheck: { randomBatches: 0, windows: 4, peersPerWindow: 20, memory: 6, threshold: 0.5 },
         },
         penalties: { consecutiveMissFactors: [0.75, 0.5, 0], copyOverlapThreshold: 0.4 },
         admission: { kind: "permissionless" },

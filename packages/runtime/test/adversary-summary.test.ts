@@ -27,7 +27,7 @@ const events: NodeEvent[] = [
   // The validator's typed rejections come first; listed peers left out without one are "not aggregated".
   round("validator-0", "validator", 0, 6, { gathered: [2, 1], rejected: [{ uid: 4, reason: Rejection.WrongChunk({ tensor: "lm_head.weight", chunk: 32, expected: 64 }) }] }),
   round("validator-0", "validator", 0, 7),
-  { _tag: "Judged", name: "validator-0", window: 7, scores: [], evaluated: [], gradientScores: [], copies: [3], outliers: [4], invalid: [] },
+  { _tag: "Judged", name: "validator-0", window: 7, scores: [], evaluated: [], gradientScores: [], copies: [3], outliers: [4], invalid: [], dataChecks: [] },
 ]
 
 describe("swarm summary", () => {

@@ -26,7 +26,7 @@ describe("covenant", () => {
   test("bad flags exit 2 naming the flag; --rounds points to --windows and --until-window", () => {
     const cases: Array<[string[], string]> = [
       [["swarm", "--peers", "0"], "--peers 0: expected an integer from 1 to 32"],
-      [["swarm", "--backend", "gpu"], "--backend gpu: expected cpu | webgpu | auto"],
+      [["swarm", "--backend", "gpu"], "--backend gpu: expected cpu | cpu-fast | webgpu | auto"],
       [["swarm", "--adversary", "copycat=0"], "--adversary copycat=0: the count must be a positive integer"],
       [["swarm", "--peer", "3"], "Received unknown argument: '--peer'"],
       [["plan", "--preset", "huge"], "--preset huge: expected scaled | debug | debug-subnet | covenant72b"],

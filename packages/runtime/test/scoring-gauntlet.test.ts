@@ -9,7 +9,7 @@ import { defaultRating, ordinal, plackettLuce } from "../src/scoring/openskill.t
 import type { Rating } from "../src/scoring/openskill.ts"
 import { positionWeight, weightsFromScores } from "../src/scoring/weights.ts"
 import {
-  emptyGauntlet, finalScore, gauntletWeights, GauntletStateJson, indicatorOf, indicatorWarmup, isPenalised, lastUseful, missFactor, observeWindow, scoresOf, selectForEvaluation, USEFUL_SHARE,
+  DATA_GATE_MIN_CHECKS, DATA_GATE_REOPEN, dataCheckHasPower, emptyGauntlet, finalScore, gauntletWeights, GauntletStateJson, indicatorOf, indicatorWarmup, isPenalised, lastUseful, missFactor, observeWindow, scoresOf, selectForEvaluation, USEFUL_SHARE,
 } from "../src/scoring/gauntlet.ts"
 import type { GauntletParams, GauntletState, GauntletWindow } from "../src/scoring/gauntlet.ts"
 
@@ -102,7 +102,9 @@ const windowArb = (w: number): fc.Arbitrary<GauntletWindow> =>
     grads: fc.array(fc.double({ min: -0.5, max: 0.5, noNaN: true }), { minLength: UIDS.length, maxLength: UIDS.length }),
     own: fc.array(fc.double({ min: -0.5, max: 0.5, noNaN: true }), { minLength: UIDS.length, maxLength: UIDS.length }),
     sync: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: UIDS.length, maxLength: UIDS.length }),
-  }).map(({ delivered, invalidPick, copyPick, outlierPick, reference, ownRef, evalPick, grads, own, sync }) => {
+    checkPick: fc.subarray(UIDS),
+    z: fc.array(fc.double({ min: -3, max: 6, noNaN: true }), { minLength: UIDS.length, maxLength: UIDS.length }),
+  }).map(({ delivered, invalidPick, copyPick, outlierPick, reference, ownRef, evalPick, grads, own, sync, checkPick, z }) => {
     const invalid = invalidPick.filter((u) => delivered.includes(u))
     const valid = delivered.filter((u) => !invalid.includes(u))
     const copies = copyPick.filter((u) => valid.includes(u))
@@ -118,6 +120,7 @@ const windowArb = (w: number): fc.Arbitrary<GauntletWindow> =>
       reference,
       evaluations: evaluated.map((uid) => ({ uid, gradientScore: grads[uid - 1]!, ownImprovement: own[uid - 1]!, randomImprovement: grads[uid - 1]!, ownReference: ownRef[uid - 1]! })),
       sync: valid.map((uid) => ({ uid, score: sync[uid - 1]! })),
+      dataChecks: checkPick.filter((u) => valid.includes(u)).map((uid) => ({ uid, z: z[uid - 1]! })),
     }
   })
 
@@ -166,7 +169,7 @@ describe("Gauntlet", () => {
         evaluations: [...o.evaluations, ...[7, 8].map((uid) => ({ uid, gradientScore: 0.1, ownImprovement: 0.2, randomImprovement: 0.1, ownReference: null }))],
       }))
       const last: GauntletWindow = {
-        window: 200, tracked: [...UIDS, 7, 8], delivered: [7, 8], invalid: [], copies: [], outliers: [], reference: null,
+        window: 200, tracked: [...UIDS, 7, 8], delivered: [7, 8], invalid: [], copies: [], outliers: [], reference: null, dataChecks: [],
         evaluations: [{ uid: 7, gradientScore: good, ownImprovement: good + 0.1, randomImprovement: good, ownReference: null }, { uid: 8, gradientScore: bad, ownImprovement: bad + 0.1, randomImprovement: bad, ownReference: null }],
         sync: [],
       }
@@ -210,14 +213,14 @@ describe("Gauntlet", () => {
 
   test("two negatives never make a positive: a worsening update scores 0 whatever its indicator", () => {
     const s = run(Array.from({ length: 24 }, (_, i) => 100 + i).map((w) => ({
-      window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [], outliers: [], reference: null,
+      window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [], outliers: [], reference: null, dataChecks: [],
       evaluations: [{ uid: 1, gradientScore: 0.1, ownImprovement: 0.2, randomImprovement: 0.1, ownReference: null }, { uid: 2, gradientScore: -0.3, ownImprovement: -0.5, randomImprovement: -0.3, ownReference: null }],
       sync: [],
     })))
     expect(s.peers["2"]!.indicatorEma).toBeLessThan(0)
     expect(ordinal(s.peers["2"]!)).toBeLessThan(0)
-    expect(finalScore(s.peers["2"]!, 123, params)).toBe(0)
-    expect(finalScore(s.peers["1"]!, 123, params)).toBeGreaterThan(0)
+    expect(finalScore(s.peers["2"]!, 123, params, dataCheckHasPower(s, params))).toBe(0)
+    expect(finalScore(s.peers["1"]!, 123, params, dataCheckHasPower(s, params))).toBeGreaterThan(0)
     // past the warm-up the -1 indicator alone keeps peer 2 off the list, and a +1 peer on it
     expect(isPenalised({ ...s, peers: { ...s.peers, "2": { ...s.peers["2"]!, lastGradientScore: 0.1 } } }, 2, 123, params)).toBe(true)
     expect(isPenalised(s, 1, 123, params)).toBe(false)
@@ -226,12 +229,12 @@ describe("Gauntlet", () => {
 
   test("a zero update (free rider) improves nothing: score 0 and off the list, however it ranks", () => {
     const s = run([100, 101].map((w) => ({
-      window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [], outliers: [], reference: null,
+      window: w, tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [], outliers: [], reference: null, dataChecks: [],
       evaluations: [{ uid: 1, gradientScore: 0, ownImprovement: 0.1, randomImprovement: 0, ownReference: null }, { uid: 2, gradientScore: -0.2, ownImprovement: 0, randomImprovement: -0.2, ownReference: null }],
       sync: [],
     })))
     expect(ordinal(s.peers["1"]!)).toBeGreaterThan(0)
-    expect(finalScore(s.peers["1"]!, 101, params)).toBe(0)
+    expect(finalScore(s.peers["1"]!, 101, params, dataCheckHasPower(s, params))).toBe(0)
     expect(isPenalised(s, 1, 101, params)).toBe(true)
   })
 
@@ -275,7 +278,7 @@ describe("indicator", () => {
 })
 
 describe("useful updates", () => {
-  const base = { tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [], outliers: [], sync: [] }
+  const base = { tracked: [1, 2], delivered: [1, 2], invalid: [], copies: [], outliers: [], sync: [], dataChecks: [] }
   const evaluated = (window: number, reference: number | null, noise: number): GauntletWindow => ({
     ...base, window, reference,
     evaluations: [{ uid: 1, gradientScore: 0.2 * (reference ?? 0.01), ownImprovement: 0.1, randomImprovement: 0, ownReference: null }, { uid: 2, gradientScore: noise, ownImprovement: 0.1, randomImprovement: 0, ownReference: null }],
@@ -298,5 +301,62 @@ describe("useful updates", () => {
       expect(lastUseful(s.peers["2"]!)).toBe(true)
     }
     expect(lastUseful(run([evaluated(10, null, 0)]).peers["2"]!)).toBe(false)
+  })
+})
+
+describe("data gate", () => {
+  const { threshold, memory } = params.scoring.dataCheck
+  // Four honest peers (z about 2) and peer 5, whose z hovers at 0: every peer delivers a useful update.
+  const checked = (window: number, z5: number, honestZ = 2): GauntletWindow => ({
+    window, tracked: [1, 2, 3, 4, 5], delivered: [1, 2, 3, 4, 5], invalid: [], copies: [], outliers: [], reference: null, sync: [],
+    evaluations: [1, 2, 3, 4, 5].map((uid) => ({ uid, gradientScore: 0.1, ownImprovement: 0.2, randomImprovement: 0.1, ownReference: null })),
+    dataChecks: [1, 2, 3, 4, 5].map((uid) => ({ uid, z: uid === 5 ? z5 : honestZ + uid / 10 })),
+  })
+
+  test(`a peer whose mean z stays under the threshold is zeroed and kept off the list once it has ${DATA_GATE_MIN_CHECKS} checks, and earns again once its updates show its data`, () => {
+    const before = run([100, 101].map((w) => checked(w, 0)).slice(0, DATA_GATE_MIN_CHECKS - 1))
+    expect(scoreOf(before, 5)).toBeGreaterThan(0)
+    expect(isPenalised(before, 5, 101, params)).toBe(false)
+    const gated = run(Array.from({ length: DATA_GATE_MIN_CHECKS }, (_, i) => checked(100 + i, threshold - 0.01)))
+    expect(dataCheckHasPower(gated, params)).toBe(true)
+    expect(scoreOf(gated, 5)).toBe(0)
+    expect(isPenalised(gated, 5, gated.window!, params)).toBe(true)
+    for (const uid of [1, 2, 3, 4]) expect(scoreOf(gated, uid)).toBeGreaterThan(0)
+    // Only the last `memory` checks count: after that many honest ones it is paid again.
+    const recovered = run(Array.from({ length: memory }, (_, i) => checked(200 + i, 2)), params, gated)
+    expect(recovered.peers["5"]!.dataZ).toHaveLength(memory)
+    expect(scoreOf(recovered, 5)).toBeGreaterThan(0)
+  })
+
+  test(`a closed gate reopens only at ${DATA_GATE_REOPEN} x the threshold: a mean drifting just over the threshold stays unpaid`, () => {
+    const gated = run(Array.from({ length: DATA_GATE_MIN_CHECKS }, (_, i) => checked(100 + i, 0)))
+    expect(scoreOf(gated, 5)).toBe(0)
+    const between = (threshold * (1 + DATA_GATE_REOPEN)) / 2
+    const drifting = run(Array.from({ length: memory }, (_, i) => checked(200 + i, between)), params, gated)
+    expect(scoreOf(drifting, 5)).toBe(0)
+    // never closed, the same mean is above the threshold and is paid
+    expect(scoreOf(run(Array.from({ length: memory }, (_, i) => checked(100 + i, between))), 5)).toBeGreaterThan(0)
+  })
+
+  test("where honest peers show no signal either (too few of their samples checked), nobody is gated on it", () => {
+    const s = run(Array.from({ length: 5 }, (_, i) => checked(100 + i, 0, 0.1)))
+    expect(dataCheckHasPower(s, params)).toBe(false)
+    for (const uid of [1, 2, 3, 4, 5]) {
+      expect(scoreOf(s, uid)).toBeGreaterThan(0)
+      expect(isPenalised(s, uid, s.window!, params)).toBe(false)
+    }
+  })
+
+  test("data checks pick the least recently checked, independently of loss evaluations; a state saved before the check decodes", () => {
+    const s = run([checked(100, 0)])
+    const later = { ...s, peers: { ...s.peers, "1": { ...s.peers["1"]!, lastChecked: 99 }, "2": { ...s.peers["2"]!, lastChecked: null } } }
+    expect(selectForEvaluation(later, 101, [1, 2, 3, 4, 5], 3, (r) => r.lastChecked)).toContain(2)
+    expect(selectForEvaluation(later, 101, [1, 2, 3, 4, 5], 3, (r) => r.lastChecked)).toContain(1)
+    // by loss evaluations all five were evaluated in window 100 alike
+    expect(selectForEvaluation(later, 101, [1, 2, 3, 4, 5], 3)).toEqual(selectForEvaluation(s, 101, [1, 2, 3, 4, 5], 3))
+    const { dataZ: _z, lastChecked: _c, ...old } = s.peers["1"]!
+    const decoded = Schema.decodeUnknownSync(GauntletStateJson)(JSON.stringify({ window: 100, peers: { "1": old } }))
+    expect(decoded.peers["1"]!.dataZ).toEqual([])
+    expect(decoded.peers["1"]!.lastChecked).toBeNull()
   })
 })

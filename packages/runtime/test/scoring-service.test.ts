@@ -23,6 +23,7 @@ const windows: GauntletWindow[] = [10, 11, 12, 13].map((w) => ({
   invalid: w === 11 ? [3] : [],
   copies: [],
   outliers: [],
+  dataChecks: [],
   reference: null,
   evaluations: [1, 2, 4].filter((u) => w !== 12 || u !== 4).map((uid) => ({ uid, gradientScore: 0.01 * uid - 0.015, ownImprovement: 0.02, randomImprovement: 0.01, ownReference: null })),
   sync: [{ uid: 1, score: 1 }, { uid: 2, score: 0.5 }],

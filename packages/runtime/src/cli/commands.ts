@@ -13,11 +13,11 @@ import { Chain, identityFromSecret, layerLocal, layerLocalClient, layerSubtensor
 import type { CommitmentLocation, LocalChain } from "@covenant/chain"
 import { covenant72b, debug, debugSubnet, formatBytes, formatPlan, formatSpecSummary, loadRun, plan as planOf } from "@covenant/dsl"
 import type { RunSpec } from "@covenant/dsl"
-import { EngineCpu, EngineWebGpu, NO_ADAPTER_HELP } from "@covenant/gpu-webgpu"
+import { NO_ADAPTER_HELP } from "@covenant/gpu-webgpu"
 import type { Engine } from "@covenant/gpu-webgpu"
 import { layerFileSystem, layerS3, makeS3Transport } from "@covenant/transport"
 import type { BucketLocation, S3TransportConfig, Transport } from "@covenant/transport"
-import { EngineFailure, FlagError, RuntimeError, type RuntimeFailure, inPhase, isRuntimeFailure } from "../errors.ts"
+import { FlagError, RuntimeError, type RuntimeFailure, inPhase, isRuntimeFailure } from "../errors.ts"
 import { runAddress } from "../node/network.ts"
 import { s3Commitment } from "../node/credentials.ts"
 import { describeRejection } from "../node/admission.ts"
@@ -33,7 +33,8 @@ import { servePeerPage } from "../browser/serve.ts"
 import { scaleToMachine } from "../swarm/scale.ts"
 import { runSwarm } from "../swarm/swarm.ts"
 import type { SwarmTransport } from "../swarm/swarm.ts"
-import { measureBackends } from "../swarm/backend.ts"
+import { engineLayerOf, measureBackends } from "../swarm/backend.ts"
+import type { EngineBackend } from "../swarm/backend.ts"
 import { runLogOf, summarizeWindow } from "../swarm/from-events.ts"
 import { runTimingFor } from "../timing.ts"
 import { writeReport } from "../report/write.ts"
@@ -106,7 +107,8 @@ const logEvent = (e: NodeEvent) => {
   else if (e._tag === "CaughtUp") console.log(`[${e.name}] caught up windows ${e.from}..${e.to}, distance to the leader's debug values ${e.debugDistance ?? "unknown"}`)
   else if (e._tag === "Judged") {
     const flags = [...e.invalid.map((u) => `${u} invalid`), ...e.copies.map((u) => `${u} copy`), ...e.outliers.map((u) => `${u} norm outlier`)]
-    console.log(`[${e.name}] judged window ${e.window}: evaluated [${e.evaluated.join(",")}], scores ${e.scores.map((s) => `${s.uid}:${s.score.toPrecision(3)}`).join(" ")}${flags.length > 0 ? `, ${flags.join(", ")}` : ""}`)
+    const checks = e.dataChecks.length === 0 ? "" : `, data check z ${e.dataChecks.map((c) => `${c.uid}:${c.z.toFixed(2)}`).join(" ")}`
+    console.log(`[${e.name}] judged window ${e.window}: evaluated [${e.evaluated.join(",")}], scores ${e.scores.map((s) => `${s.uid}:${s.score.toPrecision(3)}`).join(" ")}${flags.length > 0 ? `, ${flags.join(", ")}` : ""}${checks}`)
   } else if (e._tag === "Weights") console.log(`[${e.name}] weights after window ${e.window}: ${e.weights.map((w) => `${w.uid}:${w.weight.toFixed(3)}`).join(" ") || "none"}`)
 }
 
@@ -175,7 +177,7 @@ const swarm = (source: RunSpec, flags: SwarmFlags) =>
     }
     const labels = Object.entries(adversaries.labels).map(([n, b]) => `${n} ${b}`).join(", ")
     console.log(`  run      ${flags.peers} peers + 1 validator, ${flags.windows} windows${labels === "" ? "" : ` (adversaries: ${labels})`}`)
-    let backend: "cpu" | "webgpu" = flags.backend === "auto" ? "cpu" : flags.backend
+    let backend: EngineBackend = flags.backend === "auto" ? "cpu" : flags.backend
     if (flags.backend === "auto") {
       const choice = yield* measureBackends(m, spec.innerOptimizer.batchSize)
       backend = choice.backend
@@ -315,14 +317,12 @@ const node = (role: "peer" | "validator", spec: RunSpec, flags: NodeFlags) =>
 
     const shards = yield* openRunData(spec, join(stateDir, "data"), dataS3ConfigFromEnv(process.env))
     const cfg: NodeConfig = { name, spec, address: runAddress(spec), identity, own, commitment, stateDir, shards, events: logEvent, ...(stop === undefined ? {} : { stop }), warmUp: flags.acceptSlow ? "warn" : "refuse" }
-    let backend: "cpu" | "webgpu" = flags.backend === "auto" ? "cpu" : flags.backend
+    let backend: EngineBackend = flags.backend === "auto" ? "cpu" : flags.backend
     if (flags.backend === "auto") {
       backend = (yield* measureBackends(spec.model, spec.innerOptimizer.batchSize)).backend
       console.log(`[${name}] backend auto -> ${backend}`)
     }
-    const engineLayer: Layer.Layer<Engine, RuntimeFailure> = backend === "webgpu"
-      ? Layer.mapError(EngineWebGpu, (cause) => new EngineFailure({ phase: "engine", cause }))
-      : EngineCpu
+    const engineLayer = engineLayerOf(backend)
     const services = Layer.mergeAll(transportLayer, layerGauntlet(spec.participation), engineLayer)
     const p = spec.participation
     if (flags.chain === "local") {

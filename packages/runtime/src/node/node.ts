@@ -122,6 +122,8 @@ export type NodeEvent =
       readonly copies: ReadonlyArray<number>
       readonly outliers: ReadonlyArray<number>
       readonly invalid: ReadonlyArray<number>
+      /** The window's data checks (scoring/data-check.ts): each checked peer's z. */
+      readonly dataChecks: ReadonlyArray<{ readonly uid: number; readonly z: number }>
     }
   /**
    * A validator's weights from its Scoring service, as it sets them on chain after `window`, and

@@ -35,6 +35,8 @@ export interface ScoringShape {
   readonly scores: Effect.Effect<ReadonlyArray<{ readonly uid: number; readonly score: number }>>
   /** Which of the window's clean uploads to evaluate. */
   readonly chooseEvaluations: (window: number, candidates: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<number>>
+  /** Which of them to check for their own data (none where the spec turns the check off). */
+  readonly chooseDataChecks: (window: number, candidates: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<number>>
   /** The peer list to publish after `window` from the eligible candidates. */
   readonly peerList: (window: number, candidates: ReadonlyArray<Candidate>) => Effect.Effect<PeerList>
   /** The memory to save with the node's state (null: nothing to save), and its restore. */
@@ -57,6 +59,7 @@ export const makeEqualScoring = (): ScoringShape => {
     }),
     scores: Effect.sync(() => [...seen].sort((a, b) => a - b).map((uid) => ({ uid, score: 1 }))),
     chooseEvaluations: () => Effect.succeed([]),
+    chooseDataChecks: () => Effect.succeed([]),
     peerList: (_window, candidates) => Effect.succeed({ peers: [...new Set(candidates.map((c) => c.uid))].sort((a, b) => a - b), reserve: [] }),
     snapshot: Effect.succeed(null),
     restore: () => Effect.void,
@@ -78,6 +81,8 @@ export const makeGauntletScoring = (p: ParticipationSpec): ScoringShape => {
     weights: Effect.sync(() => gauntletWeights(state, params)),
     scores: Effect.sync(() => scoresOf(state, params)),
     chooseEvaluations: (window, candidates) => Effect.sync(() => selectForEvaluation(state, window, candidates, p.evaluationsPerWindow)),
+    chooseDataChecks: (window, candidates) => Effect.sync(() =>
+      p.scoring.dataCheck.randomBatches < 2 ? [] : selectForEvaluation(state, window, candidates, p.scoring.dataCheck.peersPerWindow, (r) => r.lastChecked)),
     peerList: (window, candidates) => Effect.sync(() => {
       const scores = scoreMap()
       return choosePeerList(candidates, (uid) => scores.get(uid) ?? 0, (uid) => isPenalised(state, uid, window, params), p.admission, p)

@@ -5,7 +5,7 @@
  * function of the observed windows, so validators that saw the same windows hold the same state,
  * and the state round-trips through JSON exactly (it is saved with the node's state).
  *
- * final = max(0, ordinal + 25) x indicator gate x sync x miss factor x inactivity decay
+ * final = max(0, ordinal + 25) x indicator gate x data gate x sync x miss factor x inactivity decay
  *         x [no invalid, copied or outsized update since its last clean one] x [its last update useful]
  *
  * Every factor lies in [0, 1] and the rating is clipped at 0 before multiplying, so a penalty
@@ -30,6 +30,11 @@ export const PeerRecord = Schema.Struct({
   lastDelivered: Schema.NullOr(Schema.Int),
   lastEvaluated: Schema.NullOr(Schema.Int),
   lastFlagged: Schema.NullOr(Schema.Int),
+  /** The z of its last `dataCheck.memory` data checks, oldest first (data-check.ts). */
+  dataZ: Schema.optionalWith(Schema.Array(Schema.Number), { default: () => [] }),
+  lastChecked: Schema.optionalWith(Schema.NullOr(Schema.Int), { default: () => null }),
+  /** Closed by the data check (dataGateAfter); it stays closed until the mean z clears a higher bar. */
+  dataGated: Schema.optionalWith(Schema.Boolean, { default: () => false }),
 })
 export type PeerRecord = typeof PeerRecord.Type
 
@@ -75,6 +80,8 @@ export interface GauntletWindow {
   /** The gradient score of the window's own outer step at the evaluation's scale (null: not measured). */
   readonly reference: number | null
   readonly sync: ReadonlyArray<{ readonly uid: number; readonly score: number }>
+  /** Data checks of the window (data-check.ts). */
+  readonly dataChecks: ReadonlyArray<{ readonly uid: number; readonly z: number }>
 }
 
 const newRecord = (window: number): PeerRecord => ({
@@ -89,6 +96,9 @@ const newRecord = (window: number): PeerRecord => ({
   lastDelivered: null,
   lastEvaluated: null,
   lastFlagged: null,
+  dataZ: [],
+  lastChecked: null,
+  dataGated: false,
 })
 
 /**
@@ -182,6 +192,12 @@ export const observeWindow = (state: GauntletState, o: GauntletWindow, p: Gauntl
     const r = at(uid)
     if (r.lastEvaluated !== o.window) peers[String(uid)] = { ...r, lastGradientScore: Math.min(r.lastGradientScore ?? -1, -1) }
   }
+  for (const { uid, z } of o.dataChecks) {
+    if (!Number.isFinite(z)) continue
+    const r = at(uid)
+    const dataZ = [...r.dataZ, plain(z)].slice(-p.scoring.dataCheck.memory)
+    peers[String(uid)] = { ...r, dataZ, dataGated: dataGateAfter(r.dataGated, dataZ, p), lastChecked: o.window }
+  }
   for (const { uid, score } of o.sync) {
     if (Number.isFinite(score)) peers[String(uid)] = { ...at(uid), sync: plain(Math.min(1, Math.max(0, score))) }
   }
@@ -211,21 +227,57 @@ export const USEFUL_SHARE = 0.05
 export const lastUseful = (r: PeerRecord): boolean =>
   r.lastGradientScore !== null && r.lastGradientScore > 0 && (r.lastReference === null || r.lastReference <= 0 || r.lastGradientScore >= USEFUL_SHARE * r.lastReference)
 
-/** The final score of one peer after the window `state.window`. */
-export const finalScore = (r: PeerRecord, window: number, p: GauntletParams): number => {
+/** Checks before the data gate reads a peer: measured, an honest peer's mean of its first two z was as low as 0.15 (debug swarm), of its first three 0.66. */
+export const DATA_GATE_MIN_CHECKS = 3
+
+/**
+ * A closed data gate opens again only at this multiple of the threshold. Without it a peer whose
+ * updates are independent of its samples (the mean of its last five z ~ N(0, 0.45)) drifts over a
+ * 0.5 threshold about one window in eight and is paid then (measured: 3 of 18 windows); honest
+ * means sit near 2.
+ */
+export const DATA_GATE_REOPEN = 2
+
+const meanOf = (xs: ReadonlyArray<number>): number => xs.reduce((a, b) => a + b, 0) / xs.length
+
+/** The gate after a check: closes below the threshold, reopens at DATA_GATE_REOPEN x the threshold. */
+export const dataGateAfter = (wasGated: boolean, dataZ: ReadonlyArray<number>, p: GauntletParams): boolean => {
+  if (dataZ.length < DATA_GATE_MIN_CHECKS) return false
+  const { threshold } = p.scoring.dataCheck
+  return meanOf(dataZ) < (wasGated ? DATA_GATE_REOPEN * threshold : threshold)
+}
+
+/**
+ * Whether the data check can tell, in this run: the median over peers with enough checks of
+ * their mean z is at least twice the threshold. Where a peer's window holds many more samples
+ * than the check reads, honest peers show no signal either, and then nobody is gated on it (an
+ * honest majority is the premise of the whole Gauntlet).
+ */
+export const dataCheckHasPower = (state: GauntletState, p: GauntletParams): boolean => {
+  const means = Object.values(state.peers).filter((r) => r.dataZ.length >= DATA_GATE_MIN_CHECKS).map((r) => meanOf(r.dataZ)).sort((a, b) => a - b)
+  if (means.length === 0) return false
+  const mid = means.length / 2
+  const median = means.length % 2 === 1 ? means[Math.floor(mid)]! : (means[mid - 1]! + means[mid]!) / 2
+  return median >= 2 * p.scoring.dataCheck.threshold
+}
+
+/** The final score of one peer after the window `state.window` (`dataPower`: dataCheckHasPower of the state). */
+export const finalScore = (r: PeerRecord, window: number, p: GauntletParams, dataPower: boolean): number => {
   const s = p.scoring
   const rating = Math.max(0, ordinal(r, 3, RATING_TARGET))
   const gate = r.evaluations < indicatorWarmup(s.indicatorEmaAlpha, s.indicatorThreshold) || r.indicatorEma >= s.indicatorThreshold ? 1 : 0
+  const dataGate = dataPower && r.dataGated ? 0 : 1
   const positive = lastUseful(r) ? 1 : 0
   const clean = isClean(r) ? 1 : 0
-  const score = rating * gate * positive * clean * r.sync * missFactor(r.consecutiveMisses, p.penalties.consecutiveMissFactors) * inactivityFactor(r, window, p.activeWindows)
+  const score = rating * gate * dataGate * positive * clean * r.sync * missFactor(r.consecutiveMisses, p.penalties.consecutiveMissFactors) * inactivityFactor(r, window, p.activeWindows)
   return Number.isFinite(score) && score >= s.minScore ? score : 0
 }
 
-export const scoresOf = (state: GauntletState, p: GauntletParams): Array<{ uid: number; score: number }> =>
-  state.window === null
-    ? []
-    : Object.entries(state.peers).map(([k, r]) => ({ uid: Number(k), score: finalScore(r, state.window!, p) })).sort((a, b) => a.uid - b.uid)
+export const scoresOf = (state: GauntletState, p: GauntletParams): Array<{ uid: number; score: number }> => {
+  if (state.window === null) return []
+  const dataPower = dataCheckHasPower(state, p)
+  return Object.entries(state.peers).map(([k, r]) => ({ uid: Number(k), score: finalScore(r, state.window!, p, dataPower) })).sort((a, b) => a.uid - b.uid)
+}
 
 export const gauntletWeights = (state: GauntletState, p: GauntletParams) => weightsFromScores(scoresOf(state, p), p.scoring)
 
@@ -241,11 +293,21 @@ const mix = (x: number): number => {
  * Up to `count` of `candidates` to evaluate in `window`: the least recently evaluated (never
  * first, then uid), and, when some are left over, one random pick among the rest (seeded by the
  * window, so every validator picks alike), so a new or long-unseen peer always has a way in.
+ * `lastOf` says which "last" counts (default: the last loss evaluation; the data check passes its own).
  */
-export const selectForEvaluation = (state: GauntletState, window: number, candidates: ReadonlyArray<number>, count: number): number[] => {
+export const selectForEvaluation = (
+  state: GauntletState,
+  window: number,
+  candidates: ReadonlyArray<number>,
+  count: number,
+  lastOf: (r: PeerRecord) => number | null = (r) => r.lastEvaluated,
+): number[] => {
   const unique = [...new Set(candidates)].sort((a, b) => a - b)
   if (unique.length <= count) return unique
-  const last = (uid: number) => state.peers[String(uid)]?.lastEvaluated ?? Number.NEGATIVE_INFINITY
+  const last = (uid: number) => {
+    const r = state.peers[String(uid)]
+    return (r === undefined ? null : lastOf(r)) ?? Number.NEGATIVE_INFINITY
+  }
   const ordered = [...unique].sort((a, b) => last(a) - last(b) || a - b)
   const chosen = ordered.slice(0, Math.max(0, count - 1))
   const rest = ordered.slice(chosen.length)
@@ -253,7 +315,7 @@ export const selectForEvaluation = (state: GauntletState, window: number, candid
   return chosen.sort((a, b) => a - b)
 }
 
-/** Penalised peers are kept off the peer list: flagged lately, gated, not improving the loss usefully (a zero update neither), or inactive. */
+/** Penalised peers are kept off the peer list: flagged lately, gated (indicator or data check), not improving the loss usefully (a zero update neither), or inactive. */
 export const isPenalised = (state: GauntletState, uid: number, window: number, p: GauntletParams): boolean => {
   const r = state.peers[String(uid)]
   if (r === undefined) return false
@@ -261,5 +323,6 @@ export const isPenalised = (state: GauntletState, uid: number, window: number, p
   if (r.lastFlagged !== null && window - r.lastFlagged < p.activeWindows) return true
   if (r.lastGradientScore !== null && !lastUseful(r)) return true
   if (r.evaluations >= indicatorWarmup(s.indicatorEmaAlpha, s.indicatorThreshold) && r.indicatorEma < s.indicatorThreshold) return true
+  if (r.dataGated && dataCheckHasPower(state, p)) return true
   return inactivityFactor(r, window, p.activeWindows) < 1 || missFactor(r.consecutiveMisses, p.penalties.consecutiveMissFactors) === 0
 }

@@ -2,7 +2,7 @@
  * One window of judging, as the validator runs it after gathering: which uploads are invalid
  * (refused at the trust boundary, admission.ts: undecodable, not compressed as the run says, or
  * not trained on the peer's assignment), which are copies, which are scaled far beyond the others (norm.ts), which peers to evaluate and what the
- * evaluation measured, and each peer's sync. The result is the `GauntletWindow` the Scoring
+ * evaluation measured, whose updates show their own samples (data-check.ts), and each peer's sync. The result is the `GauntletWindow` the Scoring
  * service folds into its state.
  */
 import { Effect } from "effect"
@@ -14,6 +14,7 @@ import type { RuntimeFailure } from "../errors.ts"
 import { paramSlice } from "../round/params.ts"
 import { detectCopies } from "./copy.ts"
 import { NORM_OUTLIER_FACTOR, normOutliers } from "./norm.ts"
+import { checkData } from "./data-check.ts"
 import { evaluateUpdates, syncOf } from "./evaluate.ts"
 import type { GauntletWindow } from "./gauntlet.ts"
 import { meanAbsDiff } from "./sync.ts"
@@ -47,6 +48,8 @@ export interface JudgeInput {
   readonly slices: ReadonlyMap<number, Slice>
   /** Which of the candidates to evaluate (the Scoring service's choice). */
   readonly choose: (candidates: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<number>>
+  /** Which of the candidates to check for their own data (data-check.ts; the Scoring service's choice). */
+  readonly chooseDataChecks: (candidates: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<number>>
 }
 
 export const judgeWindow = (input: JudgeInput): Effect.Effect<GauntletWindow, RuntimeFailure> =>
@@ -67,6 +70,9 @@ export const judgeWindow = (input: JudgeInput): Effect.Effect<GauntletWindow, Ru
     const { evaluations, reference } = input.engine === undefined
       ? { evaluations: [], reference: null }
       : yield* evaluateUpdates({ engine: input.engine, spec, shards: input.shards, window, start: input.start, params: input.before, stepped: input.after, outerLr: input.outerLr, uploads: valid, evaluate: [...chosen] })
+    const dataChecks = input.engine === undefined
+      ? []
+      : yield* checkData({ engine: input.engine, spec, shards: input.shards, window, start: input.start, params: input.before, uploads: valid, check: yield* input.chooseDataChecks(clean.map((v) => v.uid)) })
     const mine = paramSlice(input.before)
     const change = meanAbsDiff(paramSlice(input.after), mine)
     const sync = valid.map(({ uid }) => ({ uid, score: syncOf(input.slices.get(uid), mine, change, spec) }))
@@ -80,5 +86,6 @@ export const judgeWindow = (input: JudgeInput): Effect.Effect<GauntletWindow, Ru
       evaluations,
       reference,
       sync,
+      dataChecks,
     }
   })

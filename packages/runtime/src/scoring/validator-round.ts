@@ -51,6 +51,7 @@ export const scoreWindow = (input: ScoreWindowInput): Effect.Effect<void, Runtim
       spec, shards: cfg.shards, engine: input.engine, window, start: input.start, tracked: input.tracked,
       delivered: input.delivered, decoded: input.decoded, before: input.before, after: input.after, outerLr: input.outerLr, slices,
       choose: (candidates) => scoring.chooseEvaluations(window, candidates),
+      chooseDataChecks: (candidates) => scoring.chooseDataChecks(window, candidates),
     })
     yield* scoring.observe({ window, expected: input.expected, delivered: input.aggregated, judged })
     if (input.leader && (window - input.start) % spec.participation.peerListRefreshWindows === 0) yield* publishListIfChanged(input)
@@ -64,6 +65,7 @@ export const scoreWindow = (input: ScoreWindowInput): Effect.Effect<void, Runtim
       copies: judged.copies,
       outliers: judged.outliers,
       invalid: judged.invalid,
+      dataChecks: judged.dataChecks,
     })
   })
 

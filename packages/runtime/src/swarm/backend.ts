@@ -1,11 +1,20 @@
 /**
- * `auto` backend choice: time a few training steps of the run's model on the CPU engine and, if an
- * adapter exists, on WebGPU; WebGPU is used only when it is measured faster (on a software
- * adapter such as lavapipe the CPU engine usually wins).
+ * The engines a node can train and evaluate on, and the `auto` choice: time a few training steps
+ * of the run's model on the CPU engine and, if an adapter exists, on WebGPU; WebGPU is used only
+ * when it is measured faster (on a software adapter such as lavapipe the CPU engine usually wins).
  */
 import { Effect, Exit, Layer } from "effect"
-import { Engine, EngineCpu, EngineWebGpu, initLlamaParameters, Trainer } from "@covenant/gpu-webgpu"
+import { Engine, EngineCpu, EngineCpuFast, EngineWebGpu, initLlamaParameters, Trainer } from "@covenant/gpu-webgpu"
 import type { LlamaSpec } from "@covenant/gpu-webgpu"
+import { EngineFailure, type RuntimeFailure } from "../errors.ts"
+
+/** cpu: the readable reference engine; cpu-fast: its WebAssembly SIMD kernels (checked against it); webgpu. */
+export type EngineBackend = "cpu" | "cpu-fast" | "webgpu"
+
+export const engineLayerOf = (backend: EngineBackend): Layer.Layer<Engine, RuntimeFailure> =>
+  backend === "webgpu"
+    ? Layer.mapError(EngineWebGpu, (cause) => new EngineFailure({ phase: "engine", cause }))
+    : backend === "cpu-fast" ? EngineCpuFast : EngineCpu
 
 export interface BackendChoice {
   readonly backend: "cpu" | "webgpu"

@@ -14,12 +14,10 @@ import { Duration, Effect, Either, Exit, Fiber, Layer } from "effect"
 import { Chain, identityFromSecret, layerLocal, layerLocalBackend, layerLocalClient, openMemoryBackend, readOwnerUrl } from "@covenant/chain"
 import type { CommitmentLocation, Identity, LocalChain } from "@covenant/chain"
 import type { RunSpec } from "@covenant/dsl"
-import { EngineCpu, EngineWebGpu } from "@covenant/gpu-webgpu"
-import type { Engine } from "@covenant/gpu-webgpu"
 import { layerFileSystem, layerS3, makeMemoryTransport, Transport } from "@covenant/transport"
 import type { BucketLocation, S3TransportConfig } from "@covenant/transport"
 import type { PeerBehaviour } from "../adversary/behaviour.ts"
-import { EngineFailure, RuntimeError, type RuntimeFailure, inPhase } from "../errors.ts"
+import { RuntimeError, type RuntimeFailure, inPhase } from "../errors.ts"
 import { currentWindow } from "../node/clock.ts"
 import type { NodeConfig, NodeEvent } from "../node/node.ts"
 import { awaitStart, pollMs } from "../node/node.ts"
@@ -30,6 +28,8 @@ import { runPeer } from "../node/peer.ts"
 import { layerGauntlet, ScoringEqual } from "../node/scoring.ts"
 import { ensureValidatorPermit, runValidator } from "../node/validator.ts"
 import { StopRule } from "../node/stop.ts"
+import { engineLayerOf } from "./backend.ts"
+import type { EngineBackend } from "./backend.ts"
 import { openRunData } from "./data.ts"
 import { busyLabel, simulate } from "../sim/simulator.ts"
 
@@ -57,7 +57,7 @@ export interface SwarmOptions {
   /** Everything the run writes: chain, store, state folders, prepared data. */
   readonly workDir: string
   readonly transport?: SwarmTransport
-  readonly backend?: "cpu" | "webgpu"
+  readonly backend?: EngineBackend
   readonly churn?: ReadonlyArray<ChurnAction>
   readonly onEvent?: (event: NodeEvent) => void
   /** Validator evaluates the model's loss each window (default true). */
@@ -121,9 +121,7 @@ const swarmProgram = (options: SwarmOptions): Effect.Effect<Omit<SwarmResult, "s
 
       const infra = yield* (options.clock === "simulated" ? simulatedInfra(spec) : wallInfra(spec, workDir, transport))
       const transportLayer = infra.transport
-      const engineLayer: Layer.Layer<Engine, RuntimeFailure> = (options.backend ?? "cpu") === "webgpu"
-        ? Layer.mapError(EngineWebGpu, (cause) => new EngineFailure({ phase: "engine", cause }))
-        : EngineCpu
+      const engineLayer = engineLayerOf(options.backend ?? "cpu")
       const address = runAddress(spec)
 
       const nodeLayer = (identity: Identity) =>
