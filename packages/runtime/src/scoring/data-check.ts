@@ -21,27 +21,18 @@
  * Cost per window: (R + checked peers) forward + backward passes over `windows` x
  * min(evalSequences, samplesPerWindow) sequences; one gradient is held at a time.
  */
-import { Effect, Either } from "effect"
+import { Effect } from "effect"
 import type { RunSpec } from "@covenant/dsl"
 import { LlamaModel } from "@covenant/gpu-webgpu"
 import type { Engine } from "@covenant/gpu-webgpu"
-import { decompress } from "@covenant/sparseloco"
 import type { UpdateMessage } from "@covenant/sparseloco"
-import type { ShardSet } from "../data/shards.ts"
 import { sampleRule } from "../node/admission.ts"
 import { RuntimeError, type RuntimeFailure, awaitEngine } from "../errors.ts"
-import { RANDOM_DATA_UID } from "./evaluate.ts"
+import { denseTensor, RANDOM_DATA_UID } from "./evaluate.ts"
+import type { EvaluateInput } from "./evaluate.ts"
 
-export interface DataCheckInput {
-  readonly engine: Engine
-  readonly spec: RunSpec
-  readonly shards: ShardSet
-  readonly window: number
-  /** The run's start window (no samples before it). */
-  readonly start: number
-  /** The model the window's updates were computed from. */
-  readonly params: ReadonlyMap<string, Float32Array>
-  readonly uploads: ReadonlyArray<{ readonly uid: number; readonly message: UpdateMessage }>
+export interface DataCheckInput extends Pick<EvaluateInput, "engine" | "spec" | "shards" | "window" | "start" | "params" | "uploads"> {
+  /** The uids to check (those without an upload are skipped). */
   readonly check: ReadonlyArray<number>
 }
 
@@ -55,8 +46,7 @@ const signsOf = (message: UpdateMessage): UpdateSigns => {
   const tensors: Array<UpdateSigns["tensors"][number]> = []
   let count = 0
   for (const t of message.tensors) {
-    const name = t.coding === "f32" ? t.dense.name : t.update.name
-    const dense = t.coding === "f32" ? t.dense.values : Either.getOrElse(decompress(t.update), () => new Float32Array(0))
+    const { name, values: dense } = denseTensor(t)
     const index: number[] = []
     const positive: number[] = []
     for (let j = 0; j < dense.length; j++) {

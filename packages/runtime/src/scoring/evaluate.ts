@@ -51,20 +51,24 @@ export const lossesOn = (
     }
   })
 
+/** One tensor of an admitted update as its name and dense values (an undecodable one as empty: admission refused those). */
+export const denseTensor = (t: UpdateMessage["tensors"][number]): { readonly name: string; readonly values: Float32Array } =>
+  t.coding === "f32"
+    ? { name: t.dense.name, values: t.dense.values }
+    : { name: t.update.name, values: Either.getOrElse(decompress(t.update), () => new Float32Array(0)) }
+
 /** Each peer's update as dense tensors, clipped per tensor to the median norm of the window's uploads. */
 export const clippedUpdates = (uploads: ReadonlyArray<{ readonly uid: number; readonly message: UpdateMessage }>, uids: ReadonlyArray<number>): Map<number, Params> => {
   const out = new Map<number, Params>(uids.map((u) => [u, new Map()]))
   const index = new Map(uploads.map((u, i) => [u.uid, i]))
   const tensors = uploads[0]?.message.tensors.length ?? 0
   for (let t = 0; t < tensors; t++) {
-    const first = uploads[0]!.message.tensors[t]!
-    const name = first.coding === "f32" ? first.dense.name : first.update.name
     const norms = uploads.map(({ message }) => tensorNorm(message.tensors[t]!))
     const factors = clipFactors(norms)
     for (const uid of uids) {
       const i = index.get(uid)!
-      const wt = uploads[i]!.message.tensors[t]!
-      const dense = wt.coding === "f32" ? wt.dense.values.slice() : Either.getOrElse(decompress(wt.update), () => new Float32Array(0))
+      const { name, values } = denseTensor(uploads[i]!.message.tensors[t]!)
+      const dense = values.slice()
       const f = factors[i]!
       if (f !== 1) for (let j = 0; j < dense.length; j++) dense[j] = dense[j]! * f
       out.get(uid)!.set(name, dense)
