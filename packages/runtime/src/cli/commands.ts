@@ -181,8 +181,9 @@ const swarm = (source: RunSpec, flags: SwarmFlags) =>
     if (flags.backend === "auto") {
       const choice = yield* measureBackends(m, spec.innerOptimizer.batchSize)
       backend = choice.backend
-      console.log(`  backend  auto: cpu ${choice.cpuStepMs.toFixed(1)} ms/step, webgpu ${choice.webgpuStepMs === null ? "no adapter" : `${choice.webgpuStepMs.toFixed(1)} ms/step`} -> ${backend}`)
-      if (choice.webgpuStepMs === null) console.log(`           (${NO_ADAPTER_HELP.replace(/ Set COVENANT_ALLOW_NO_GPU.*$/, "")})`)
+      const { stepMs } = choice
+      console.log(`  backend  auto: cpu ${stepMs.cpu.toFixed(1)} ms/step, cpu-fast ${stepMs["cpu-fast"].toFixed(1)} ms/step, webgpu ${stepMs.webgpu === null ? "no adapter" : `${stepMs.webgpu.toFixed(1)} ms/step`} -> ${backend}`)
+      if (stepMs.webgpu === null) console.log(`           (${NO_ADAPTER_HELP.replace(/ Set COVENANT_ALLOW_NO_GPU.*$/, "")})`)
     } else console.log(`  backend  ${backend}`)
     const workDir = resolve(Option.getOrElse(flags.dir, () => mkdtempSync(join(tmpdir(), `${spec.name}-swarm-`))))
     let transport: SwarmTransport = { kind: "fs" }

@@ -80,7 +80,7 @@ export const rounds = Options.text("rounds").pipe(
 
 export const backends = ["cpu", "cpu-fast", "webgpu", "auto"] as const
 const backendBase = oneOf("backend", backends).pipe(
-  Options.withDescription("the training engine: cpu (the reference) | cpu-fast (its WebAssembly SIMD kernels) | webgpu | auto (cpu or webgpu, the faster on a measured step); default auto for the swarm, cpu for a node"),
+  Options.withDescription("the training engine: cpu (the reference) | cpu-fast (its WebAssembly SIMD kernels) | webgpu | auto (the fastest on a measured step); default auto for the swarm, cpu for a node"),
 )
 export const swarmBackend = backendBase.pipe(Options.withDefault("auto" as (typeof backends)[number]))
 export const nodeBackend = backendBase.pipe(Options.withDefault("cpu" as (typeof backends)[number]))

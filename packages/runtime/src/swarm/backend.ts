@@ -1,7 +1,7 @@
 /**
  * The engines a node can train and evaluate on, and the `auto` choice: time a few training steps
- * of the run's model on the CPU engine and, if an adapter exists, on WebGPU; WebGPU is used only
- * when it is measured faster (on a software adapter such as lavapipe the CPU engine usually wins).
+ * of the run's model on each (WebGPU only where an adapter exists) and take the fastest. The CPU
+ * reference is timed too: where WebAssembly SIMD is missing `cpu-fast` is the reference itself.
  */
 import { Effect, Exit, Layer } from "effect"
 import { Engine, EngineCpu, EngineCpuFast, EngineWebGpu, initLlamaParameters, Trainer } from "@covenant/gpu-webgpu"
@@ -17,10 +17,9 @@ export const engineLayerOf = (backend: EngineBackend): Layer.Layer<Engine, Runti
     : backend === "cpu-fast" ? EngineCpuFast : EngineCpu
 
 export interface BackendChoice {
-  readonly backend: "cpu" | "webgpu"
-  readonly cpuStepMs: number
-  /** null: no adapter (or it failed). */
-  readonly webgpuStepMs: number | null
+  readonly backend: EngineBackend
+  /** Milliseconds a training step took on each; webgpu null: no adapter (or it failed). */
+  readonly stepMs: { readonly cpu: number; readonly "cpu-fast": number; readonly webgpu: number | null }
 }
 
 const timeSteps = (spec: LlamaSpec, batch: number, steps = 3) =>
@@ -43,9 +42,12 @@ const timeSteps = (spec: LlamaSpec, batch: number, steps = 3) =>
 
 export const measureBackends = (spec: LlamaSpec, batch: number): Effect.Effect<BackendChoice> =>
   Effect.gen(function* () {
-    const cpuStepMs = yield* Effect.scoped(Effect.provide(timeSteps(spec, batch), EngineCpu))
+    const cpu = yield* Effect.scoped(Effect.provide(timeSteps(spec, batch), EngineCpu))
+    const cpuFast = yield* Effect.scoped(Effect.provide(timeSteps(spec, batch), EngineCpuFast))
     // Any failure on the GPU side (no adapter, a device error, a defect) just means: not WebGPU.
     const gpu = yield* Effect.exit(Effect.scoped(Effect.provide(timeSteps(spec, batch), EngineWebGpu as Layer.Layer<Engine, unknown>)))
-    const webgpuStepMs = Exit.isSuccess(gpu) ? gpu.value : null
-    return { backend: webgpuStepMs !== null && webgpuStepMs < cpuStepMs ? "webgpu" : "cpu", cpuStepMs, webgpuStepMs }
+    const webgpu = Exit.isSuccess(gpu) ? gpu.value : null
+    const timed: Array<[EngineBackend, number]> = [["cpu", cpu], ["cpu-fast", cpuFast], ...(webgpu === null ? [] : [["webgpu", webgpu] as [EngineBackend, number]])]
+    const fastest = timed.reduce((best, t) => (t[1] < best[1] ? t : best))
+    return { backend: fastest[0], stepMs: { cpu, "cpu-fast": cpuFast, webgpu } }
   })
