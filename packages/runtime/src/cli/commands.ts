@@ -133,6 +133,7 @@ const swarmOptions = {
   dir: F.dir,
   adversary: F.adversary,
   scoring: F.scoring,
+  dataCheck: F.dataCheck,
   clock: F.clock,
   summary: F.summary,
   report: F.report,
@@ -156,6 +157,14 @@ const progressLine = (events: ReadonlyArray<NodeEvent>, window: number, start: n
   ].join(" | ")
 }
 
+/** The spec with its data check as `--data-check` says: on checks every peer every window against 16 random batches. */
+const withDataCheck = (spec: RunSpec, flag: "spec" | "on" | "off", peers: number): RunSpec => {
+  if (flag === "spec") return spec
+  const scoring = spec.participation.scoring
+  const dataCheck = flag === "off" ? { ...scoring.dataCheck, randomBatches: 0 } : { ...scoring.dataCheck, randomBatches: 16, peersPerWindow: Math.max(peers, scoring.dataCheck.peersPerWindow) }
+  return { ...spec, participation: { ...spec.participation, scoring: { ...scoring, dataCheck } } }
+}
+
 /** Peers and a validator in this process over the local chain: progress per window, a summary and a report. */
 const swarm = (source: RunSpec, flags: SwarmFlags) =>
   Effect.gen(function* () {
@@ -165,7 +174,7 @@ const swarm = (source: RunSpec, flags: SwarmFlags) =>
     const adversaries = yield* assignAdversaries(flags.adversary, flags.peers)
     // A small run on the local chain runs as declared; any other is scaled to this machine by a declared rule.
     const scaled = !(source.infrastructure.chain.kind === "local" && source.model.dim <= 256)
-    const spec = scaled ? scaleToMachine(source, { peers: flags.peers, windows: flags.windows }) : source
+    const spec = withDataCheck(scaled ? scaleToMachine(source, { peers: flags.peers, windows: flags.windows }) : source, flags.dataCheck, flags.peers)
     const m = spec.model
     if (scaled) {
       console.log(`${source.name} scaled to this machine (scaleToMachine):`)
@@ -176,7 +185,7 @@ const swarm = (source: RunSpec, flags: SwarmFlags) =>
       console.log(`${spec.name} as declared: dim ${m.dim}, ${m.nLayers} layers, vocab ${m.vocabSize}, seq ${m.seqLen}; ${JSON.stringify(spec.compression)}`)
     }
     const labels = Object.entries(adversaries.labels).map(([n, b]) => `${n} ${b}`).join(", ")
-    console.log(`  run      ${flags.peers} peers + 1 validator, ${flags.windows} windows${labels === "" ? "" : ` (adversaries: ${labels})`}`)
+    console.log(`  run      ${flags.peers} peers + 1 validator, ${flags.windows} windows${labels === "" ? "" : ` (adversaries: ${labels})`}${spec.participation.scoring.dataCheck.randomBatches >= 2 ? ", data check on" : ""}`)
     let backend: EngineBackend = flags.backend === "auto" ? "cpu" : flags.backend
     if (flags.backend === "auto") {
       const choice = yield* measureBackends(m, spec.innerOptimizer.batchSize)

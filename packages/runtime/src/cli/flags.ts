@@ -138,6 +138,10 @@ export const scoring = oneOf("scoring", ["gauntlet", "equal"] as const).pipe(
   Options.withDescription("how the validator weighs peers: the run's Gauntlet (default), or equal weights"),
   Options.withDefault("gauntlet" as "gauntlet" | "equal"),
 )
+export const dataCheck = oneOf("data-check", ["spec", "on", "off"] as const).pipe(
+  Options.withDescription("the Gauntlet's data check (catches peers that train on other data): as the run's spec says (default; off in the presets), on (16 random batches, every peer every window; best with --backend cpu-fast), or off"),
+  Options.withDefault("spec" as "spec" | "on" | "off"),
+)
 export const clock = oneOf("clock", ["wall", "simulated"] as const).pipe(
   Options.withDescription("wall (default), or simulated: a simulated clock with an in-memory store and chain, reproducible from the run's seed, taking compute time only (not with --transport s3)"),
   Options.withDefault("wall" as "wall" | "simulated"),
