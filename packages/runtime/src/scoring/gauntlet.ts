@@ -232,9 +232,8 @@ export const DATA_GATE_MIN_CHECKS = 3
 
 /**
  * A closed data gate opens again only at this multiple of the threshold. Without it a peer whose
- * updates are independent of its samples (the mean of its last five z ~ N(0, 0.45)) drifts over a
- * 0.5 threshold about one window in eight and is paid then (measured: 3 of 18 windows); honest
- * means sit near 2.
+ * updates are independent of its samples (a mean of five z ~ N(0, 0.45)) drifted over a 0.5
+ * threshold now and then and was paid then (measured: 3 of 18 windows); honest means sit near 2.
  */
 export const DATA_GATE_REOPEN = 2
 
