@@ -113,35 +113,42 @@ test("Gauntlet, simulated: an update scaled x1000 (a norm outlier every window) 
   }
 }, 120_000)
 
-test("Gauntlet, simulated, data check on: a peer that trains on another uid's samples is zeroed within 5 windows and leaves the list; honest peers keep their weight", async () => {
+test("Gauntlet, simulated, data check on: a peer that trains on another uid's samples is zeroed within 5 windows and leaves the list; honest peers, a late joiner too, keep their weight", async () => {
   const base = await gauntletSpec()
   const spec = await Effect.runPromise(derive(base, {
-    participation: { scoring: { dataCheck: { randomBatches: 16, windows: 4, peersPerWindow: 5, memory: 6, threshold: 0.5 } } },
+    participation: { scoring: { dataCheck: { randomBatches: 16, windows: 4, peersPerWindow: 6, memory: 6, threshold: 0.5 } } },
   }))
   const workDir = mkdtempSync(join(tmpdir(), "covenant-swarm-gauntlet-data-"))
-  const rounds = 8
+  const rounds = 9
   try {
     // cpu-fast: the check's backward passes on the reference engine would take most of the test.
-    const { startWindow: s, events } = await Effect.runPromise(runSwarm({ spec, peers: 5, rounds, workDir, behaviours: { 4: catalogue["other-data"]! }, clock: "simulated", backend: "cpu-fast" }))
+    // Peer 5 (a sixth) joins at round 2: the check must not read the windows before it delivered.
+    const { startWindow: s, events } = await Effect.runPromise(runSwarm({
+      spec, peers: 5, rounds, workDir, behaviours: { 4: catalogue["other-data"]! }, churn: [{ round: 2, action: "start", peer: 5 }], clock: "simulated", backend: "cpu-fast",
+    }))
     const uidOf = new Map(events.flatMap((e) => (e._tag === "Joined" ? [[e.name, e.uid] as const] : [])))
     const other = uidOf.get("peer-4")!
+    const joiner = uidOf.get("peer-5")!
     const honest = [0, 1, 2, 3].map((i) => uidOf.get(`peer-${i}`)!)
     const judged = events.filter((e): e is Extract<NodeEvent, { _tag: "Judged" }> => e._tag === "Judged").sort((a, b) => a.window - b.window)
     expect(judged.length).toBeGreaterThanOrEqual(rounds - 1)
     // Every delivered peer is checked every window; the honest z are the larger.
-    for (const j of judged) expect(j.dataChecks.map((c) => c.uid).sort((a, b) => a - b)).toEqual([...honest, other].sort((a, b) => a - b))
+    for (const j of judged) for (const u of [...honest, other]) expect(j.dataChecks.map((c) => c.uid)).toContain(u)
     const z = (uid: number) => judged.flatMap((j) => j.dataChecks.filter((c) => c.uid === uid).map((c) => c.z))
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
-    console.log(`data check z: ${[...honest, other].map((u) => `uid ${u}${u === other ? " (other-data)" : ""} ${z(u).map((x) => x.toFixed(1)).join(" ")}`).join("; ")}`)
+    console.log(`data check z: ${[...honest, joiner, other].map((u) => `uid ${u}${u === other ? " (other-data)" : u === joiner ? " (joined at round 2)" : ""} ${z(u).map((x) => x.toFixed(1)).join(" ")}`).join("; ")}`)
     for (const u of honest) expect(mean(z(u))).toBeGreaterThan(mean(z(other)) + 1)
+    expect(z(joiner).length).toBeGreaterThanOrEqual(3)
+    expect(mean(z(joiner))).toBeGreaterThan(2 * spec.participation.scoring.dataCheck.threshold)
     // Weights from its fifth check on (window s + 4) leave it out and pay every honest peer; the gate
-    // reads a mean of at least three z, each a draw near N(0, 1) for this peer.
-    const weights = events.filter((e): e is WeightsEvent => e._tag === "Weights" && e.window >= s + 4)
+    // reads a mean of at least three z, each a draw near N(0, 1) for this peer. The joiner is paid at the end.
+    const weights = events.filter((e): e is WeightsEvent => e._tag === "Weights" && e.window >= s + 4).sort((a, b) => a.window - b.window)
     expect(weights.length).toBeGreaterThanOrEqual(rounds - 5)
     for (const e of weights) {
       expect(e.weights.filter((x) => x.uid === other && x.weight > 0)).toEqual([])
       expect(honest.filter((u) => e.weights.some((x) => x.uid === u && x.weight > 0))).toEqual(honest)
     }
+    expect(weights.at(-1)!.weights.some((x) => x.uid === joiner && x.weight > 0)).toBe(true)
     // The list published after window s + 4 takes effect two windows on.
     for (let w = s + 6; w < s + rounds; w++) {
       const listed = validatorRounds(events).get(w)!.expected

@@ -73,9 +73,10 @@ test("evaluation: honest update improves, its sign flip worsens, the model is un
   }))
 }, 120_000)
 
-test("data check: updates trained on the peer's own samples score a high z, updates trained on another assignment do not", async () => {
-  // One window of history (no error feedback yet), so the own samples are this window's.
-  const spec = await Effect.runPromise(derive(debug(), { participation: { scoring: { dataCheck: { randomBatches: 16, windows: 1 } } } }))
+test("data check: updates trained on the peer's own samples score a high z, updates trained on another assignment do not; a joiner's earlier windows are not read", async () => {
+  // Every peer trained this window only (no error feedback yet), as a peer that joined now.
+  const spec = await Effect.runPromise(derive(debug(), { participation: { scoring: { dataCheck: { randomBatches: 16, windows: 4 } } } }))
+  const oneWindow = await Effect.runPromise(derive(spec, { participation: { scoring: { dataCheck: { windows: 1 } } } }))
   await withRunData(spec, (engine, shards) => Effect.gen(function* () {
     const params = initLlamaParameters(spec.model, spec.seed)
     const digest = paramsDigest(params)
@@ -84,16 +85,24 @@ test("data check: updates trained on the peer's own samples score a high z, upda
     const uploads = []
     for (const uid of honest) uploads.push({ uid, message: (yield* updateOf(engine, shards, spec, params, uid)).message })
     for (const uid of otherData) uploads.push({ uid, message: (yield* updateOf(engine, shards, spec, params, uid, uid + 1000)).message })
-    const checks = yield* checkData({ engine, spec, shards, window, start, params, uploads, check: [...honest, ...otherData] })
+    const all = [...honest, ...otherData]
+    // Delivered first this window: only this window's samples are read, as if the spec said 1 window.
+    const joined = yield* checkData({ engine, spec, shards, window, start, params, uploads, check: all.map((uid) => ({ uid, since: window })) })
+    const checks = yield* checkData({ engine, spec: oneWindow, shards, window, start, params, uploads, check: all.map((uid) => ({ uid, since: start })) })
+    expect(joined).toEqual(checks)
     const z = new Map(checks.map((c) => [c.uid, c.z]))
     console.log(`data check z: ${checks.map((c) => `uid ${c.uid} ${c.z.toFixed(2)}`).join(", ")}`)
     const threshold = spec.participation.scoring.dataCheck.threshold
     // One z of an update independent of its samples is a draw near N(0, 1); the gate reads a mean of several.
     for (const uid of honest) expect(z.get(uid)!).toBeGreaterThan(Math.max(2 * threshold, ...otherData.map((u) => z.get(u)!)))
     expect(otherData.reduce((a, u) => a + z.get(u)!, 0) / otherData.length).toBeLessThan(threshold)
+    // Read over 4 windows, 3 of which it never trained on, the honest signal is diluted (why `since` exists).
+    const diluted = yield* checkData({ engine, spec, shards, window, start, params, uploads, check: honest.map((uid) => ({ uid, since: start })) })
+    console.log(`diluted: ${diluted.map((c) => `uid ${c.uid} ${c.z.toFixed(2)}`).join(", ")}`)
+    for (const { uid, z: weaker } of diluted) expect(weaker).toBeLessThan(z.get(uid)!)
     expect(paramsDigest(params)).toBe(digest)
   }))
-}, 120_000)
+}, 180_000)
 
 test("dataZ: the own agreement against the random ones' spread, none without spread", () => {
   expect(dataZ(0.1, [0, 0.02, -0.02])).toBeCloseTo(0.1 / (0.02 * Math.sqrt(1 + 1 / 3)), 12)

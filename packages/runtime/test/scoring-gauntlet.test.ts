@@ -354,9 +354,12 @@ describe("data gate", () => {
     expect(selectForEvaluation(later, 101, [1, 2, 3, 4, 5], 3, (r) => r.lastChecked)).toContain(1)
     // by loss evaluations all five were evaluated in window 100 alike
     expect(selectForEvaluation(later, 101, [1, 2, 3, 4, 5], 3)).toEqual(selectForEvaluation(s, 101, [1, 2, 3, 4, 5], 3))
-    const { dataZ: _z, lastChecked: _c, ...old } = s.peers["1"]!
+    // The first clean delivery is kept (the check reads no samples from before it).
+    expect(run([checked(101, 0)], params, s).peers["1"]!.firstDelivered).toBe(100)
+    const { dataZ: _z, lastChecked: _c, firstDelivered: _f, dataGated: _g, ...old } = s.peers["1"]!
     const decoded = Schema.decodeUnknownSync(GauntletStateJson)(JSON.stringify({ window: 100, peers: { "1": old } }))
     expect(decoded.peers["1"]!.dataZ).toEqual([])
     expect(decoded.peers["1"]!.lastChecked).toBeNull()
+    expect(decoded.peers["1"]!.firstDelivered).toBeNull()
   })
 })

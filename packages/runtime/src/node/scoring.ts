@@ -11,6 +11,7 @@ import type { ParticipationSpec } from "@covenant/dsl"
 import { RuntimeError, type RuntimeFailure } from "../errors.ts"
 import type { GauntletParams, GauntletState, GauntletWindow } from "../scoring/gauntlet.ts"
 import { emptyGauntlet, GauntletStateJson, gauntletWeights, isPenalised, observeWindow, scoresOf, selectForEvaluation } from "../scoring/gauntlet.ts"
+import type { DataCheckTarget } from "../scoring/data-check.ts"
 import type { Candidate, PeerList } from "../scoring/peer-list.ts"
 import { admits, choosePeerList } from "../scoring/peer-list.ts"
 
@@ -35,8 +36,8 @@ export interface ScoringShape {
   readonly scores: Effect.Effect<ReadonlyArray<{ readonly uid: number; readonly score: number }>>
   /** Which of the window's clean uploads to evaluate. */
   readonly chooseEvaluations: (window: number, candidates: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<number>>
-  /** Which of them to check for their own data (none where the spec turns the check off). */
-  readonly chooseDataChecks: (window: number, candidates: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<number>>
+  /** Which of them to check for their own data (none where the spec turns the check off), each with the first window it delivered in. */
+  readonly chooseDataChecks: (window: number, candidates: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<DataCheckTarget>>
   /** The peer list to publish after `window` from the eligible candidates. */
   readonly peerList: (window: number, candidates: ReadonlyArray<Candidate>) => Effect.Effect<PeerList>
   /** The memory to save with the node's state (null: nothing to save), and its restore. */
@@ -82,7 +83,10 @@ export const makeGauntletScoring = (p: ParticipationSpec): ScoringShape => {
     scores: Effect.sync(() => scoresOf(state, params)),
     chooseEvaluations: (window, candidates) => Effect.sync(() => selectForEvaluation(state, window, candidates, p.evaluationsPerWindow)),
     chooseDataChecks: (window, candidates) => Effect.sync(() =>
-      p.scoring.dataCheck.randomBatches < 2 ? [] : selectForEvaluation(state, window, candidates, p.scoring.dataCheck.peersPerWindow, (r) => r.lastChecked)),
+      p.scoring.dataCheck.randomBatches < 2
+        ? []
+        : selectForEvaluation(state, window, candidates, p.scoring.dataCheck.peersPerWindow, (r) => r.lastChecked)
+          .map((uid) => ({ uid, since: state.peers[String(uid)]?.firstDelivered ?? window }))),
     peerList: (window, candidates) => Effect.sync(() => {
       const scores = scoreMap()
       return choosePeerList(candidates, (uid) => scores.get(uid) ?? 0, (uid) => isPenalised(state, uid, window, params), p.admission, p)

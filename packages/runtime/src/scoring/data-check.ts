@@ -19,7 +19,8 @@
  * Gauntlet applies its gate only while the checked peers' median shows the signal (gauntlet.ts).
  *
  * Cost per window: (R + checked peers) forward + backward passes over `windows` x
- * min(evalSequences, samplesPerWindow) sequences; one gradient is held at a time.
+ * min(evalSequences, samplesPerWindow) sequences (R more for each shorter span: peers that joined
+ * within the last `windows`); one gradient is held at a time.
  */
 import { Effect } from "effect"
 import type { RunSpec } from "@covenant/dsl"
@@ -31,9 +32,15 @@ import { RuntimeError, type RuntimeFailure, awaitEngine } from "../errors.ts"
 import { denseTensor, RANDOM_DATA_UID } from "./evaluate.ts"
 import type { EvaluateInput } from "./evaluate.ts"
 
+/** A peer to check, and the first window it delivered in (no earlier samples are read for it). */
+export interface DataCheckTarget {
+  readonly uid: number
+  readonly since: number
+}
+
 export interface DataCheckInput extends Pick<EvaluateInput, "engine" | "spec" | "shards" | "window" | "start" | "params" | "uploads"> {
-  /** The uids to check (those without an upload are skipped). */
-  readonly check: ReadonlyArray<number>
+  /** The peers to check (those without an upload are skipped). */
+  readonly check: ReadonlyArray<DataCheckTarget>
 }
 
 /** The signs of an update's nonzero coordinates, by tensor name: their indices and signs. */
@@ -112,33 +119,40 @@ export const checkData = (input: DataCheckInput): Effect.Effect<ReadonlyArray<{ 
     const { spec, shards, window } = input
     const dc = spec.participation.scoring.dataCheck
     const messages = new Map(input.uploads.map((u) => [u.uid, u.message]))
-    const checked = input.check.filter((uid) => messages.has(uid))
+    const checked = input.check.filter((t) => messages.has(t.uid))
     if (dc.randomBatches < 2 || checked.length === 0) return []
     const assigned = sampleRule(shards, spec, input.start)
     const perWindow = Math.min(spec.participation.scoring.evalSequences, spec.data.sampling.samplesPerWindow)
-    // The first samples of each of the last `windows` assignments: what the peer trained on first.
-    const batchOf = (uid: number) =>
+    // The first samples of each of a peer's last windows (at most `windows`, none before it delivered
+    // or before the run): what it trained on first, and what its error feedback still carries.
+    const spanOf = (t: DataCheckTarget) => Math.max(1, Math.min(dc.windows, window - Math.max(input.start, t.since) + 1))
+    const batchOf = (uid: number, span: number) =>
       Effect.gen(function* () {
         const ids: number[] = []
-        for (let w = window; w > window - dc.windows && w >= input.start; w--) {
+        for (let w = window; w > window - span; w--) {
           const a = yield* Effect.mapError(assigned(uid, w), (e) => new RuntimeError({ phase: "data", reason: String(e) }))
           ids.push(...a.ids.slice(0, perWindow))
         }
         const tokens = yield* Effect.mapError(shards.samples(Uint32Array.from(ids)), (e) => new RuntimeError({ phase: "data", reason: String(e) }))
         return { ids: Int32Array.from(tokens), rows: ids.length }
       })
-    const gradientOf = (uid: number) => Effect.flatMap(batchOf(uid), (b) => gradientOn(input.engine, spec, input.params, b, shards.seqLen))
-    const signs = new Map(checked.map((uid) => [uid, signsOf(messages.get(uid)!)]))
-    const random = new Map<number, number[]>(checked.map((uid) => [uid, []]))
-    // Random draws no peer is assigned (below the loss evaluation's RANDOM_DATA_UID).
-    for (let i = 0; i < dc.randomBatches; i++) {
-      const g = yield* gradientOf(RANDOM_DATA_UID - 1 - i)
-      for (const uid of checked) random.get(uid)!.push(signAgreement(signs.get(uid)!, g))
+    const gradientOf = (uid: number, span: number) => Effect.flatMap(batchOf(uid, span), (b) => gradientOn(input.engine, spec, input.params, b, shards.seqLen))
+    const signs = new Map(checked.map((t) => [t.uid, signsOf(messages.get(t.uid)!)]))
+    const random = new Map<number, number[]>(checked.map((t) => [t.uid, []]))
+    // The null of each span in use (random draws over the same windows), from uids no peer is
+    // assigned (below the loss evaluation's RANDOM_DATA_UID); usually every peer shares one span.
+    const spans = [...new Set(checked.map(spanOf))]
+    for (const span of spans) {
+      const same = checked.filter((t) => spanOf(t) === span)
+      for (let i = 0; i < dc.randomBatches; i++) {
+        const g = yield* gradientOf(RANDOM_DATA_UID - 1 - i, span)
+        for (const t of same) random.get(t.uid)!.push(signAgreement(signs.get(t.uid)!, g))
+      }
     }
     const out: Array<{ uid: number; z: number }> = []
-    for (const uid of checked) {
-      const z = dataZ(signAgreement(signs.get(uid)!, yield* gradientOf(uid)), random.get(uid)!)
-      if (z !== null && Number.isFinite(z)) out.push({ uid, z })
+    for (const t of checked) {
+      const z = dataZ(signAgreement(signs.get(t.uid)!, yield* gradientOf(t.uid, spanOf(t))), random.get(t.uid)!)
+      if (z !== null && Number.isFinite(z)) out.push({ uid: t.uid, z })
     }
     return out
   })

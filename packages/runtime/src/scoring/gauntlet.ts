@@ -33,6 +33,8 @@ export const PeerRecord = Schema.Struct({
   /** The z of its last `dataCheck.memory` data checks, oldest first (data-check.ts). */
   dataZ: Schema.optionalWith(Schema.Array(Schema.Number), { default: () => [] }),
   lastChecked: Schema.optionalWith(Schema.NullOr(Schema.Int), { default: () => null }),
+  /** Its first clean delivery: the data check reads no samples from before it (a joiner's error feedback holds none). */
+  firstDelivered: Schema.optionalWith(Schema.NullOr(Schema.Int), { default: () => null }),
   /** Closed by the data check (dataGateAfter); it stays closed until the mean z clears a higher bar. */
   dataGated: Schema.optionalWith(Schema.Boolean, { default: () => false }),
 })
@@ -98,6 +100,7 @@ const newRecord = (window: number): PeerRecord => ({
   lastFlagged: null,
   dataZ: [],
   lastChecked: null,
+  firstDelivered: null,
   dataGated: false,
 })
 
@@ -158,7 +161,7 @@ export const observeWindow = (state: GauntletState, o: GauntletWindow, p: Gauntl
   for (const uid of [...o.tracked, ...o.delivered, ...o.invalid]) at(uid)
   for (const [k, r] of Object.entries(peers)) {
     const uid = Number(k)
-    if (delivered.has(uid) && !o.invalid.includes(uid)) peers[k] = { ...r, consecutiveMisses: 0, lastDelivered: o.window }
+    if (delivered.has(uid) && !o.invalid.includes(uid)) peers[k] = { ...r, consecutiveMisses: 0, lastDelivered: o.window, firstDelivered: r.firstDelivered ?? o.window }
     else if (!delivered.has(uid)) peers[k] = { ...r, consecutiveMisses: r.consecutiveMisses + 1 }
     if (flagged.has(uid)) peers[k] = { ...peers[k]!, lastFlagged: o.window }
   }

@@ -15,6 +15,7 @@ import { paramSlice } from "../round/params.ts"
 import { detectCopies } from "./copy.ts"
 import { NORM_OUTLIER_FACTOR, normOutliers } from "./norm.ts"
 import { checkData } from "./data-check.ts"
+import type { DataCheckTarget } from "./data-check.ts"
 import { evaluateUpdates, syncOf } from "./evaluate.ts"
 import type { GauntletWindow } from "./gauntlet.ts"
 import { meanAbsDiff } from "./sync.ts"
@@ -49,7 +50,7 @@ export interface JudgeInput {
   /** Which of the candidates to evaluate (the Scoring service's choice). */
   readonly choose: (candidates: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<number>>
   /** Which of the candidates to check for their own data (data-check.ts; the Scoring service's choice). */
-  readonly chooseDataChecks: (candidates: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<number>>
+  readonly chooseDataChecks: (candidates: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<DataCheckTarget>>
 }
 
 export const judgeWindow = (input: JudgeInput): Effect.Effect<GauntletWindow, RuntimeFailure> =>
