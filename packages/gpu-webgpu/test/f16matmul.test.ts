@@ -9,7 +9,7 @@ import { describe, expect, test } from "bun:test"
 import { FastCheck as fc } from "effect"
 import { CpuBackend, f16BitsToF32, f16round, f32ToF16Bits, grid1d, makeEngine, type Backend, type Engine } from "../src/index.ts"
 import { castF16Kernel } from "../src/ops/cast.ts"
-import { agreesWith, expectClose, rng, type OpCase } from "./opsCases.ts"
+import { agreesWith, expectClose, op, rng, type OpCase } from "./opsCases.ts"
 import { gpuEngine, gpuFeatureTest } from "./opsGpuEngine.ts"
 
 const cpu = makeEngine(new CpuBackend())
@@ -60,7 +60,6 @@ describe("cast f32 -> f16", () => {
 })
 
 const f = (shape: readonly number[], lo = -1, hi = 1) => ({ shape, dtype: "f32" as const, lo, hi, grad: true })
-const op = <P>(c: OpCase<P>): OpCase<unknown> => c as unknown as OpCase<unknown>
 const dim = (max: number) => fc.integer({ min: 1, max })
 
 const f16Cases: readonly OpCase<unknown>[] = [

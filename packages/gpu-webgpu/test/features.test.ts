@@ -10,7 +10,7 @@ import { describe, expect, test } from "bun:test"
 import { FastCheck as fc } from "effect"
 import { BackendError, CpuBackend, FastCpuBackend, makeEngine, WebGpuBackend, type Engine } from "../src/index.ts"
 import { defineKernel } from "../src/backend.ts"
-import { agreesWith, cases, expectClose, makeData, rng, runCase, type OpCase } from "./opsCases.ts"
+import { agreesWith, cases, expectClose, makeData, op, rng, runCase, type OpCase } from "./opsCases.ts"
 import { gpuEngine, gpuFeatureTest, gpuTest } from "./opsGpuEngine.ts"
 
 const cpu = makeEngine(new CpuBackend())
@@ -20,7 +20,6 @@ const gpuShared = await gpuEngine({ features: { subgroups: false } })
 const f = (shape: readonly number[], lo = -3, hi = 3) => ({ shape, dtype: "f32" as const, lo, hi, grad: true })
 const width = fc.integer({ min: 1, max: 300 })
 
-const op = <P>(c: OpCase<P>): OpCase<unknown> => c as unknown as OpCase<unknown>
 const wideRowCases: readonly OpCase<unknown>[] = [
   op({
     name: "rmsnorm, wide rows",

@@ -47,7 +47,7 @@ const ids = (shape: readonly number[], lo: number, hi: number): InputSpec => ({ 
 const dim = (max: number) => fc.integer({ min: 1, max })
 
 // Erases P for the heterogeneous list; sound because a case's params only ever flow back into itself.
-const op = <P>(c: OpCase<P>): OpCase<unknown> => c as unknown as OpCase<unknown>
+export const op = <P>(c: OpCase<P>): OpCase<unknown> => c as unknown as OpCase<unknown>
 
 export const cases: readonly OpCase<unknown>[] = [
   op({
