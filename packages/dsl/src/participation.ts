@@ -34,9 +34,14 @@ export const DataCheckSpec = Schema.Struct({
   peersPerWindow: PositiveInt,
   /** The gate reads the mean z of a peer's last `memory` checks. */
   memory: PositiveInt,
-  /** A mean z below this (from a peer's second check on) zeroes its score and keeps it off the peer list. */
+  /** A mean z below this (from a peer's third check on) zeroes its score and keeps it off the peer list. */
   threshold: Schema.Number.pipe(Schema.finite()),
-})
+}).pipe(
+  // One random batch has no spread to calibrate against: refused rather than silently off.
+  Schema.filter((d) =>
+    d.randomBatches === 1 ? { path: ["randomBatches"], message: "expected 0 (off) or at least 2 (a z needs the random batches' spread), got 1" } : undefined,
+  ),
+)
 export type DataCheckSpec = typeof DataCheckSpec.Type
 
 /** The Gauntlet: how a validator turns one evaluation into a miner's score. */

@@ -36,6 +36,7 @@ describe("decoding errors read `path: message`", () => {
     ["innerOptimizer.betas[1]", { innerOptimizer: { ...spec72.innerOptimizer, betas: [0.9] } }, "expected a value, got nothing"],
     ["participation.uploadWindowMs", { participation: { ...spec72.participation, uploadWindowMs: 1_380_000 } }, "expected less than the window duration (115 blocks x 12000 ms = 1380000 ms), got 1380000"],
     ["participation.reservePeers", { participation: { ...spec72.participation, reservePeers: -1 } }, "expected a non-negative integer, got -1"],
+    ["participation.scoring.dataCheck.randomBatches", { participation: { ...spec72.participation, scoring: { ...spec72.participation.scoring, dataCheck: { ...spec72.participation.scoring.dataCheck, randomBatches: 1 } } } }, "expected 0 (off) or at least 2 (a z needs the random batches' spread), got 1"],
     ["participation.gather.perObjectTimeoutMs", { participation: { ...spec72.participation, gather: { ...spec72.participation.gather, perObjectTimeoutMs: 700_000 } } }, "expected at most totalTimeoutMs (600000), got 700000"],
     ["data.sampling.samplesPerWindow", { data: { ...spec72.data, sampling: { ...spec72.data.sampling, samplesPerWindow: 5000 } } }, "expected innerOptimizer.batchSize x innerSteps (192 x 30 = 5760), got 5000"],
     ["outerOptimizer.lr.milestones[1].fromOuterStep", { outerOptimizer: { ...spec72.outerOptimizer, lr: { kind: "piecewise", initial: 1, milestones: [{ fromOuterStep: 10, value: 0.8 }, { fromOuterStep: 10, value: 0.4 }] } } }, "expected a step after the previous milestone's (10), got 10"],

@@ -31,6 +31,7 @@ import { ensureValidatorPermit, runValidator } from "../node/validator.ts"
 import { dataS3ConfigFromEnv, openRunData, prepareRunData } from "../swarm/data.ts"
 import { servePeerPage } from "../browser/serve.ts"
 import { scaleToMachine } from "../swarm/scale.ts"
+import { dataCheckOn } from "../scoring/data-check.ts"
 import { runSwarm } from "../swarm/swarm.ts"
 import type { SwarmTransport } from "../swarm/swarm.ts"
 import { engineLayerOf, measureBackends } from "../swarm/backend.ts"
@@ -185,7 +186,7 @@ const swarm = (source: RunSpec, flags: SwarmFlags) =>
       console.log(`${spec.name} as declared: dim ${m.dim}, ${m.nLayers} layers, vocab ${m.vocabSize}, seq ${m.seqLen}; ${JSON.stringify(spec.compression)}`)
     }
     const labels = Object.entries(adversaries.labels).map(([n, b]) => `${n} ${b}`).join(", ")
-    console.log(`  run      ${flags.peers} peers + 1 validator, ${flags.windows} windows${labels === "" ? "" : ` (adversaries: ${labels})`}${spec.participation.scoring.dataCheck.randomBatches >= 2 ? ", data check on" : ""}`)
+    console.log(`  run      ${flags.peers} peers + 1 validator, ${flags.windows} windows${labels === "" ? "" : ` (adversaries: ${labels})`}${dataCheckOn(spec.participation.scoring.dataCheck) ? ", data check on" : ""}`)
     let backend: EngineBackend = flags.backend === "auto" ? "cpu" : flags.backend
     if (flags.backend === "auto") {
       const choice = yield* measureBackends(m, spec.innerOptimizer.batchSize)

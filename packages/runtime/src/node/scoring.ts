@@ -11,6 +11,7 @@ import type { ParticipationSpec } from "@covenant/dsl"
 import { RuntimeError, type RuntimeFailure } from "../errors.ts"
 import type { GauntletParams, GauntletState, GauntletWindow } from "../scoring/gauntlet.ts"
 import { emptyGauntlet, GauntletStateJson, gauntletWeights, isPenalised, observeWindow, scoresOf, selectForEvaluation } from "../scoring/gauntlet.ts"
+import { dataCheckOn } from "../scoring/data-check.ts"
 import type { DataCheckTarget } from "../scoring/data-check.ts"
 import type { Candidate, PeerList } from "../scoring/peer-list.ts"
 import { admits, choosePeerList } from "../scoring/peer-list.ts"
@@ -83,7 +84,7 @@ export const makeGauntletScoring = (p: ParticipationSpec): ScoringShape => {
     scores: Effect.sync(() => scoresOf(state, params)),
     chooseEvaluations: (window, candidates) => Effect.sync(() => selectForEvaluation(state, window, candidates, p.evaluationsPerWindow)),
     chooseDataChecks: (window, candidates) => Effect.sync(() =>
-      p.scoring.dataCheck.randomBatches < 2
+      !dataCheckOn(p.scoring.dataCheck)
         ? []
         : selectForEvaluation(state, window, candidates, p.scoring.dataCheck.peersPerWindow, (r) => r.lastChecked)
           .map((uid) => ({ uid, since: state.peers[String(uid)]?.firstDelivered ?? window }))),

@@ -23,7 +23,7 @@
  * within the last `windows`); one gradient is held at a time.
  */
 import { Effect } from "effect"
-import type { RunSpec } from "@covenant/dsl"
+import type { DataCheckSpec, RunSpec } from "@covenant/dsl"
 import { LlamaModel } from "@covenant/gpu-webgpu"
 import type { Engine } from "@covenant/gpu-webgpu"
 import type { UpdateMessage } from "@covenant/sparseloco"
@@ -31,6 +31,9 @@ import { sampleRule } from "../node/admission.ts"
 import { RuntimeError, type RuntimeFailure, awaitEngine } from "../errors.ts"
 import { denseTensor, RANDOM_DATA_UID } from "./evaluate.ts"
 import type { EvaluateInput } from "./evaluate.ts"
+
+/** The check runs only with a null to compare against: two random batches at least (0 turns it off). */
+export const dataCheckOn = (dc: DataCheckSpec): boolean => dc.randomBatches >= 2
 
 /** A peer to check, and the first window it delivered in (no earlier samples are read for it). */
 export interface DataCheckTarget {
@@ -120,7 +123,7 @@ export const checkData = (input: DataCheckInput): Effect.Effect<ReadonlyArray<{ 
     const dc = spec.participation.scoring.dataCheck
     const messages = new Map(input.uploads.map((u) => [u.uid, u.message]))
     const checked = input.check.filter((t) => messages.has(t.uid))
-    if (dc.randomBatches < 2 || checked.length === 0) return []
+    if (!dataCheckOn(dc) || checked.length === 0) return []
     const assigned = sampleRule(shards, spec, input.start)
     const perWindow = Math.min(spec.participation.scoring.evalSequences, spec.data.sampling.samplesPerWindow)
     // The first samples of each of a peer's last windows (at most `windows`, none before it delivered
